@@ -1,0 +1,108 @@
+//! The limits and timings of one peer, with their defaults.
+
+use std::time::Duration;
+
+/// The limits and timings of a [`Peer`](crate::Peer). Every limit is on by default.
+///
+/// Build one from [`PeerConfig::default`] and the setters, which take and return the config:
+///
+/// ```
+/// use std::time::Duration;
+/// use rpc_core::PeerConfig;
+///
+/// let config = PeerConfig::default()
+///     .max_concurrent_requests(64)
+///     .call_timeout(Some(Duration::from_secs(5)));
+/// assert_eq!(config.max_concurrent_requests, 64);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PeerConfig {
+    /// The largest message, in bytes, received or sent. Default: 4 MiB.
+    ///
+    /// A larger received message closes the connection with 1009; a larger outgoing call fails with
+    /// [`CallError::TooLarge`](crate::CallError::TooLarge), and a larger result is answered with -32003
+    /// Response too large instead. The connection lives on in both cases.
+    pub max_message_size: usize,
+    /// The most entries a received batch may hold. Default: 256.
+    ///
+    /// A longer batch is answered with one -32004 Batch too large error; none of it runs.
+    pub max_batch_len: usize,
+    /// The most received requests whose handlers run at once on this connection. Default: 256.
+    ///
+    /// Past it, the peer stops reading the connection (the other side is slowed down by TCP) until a
+    /// handler finishes. While calls of this side await answers it goes on reading, so that a handler
+    /// calling back its caller cannot deadlock: requests read meanwhile may run on up to
+    /// [`max_pending_calls`](Self::max_pending_calls) extra places (one of them may be the nested call an
+    /// awaiting handler needs), then wait in a queue of this length; reading stops when that is full too.
+    pub max_concurrent_requests: usize,
+    /// The most received notifications waiting for their turn (they are handled one after another, in
+    /// order). Default: 64. When it is full the peer stops reading, as above.
+    pub max_queued_notifications: usize,
+    /// The most calls of this side awaiting an answer at once. Default: 1024.
+    ///
+    /// A further call waits for one to end (within its timeout).
+    pub max_pending_calls: usize,
+    /// The most frames waiting to be written. Default: 256.
+    ///
+    /// A call or notification waits for room (within its timeout); handlers wait before sending their
+    /// result.
+    pub max_queued_frames: usize,
+    /// How long a call waits for room and for its answer, unless the call sets its own. Default: 60 s;
+    /// `None` waits forever.
+    ///
+    /// A call that times out is removed from the pending table and the other side is sent
+    /// `$/cancelRequest` for it.
+    pub call_timeout: Option<Duration>,
+    /// How long a closing connection waits for the other side's close frame. Default: 5 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 4 << 20,
+            max_batch_len: 256,
+            max_concurrent_requests: 256,
+            max_queued_notifications: 64,
+            max_pending_calls: 1024,
+            max_queued_frames: 256,
+            call_timeout: Some(Duration::from_secs(60)),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        impl PeerConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`max_message_size`](PeerConfig::max_message_size).
+    max_message_size: usize,
+    /// Sets [`max_batch_len`](PeerConfig::max_batch_len) (at least 1 is used).
+    max_batch_len: usize,
+    /// Sets [`max_concurrent_requests`](PeerConfig::max_concurrent_requests) (at least 1 is used).
+    max_concurrent_requests: usize,
+    /// Sets [`max_queued_notifications`](PeerConfig::max_queued_notifications) (at least 1 is used).
+    max_queued_notifications: usize,
+    /// Sets [`max_pending_calls`](PeerConfig::max_pending_calls) (at least 1 is used).
+    max_pending_calls: usize,
+    /// Sets [`max_queued_frames`](PeerConfig::max_queued_frames) (at least 1 is used).
+    max_queued_frames: usize,
+    /// Sets [`call_timeout`](PeerConfig::call_timeout).
+    call_timeout: Option<Duration>,
+    /// Sets [`close_timeout`](PeerConfig::close_timeout).
+    close_timeout: Duration,
+}

@@ -1,0 +1,29 @@
+//! The transport-independent core of birpc: JSON-RPC 2.0 messages, the symmetric [`Peer`] with its
+//! [`PeerHandle`], the [`Router`] of exported methods and the per-call [`Context`].
+//!
+//! Nothing here knows of sockets or WebSocket: a peer drives any [`Transport`], a stream and a sink of
+//! frames. Most programs use this crate through the `birpc` facade.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod call_error;
+mod close;
+mod config;
+mod context;
+mod error_object;
+mod id;
+pub mod message;
+mod params;
+mod peer;
+mod router;
+mod transport;
+
+pub use call_error::CallError;
+pub use close::{CloseCode, CloseFrame, CloseReason};
+pub use config::PeerConfig;
+pub use context::Context;
+pub use error_object::{ErrorObject, code};
+pub use id::RawId;
+pub use params::{NoParams, ParamReader, Params};
+pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle};
+pub use router::Router;
+pub use transport::{Inbound, Outbound, Transport, TransportError};

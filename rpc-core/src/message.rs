@@ -1,0 +1,527 @@
+//! JSON-RPC 2.0 messages: incoming frames parsed into borrowed parts, outgoing ones encoded, no IO.
+//!
+//! Parsing never builds a `serde_json::Value`: the id, the params and the result stay slices of the
+//! received frame ([`RawValue`]s), so that params are later decoded straight into a handler's argument
+//! types and ids are echoed back byte for byte.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+use crate::error_object::ErrorObject;
+use crate::id::{IdKind, RawId};
+
+/// The version string every message must carry.
+const VERSION: &str = "2.0";
+
+/// A received frame, parsed.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// One message.
+    Single(Item<'a>),
+    /// A batch: a non-empty array of messages, no longer than the limit given to [`parse`].
+    Batch(Vec<Item<'a>>),
+    /// The frame as a whole is rejected (not JSON, an empty array, a batch over the limit, not an object
+    /// or array): it is answered with this one error, with id `null`.
+    Rejected(ErrorObject),
+}
+
+/// One message of a frame.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A request (it has an id) or a notification (it has none) for this side.
+    Call(Call<'a>),
+    /// An answer to one of this side's requests.
+    Response(Response<'a>),
+    /// Not a valid request: answered with `error`, and with the id when one could be read.
+    Invalid {
+        /// The id of the message, when it was present and of an allowed type.
+        id: Option<&'a RawValue>,
+        /// The error to answer with (-32600 Invalid Request).
+        error: ErrorObject,
+    },
+    /// Something that looked like a response but was malformed. Responses are never answered, so this is
+    /// only reported to the call it names, if any.
+    InvalidResponse {
+        /// The id, when present.
+        id: Option<&'a RawValue>,
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+/// A request or notification, as received.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// The id: `Some` for a request, `None` for a notification.
+    pub id: Option<&'a RawValue>,
+    /// The method name.
+    pub method: Cow<'a, str>,
+    /// The params, an array or an object, if present.
+    pub params: Option<&'a RawValue>,
+}
+
+/// A response, as received.
+#[derive(Debug)]
+pub struct Response<'a> {
+    /// The id of the request it answers.
+    pub id: &'a RawValue,
+    /// The `result` member, or the `error` member decoded.
+    pub outcome: Result<&'a RawValue, ErrorObject>,
+}
+
+/// Parses one frame (a WebSocket message, a line).
+///
+/// `max_batch` is the longest batch accepted; a longer one is [`Parsed::Rejected`] as a whole with
+/// -32004 Batch too large, without its entries being kept in memory.
+pub fn parse(frame: &[u8], max_batch: usize) -> Parsed<'_> {
+    match frame.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => match serde_json::from_slice::<Fields<'_>>(frame) {
+            Ok(fields) => Parsed::Single(fields.classify()),
+            Err(e) => Parsed::Rejected(rejection(&e)),
+        },
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_slice(frame);
+            let batch = de
+                .deserialize_seq(BatchVisitor { max: max_batch })
+                .and_then(|batch| de.end().map(|()| batch));
+            match batch {
+                Err(e) => Parsed::Rejected(rejection(&e)),
+                Ok(Batch::TooLong) => Parsed::Rejected(ErrorObject::batch_too_large(max_batch)),
+                Ok(Batch::Items(items)) if items.is_empty() => {
+                    Parsed::Rejected(ErrorObject::invalid_request().with_detail("empty batch"))
+                }
+                Ok(Batch::Items(items)) => Parsed::Batch(items.into_iter().map(parse_entry).collect()),
+            }
+        }
+        _ => match serde_json::from_slice::<IgnoredAny>(frame) {
+            Ok(_) => {
+                Parsed::Rejected(ErrorObject::invalid_request().with_detail("a message must be an object or an array"))
+            }
+            Err(_) => Parsed::Rejected(ErrorObject::parse_error()),
+        },
+    }
+}
+
+/// The error for a frame that failed to deserialize: broken JSON is a parse error, JSON of the wrong shape
+/// (a duplicate member, say) an invalid request.
+fn rejection(error: &serde_json::Error) -> ErrorObject {
+    match error.classify() {
+        Category::Data => ErrorObject::invalid_request().with_detail(error),
+        Category::Syntax | Category::Eof | Category::Io => ErrorObject::parse_error(),
+    }
+}
+
+/// Parses one entry of a batch.
+fn parse_entry(raw: &RawValue) -> Item<'_> {
+    if !raw.get().starts_with('{') {
+        return Item::Invalid {
+            id: None,
+            error: ErrorObject::invalid_request().with_detail("a batch entry must be an object"),
+        };
+    }
+    match serde_json::from_str::<Fields<'_>>(raw.get()) {
+        Ok(fields) => fields.classify(),
+        Err(e) => Item::Invalid {
+            id: None,
+            error: rejection(&e),
+        },
+    }
+}
+
+/// A batch as read: its entries, or the fact that it was too long.
+enum Batch<'a> {
+    Items(Vec<&'a RawValue>),
+    TooLong,
+}
+
+struct BatchVisitor {
+    max: usize,
+}
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = Batch<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a batch of JSON-RPC messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max).min(64));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max {
+                // Read the rest to tell broken JSON (a parse error) from a long batch, keeping nothing.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(Batch::TooLong);
+            }
+            items.push(item);
+        }
+        Ok(Batch::Items(items))
+    }
+}
+
+/// The members of a message object that matter, each kept raw; others are ignored.
+#[derive(Default)]
+struct Fields<'a> {
+    jsonrpc: Option<&'a RawValue>,
+    method: Option<&'a RawValue>,
+    params: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    result: Option<&'a RawValue>,
+    error: Option<&'a RawValue>,
+}
+
+enum Key {
+    Jsonrpc,
+    Method,
+    Params,
+    Id,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "jsonrpc" => Key::Jsonrpc,
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "id" => Key::Id,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    _ => Key::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC message object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Fields::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    let (slot, name) = match key {
+                        Key::Jsonrpc => (&mut fields.jsonrpc, "jsonrpc"),
+                        Key::Method => (&mut fields.method, "method"),
+                        Key::Params => (&mut fields.params, "params"),
+                        Key::Id => (&mut fields.id, "id"),
+                        Key::Result => (&mut fields.result, "result"),
+                        Key::Error => (&mut fields.error, "error"),
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// Tells what kind of message the members make, and whether it is valid.
+    fn classify(self) -> Item<'a> {
+        let usable_id = self.id.filter(|id| IdKind::of(id) != IdKind::Invalid);
+        let invalid = |detail: &str| Item::Invalid {
+            id: usable_id,
+            error: ErrorObject::invalid_request().with_detail(detail),
+        };
+        if let Some(method) = self.method {
+            if !is_version(self.jsonrpc) {
+                return invalid(r#"the "jsonrpc" member must be "2.0""#);
+            }
+            let Some(method) = raw_str(method) else {
+                return invalid("the method must be a string");
+            };
+            if self.result.is_some() || self.error.is_some() {
+                return invalid("a request cannot carry a result or an error");
+            }
+            if let Some(params) = self.params
+                && !matches!(params.get().as_bytes().first(), Some(b'[' | b'{'))
+            {
+                return invalid("params must be an array or an object");
+            }
+            if self.id.is_some() && usable_id.is_none() {
+                return invalid("the id must be a string, a number or null");
+            }
+            return Item::Call(Call {
+                id: self.id,
+                method,
+                params: self.params,
+            });
+        }
+        if self.result.is_none() && self.error.is_none() {
+            return invalid("a message needs a method, a result or an error");
+        }
+        let bad = |reason| Item::InvalidResponse { id: self.id, reason };
+        let Some(id) = self.id else {
+            return bad("a response without an id");
+        };
+        if !is_version(self.jsonrpc) {
+            return bad(r#"the "jsonrpc" member must be "2.0""#);
+        }
+        let outcome = match (self.result, self.error) {
+            (Some(result), None) => Ok(result),
+            (None, Some(error)) => match serde_json::from_str::<ErrorObject>(error.get()) {
+                Ok(error) => Err(error),
+                Err(_) => return bad("a malformed error object"),
+            },
+            _ => return bad("a response with both a result and an error"),
+        };
+        Item::Response(Response { id, outcome })
+    }
+}
+
+fn is_version(raw: Option<&RawValue>) -> bool {
+    raw.and_then(raw_str).is_some_and(|v| v == VERSION)
+}
+
+/// The string a raw value holds, borrowed when it has no escapes.
+fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    // `Cow<str>` always deserializes owned; a borrowed `&str` works whenever there is no escape.
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned),
+    }
+}
+
+#[derive(Serialize)]
+struct RequestOut<'a, P: ?Sized> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a P>,
+}
+
+#[derive(Serialize)]
+struct ResultOut<'a, R: ?Sized> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    result: &'a R,
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    error: &'a ErrorObject,
+}
+
+/// Encodes a request (with `id`) or a notification (without), with `params` if given.
+///
+/// # Errors
+/// When the params cannot be encoded.
+pub fn encode_call<P: Serialize + ?Sized>(
+    id: Option<u64>,
+    method: &str,
+    params: Option<&P>,
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&RequestOut {
+        jsonrpc: VERSION,
+        id,
+        method,
+        params,
+    })
+}
+
+/// Encodes a successful response.
+///
+/// # Errors
+/// When the result cannot be encoded.
+pub fn encode_result<R: Serialize + ?Sized>(id: &RawId, result: &R) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&ResultOut {
+        jsonrpc: VERSION,
+        id: id.to_raw(),
+        result,
+    })
+}
+
+/// Encodes an error response; `None` for the id writes `null`.
+pub fn encode_error(id: Option<&RawId>, error: &ErrorObject) -> String {
+    let out = ErrorOut {
+        jsonrpc: VERSION,
+        id: id.map_or(RawValue::NULL, RawId::to_raw),
+        error,
+    };
+    // An error object is a number, strings and already-valid JSON: it always encodes.
+    serde_json::to_string(&out).unwrap_or_else(|_| {
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Internal error"}}"#.to_owned()
+    })
+}
+
+/// Joins encoded messages into one batch frame.
+pub fn encode_batch<S: AsRef<str>>(messages: &[S]) -> String {
+    let len = messages.iter().map(|m| m.as_ref().len() + 1).sum::<usize>() + 1;
+    let mut out = String::with_capacity(len);
+    out.push('[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(m.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(text: &str) -> Item<'_> {
+        match parse(text.as_bytes(), 16) {
+            Parsed::Single(item) => item,
+            other => panic!("expected a single message, got {other:?}"),
+        }
+    }
+
+    fn rejected(text: &str) -> ErrorObject {
+        match parse(text.as_bytes(), 4) {
+            Parsed::Rejected(e) => e,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_keeps_its_parts_as_sent() {
+        let Item::Call(call) = single(r#" {"jsonrpc":"2.0","method":"sub\u0074ract","params":[42, 23],"id":1e2}"#)
+        else {
+            panic!("not a call")
+        };
+        assert_eq!(call.method, "subtract");
+        assert_eq!(call.params.unwrap().get(), "[42, 23]");
+        assert_eq!(call.id.unwrap().get(), "1e2");
+    }
+
+    #[test]
+    fn a_null_id_is_a_request_and_a_missing_id_a_notification() {
+        let Item::Call(call) = single(r#"{"jsonrpc":"2.0","method":"m","id":null}"#) else {
+            panic!()
+        };
+        assert_eq!(call.id.unwrap().get(), "null");
+        let Item::Call(call) = single(r#"{"jsonrpc":"2.0","method":"m"}"#) else {
+            panic!()
+        };
+        assert!(call.id.is_none());
+    }
+
+    #[test]
+    fn broken_json_is_a_parse_error_and_wrong_shapes_invalid_requests() {
+        assert_eq!(rejected(r#"{"jsonrpc":"2.0","method":"foobar,"#).code(), -32700);
+        assert_eq!(rejected(r#"{"a":1} x"#).code(), -32700);
+        assert_eq!(rejected("").code(), -32700);
+        assert_eq!(rejected("[]").code(), -32600);
+        assert_eq!(rejected("42").code(), -32600);
+        assert_eq!(
+            rejected(r#"{"id":1,"id":2,"method":"m","jsonrpc":"2.0"}"#).code(),
+            -32600
+        );
+        assert_eq!(rejected("[1,2,3,4,5]").code(), -32004);
+        assert_eq!(rejected("[1,2,3,4,5,").code(), -32700);
+    }
+
+    #[test]
+    fn invalid_requests_keep_their_id_when_it_is_usable() {
+        let Item::Invalid { id, error } = single(r#"{"jsonrpc":"1.0","method":"m","id":"x"}"#) else {
+            panic!()
+        };
+        assert_eq!(id.unwrap().get(), r#""x""#);
+        assert_eq!(error.code(), -32600);
+        let Item::Invalid { id, .. } = single(r#"{"jsonrpc":"2.0","method":"m","id":[1]}"#) else {
+            panic!()
+        };
+        assert!(id.is_none());
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","method":"m","params":"x","id":1}"#),
+            Item::Invalid { .. }
+        ));
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","method":1}"#),
+            Item::Invalid { .. }
+        ));
+    }
+
+    #[test]
+    fn responses_are_told_apart_and_checked() {
+        let Item::Response(r) = single(r#"{"jsonrpc":"2.0","result":[1],"id":3}"#) else {
+            panic!()
+        };
+        assert_eq!(r.outcome.unwrap().get(), "[1]");
+        let Item::Response(r) = single(r#"{"jsonrpc":"2.0","error":{"code":-1,"message":"m","data":{}},"id":3}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(r.outcome.unwrap_err().code(), -1);
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","result":1,"error":{"code":1,"message":""},"id":3}"#),
+            Item::InvalidResponse { .. }
+        ));
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","result":1}"#),
+            Item::InvalidResponse { .. }
+        ));
+    }
+
+    #[test]
+    fn batches_parse_each_entry_alone() {
+        let Parsed::Batch(items) = parse(br#"[1, {"jsonrpc":"2.0","method":"m"}, {"foo":"boo"}]"#, 8) else {
+            panic!()
+        };
+        assert!(matches!(items[0], Item::Invalid { .. }));
+        assert!(matches!(items[1], Item::Call(_)));
+        assert!(matches!(items[2], Item::Invalid { .. }));
+    }
+
+    #[test]
+    fn encodings_are_exact() {
+        let id = RawId::from_checked(bytes::Bytes::from_static(br#""abc""#));
+        assert_eq!(
+            encode_result(&id, &5).unwrap(),
+            r#"{"jsonrpc":"2.0","id":"abc","result":5}"#
+        );
+        assert_eq!(
+            encode_error(None, &ErrorObject::parse_error()),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#
+        );
+        assert_eq!(
+            encode_call(Some(1), "m", Some(&(1, 2))).unwrap(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":[1,2]}"#
+        );
+        assert_eq!(
+            encode_call::<()>(None, "n", None).unwrap(),
+            r#"{"jsonrpc":"2.0","method":"n"}"#
+        );
+        assert_eq!(encode_batch(&["1", "2"]), "[1,2]");
+    }
+}

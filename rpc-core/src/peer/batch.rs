@@ -1,0 +1,199 @@
+//! Batches this side sends: several calls and notifications in one frame.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use super::handle::{CallFuture, PeerHandle};
+use super::pending::Answer;
+use super::shared::{Shared, Withdraw};
+use crate::call_error::CallError;
+use crate::message;
+
+/// A batch being assembled; see [`PeerHandle::batch`].
+///
+/// ```no_run
+/// # async fn f(peer: rpc_core::PeerHandle) -> Result<(), rpc_core::CallError> {
+/// let mut batch = peer.batch();
+/// let sum = batch.call::<i64>("add", (1, 2))?;
+/// let echo = batch.call::<String>("echo", ("hi",))?;
+/// batch.notify("log", ("sent a batch",))?;
+/// batch.send().await?;
+/// assert_eq!(sum.await?, 3);
+/// assert_eq!(echo.await?, "hi");
+/// # Ok(()) }
+/// ```
+#[must_use = "a batch does nothing until it is sent"]
+pub struct Batch<'a> {
+    peer: &'a PeerHandle,
+    entries: Vec<String>,
+    calls: Vec<(u64, oneshot::Sender<Answer>)>,
+    timeout: Option<Option<Duration>>,
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn new(peer: &'a PeerHandle) -> Self {
+        Self {
+            peer,
+            entries: Vec::new(),
+            calls: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    /// Sets the timeout of the sending and of each call's answer, replacing the peer's default.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a call; await the returned [`BatchCall`] after [`send`](Self::send) for its answer.
+    ///
+    /// # Errors
+    /// [`CallError::Encode`] or [`CallError::TooLarge`] for this entry; the batch is unchanged.
+    pub fn call<R>(&mut self, method: &str, params: impl Serialize) -> Result<BatchCall<R>, CallError> {
+        let shared = self.peer.shared();
+        let id = shared.next_id();
+        let frame = shared.encode(Some(id), method, &params)?;
+        let (tx, rx) = oneshot::channel();
+        self.entries.push(frame);
+        self.calls.push((id, tx));
+        Ok(BatchCall {
+            shared: shared.clone(),
+            id,
+            answer: Some(rx),
+            timeout: shared.timeout(self.timeout),
+            running: None,
+        })
+    }
+
+    /// Adds a notification.
+    ///
+    /// # Errors
+    /// [`CallError::Encode`] or [`CallError::TooLarge`] for this entry; the batch is unchanged.
+    pub fn notify(&mut self, method: &str, params: impl Serialize) -> Result<(), CallError> {
+        let frame = self.peer.shared().encode(None, method, &params)?;
+        self.entries.push(frame);
+        Ok(())
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the batch has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sends the batch in one frame. An empty batch sends nothing.
+    ///
+    /// # Errors
+    /// [`CallError::TooLarge`] when the whole frame is over the maximum message size,
+    /// [`CallError::TooManyCalls`] when it holds more calls than may be pending at once,
+    /// [`CallError::Disconnected`], [`CallError::Timeout`]. The calls of a batch that failed to be sent
+    /// resolve with [`CallError::NotSent`] (or the disconnection).
+    pub async fn send(self) -> Result<(), CallError> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let shared = self.peer.shared();
+        let frame = message::encode_batch(&self.entries);
+        let limit = shared.config.max_message_size;
+        if frame.len() > limit {
+            return Err(CallError::TooLarge {
+                size: frame.len(),
+                limit,
+            });
+        }
+        let max_pending = shared.config.max_pending_calls;
+        if self.calls.len() > max_pending {
+            return Err(CallError::TooManyCalls {
+                count: self.calls.len(),
+                limit: max_pending,
+            });
+        }
+        let ids: Vec<u64> = self.calls.iter().map(|(id, _)| *id).collect();
+        let register = async {
+            if !self.calls.is_empty() {
+                let count = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
+                let mut slots = shared.pending.reserve(count).await.map_err(|_| shared.disconnected())?;
+                for (id, tx) in self.calls {
+                    let slot = slots.split(1).ok_or(CallError::NotSent)?;
+                    shared.pending.insert(id, tx, slot).map_err(|_| shared.disconnected())?;
+                }
+            }
+            shared.send(frame).await
+        };
+        let outcome = match shared.timeout(self.timeout) {
+            Some(limit) => tokio::time::timeout(limit, register)
+                .await
+                .unwrap_or(Err(CallError::Timeout(limit))),
+            None => register.await,
+        };
+        if outcome.is_err() {
+            for id in ids {
+                shared.pending.remove(id);
+            }
+        }
+        outcome
+    }
+}
+
+/// One call of a batch; await it, once the batch is sent, for the answer.
+#[must_use = "the answer is only read when this is awaited"]
+pub struct BatchCall<R> {
+    shared: Arc<Shared>,
+    id: u64,
+    answer: Option<oneshot::Receiver<Answer>>,
+    timeout: Option<Duration>,
+    running: Option<CallFuture<R>>,
+}
+
+impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
+    type Output = Result<R, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        if self.running.is_none() {
+            let Some(answer) = self.answer.take() else {
+                return std::task::Poll::Ready(Err(CallError::NotSent));
+            };
+            self.running = Some(Box::pin(wait(self.shared.clone(), self.id, answer, self.timeout)));
+        }
+        match &mut self.running {
+            Some(running) => running.as_mut().poll(cx),
+            None => std::task::Poll::Ready(Err(CallError::NotSent)),
+        }
+    }
+}
+
+/// Waits for the answer to one call of a sent batch.
+async fn wait<R: DeserializeOwned>(
+    shared: Arc<Shared>,
+    id: u64,
+    answer: oneshot::Receiver<Answer>,
+    timeout: Option<Duration>,
+) -> Result<R, CallError> {
+    let mut withdraw = Withdraw::new(&shared, id);
+    // If the entry is in the pending table, the batch was sent.
+    withdraw.sent = true;
+    let answer = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, answer).await {
+            Ok(answer) => answer,
+            Err(_) => return Err(CallError::Timeout(limit)),
+        },
+        None => answer.await,
+    };
+    withdraw.answered = true;
+    if answer.is_err() && shared.close_state.borrow().is_none() {
+        return Err(CallError::NotSent);
+    }
+    let result = shared.resolve(answer)?;
+    serde_json::from_slice(&result).map_err(CallError::Decode)
+}

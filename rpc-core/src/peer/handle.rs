@@ -1,0 +1,192 @@
+//! The cloneable handle through which user code calls the other side.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::batch::Batch;
+use super::shared::Shared;
+use crate::call_error::CallError;
+use crate::close::{CloseCode, CloseFrame, CloseReason};
+
+/// A handle to one connection: call the other side, notify it, close the connection, await its end.
+///
+/// Clones are cheap and all refer to the same connection. Calls from many tasks at once are multiplexed
+/// over it and matched to their answers by id.
+#[derive(Clone)]
+pub struct PeerHandle {
+    shared: Arc<Shared>,
+    /// Present on the handles given to the application that opened a client connection: when the last of
+    /// them is dropped, the connection closes.
+    _owner: Option<Arc<CloseOnDrop>>,
+}
+
+/// Closes the connection when the last owning handle goes.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.request_close(CloseFrame::normal());
+    }
+}
+
+impl PeerHandle {
+    pub(crate) fn new(shared: Arc<Shared>, close_on_drop: bool) -> Self {
+        let owner = close_on_drop.then(|| Arc::new(CloseOnDrop(shared.clone())));
+        Self { shared, _owner: owner }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Calls `method` with `params` and decodes the answer into `R`.
+    ///
+    /// `params` is anything that serializes to an array (a tuple, a `Vec`: by position) or an object (a
+    /// struct, a map: by name); a zero-sized value such as `()` sends no params. The returned [`Call`] is a
+    /// future, optionally given its own timeout first:
+    ///
+    /// ```no_run
+    /// # async fn f(peer: rpc_core::PeerHandle) -> Result<(), rpc_core::CallError> {
+    /// use std::time::Duration;
+    /// let sum: i64 = peer.call("add", (1, 2)).await?;
+    /// let slow: String = peer.call("report", ()).timeout(Some(Duration::from_secs(300))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn call<R>(&self, method: &str, params: impl Serialize) -> Call<R> {
+        let id = self.shared.next_id();
+        Call {
+            state: CallState::Ready {
+                frame: self.shared.encode(Some(id), method, &params),
+                shared: self.shared.clone(),
+                id,
+                timeout: None,
+            },
+        }
+    }
+
+    /// Sends a notification: a call without an answer. Returns once it is queued for sending (waiting for
+    /// room up to the peer's call timeout).
+    ///
+    /// # Errors
+    /// [`CallError::Encode`], [`CallError::TooLarge`], [`CallError::Disconnected`], [`CallError::Timeout`].
+    pub async fn notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), CallError> {
+        let frame = self.shared.encode(None, method, &params)?;
+        match self.shared.timeout(None) {
+            Some(limit) => tokio::time::timeout(limit, self.shared.send(frame))
+                .await
+                .unwrap_or(Err(CallError::Timeout(limit))),
+            None => self.shared.send(frame).await,
+        }
+    }
+
+    /// Starts a batch: several calls and notifications sent in one frame, each call resolved on its own.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+
+    /// Closes the connection normally (1000). Frames already queued are sent first.
+    ///
+    /// Returns at once; await [`closed`](Self::closed) to know when the connection is over.
+    pub fn close(&self) {
+        self.close_with(CloseCode::NORMAL, "");
+    }
+
+    /// Closes the connection with a close code and reason of your choice.
+    pub fn close_with(&self, code: CloseCode, reason: &str) {
+        self.shared.request_close(CloseFrame::new(code, reason));
+    }
+
+    /// Waits until the connection has ended and tells why. Returns at once if it already has.
+    pub async fn closed(&self) -> CloseReason {
+        let mut state = self.shared.close_state.subscribe();
+        match state.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_else(|| self.shared.close_reason()),
+            // The sender lives in `Shared`, which this handle keeps alive.
+            Err(_) => self.shared.close_reason(),
+        }
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.close_state.borrow().is_some()
+    }
+}
+
+impl fmt::Debug for PeerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerHandle")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The boxed future of a call under way.
+pub(crate) type CallFuture<R> = Pin<Box<dyn Future<Output = Result<R, CallError>> + Send>>;
+
+/// A call; await it to send it and get the answer. See [`PeerHandle::call`].
+///
+/// The params are encoded when the call is made; nothing is sent until it is first polled. It owns what
+/// it needs, so it can be moved into a task.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<R> {
+    state: CallState<R>,
+}
+
+enum CallState<R> {
+    Ready {
+        shared: Arc<Shared>,
+        id: u64,
+        frame: Result<String, CallError>,
+        timeout: Option<Option<Duration>>,
+    },
+    Running(CallFuture<R>),
+    Done,
+}
+
+impl<R> Call<R> {
+    /// Sets this call's timeout, replacing the peer's default; `None` waits forever. Has no effect once the
+    /// call has been polled.
+    pub fn timeout(mut self, limit: Option<Duration>) -> Self {
+        if let CallState::Ready { timeout, .. } = &mut self.state {
+            *timeout = Some(limit);
+        }
+        self
+    }
+}
+
+impl<R: DeserializeOwned + 'static> Future for Call<R> {
+    type Output = Result<R, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let state = std::mem::replace(&mut self.state, CallState::Done);
+        self.state = match state {
+            CallState::Ready {
+                shared,
+                id,
+                frame,
+                timeout,
+            } => {
+                let timeout = shared.timeout(timeout);
+                CallState::Running(Box::pin(async move {
+                    let result = shared.call(id, frame?, timeout).await?;
+                    serde_json::from_slice(&result).map_err(CallError::Decode)
+                }))
+            }
+            other => other,
+        };
+        match &mut self.state {
+            CallState::Running(running) => {
+                let outcome = std::task::ready!(running.as_mut().poll(cx));
+                self.state = CallState::Done;
+                std::task::Poll::Ready(outcome)
+            }
+            _ => std::task::Poll::Ready(Err(CallError::NotSent)),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The symmetric peer: one per connection, the same on both sides.
+//!
+//! A [`Peer`] drives one connection: its reader parses what arrives and admits requests to their handlers,
+//! its writer sends what is queued, and notifications are handled one after another. A [`PeerHandle`] is
+//! how the rest of the program calls the other side. "Server" and "client" only say who dialled.
+
+mod batch;
+mod handle;
+mod inbound;
+mod outbound;
+mod pending;
+mod running;
+mod shared;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub use self::batch::{Batch, BatchCall};
+pub use self::handle::{Call, PeerHandle};
+use self::inbound::{Reader, ReaderEnd};
+use self::outbound::WriterEnd;
+use self::shared::Shared;
+use crate::close::{CloseFrame, CloseReason};
+use crate::config::PeerConfig;
+use crate::router::Router;
+use crate::transport::{Outbound, Transport};
+
+/// Sets up a [`Peer`]: its router, its limits, and whether dropping its handles closes it.
+///
+/// ```
+/// use rpc_core::{Peer, PeerConfig, PeerHandle, Router, Transport};
+///
+/// fn serve<T: Transport>(transport: T, router: Router) -> PeerHandle {
+///     Peer::builder()
+///         .router(router)
+///         .config(PeerConfig::default().max_concurrent_requests(32))
+///         .spawn(transport)
+/// }
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until built"]
+pub struct PeerBuilder {
+    router: Router,
+    config: PeerConfig,
+    close_on_drop: bool,
+}
+
+impl PeerBuilder {
+    /// The methods this side exports. Default: none.
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// The limits and timings. Default: [`PeerConfig::default`].
+    pub fn config(mut self, config: PeerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Whether the connection closes (1000) when the last handle returned by
+    /// [`build`](Self::build)/[`spawn`](Self::spawn) (and its clones) is dropped. Default: `false`: the
+    /// connection lives until either side closes it.
+    ///
+    /// Handles given to handlers through their [`Context`](crate::Context) never keep a connection open.
+    pub fn close_on_drop(mut self, close_on_drop: bool) -> Self {
+        self.close_on_drop = close_on_drop;
+        self
+    }
+
+    /// Makes the peer for `transport`; run it with [`Peer::run`].
+    pub fn build<T: Transport>(self, transport: T) -> (Peer<T>, PeerHandle) {
+        let (outbound, queue) = mpsc::channel(self.config.max_queued_frames.max(1));
+        let shared = Arc::new(Shared::new(self.config, outbound));
+        let close_request = shared.close_request.subscribe();
+        let peer = Peer {
+            transport,
+            router: Arc::new(self.router),
+            handle: PeerHandle::new(shared.clone(), false),
+            shared: shared.clone(),
+            queue,
+            close_request,
+        };
+        (peer, PeerHandle::new(shared, self.close_on_drop))
+    }
+
+    /// Makes the peer for `transport` and runs it as a task of the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn<T: Transport>(self, transport: T) -> PeerHandle {
+        let (peer, handle) = self.build(transport);
+        tokio::spawn(peer.run());
+        handle
+    }
+}
+
+/// One end of a connection, exporting a [`Router`] and calling the other side through its [`PeerHandle`]s.
+///
+/// Built with [`Peer::builder`]; [`run`](Self::run) drives it until the connection ends.
+pub struct Peer<T> {
+    transport: T,
+    router: Arc<Router>,
+    shared: Arc<Shared>,
+    /// The handle given to handlers (it does not keep the connection open).
+    handle: PeerHandle,
+    queue: mpsc::Receiver<Outbound>,
+    close_request: watch::Receiver<Option<CloseFrame>>,
+}
+
+impl Peer<()> {
+    /// Starts setting up a peer.
+    pub fn builder() -> PeerBuilder {
+        PeerBuilder::default()
+    }
+}
+
+impl<T: Transport> Peer<T> {
+    /// Drives the connection until it ends, and tells why.
+    ///
+    /// When it returns, every call still pending has failed with
+    /// [`CallError::Disconnected`](crate::CallError::Disconnected) and every handler still running has been
+    /// cancelled.
+    pub async fn run(self) -> CloseReason {
+        let Peer {
+            transport,
+            router,
+            shared,
+            handle,
+            mut queue,
+            close_request,
+        } = self;
+        let config = shared.config.clone();
+        let (sink, mut stream) = transport.split();
+        let (notifications, notification_queue) = mpsc::channel(config.max_queued_notifications.max(1));
+        let mut close_watch = shared.close_request.subscribe();
+
+        let reason = {
+            let reader = Reader::new(shared.clone(), router, handle.clone(), notifications).run(&mut stream);
+            let writer = outbound::write(sink, &mut queue, close_request);
+            let notifications = inbound::run_notifications(notification_queue, handle);
+            tokio::pin!(reader, writer, notifications);
+            let mut reader_done = false;
+            let mut writer_done = false;
+            let mut notifications_done = false;
+            let mut deadline: Option<Instant> = None;
+            let requested = || shared.close_request.borrow().clone();
+            loop {
+                tokio::select! {
+                    end = &mut reader, if !reader_done => {
+                        reader_done = true;
+                        match end {
+                            ReaderEnd::Violation(frame) => {
+                                tracing::debug!(%frame, "closing a connection whose other side broke a rule");
+                                shared.request_close(frame);
+                                if writer_done {
+                                    break CloseReason::Local(requested().unwrap_or_else(CloseFrame::normal));
+                                }
+                            }
+                            end => break ended(end, requested()),
+                        }
+                    }
+                    end = &mut writer, if !writer_done => {
+                        writer_done = true;
+                        match end {
+                            WriterEnd::SentClose(frame) if reader_done => break CloseReason::Local(frame),
+                            // Wait for the other side's close frame.
+                            WriterEnd::SentClose(_) => {}
+                            WriterEnd::Failed(e) => break match requested() {
+                                Some(frame) => CloseReason::Local(frame),
+                                None => CloseReason::Transport(e.to_string().into()),
+                            },
+                        }
+                    }
+                    () = &mut notifications, if !notifications_done => notifications_done = true,
+                    Ok(()) = close_watch.changed(), if deadline.is_none() => {
+                        deadline = Some(Instant::now() + config.close_timeout);
+                    }
+                    () = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                        break CloseReason::Local(requested().unwrap_or_else(CloseFrame::normal));
+                    }
+                }
+            }
+        };
+
+        tracing::debug!(%reason, "connection ended");
+        shared.close_state.send_replace(Some(reason.clone()));
+        shared.pending.close();
+        shared.running.abort_all();
+        queue.close();
+        drop(stream);
+        reason
+    }
+}
+
+/// The reason for a connection whose reader stopped, given the close frame this side asked for, if any.
+fn ended(end: ReaderEnd, requested: Option<CloseFrame>) -> CloseReason {
+    if let Some(frame) = requested {
+        // This side was closing; however the reader stopped, that is why.
+        return CloseReason::Local(frame);
+    }
+    match end {
+        ReaderEnd::Closed(frame) => CloseReason::Remote(frame),
+        ReaderEnd::Eof => CloseReason::Transport("the connection ended without a close frame".into()),
+        ReaderEnd::Failed(e) => CloseReason::Transport(e.to_string().into()),
+        ReaderEnd::Violation(frame) => CloseReason::Local(frame),
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

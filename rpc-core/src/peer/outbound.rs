@@ -1,0 +1,124 @@
+//! The writer: the one place that sends on the connection.
+
+use futures::{Sink, SinkExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::close::CloseFrame;
+use crate::transport::{Outbound, TransportError};
+
+/// The most frames written between two flushes.
+const BURST: usize = 64;
+
+/// How the writer stopped.
+#[derive(Debug)]
+pub(super) enum WriterEnd {
+    /// It sent this close frame, as asked.
+    SentClose(CloseFrame),
+    /// The transport failed.
+    Failed(TransportError),
+}
+
+/// Writes queued frames until asked to close, flushing once per burst of frames that were ready together.
+///
+/// On a close request the frames already queued are sent first, then the close frame.
+pub(super) async fn write<S>(
+    mut sink: S,
+    queue: &mut mpsc::Receiver<Outbound>,
+    mut close_request: watch::Receiver<Option<CloseFrame>>,
+) -> WriterEnd
+where
+    S: Sink<Outbound, Error = TransportError> + Unpin,
+{
+    let mut burst = Vec::with_capacity(BURST);
+    loop {
+        tokio::select! {
+            biased;
+            changed = close_request.changed() => {
+                let frame = close_request.borrow_and_update().clone();
+                match (changed, frame) {
+                    (Ok(()), Some(frame)) => return close(&mut sink, queue, frame).await,
+                    // Nobody can ask any more (the peer is going away); go on with the queue.
+                    (Err(_), _) => return drain_then_idle(&mut sink, queue).await,
+                    (Ok(()), None) => {}
+                }
+            }
+            count = queue.recv_many(&mut burst, BURST) => {
+                if count == 0 {
+                    // Every sender is gone: nothing more will be sent, but the connection stays up until the
+                    // driver ends it.
+                    return futures::future::pending().await;
+                }
+                for frame in burst.drain(..) {
+                    if let Err(e) = sink.feed(frame).await {
+                        return WriterEnd::Failed(e);
+                    }
+                }
+                if let Err(e) = sink.flush().await {
+                    return WriterEnd::Failed(e);
+                }
+            }
+        }
+    }
+}
+
+/// Sends what is queued now, then the close frame.
+async fn close<S>(sink: &mut S, queue: &mut mpsc::Receiver<Outbound>, frame: CloseFrame) -> WriterEnd
+where
+    S: Sink<Outbound, Error = TransportError> + Unpin,
+{
+    for _ in 0..queue.len() {
+        let Ok(queued) = queue.try_recv() else { break };
+        if let Err(e) = sink.feed(queued).await {
+            return WriterEnd::Failed(e);
+        }
+    }
+    match sink.send(Outbound::Close(frame.clone())).await {
+        Ok(()) => WriterEnd::SentClose(frame),
+        Err(e) => WriterEnd::Failed(e),
+    }
+}
+
+/// Keeps writing without watching for close requests.
+async fn drain_then_idle<S>(sink: &mut S, queue: &mut mpsc::Receiver<Outbound>) -> WriterEnd
+where
+    S: Sink<Outbound, Error = TransportError> + Unpin,
+{
+    while let Some(frame) = queue.recv().await {
+        if let Err(e) = sink.send(frame).await {
+            return WriterEnd::Failed(e);
+        }
+    }
+    futures::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use futures::channel::mpsc as fmpsc;
+
+    use super::*;
+    use crate::close::CloseCode;
+
+    fn sink() -> (
+        impl Sink<Outbound, Error = TransportError> + Unpin,
+        fmpsc::Receiver<Outbound>,
+    ) {
+        let (tx, rx) = fmpsc::channel(16);
+        (tx.sink_map_err(|_| TransportError::Closed), rx)
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_before_the_close_frame() {
+        let (sink, mut written) = sink();
+        let (tx, mut rx) = mpsc::channel(8);
+        let (close_tx, close_rx) = watch::channel(None);
+        tx.send(Outbound::Frame("a".into())).await.unwrap();
+        tx.send(Outbound::Frame("b".into())).await.unwrap();
+        close_tx.send_replace(Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
+        let end = write(sink, &mut rx, close_rx).await;
+        assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
+        assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
+        assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));
+        assert!(matches!(written.next().await, Some(Outbound::Close(_))));
+    }
+}

@@ -1,0 +1,174 @@
+//! The state of one connection shared by its handles, its driver and its handler tasks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::pending::{Answer, Pending};
+use super::running::Running;
+use crate::call_error::CallError;
+use crate::close::{CloseFrame, CloseReason};
+use crate::config::PeerConfig;
+use crate::message;
+use crate::transport::Outbound;
+
+/// The method a peer sends to withdraw one of its calls: `{"id": …}`.
+pub(crate) const CANCEL_METHOD: &str = "$/cancelRequest";
+
+pub(crate) struct Shared {
+    pub(crate) config: PeerConfig,
+    next_id: AtomicU64,
+    pub(crate) pending: Pending,
+    pub(crate) running: Running,
+    /// The writer's queue.
+    pub(crate) outbound: mpsc::Sender<Outbound>,
+    /// Set once, when this side asks for the connection to close.
+    pub(crate) close_request: watch::Sender<Option<CloseFrame>>,
+    /// Set once, when the connection has ended.
+    pub(crate) close_state: watch::Sender<Option<CloseReason>>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: PeerConfig, outbound: mpsc::Sender<Outbound>) -> Self {
+        Self {
+            pending: Pending::new(config.max_pending_calls),
+            config,
+            next_id: AtomicU64::new(1),
+            running: Running::default(),
+            outbound,
+            close_request: watch::Sender::new(None),
+            close_state: watch::Sender::new(None),
+        }
+    }
+
+    /// A fresh id for a call of this side.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Why the connection ended; a placeholder while it is still ending.
+    pub(crate) fn close_reason(&self) -> CloseReason {
+        self.close_state
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| CloseReason::Transport("the connection is closing".into()))
+    }
+
+    pub(crate) fn disconnected<E>(&self) -> CallError<E> {
+        CallError::Disconnected(self.close_reason())
+    }
+
+    /// Asks the driver to close the connection with `frame` (the first request wins).
+    pub(crate) fn request_close(&self, frame: CloseFrame) {
+        self.close_request.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(frame);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// The effective timeout of a call: its own, or the peer's default.
+    pub(crate) fn timeout(&self, own: Option<Option<Duration>>) -> Option<Duration> {
+        own.unwrap_or(self.config.call_timeout)
+    }
+
+    /// Encodes a call or notification, refusing one larger than the maximum message size.
+    pub(crate) fn encode<P: Serialize>(&self, id: Option<u64>, method: &str, params: &P) -> Result<String, CallError> {
+        // A zero-sized params type (`()`, a unit struct, `[T; 0]`) holds nothing: the member is left out.
+        let params = (size_of::<P>() != 0).then_some(params);
+        let frame = message::encode_call(id, method, params).map_err(CallError::Encode)?;
+        let limit = self.config.max_message_size;
+        if frame.len() > limit {
+            return Err(CallError::TooLarge {
+                size: frame.len(),
+                limit,
+            });
+        }
+        Ok(frame)
+    }
+
+    /// Queues a frame, waiting for room.
+    pub(crate) async fn send(&self, frame: String) -> Result<(), CallError> {
+        self.outbound
+            .send(Outbound::Frame(frame))
+            .await
+            .map_err(|_| self.disconnected())
+    }
+
+    /// Tells the other side this side no longer wants the answer to call `id`. Best effort: when the queue
+    /// is full the notice is skipped, and the late answer is discarded on arrival all the same.
+    pub(crate) fn send_cancel(&self, id: u64) {
+        #[derive(Serialize)]
+        struct CancelParams {
+            id: u64,
+        }
+        if let Ok(frame) = message::encode_call(None, CANCEL_METHOD, Some(&CancelParams { id })) {
+            let _ = self.outbound.try_send(Outbound::Frame(frame));
+        }
+    }
+
+    /// Sends the encoded call `frame` with id `id` and waits for its answer.
+    pub(crate) async fn call(&self, id: u64, frame: String, timeout: Option<Duration>) -> Result<Bytes, CallError> {
+        let exchange = async {
+            let slot = self.pending.reserve(1).await.map_err(|_| self.disconnected())?;
+            let (tx, rx) = oneshot::channel();
+            self.pending.insert(id, tx, slot).map_err(|_| self.disconnected())?;
+            let mut guard = Withdraw::new(self, id);
+            self.send(frame).await?;
+            guard.sent = true;
+            let answer = rx.await;
+            guard.answered = true;
+            self.resolve(answer)
+        };
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .unwrap_or(Err(CallError::Timeout(limit))),
+            None => exchange.await,
+        }
+    }
+
+    /// Turns what arrived for a call into its outcome.
+    pub(crate) fn resolve(&self, answer: Result<Answer, oneshot::error::RecvError>) -> Result<Bytes, CallError> {
+        match answer {
+            Ok(Answer::Result(result)) => Ok(result),
+            Ok(Answer::Error(error)) => Err(CallError::from_error_object(error)),
+            Ok(Answer::Invalid(reason)) => Err(CallError::InvalidResponse(reason)),
+            Err(_) => Err(self.disconnected()),
+        }
+    }
+}
+
+/// Withdraws a call that is given up before its answer came (its future dropped, its timeout passed):
+/// the entry leaves the pending table, and if the call was sent the other side is told.
+pub(crate) struct Withdraw<'a> {
+    shared: &'a Shared,
+    id: u64,
+    pub(crate) sent: bool,
+    pub(crate) answered: bool,
+}
+
+impl<'a> Withdraw<'a> {
+    pub(crate) fn new(shared: &'a Shared, id: u64) -> Self {
+        Self {
+            shared,
+            id,
+            sent: false,
+            answered: false,
+        }
+    }
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        if !self.answered && self.shared.pending.remove(self.id) && self.sent {
+            self.shared.send_cancel(self.id);
+        }
+    }
+}

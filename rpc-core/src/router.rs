@@ -1,0 +1,192 @@
+//! The method table: the handlers one side exports, by name.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::Context;
+use crate::error_object::ErrorObject;
+use crate::id::RawId;
+use crate::message;
+use crate::params::Params;
+
+/// The future a handler returns once erased: the encoded response frame, or `None` for a notification.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A handler with its types erased. It decodes the params, runs, and encodes its own answer, so that the
+/// result goes straight from the handler's type into the outgoing frame.
+pub(crate) trait ErasedHandler: Send + Sync + 'static {
+    /// Starts the handler. `id` is `None` for a notification, whose outcome is only logged.
+    fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture;
+}
+
+/// A handler as registered: a shared, type-erased function.
+pub(crate) type Method = Arc<dyn ErasedHandler>;
+
+/// The methods one side exports, by name. The same type serves a server and a client.
+///
+/// A handler takes the per-call [`Context`] and its params, and returns a `Result` whose error converts
+/// into an [`ErrorObject`]:
+///
+/// ```
+/// use rpc_core::{Context, ErrorObject, Router};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Subtract {
+///     minuend: i64,
+///     subtrahend: i64,
+/// }
+///
+/// let router = Router::new()
+///     // A tuple takes params by position: [1, 2].
+///     .method("add", |_ctx: Context, (a, b): (i64, i64)| async move { Ok::<_, ErrorObject>(a + b) })
+///     // A struct takes them by position or by name: [42, 23] or {"minuend": 42, "subtrahend": 23}.
+///     .method("subtract", |_ctx: Context, p: Subtract| async move {
+///         Ok::<_, ErrorObject>(p.minuend - p.subtrahend)
+///     });
+/// assert!(router.contains("add"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Router {
+    methods: FxHashMap<Arc<str>, Method>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Exports `name`, decoding its params into `P` with [`Params::parse`].
+    ///
+    /// # Panics
+    /// When `name` is already exported: two handlers for one name is a mistake in the program, found at
+    /// start-up.
+    #[must_use]
+    pub fn method<P, R, E, F, Fut>(self, name: &str, handler: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + 'static,
+        E: Into<ErrorObject> + 'static,
+        F: Fn(Context, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        self.method_raw(name, move |ctx, params: Params| {
+            let decoded = params.parse::<P>();
+            let running = decoded.map(|p| handler(ctx, p));
+            async move {
+                match running {
+                    Ok(fut) => fut.await.map_err(Into::into),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+    }
+
+    /// Exports `name` with a handler that reads its [`Params`] itself (with [`Params::reader`], say).
+    ///
+    /// # Panics
+    /// When `name` is already exported.
+    #[must_use]
+    pub fn method_raw<R, F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        R: Serialize + 'static,
+        F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
+    {
+        self.insert(name, Arc::new(Typed(handler)));
+        self
+    }
+
+    /// Exports every method of `other` as well.
+    ///
+    /// # Panics
+    /// When both export a method of the same name.
+    #[must_use]
+    pub fn merge(mut self, other: Router) -> Self {
+        for (name, method) in other.methods {
+            self.insert(&name, method);
+        }
+        self
+    }
+
+    /// Exports `alias` as another name for the already exported `name`.
+    ///
+    /// # Panics
+    /// When `name` is not exported or `alias` already is.
+    #[must_use]
+    #[expect(
+        clippy::panic,
+        reason = "a misspelt name is a mistake in the program, reported at start-up"
+    )]
+    pub fn alias(mut self, alias: &str, name: &str) -> Self {
+        let Some(method) = self.methods.get(name).cloned() else {
+            panic!("cannot alias `{alias}` to `{name}`: no method `{name}` is exported");
+        };
+        self.insert(alias, method);
+        self
+    }
+
+    fn insert(&mut self, name: &str, method: Method) {
+        let previous = self.methods.insert(Arc::from(name), method);
+        assert!(previous.is_none(), "the method `{name}` is exported twice");
+    }
+
+    /// Whether `name` is exported.
+    pub fn contains(&self, name: &str) -> bool {
+        self.methods.contains_key(name)
+    }
+
+    /// The exported names, in no particular order.
+    pub fn method_names(&self) -> impl Iterator<Item = &str> {
+        self.methods.keys().map(|name| &**name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Method> {
+        self.methods.get(name)
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.method_names().collect();
+        names.sort_unstable();
+        f.debug_struct("Router").field("methods", &names).finish()
+    }
+}
+
+/// A typed handler function behind [`ErasedHandler`].
+struct Typed<F>(F);
+
+impl<R, F, Fut> ErasedHandler for Typed<F>
+where
+    R: Serialize + 'static,
+    F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
+{
+    fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
+        let fut = (self.0)(ctx, params);
+        Box::pin(async move {
+            let outcome = fut.await;
+            let Some(id) = id else {
+                if let Err(error) = outcome {
+                    tracing::debug!(%error, "a notification handler failed");
+                }
+                return None;
+            };
+            Some(match outcome {
+                Ok(result) => message::encode_result(&id, &result).unwrap_or_else(|error| {
+                    tracing::warn!(%error, "a result could not be encoded");
+                    message::encode_error(Some(&id), &ErrorObject::internal_error().with_detail(error))
+                }),
+                Err(error) => message::encode_error(Some(&id), &error),
+            })
+        })
+    }
+}

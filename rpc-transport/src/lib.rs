@@ -1,0 +1,6 @@
+//! Transports for birpc: WebSocket (client and server, on tokio-tungstenite and hyper) and an in-memory
+//! pair. Transports only move frames; the JSON-RPC peer lives in `birpc-core`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod memory;
+pub mod ws;

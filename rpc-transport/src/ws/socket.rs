@@ -1,0 +1,154 @@
+//! A tokio-tungstenite WebSocket as a birpc [`Transport`].
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::stream::{SplitSink, SplitStream};
+use futures::{Sink, Stream, StreamExt};
+use rpc_core::{CloseCode, CloseFrame, Inbound, Outbound, Transport, TransportError};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WsCloseFrame, Message};
+
+/// The longest close reason a WebSocket close frame can carry, in bytes.
+const MAX_REASON: usize = 123;
+
+/// A WebSocket connection (either role) ready to be driven by a [`Peer`](rpc_core::Peer).
+///
+/// Text and binary messages are both received as frames; frames are sent as text. Pings are answered by
+/// tungstenite while reading.
+#[derive(Debug)]
+pub struct WsTransport<S> {
+    socket: WebSocketStream<S>,
+}
+
+impl<S> WsTransport<S> {
+    /// Wraps an open WebSocket.
+    pub fn new(socket: WebSocketStream<S>) -> Self {
+        Self { socket }
+    }
+}
+
+impl<S> Transport for WsTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Sink = WsSink<S>;
+    type Stream = WsStream<S>;
+
+    fn split(self) -> (WsSink<S>, WsStream<S>) {
+        let (sink, stream) = self.socket.split();
+        (WsSink { sink }, WsStream { stream })
+    }
+}
+
+/// The sending half of a [`WsTransport`].
+#[derive(Debug)]
+pub struct WsSink<S> {
+    sink: SplitSink<WebSocketStream<S>, Message>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsSink<S> {
+    type Error = TransportError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.sink).poll_ready(cx).map_err(transport_error)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), TransportError> {
+        let message = match item {
+            Outbound::Frame(text) => Message::text(text),
+            Outbound::Ping(payload) => Message::Ping(payload),
+            Outbound::Close(frame) => Message::Close(Some(WsCloseFrame {
+                code: WsCloseCode::from(frame.code.0),
+                reason: truncate(&frame.reason).to_owned().into(),
+            })),
+            _ => return Err(TransportError::Protocol("unsupported outbound message".into())),
+        };
+        Pin::new(&mut self.sink).start_send(message).map_err(transport_error)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.sink).poll_flush(cx).map_err(transport_error)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.sink).poll_close(cx).map_err(transport_error)
+    }
+}
+
+/// The receiving half of a [`WsTransport`].
+#[derive(Debug)]
+pub struct WsStream<S> {
+    stream: SplitStream<WebSocketStream<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsStream<S> {
+    type Item = Result<Inbound, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let inbound = match futures::ready!(self.stream.poll_next_unpin(cx)) {
+                // The connection ended; without a close frame the peer reports it as such.
+                None
+                | Some(Err(
+                    WsError::ConnectionClosed
+                    | WsError::AlreadyClosed
+                    | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+                )) => return Poll::Ready(None),
+                Some(Err(e)) => Err(transport_error(e)),
+                Some(Ok(Message::Text(text))) => Ok(Inbound::Frame(text.into())),
+                Some(Ok(Message::Binary(bytes))) => Ok(Inbound::Frame(bytes)),
+                Some(Ok(Message::Pong(payload))) => Ok(Inbound::Pong(payload)),
+                Some(Ok(Message::Close(frame))) => Ok(Inbound::Close(match frame {
+                    Some(frame) => CloseFrame::new(CloseCode(frame.code.into()), frame.reason.as_str()),
+                    None => CloseFrame::new(CloseCode::NO_STATUS, ""),
+                })),
+                // Pings are answered by tungstenite; raw frames are not produced while reading.
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => continue,
+            };
+            return Poll::Ready(Some(inbound));
+        }
+    }
+}
+
+/// The transport error for a tungstenite error.
+pub(crate) fn transport_error(error: WsError) -> TransportError {
+    match error {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Closed,
+        WsError::Io(e) => TransportError::Io(e),
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            TransportError::TooLarge { size, limit: max_size }
+        }
+        WsError::Utf8(_) => TransportError::InvalidUtf8,
+        other => TransportError::Protocol(other.to_string()),
+    }
+}
+
+/// `reason` cut to what a close frame can carry, at a character boundary.
+fn truncate(reason: &str) -> &str {
+    if reason.len() <= MAX_REASON {
+        return reason;
+    }
+    let mut end = MAX_REASON;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("short"), "short");
+        let long = "é".repeat(100);
+        let cut = truncate(&long);
+        assert!(cut.len() <= MAX_REASON);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}

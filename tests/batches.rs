@@ -1,0 +1,135 @@
+//! Batches sent by a peer: one frame out, each call resolved on its own, in both directions.
+
+mod common;
+
+use birpc::prelude::*;
+use birpc::{CallError, ServerHandle};
+use common::within;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+fn arithmetic(notes: mpsc::Sender<String>) -> Router {
+    Router::new()
+        .method("add", |_: Context, (a, b): (i64, i64)| async move {
+            Ok::<_, ErrorObject>(a + b)
+        })
+        .method(
+            "echo",
+            |_: Context, (s,): (String,)| async move { Ok::<_, ErrorObject>(s) },
+        )
+        .method("note", move |_: Context, (s,): (String,)| {
+            let notes = notes.clone();
+            async move { notes.send(s).await.map_err(|_| ErrorObject::internal_error()) }
+        })
+}
+
+async fn server(notes: mpsc::Sender<String>) -> ServerHandle {
+    Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        arithmetic(notes.clone()).method("batch_back", |ctx: Context, _: NoParams| async move {
+            // The server sends a batch to the client that called.
+            let mut batch = ctx.peer().batch();
+            let sum = batch
+                .call::<i64>("add", (20, 22))
+                .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
+            let echo = batch
+                .call::<String>("echo", ("back",))
+                .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
+            batch
+                .send()
+                .await
+                .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
+            let (sum, echo) =
+                futures::try_join!(sum, echo).map_err(|e| ErrorObject::internal_error().with_detail(e))?;
+            Ok::<_, ErrorObject>(format!("{sum} {echo}"))
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_batch_resolves_each_call_and_runs_its_notifications() {
+    let (notes_tx, mut notes) = mpsc::channel(4);
+    let server = server(notes_tx).await;
+    let peer = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+
+    let mut batch = peer.batch();
+    let sum = batch.call::<i64>("add", (1, 2)).unwrap();
+    let echo = batch.call::<String>("echo", ("hi",)).unwrap();
+    let missing = batch.call::<()>("missing", ()).unwrap();
+    batch.notify("note", ("from a batch",)).unwrap();
+    assert_eq!(batch.len(), 4);
+    batch.send().await.unwrap();
+
+    assert_eq!(within("sum", sum).await.unwrap(), 3);
+    assert_eq!(within("echo", echo).await.unwrap(), "hi");
+    assert!(matches!(
+        within("missing", missing).await,
+        Err(CallError::MethodNotFound(_))
+    ));
+    assert_eq!(within("the note", notes.recv()).await.unwrap(), "from a batch");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_server_sends_batches_to_its_client_too() {
+    let (notes_tx, _notes) = mpsc::channel(4);
+    let server = server(notes_tx.clone()).await;
+    let peer = Client::builder()
+        .router(arithmetic(notes_tx))
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    assert_eq!(peer.call::<String>("batch_back", ()).await.unwrap(), "42 back");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unsent_batch_resolves_its_calls_as_not_sent() {
+    let (notes_tx, _notes) = mpsc::channel(4);
+    let server = server(notes_tx).await;
+    let peer = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let mut batch = peer.batch();
+    let sum = batch.call::<i64>("add", (1, 2)).unwrap();
+    drop(batch);
+    assert!(matches!(sum.await, Err(CallError::NotSent)));
+    server.shutdown().await;
+}
+
+/// On the wire, a batch is one message: a JSON array of the requests and notifications.
+#[tokio::test]
+async fn a_batch_is_one_frame() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let raw_server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            panic!("no batch")
+        };
+        let batch: Vec<Value> = serde_json::from_str(&text).unwrap();
+        let answers: Vec<Value> = batch
+            .iter()
+            .filter(|m| m.get("id").is_some())
+            .map(|m| serde_json::json!({"jsonrpc": "2.0", "id": m["id"], "result": m["method"]}))
+            .collect();
+        ws.send(Message::text(serde_json::to_string(&answers).unwrap()))
+            .await
+            .unwrap();
+        batch
+    });
+    let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    let mut batch = peer.batch();
+    let a = batch.call::<String>("first", (1,)).unwrap();
+    batch.notify("second", ()).unwrap();
+    let c = batch.call::<String>("third", serde_json::json!({"k": true})).unwrap();
+    batch.send().await.unwrap();
+    assert_eq!(within("a", a).await.unwrap(), "first");
+    assert_eq!(within("c", c).await.unwrap(), "third");
+
+    let sent = within("the raw server", raw_server).await.unwrap();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0]["params"], serde_json::json!([1]));
+    assert!(sent[1].get("id").is_none() && sent[1].get("params").is_none());
+    assert_eq!(sent[2]["params"], serde_json::json!({"k": true}));
+}

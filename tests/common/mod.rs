@@ -1,0 +1,153 @@
+//! Helpers shared by the integration tests: a raw WebSocket client that speaks JSON text, a TCP proxy that
+//! can cut a connection, and a way to run the examples.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an event before failing (never a sleep standing in for the event).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// A WebSocket client that sends and receives raw text, to see exactly what a peer puts on the wire.
+pub struct RawClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+            .await
+            .expect("connect");
+        Self { ws }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws.send(Message::binary(bytes.to_vec())).await.expect("send");
+    }
+
+    /// The next text or binary message, as text.
+    pub async fn recv(&mut self) -> String {
+        loop {
+            let message = within("a message", self.ws.next())
+                .await
+                .expect("the connection ended")
+                .expect("read");
+            match message {
+                Message::Text(text) => return text.to_string(),
+                Message::Binary(bytes) => return String::from_utf8(bytes.to_vec()).expect("UTF-8"),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+            }
+        }
+    }
+
+    pub async fn recv_json(&mut self) -> Value {
+        let text = self.recv().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// Sends `request` and returns the answer.
+    pub async fn ask(&mut self, request: &str) -> Value {
+        self.send(request).await;
+        self.recv_json().await
+    }
+
+    /// Sends `request` and returns the answer's exact text.
+    pub async fn ask_raw(&mut self, request: &str) -> String {
+        self.send(request).await;
+        self.recv().await
+    }
+
+    /// Proves that nothing was answered to what was sent before: a probe request sent now must be the
+    /// next thing to come back, since the peer reads in order and answers what it can at once in order.
+    pub async fn expect_no_answer(&mut self) {
+        let answer = self
+            .ask(r#"{"jsonrpc":"2.0","method":"probe.absent","id":"probe"}"#)
+            .await;
+        assert_eq!(
+            answer["id"], "probe",
+            "something was answered before the probe: {answer}"
+        );
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match within("the close frame", self.ws.next()).await {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(Message::Close(None))) => return 1005,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("the connection failed before closing: {e}"),
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+/// A TCP proxy between a client and a server that the test can cut abruptly (no close frame, no FIN
+/// handshake beyond what dropping the sockets gives).
+pub struct Proxy {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Forwards one connection accepted on a fresh port to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let (mut inbound, _) = listener.accept().await.expect("accept");
+            let mut outbound = TcpStream::connect(upstream).await.expect("connect upstream");
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+        Self { addr, task }
+    }
+
+    /// Cuts the connection: both sockets are dropped.
+    pub fn cut(&self) {
+        self.task.abort();
+    }
+}
+
+/// The path of a compiled example, building it if `cargo test` did not.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let path = profile_dir.join("examples").join(name);
+    if path.exists() {
+        return path;
+    }
+    // Not built alongside the tests: build it in a target directory of its own, so as not to wait on the
+    // lock of the one the tests run from.
+    let own_target = profile_dir.join("example-builds");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--example", name, "--target-dir"])
+        .arg(&own_target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the example {name} failed");
+    own_target.join("debug").join("examples").join(name)
+}

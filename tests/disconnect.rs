@@ -1,0 +1,167 @@
+//! The end of a connection: every pending call on both sides resolves with a disconnect error, running
+//! handlers are cancelled, and each side learns why.
+
+mod common;
+
+use std::sync::Arc;
+
+use birpc::prelude::*;
+use birpc::{CloseCode, CloseReason};
+use common::{Proxy, within};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Sets a flag when dropped: shows a handler was cancelled rather than left running.
+struct OnDrop(Option<mpsc::Sender<()>>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.try_send(());
+        }
+    }
+}
+
+/// `hang()`: reports its arrival, then never answers; reports when it is cancelled.
+fn hanging(arrived: Arc<Semaphore>, cancelled: mpsc::Sender<()>) -> Router {
+    Router::new().method("hang", move |_: Context, _: NoParams| {
+        let (arrived, guard) = (arrived.clone(), OnDrop(Some(cancelled.clone())));
+        async move {
+            let _guard = guard;
+            arrived.add_permits(1);
+            futures::future::pending::<Result<(), ErrorObject>>().await
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_fails_every_pending_call_on_both_sides() {
+    const N: u32 = 50;
+    let server_arrived = Arc::new(Semaphore::new(0));
+    let client_arrived = Arc::new(Semaphore::new(0));
+    let (server_cancelled_tx, mut server_cancelled) = mpsc::channel(N as usize);
+    let (client_cancelled_tx, mut client_cancelled) = mpsc::channel(N as usize);
+    let (server_results_tx, mut server_results) = mpsc::channel::<Result<(), CallError>>(N as usize);
+
+    let arrived = server_arrived.clone();
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        let results = server_results_tx.clone();
+        hanging(arrived.clone(), server_cancelled_tx.clone()).method("provoke", move |ctx: Context, (n,): (u32,)| {
+            // The server calls the client's `hang` n times, from tasks of its own.
+            for _ in 0..n {
+                let (call, results) = (ctx.peer().call::<()>("hang", ()), results.clone());
+                tokio::spawn(async move {
+                    let _ = results.send(call.await).await;
+                });
+            }
+            async { Ok::<_, ErrorObject>(()) }
+        })
+    });
+    let proxy = Proxy::start(server.local_addr()).await;
+    let client = Client::builder()
+        .router(hanging(client_arrived.clone(), client_cancelled_tx))
+        .connect(&format!("ws://{}", proxy.addr))
+        .await
+        .unwrap();
+
+    client.call::<()>("provoke", (N,)).await.unwrap();
+    let pending: Vec<_> = (0..N).map(|_| tokio::spawn(client.call::<()>("hang", ()))).collect();
+    // Both sides have N handlers waiting: N calls pending each way.
+    within("server handlers", server_arrived.acquire_many(N))
+        .await
+        .unwrap()
+        .forget();
+    within("client handlers", client_arrived.acquire_many(N))
+        .await
+        .unwrap()
+        .forget();
+
+    proxy.cut();
+
+    for call in pending {
+        let outcome = within("a client call to fail", call).await.unwrap();
+        assert!(matches!(outcome, Err(CallError::Disconnected(_))), "{outcome:?}");
+    }
+    for _ in 0..N {
+        let outcome = within("a server call to fail", server_results.recv()).await.unwrap();
+        assert!(matches!(outcome, Err(CallError::Disconnected(_))), "{outcome:?}");
+    }
+    // The handlers left waiting on each side were cancelled.
+    for _ in 0..N {
+        within("a server handler to be cancelled", server_cancelled.recv())
+            .await
+            .unwrap();
+        within("a client handler to be cancelled", client_cancelled.recv())
+            .await
+            .unwrap();
+    }
+    let reason = client.closed().await;
+    assert!(matches!(reason, CloseReason::Transport(_)), "{reason:?}");
+    // A call after the end fails at once.
+    assert!(matches!(
+        client.call::<()>("hang", ()).await,
+        Err(CallError::Disconnected(_))
+    ));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn closing_fails_pending_calls_and_both_sides_learn_the_reason() {
+    let (reasons_tx, mut reasons) = mpsc::channel(1);
+    let arrived = Arc::new(Semaphore::new(0));
+    let (cancelled_tx, _cancelled) = mpsc::channel(1);
+    let hang_arrived = arrived.clone();
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        let reasons = reasons_tx.clone();
+        hanging(hang_arrived.clone(), cancelled_tx.clone()).method("watch", move |ctx: Context, _: NoParams| {
+            let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
+            tokio::spawn(async move { reasons.send(peer.closed().await).await });
+            async { Ok::<_, ErrorObject>(()) }
+        })
+    });
+    let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    client.call::<()>("watch", ()).await.unwrap();
+    let hang = tokio::spawn(client.call::<()>("hang", ()));
+    within("the hanging handler", arrived.acquire()).await.unwrap().forget();
+
+    client.close_with(CloseCode(4000), "done here");
+    let outcome = within("the pending call", hang).await.unwrap();
+    let Err(CallError::Disconnected(CloseReason::Local(frame))) = outcome else {
+        panic!("expected a local close, got {outcome:?}")
+    };
+    assert_eq!((frame.code, &*frame.reason), (CloseCode(4000), "done here"));
+    let server_side = within("the server's close reason", reasons.recv()).await.unwrap();
+    assert_eq!(server_side, CloseReason::Remote(frame));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_shutdown_closes_clients_with_going_away() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(|_| Router::new());
+    let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    within("the shutdown", server.shutdown()).await;
+    let reason = within("the close", client.closed()).await;
+    assert_eq!(reason.code(), CloseCode::GOING_AWAY, "{reason}");
+    assert!(matches!(reason, CloseReason::Remote(_)));
+}
+
+#[tokio::test]
+async fn dropping_the_last_client_handle_closes_the_connection() {
+    let (reasons_tx, mut reasons) = mpsc::channel(1);
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        let reasons = reasons_tx.clone();
+        Router::new().method("watch", move |ctx: Context, _: NoParams| {
+            let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
+            tokio::spawn(async move { reasons.send(peer.closed().await).await });
+            async { Ok::<_, ErrorObject>(()) }
+        })
+    });
+    let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let clone = client.clone();
+    client.call::<()>("watch", ()).await.unwrap();
+    drop(client);
+    assert!(!clone.is_closed());
+    drop(clone);
+    let reason = within("the server to see the close", reasons.recv()).await.unwrap();
+    assert_eq!(reason.code(), CloseCode::NORMAL, "{reason}");
+    server.shutdown().await;
+}

@@ -1,0 +1,171 @@
+//! The examples run, and do what they say: the interoperability server is driven over a real socket, the
+//! quickstart prints its conversation.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use birpc::prelude::*;
+use common::{RawClient, example, within};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Starts the interoperability server and returns it with the address from its first line.
+async fn interop_server() -> (Child, SocketAddr) {
+    let mut child = Command::new(example("interop_server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start interop_server");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = within("the first line", BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("listening on ws://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let addr: SocketAddr = url.parse().unwrap();
+    assert_ne!(addr.port(), 0, "the real port is printed");
+    (child, addr)
+}
+
+#[derive(Deserialize)]
+struct Shout {
+    text: String,
+}
+
+/// The methods the test client exports, for `ask_client` and `notify_client` to call.
+fn client_methods(notes: mpsc::Sender<Value>) -> Router {
+    Router::new()
+        .method("shout", |_: Context, p: Shout| async move {
+            Ok::<_, ErrorObject>(p.text.to_uppercase())
+        })
+        .method("refuse", |_: Context, _: NoParams| async {
+            Err::<(), _>(
+                ErrorObject::new(-7, "refused")
+                    .with_data(&json!({"reason": "testing"}))
+                    .unwrap(),
+            )
+        })
+        .method("note", move |_: Context, p: Value| {
+            let notes = notes.clone();
+            async move { notes.send(p).await.map_err(|_| ErrorObject::internal_error()) }
+        })
+}
+
+#[tokio::test]
+async fn the_interop_server_serves_every_method_by_position_and_by_name() {
+    let (_child, addr) = interop_server().await;
+    let (notes_tx, mut notes) = mpsc::channel(4);
+    let peer = Client::builder()
+        .router(client_methods(notes_tx))
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+
+    assert_eq!(peer.call::<i64>("subtract", (42, 23)).await.unwrap(), 19);
+    assert_eq!(
+        peer.call::<i64>("subtract", json!({"subtrahend": 23, "minuend": 42}))
+            .await
+            .unwrap(),
+        19
+    );
+    assert_eq!(peer.call::<i64>("sum", (1, 2, 4)).await.unwrap(), 7);
+    assert_eq!(
+        peer.call::<i64>("sum", json!({"c": 4, "b": 2, "a": 1})).await.unwrap(),
+        7
+    );
+    assert_eq!(peer.call::<Value>("get_data", ()).await.unwrap(), json!(["hello", 5]));
+    assert_eq!(
+        peer.call::<Value>("get_data", json!([])).await.unwrap(),
+        json!(["hello", 5])
+    );
+    let value = json!({"nested": [1, 2.5, null, true, "é"], "n": -3});
+    assert_eq!(peer.call::<Value>("echo", (&value,)).await.unwrap(), value);
+    assert_eq!(
+        peer.call::<Value>("echo", json!({"value": value})).await.unwrap(),
+        value
+    );
+    assert_eq!(peer.call::<u64>("sleep", (30,)).await.unwrap(), 30);
+    assert_eq!(peer.call::<u64>("sleep", json!({"ms": 1})).await.unwrap(), 1);
+
+    // The server calls the client back and returns its answer...
+    let shouted: String = peer.call("ask_client", ("shout", json!({"text": "hi"}))).await.unwrap();
+    assert_eq!(shouted, "HI");
+    let shouted: String = peer
+        .call("ask_client", json!({"method": "shout", "params": ["hey"]}))
+        .await
+        .unwrap();
+    assert_eq!(shouted, "HEY");
+    // ...or the client's error, unchanged.
+    let Err(CallError::Remote(error)) = peer.call::<Value>("ask_client", ("refuse", ())).await else {
+        panic!("the client's error was not passed on")
+    };
+    assert_eq!((error.code(), error.message()), (-7, "refused"));
+    assert_eq!(
+        error.parse_data::<Value>().unwrap().unwrap(),
+        json!({"reason": "testing"})
+    );
+    let Err(CallError::MethodNotFound(_)) = peer.call::<Value>("ask_client", ("absent", [1])).await else {
+        panic!("the client's method-not-found was not passed on")
+    };
+
+    // notify_client sends the notification and answers null.
+    let answer: Value = peer.call("notify_client", ("note", json!({"x": 1}))).await.unwrap();
+    assert_eq!(answer, Value::Null);
+    assert_eq!(within("the notification", notes.recv()).await.unwrap(), json!({"x": 1}));
+}
+
+#[tokio::test]
+async fn the_interop_server_echoes_values_exactly() {
+    let (_child, addr) = interop_server().await;
+    let mut raw = RawClient::connect(addr).await;
+    let value = r#"{"b":[1,2.50,"x"],"a":1e3}"#;
+    let answer = raw
+        .ask_raw(&format!(
+            r#"{{"jsonrpc":"2.0","method":"echo","params":[{value}],"id":1}}"#
+        ))
+        .await;
+    #[derive(Deserialize)]
+    struct Answer {
+        result: Box<RawValue>,
+    }
+    let answer: Answer = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer.result.get(), value);
+}
+
+#[tokio::test]
+async fn the_quickstart_prints_the_conversation() {
+    let output = within(
+        "the quickstart",
+        Command::new(example("quickstart"))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected = [
+        "client: connected; calling greet(\"Hello\")",
+        "server: greet(\"Hello\") called; asking the client who it is",
+        "client: the server asks who I am",
+        "server: the client says it is \"Ada\"",
+        "client: the server answered \"Hello, Ada!\"",
+    ];
+    let mut lines = stdout.lines();
+    for want in expected {
+        assert!(
+            lines.any(|line| line == want),
+            "missing or out of order: {want:?}\n{stdout}"
+        );
+    }
+}
