@@ -7,26 +7,42 @@
 
 use birpc::prelude::*;
 
-/// The server's methods: `greet` asks the client for its name before answering.
-fn server_methods() -> Router {
-    Router::new().method("greet", |ctx: Context, (greeting,): (String,)| async move {
-        println!("server: greet({greeting:?}) called; asking the client who it is");
-        let name: String = ctx
-            .peer()
-            .call("whoami", ())
-            .await
-            .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
-        println!("server: the client says it is {name:?}");
-        Ok::<_, ErrorObject>(format!("{greeting}, {name}!"))
-    })
+/// What the server exports.
+#[birpc::rpc]
+trait Greeter {
+    /// Greets the caller, after asking it who it is.
+    async fn greet(&self, ctx: &Context, greeting: String) -> String;
 }
 
-/// The client's methods, which the server calls.
-fn client_methods() -> Router {
-    Router::new().method("whoami", |_: Context, _: NoParams| async {
+/// What the client exports, for the server to call.
+#[birpc::rpc]
+trait Caller {
+    /// Who is calling?
+    async fn whoami(&self) -> String;
+}
+
+struct GreeterService;
+
+#[birpc::async_trait]
+impl Greeter for GreeterService {
+    async fn greet(&self, ctx: &Context, greeting: String) -> String {
+        println!("server: greet({greeting:?}) called; asking the client who it is");
+        // A typed stub of the client's service, over the caller's own connection.
+        let caller = CallerClient::new(ctx.peer().clone());
+        let name = caller.whoami().await.unwrap_or_else(|e| format!("stranger ({e})"));
+        println!("server: the client says it is {name:?}");
+        format!("{greeting}, {name}!")
+    }
+}
+
+struct CallerService;
+
+#[birpc::async_trait]
+impl Caller for CallerService {
+    async fn whoami(&self) -> String {
         println!("client: the server asks who I am");
-        Ok::<_, ErrorObject>("Ada")
-    })
+        "Ada".to_owned()
+    }
 }
 
 #[tokio::main]
@@ -37,14 +53,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             connection.id(),
             connection.remote_addr()
         );
-        server_methods()
+        GreeterService.into_router()
     });
     let url = format!("ws://{}", server.local_addr());
     println!("server: listening on {url}");
 
-    let peer = Client::builder().router(client_methods()).connect(&url).await?;
+    let peer = Client::builder()
+        .router(CallerService.into_router())
+        .connect(&url)
+        .await?;
+    let greeter = GreeterClient::new(peer.clone());
     println!("client: connected; calling greet(\"Hello\")");
-    let answer: String = peer.call("greet", ("Hello",)).await?;
+    let answer = greeter.greet("Hello".to_owned()).await?;
     println!("client: the server answered {answer:?}");
 
     peer.close();

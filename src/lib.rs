@@ -4,55 +4,127 @@
 //! methods and calls the other's: a client calls the server, and the server calls the client back (and
 //! awaits the answer) over the same connection, multiplexed by request id.
 //!
+//! - [`rpc`]: declare a service as an annotated trait; get the trait to implement, a [`Router`] from any
+//!   implementation, and a typed client stub.
 //! - [`Router`]: the methods one side exports; the same type on both sides.
 //! - [`PeerHandle`]: calls, notifications and batches to the other side; [`Context::peer`] gives one to
 //!   every handler, so a handler can call back its caller.
 //! - [`Server`] and [`Client`]: WebSocket on tokio-tungstenite; [`memory`] connects two peers in one
 //!   process; any other [`Transport`] plugs in the same way.
 //!
+//! ## Services
+//!
 //! ```
 //! use birpc::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! pub enum CalcError {
+//!     DivisionByZero,
+//! }
+//!
+//! /// What the server exports.
+//! #[birpc::rpc(namespace = "calc")]
+//! pub trait Calculator {
+//!     /// Divides `a` by `b`.
+//!     async fn divide(&self, a: i64, b: i64) -> Result<i64, CalcError>;
+//!     /// Asks the caller for a number, and doubles it.
+//!     async fn double_yours(&self, ctx: &Context) -> i64;
+//! }
+//!
+//! /// What the client exports, for the server to call.
+//! #[birpc::rpc]
+//! pub trait Caller {
+//!     async fn pick(&self) -> i64;
+//! }
+//!
+//! struct Calc;
+//!
+//! #[birpc::async_trait]
+//! impl Calculator for Calc {
+//!     async fn divide(&self, a: i64, b: i64) -> Result<i64, CalcError> {
+//!         a.checked_div(b).ok_or(CalcError::DivisionByZero)
+//!     }
+//!     async fn double_yours(&self, ctx: &Context) -> i64 {
+//!         // A typed stub of the caller's service, over the caller's own connection.
+//!         let caller = CallerClient::new(ctx.peer().clone());
+//!         caller.pick().await.map_or(0, |n| n * 2)
+//!     }
+//! }
+//!
+//! struct Picker;
+//!
+//! #[birpc::async_trait]
+//! impl Caller for Picker {
+//!     async fn pick(&self) -> i64 {
+//!         21
+//!     }
+//! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let server = Server::bind("127.0.0.1:0").await?.serve(|_connection| {
-//!     Router::new().method("greet", |ctx: Context, (name,): (String,)| async move {
-//!         // Call the client back before answering.
-//!         let mood: String = ctx.peer().call("mood", ()).await.map_err(|e| ErrorObject::internal_error().with_detail(e))?;
-//!         Ok::<_, ErrorObject>(format!("Hello {name}, you seem {mood}"))
-//!     })
-//! });
+//! let server = Server::bind("127.0.0.1:0").await?.serve(|_connection| Calc.into_router());
+//! let peer = Client::builder()
+//!     .router(Picker.into_router())
+//!     .connect(&format!("ws://{}", server.local_addr()))
+//!     .await?;
 //!
-//! let client_methods = Router::new().method("mood", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>("cheerful") });
-//! let url = format!("ws://{}", server.local_addr());
-//! let peer = Client::builder().router(client_methods).connect(&url).await?;
-//! let greeting: String = peer.call("greet", ("Ada",)).await?;
-//! assert_eq!(greeting, "Hello Ada, you seem cheerful");
+//! let calc = CalculatorClient::new(peer);
+//! assert_eq!(calc.divide(7, 2).await?, 3);
+//! assert!(matches!(calc.divide(1, 0).await, Err(CallError::Application(CalcError::DivisionByZero))));
+//! assert_eq!(calc.double_yours().await?, 42);
+//! assert_eq!(CalculatorMethods::DIVIDE, "calc.divide");
 //! # server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! ### What `#[rpc]` generates
+//!
+//! For a trait `T`:
+//! - the trait itself, made object-safe with `Send` futures (implement it with `#[birpc::async_trait]` on
+//!   the `impl`), with `T::into_router(self) -> Router`; `Arc<dyn T>` implements `T` too;
+//! - `TClient`, built from any [`PeerHandle`], with one method per trait method taking the same arguments
+//!   (without the context) and returning a future of `Result<R, CallError<E>>`, where `E` is the method's
+//!   own error type; set a per-call timeout with `.timeout(...)` before awaiting. Notifications return once
+//!   queued;
+//! - `TMethods`, with a constant holding each method's wire name and `TMethods::all()` describing every
+//!   method ([`MethodInfo`]: names, params, result and error types, docs).
+//!
+//! The server side accepts params by position and by name for every method, whatever the client sends;
+//! trailing `Option` params may be left out in both forms. A `&Context` parameter is never on the wire.
+//!
+//! ### Attributes
+//!
+//! - On the trait: `namespace = "chat"` prefixes every wire name (`chat.post`); `crate = "path"` names the
+//!   `birpc` crate when it is re-exported under another path.
+//! - On a method: `name = "..."` sets its wire name; `aliases = ["...", ...]` adds other names;
+//!   `notification` makes it a notification (it cannot return a value); `params = "named"` makes the typed
+//!   client send params as an object (default `"positional"`, an array).
+//!
+//! ### Errors
+//!
+//! A method returning `Result<T, E>` sends `E` serialized as the error object's `data`, and the typed client
+//! gives back the same `E` as [`CallError::Application`]. The code and message default to -32000 and the
+//! enum variant's name; implement [`RpcError`] to choose them. A method may also return
+//! `Result<T, ErrorObject>` to send error objects of its own making.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod prelude;
 
+pub use async_trait::async_trait;
 pub use rpc_core::{
-    Batch, BatchCall, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, ErrorObject, Inbound, NoParams,
-    Outbound, ParamReader, Params, Peer, PeerBuilder, PeerConfig, PeerHandle, RawId, Router, Transport, TransportError,
-    code, message,
+    Batch, BatchCall, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, ErrorObject, Inbound, MethodInfo,
+    NoParams, Outbound, ParamInfo, ParamReader, Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle, RawId,
+    Router, RpcError, Transport, TransportError, TypedCall, code, message,
 };
 pub use rpc_macros::rpc;
 pub use rpc_transport::memory;
 pub use rpc_transport::ws::{
     Client, ClientBuilder, ConnectError, ConnectionInfo, Server, ServerBuilder, ServerHandle, WsTransport,
 };
-
-/// The items generated code refers to. Not a public API: it may change in any release.
-#[doc(hidden)]
-pub mod __private {
-    pub use rpc_core;
-    pub use serde;
-    pub use serde_json;
-}
 
 /// The code examples of the README, compiled and run as doctests.
 #[cfg(doctest)]

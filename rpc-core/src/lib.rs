@@ -12,10 +12,12 @@ mod context;
 mod error_object;
 mod id;
 pub mod message;
+mod method_info;
 mod params;
 mod peer;
 mod router;
 mod transport;
+mod typed_error;
 
 pub use call_error::CallError;
 pub use close::{CloseCode, CloseFrame, CloseReason};
@@ -23,7 +25,11 @@ pub use config::PeerConfig;
 pub use context::Context;
 pub use error_object::{ErrorObject, code};
 pub use id::RawId;
+pub use method_info::{MethodInfo, ParamInfo, ParamsStyle};
 pub use params::{NoParams, ParamReader, Params};
 pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle};
 pub use router::Router;
 pub use transport::{Inbound, Outbound, Transport, TransportError};
+#[doc(hidden)]
+pub use typed_error::support;
+pub use typed_error::{RpcError, TypedCall};

@@ -1,10 +1,43 @@
-//! The `#[rpc]` attribute of birpc. Use it through `birpc::rpc`.
+//! The `#[rpc]` attribute of birpc. Use it through `birpc::rpc`, whose documentation describes it.
+//!
+//! It works in three stages: `attrs` and `model` read the annotated trait into a validated model
+//! (every mistake becomes a `syn::Error` at the offending token, all reported together), and `expand`
+//! generates the service trait, the typed client and the method list from it. The generated code names
+//! the runtime only through `<crate>::__private`, so it needs nothing but the `birpc` dependency.
+
+mod attrs;
+mod expand;
+mod model;
 
 use proc_macro::TokenStream;
+use quote::quote;
+use syn::parse::Parser;
 
-/// Turns an annotated trait into a service trait and a typed client stub (coming with the macro issue;
-/// for now it leaves the trait unchanged).
+/// Declares a service as an annotated trait: generates the trait to implement (with `into_router`), a typed
+/// client stub (`<Trait>Client`) and the list of its methods (`<Trait>Methods`). The `birpc` crate
+/// documentation describes it with examples.
 #[proc_macro_attribute]
-pub fn rpc(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::Item>(input) {
+        Ok(syn::Item::Trait(item)) => item,
+        Ok(other) => {
+            return syn::Error::new_spanned(other, "`#[rpc]` applies to a trait")
+                .to_compile_error()
+                .into();
+        }
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let mut service_args = attrs::ServiceArgs::default();
+    let parsed = syn::meta::parser(|meta| service_args.parse_meta(&meta)).parse(args);
+    let service = parsed.and_then(|()| model::Service::new(service_args, item.clone()));
+    match service {
+        Ok(service) => expand::expand(&service).into(),
+        Err(error) => {
+            // The trait as written (without our attributes) keeps the rest of the program compiling, so the
+            // mistakes above are the only messages.
+            let item = model::strip(item);
+            let error = error.to_compile_error();
+            quote!(#item #error).into()
+        }
+    }
 }

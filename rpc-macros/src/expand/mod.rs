@@ -1,0 +1,42 @@
+//! Generation: the service trait with its router, the typed client, the method list.
+
+mod client;
+mod methods;
+mod service;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::model::Service;
+
+pub(crate) fn expand(service: &Service) -> TokenStream {
+    let service_trait = service::service_trait(service);
+    let client = client::client(service);
+    let methods = methods::methods(service);
+    quote! {
+        #service_trait
+        #client
+        #methods
+    }
+}
+
+/// A type as it reads in source, for documentation: `Vec<String>`, not `Vec < String >`.
+pub(crate) fn type_text(ty: &syn::Type) -> String {
+    let mut text = quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" , ", ", "),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}

@@ -1,0 +1,138 @@
+//! The trait to implement, turned into an async, object-safe trait, with `into_router` and an `Arc`
+//! forwarding impl (so `Arc<dyn Trait>` is a service too).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{FnArg, TraitItem};
+
+use crate::model::{Arg, Method, Output, Service};
+
+pub(crate) fn service_trait(service: &Service) -> TokenStream {
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
+    let mut item = service.item.clone();
+    item.colon_token.get_or_insert_with(Default::default);
+    item.supertraits.push(syn::parse_quote!(::core::marker::Send));
+    item.supertraits.push(syn::parse_quote!(::core::marker::Sync));
+    item.supertraits.push(syn::parse_quote!('static));
+    let registrations = service.methods.iter().map(|method| registration(method, &private));
+    let aliases = service.methods.iter().flat_map(|method| {
+        method.aliases.iter().map(move |(alias, _)| {
+            let name = &method.wire_name;
+            quote!(.alias(#alias, #name))
+        })
+    });
+    let into_router: TraitItem = syn::parse_quote! {
+        /// Turns this implementation into a router exporting every method of the service, to give to a
+        /// server (per connection) or a client. Merge several services with `Router::merge`.
+        fn into_router(self) -> #private::Router
+        where
+            Self: ::core::marker::Sized,
+        {
+            let __birpc_this = ::std::sync::Arc::new(self);
+            #private::Router::new()
+                #(#registrations)*
+                #(#aliases)*
+        }
+    };
+    item.items.push(into_router);
+    let forwarding = forwarding_impl(service, &private);
+    quote! {
+        #[#private::async_trait::async_trait]
+        #item
+        #forwarding
+    }
+}
+
+/// `.method_raw(name, handler)` for one method: read the params by position or by name, call, encode.
+fn registration(method: &Method, private: &TokenStream) -> TokenStream {
+    let wire = &method.wire_name;
+    let ident = method.ident();
+    let names = method.params().map(|p| &p.name);
+    let decode = method.params().map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        quote!(let #ident: #ty = __birpc_reader.arg()?;)
+    });
+    let reader_mut = (method.params().count() > 0).then(|| quote!(mut));
+    let call_args = method.args.iter().map(|arg| match arg {
+        Arg::Context(_) => quote!(&__birpc_ctx),
+        Arg::Param(p) => {
+            let ident = &p.ident;
+            quote!(#ident)
+        }
+    });
+    let invoke = quote!(__birpc_service.#ident(#(#call_args),*).await);
+    let outcome = match &method.output {
+        Output::Unit => quote! {
+            #invoke;
+            ::core::result::Result::Ok::<(), #private::ErrorObject>(())
+        },
+        Output::Value(_) => quote!(::core::result::Result::Ok::<_, #private::ErrorObject>(#invoke)),
+        Output::Result { .. } => quote! {
+            match #invoke {
+                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
+                ::core::result::Result::Err(error) => {
+                    use #private::EncodeError as _;
+                    ::core::result::Result::Err((&&&#private::Encoding(&error)).encode_error())
+                }
+            }
+        },
+    };
+    quote! {
+        .method_raw(#wire, {
+            let __birpc_service = ::std::sync::Arc::clone(&__birpc_this);
+            move |__birpc_ctx: #private::Context, __birpc_params: #private::Params| {
+                let __birpc_service = ::std::sync::Arc::clone(&__birpc_service);
+                async move {
+                    let #reader_mut __birpc_reader = __birpc_params.reader(&[#(#names),*])?;
+                    #(#decode)*
+                    __birpc_reader.finish()?;
+                    #outcome
+                }
+            }
+        })
+    }
+}
+
+/// `impl Trait for Arc<T>`, forwarding every method, so a shared or `dyn` implementation serves too.
+fn forwarding_impl(service: &Service, private: &TokenStream) -> TokenStream {
+    let trait_ident = &service.item.ident;
+    let target = format_ident!("__BirpcService");
+    let methods = service.methods.iter().map(|method| {
+        let ident = method.ident();
+        let output = &method.item.sig.output;
+        let inputs = method.item.sig.inputs.iter().filter_map(|input| match input {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        });
+        let params = inputs.map(|typed| {
+            let ty = &typed.ty;
+            let ident = arg_ident(method, typed);
+            quote!(#ident: #ty)
+        });
+        let args = method.args.iter().map(|arg| match arg {
+            Arg::Context(ident) => ident,
+            Arg::Param(p) => &p.ident,
+        });
+        quote! {
+            async fn #ident(&self, #(#params),*) #output {
+                #target::#ident(&**self, #(#args),*).await
+            }
+        }
+    });
+    quote! {
+        #[#private::async_trait::async_trait]
+        impl<#target: #trait_ident + ?::core::marker::Sized> #trait_ident for ::std::sync::Arc<#target> {
+            #(#methods)*
+        }
+    }
+}
+
+/// The identifier of a typed argument (validated to be a plain name).
+fn arg_ident<'a>(method: &'a Method, typed: &'a syn::PatType) -> &'a syn::Ident {
+    match &*typed.pat {
+        syn::Pat::Ident(pat) => &pat.ident,
+        // Validation rejected every other pattern; fall back to the method's name for the impossible case.
+        _ => method.ident(),
+    }
+}

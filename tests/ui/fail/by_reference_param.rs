@@ -1,0 +1,6 @@
+#[birpc::rpc]
+trait Service {
+    async fn greet(&self, name: &str) -> String;
+}
+
+fn main() {}

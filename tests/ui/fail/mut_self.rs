@@ -1,0 +1,6 @@
+#[birpc::rpc]
+trait Service {
+    async fn ping(&mut self) -> u32;
+}
+
+fn main() {}

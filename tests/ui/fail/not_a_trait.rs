@@ -1,0 +1,4 @@
+#[birpc::rpc]
+struct Service;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[birpc::rpc]
+trait Service {
+    fn ping(&self) -> u32;
+}
+
+fn main() {}

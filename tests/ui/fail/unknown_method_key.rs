@@ -1,0 +1,7 @@
+#[birpc::rpc]
+trait Service {
+    #[rpc(nmae = "ping")]
+    async fn ping(&self);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[birpc::rpc(namespase = "chat")]
+trait Service {
+    async fn ping(&self);
+}
+
+fn main() {}
