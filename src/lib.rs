@@ -117,8 +117,8 @@ pub mod prelude;
 pub use async_trait::async_trait;
 pub use rpc_core::{
     Batch, BatchCall, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, ErrorObject, Inbound, MethodInfo,
-    NoParams, Outbound, ParamInfo, ParamReader, Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle, RawId,
-    Router, RpcError, Transport, TransportError, TypedCall, code, message,
+    NoParams, Outbound, ParamInfo, ParamReader, Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle,
+    PeerStats, RawId, Router, RpcError, Transport, TransportError, TypedCall, code, message,
 };
 pub use rpc_macros::rpc;
 pub use rpc_transport::memory;

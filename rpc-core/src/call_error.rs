@@ -53,6 +53,10 @@ pub enum CallError<E = Infallible> {
         /// The maximum number of pending calls.
         limit: usize,
     },
+    /// The outgoing queue is full (only from methods that do not wait, such as
+    /// [`PeerHandle::try_notify`](crate::PeerHandle::try_notify)).
+    #[error("the outgoing queue is full")]
+    Full,
     /// The call was never sent: its batch was dropped before being sent, or failed to be.
     #[error("the call was never sent")]
     NotSent,
@@ -84,6 +88,7 @@ impl CallError {
             CallError::Decode(e) => CallError::Decode(e),
             CallError::TooLarge { size, limit } => CallError::TooLarge { size, limit },
             CallError::TooManyCalls { count, limit } => CallError::TooManyCalls { count, limit },
+            CallError::Full => CallError::Full,
             CallError::NotSent => CallError::NotSent,
             CallError::InvalidResponse(r) => CallError::InvalidResponse(r),
         }

@@ -46,8 +46,14 @@ pub struct PeerConfig {
     /// The most frames waiting to be written. Default: 256.
     ///
     /// A call or notification waits for room (within its timeout); handlers wait before sending their
-    /// result.
+    /// result; [`PeerHandle::try_notify`](crate::PeerHandle::try_notify) fails at once.
     pub max_queued_frames: usize,
+    /// The most bytes of frames waiting to be written. Default: 16 MiB.
+    ///
+    /// Together with [`max_queued_frames`](Self::max_queued_frames) this bounds the memory a connection
+    /// whose other side reads slowly (or not at all) can hold: senders wait as above. A frame larger than
+    /// the whole budget is sent when the queue is empty.
+    pub max_queued_bytes: usize,
     /// How long a call waits for room and for its answer, unless the call sets its own. Default: 60 s;
     /// `None` waits forever.
     ///
@@ -56,6 +62,17 @@ pub struct PeerConfig {
     pub call_timeout: Option<Duration>,
     /// How long a closing connection waits for the other side's close frame. Default: 5 s.
     pub close_timeout: Duration,
+    /// How long the connection may stay silent before a ping is sent. Default: 30 s; `None` sends no
+    /// pings.
+    ///
+    /// Anything received counts as a sign of life; a ping is only sent after this long without one.
+    pub heartbeat_interval: Option<Duration>,
+    /// How long the answer to a ping may take. Default: 10 s.
+    ///
+    /// When nothing at all arrives within it, the other side is taken for gone: the connection ends with
+    /// [`CloseReason::Local`](crate::CloseReason::Local) 1011 ("no pong"), without waiting for a close
+    /// handshake. It is not counted while this side itself has stopped reading (its handlers are all busy).
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for PeerConfig {
@@ -67,8 +84,11 @@ impl Default for PeerConfig {
             max_queued_notifications: 64,
             max_pending_calls: 1024,
             max_queued_frames: 256,
+            max_queued_bytes: 16 << 20,
             call_timeout: Some(Duration::from_secs(60)),
             close_timeout: Duration::from_secs(5),
+            heartbeat_interval: Some(Duration::from_secs(30)),
+            heartbeat_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -101,8 +121,14 @@ setters! {
     max_pending_calls: usize,
     /// Sets [`max_queued_frames`](PeerConfig::max_queued_frames) (at least 1 is used).
     max_queued_frames: usize,
+    /// Sets [`max_queued_bytes`](PeerConfig::max_queued_bytes) (at least 1 is used).
+    max_queued_bytes: usize,
     /// Sets [`call_timeout`](PeerConfig::call_timeout).
     call_timeout: Option<Duration>,
     /// Sets [`close_timeout`](PeerConfig::close_timeout).
     close_timeout: Duration,
+    /// Sets [`heartbeat_interval`](PeerConfig::heartbeat_interval).
+    heartbeat_interval: Option<Duration>,
+    /// Sets [`heartbeat_timeout`](PeerConfig::heartbeat_timeout).
+    heartbeat_timeout: Duration,
 }

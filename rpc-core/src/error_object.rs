@@ -26,6 +26,8 @@ pub mod code {
     /// -32000: the default code of an application error (a handler returned its own error type and did not
     /// choose another code).
     pub const APPLICATION_ERROR: i64 = -32000;
+    /// -32002: the peer is shutting down: it finishes the requests it has started but starts no new one.
+    pub const SHUTTING_DOWN: i64 = -32002;
     /// -32003: the result was larger than the connection's maximum message size; the handler ran, its
     /// answer could not be sent.
     pub const RESPONSE_TOO_LARGE: i64 = -32003;
@@ -42,6 +44,7 @@ pub mod code {
             INTERNAL_ERROR => "Internal error",
             REQUEST_CANCELLED => "Request cancelled",
             APPLICATION_ERROR => "Application error",
+            SHUTTING_DOWN => "Shutting down",
             RESPONSE_TOO_LARGE => "Response too large",
             BATCH_TOO_LARGE => "Batch too large",
             _ => return None,
@@ -109,6 +112,11 @@ impl ErrorObject {
     /// -32800 Request cancelled.
     pub fn request_cancelled() -> Self {
         Self::standard(code::REQUEST_CANCELLED)
+    }
+
+    /// -32002 Shutting down.
+    pub fn shutting_down() -> Self {
+        Self::standard(code::SHUTTING_DOWN)
     }
 
     /// -32003 Response too large.

@@ -27,7 +27,7 @@ pub use error_object::{ErrorObject, code};
 pub use id::RawId;
 pub use method_info::{MethodInfo, ParamInfo, ParamsStyle};
 pub use params::{NoParams, ParamReader, Params};
-pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle};
+pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle, PeerStats};
 pub use router::Router;
 pub use transport::{Inbound, Outbound, Transport, TransportError};
 #[doc(hidden)]

@@ -24,6 +24,27 @@ pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output 
     }
 }
 
+/// Waits until `condition` holds, checking it every few milliseconds; fails the test after [`PATIENCE`].
+/// For states that have no event of their own to await (a counter reaching a bound, say).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    within(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+/// The resident memory of this process, in bytes (from /proc; 0 where there is none).
+pub fn resident_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// A WebSocket client that sends and receives raw text, to see exactly what a peer puts on the wire.
 pub struct RawClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -43,6 +64,16 @@ impl RawClient {
 
     pub async fn send_binary(&mut self, bytes: &[u8]) {
         self.ws.send(Message::binary(bytes.to_vec())).await.expect("send");
+    }
+
+    /// Sends any message, raw frames included.
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// The socket itself, for tests that must stop reading it or take it apart.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
     }
 
     /// The next text or binary message, as text.

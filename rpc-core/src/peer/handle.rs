@@ -9,8 +9,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use tokio::time::Instant;
+
 use super::batch::Batch;
-use super::shared::Shared;
+use super::shared::{Drain, Refused, Shared};
+use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 
@@ -85,6 +88,22 @@ impl PeerHandle {
         }
     }
 
+    /// Sends a notification if the outgoing queue has room now, without waiting.
+    ///
+    /// For broadcasts and other fan-out, where one slow reader must not hold up the rest.
+    ///
+    /// # Errors
+    /// [`CallError::Full`] when the queue is full (by frames or bytes), [`CallError::Encode`],
+    /// [`CallError::TooLarge`], [`CallError::Disconnected`].
+    pub fn try_notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), CallError> {
+        let frame = self.shared.encode(None, method, &params)?;
+        match self.shared.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(_)) => Err(CallError::Full),
+            Err(Refused::Closed) => Err(self.shared.disconnected()),
+        }
+    }
+
     /// Starts a batch: several calls and notifications sent in one frame, each call resolved on its own.
     pub fn batch(&self) -> Batch<'_> {
         Batch::new(self)
@@ -102,6 +121,26 @@ impl PeerHandle {
         self.shared.request_close(CloseFrame::new(code, reason));
     }
 
+    /// Closes the connection gracefully: requests of the other side that have not started are answered
+    /// with -32002 Shutting down, those running are let finish (their answers are sent), then the
+    /// connection closes with `code` and `reason`, or once `grace` has passed, whichever comes first.
+    ///
+    /// Calls of this side keep working meanwhile. Returns at once; await [`closed`](Self::closed).
+    pub fn close_gracefully(&self, code: CloseCode, reason: &str, grace: Duration) {
+        let drain = Drain {
+            frame: CloseFrame::new(code, reason),
+            deadline: Instant::now() + grace,
+        };
+        self.shared.drain.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(drain);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     /// Waits until the connection has ended and tells why. Returns at once if it already has.
     pub async fn closed(&self) -> CloseReason {
         let mut state = self.shared.close_state.subscribe();
@@ -110,6 +149,11 @@ impl PeerHandle {
             // The sender lives in `Shared`, which this handle keeps alive.
             Err(_) => self.shared.close_reason(),
         }
+    }
+
+    /// What the connection holds now: pending calls, running handlers, queued frames and bytes.
+    pub fn stats(&self) -> PeerStats {
+        self.shared.stats()
     }
 
     /// Whether the connection has ended.

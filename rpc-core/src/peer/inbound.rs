@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::future::{Abortable, join_all};
@@ -20,11 +21,11 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::handle::PeerHandle;
 use super::pending::Answer;
-use super::shared::{CANCEL_METHOD, Shared};
+use super::shared::{CANCEL_METHOD, Drain, Refused, Shared};
 use crate::close::{CloseCode, CloseFrame};
 use crate::context::Context;
 use crate::error_object::ErrorObject;
@@ -86,7 +87,8 @@ impl Job {
 
 /// What blocked work became possible.
 enum Progress {
-    Room(mpsc::OwnedPermit<Outbound>),
+    /// Room for the first stashed answer: its bytes and its place in the queue.
+    Room(OwnedSemaphorePermit, mpsc::OwnedPermit<Outbound>),
     Places(OwnedSemaphorePermit),
     NotificationRoom(mpsc::OwnedPermit<NotificationJob>),
     MayRead,
@@ -103,6 +105,8 @@ pub(super) struct Reader {
     /// nested call an awaiting handler needs, and must not wait for that handler's place.
     extra_places: Arc<Semaphore>,
     notifications: mpsc::Sender<NotificationJob>,
+    /// Wakes the reader when a graceful close starts.
+    drain: watch::Receiver<Option<Drain>>,
     /// Requests and batches waiting for places, in arrival order.
     backlog: VecDeque<Job>,
     /// Notifications waiting for room in the notification queue, in arrival order.
@@ -120,7 +124,9 @@ impl Reader {
     ) -> Self {
         let places = Arc::new(Semaphore::new(shared.config.max_concurrent_requests.max(1)));
         let extra_places = Arc::new(Semaphore::new(shared.config.max_pending_calls.max(1)));
+        let drain = shared.drain.subscribe();
         Self {
+            drain,
             shared,
             router,
             handle,
@@ -142,31 +148,45 @@ impl Reader {
             self.make_progress();
             let holding = self.is_holding();
             let may_read = !holding || (self.has_room() && !self.shared.pending.is_empty());
+            self.shared.reading_paused.store(!may_read, Ordering::Relaxed);
+            self.shared
+                .waiting_requests
+                .store(self.backlog.len(), Ordering::Relaxed);
             let progress = self.progress(holding, !may_read);
             tokio::select! {
                 progress = progress, if holding => self.apply(progress),
-                next = stream.next(), if may_read => match next {
-                    Some(Ok(Inbound::Frame(frame))) => {
-                        let limit = self.shared.config.max_message_size;
-                        if frame.len() > limit {
-                            let error = TransportError::TooLarge { size: frame.len(), limit };
-                            return ReaderEnd::Violation(CloseFrame::new(CloseCode::TOO_BIG, error.to_string()));
+                // A graceful close started: what waits is answered at once by `make_progress`.
+                Ok(()) = self.drain.changed() => {}
+                next = stream.next(), if may_read => {
+                    if let Some(Ok(_)) = &next {
+                        self.shared.heard.store(true, Ordering::Relaxed);
+                    }
+                    match next {
+                        Some(Ok(Inbound::Frame(frame))) => {
+                            let limit = self.shared.config.max_message_size;
+                            if frame.len() > limit {
+                                let error = TransportError::TooLarge { size: frame.len(), limit };
+                                return ReaderEnd::Violation(CloseFrame::new(CloseCode::TOO_BIG, error.to_string()));
+                            }
+                            self.on_frame(&frame);
                         }
-                        self.on_frame(&frame);
+                        Some(Ok(Inbound::Close(frame))) => {
+                            // Let the transport finish the close handshake (it answers while being read).
+                            let drain = async { while stream.next().await.is_some() {} };
+                            let _ = tokio::time::timeout(self.shared.config.close_timeout, drain).await;
+                            return ReaderEnd::Closed(frame);
+                        }
+                        // A pong, or what a newer transport may add: a sign of life, nothing more.
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            return match e.close_code() {
+                                Some(code) => ReaderEnd::Violation(CloseFrame::new(code, e.to_string())),
+                                None => ReaderEnd::Failed(e),
+                            };
+                        }
+                        None => return ReaderEnd::Eof,
                     }
-                    Some(Ok(Inbound::Pong(_))) => {}
-                    Some(Ok(Inbound::Close(frame))) => {
-                        // Let the transport finish the close handshake (it answers while being read).
-                        let drain = async { while stream.next().await.is_some() {} };
-                        let _ = tokio::time::timeout(self.shared.config.close_timeout, drain).await;
-                        return ReaderEnd::Closed(frame);
-                    }
-                    Some(Err(e)) => return match e.close_code() {
-                        Some(code) => ReaderEnd::Violation(CloseFrame::new(code, e.to_string())),
-                        None => ReaderEnd::Failed(e),
-                    },
-                    None => return ReaderEnd::Eof,
-                },
+                }
             }
         }
     }
@@ -187,14 +207,19 @@ impl Reader {
     /// Moves held-back work on as far as it can go without waiting.
     fn make_progress(&mut self) {
         while let Some(frame) = self.stash.pop_front() {
-            match self.shared.outbound.try_send(Outbound::Frame(frame)) {
+            match self.shared.try_send(frame) {
                 Ok(()) => {}
-                Err(TrySendError::Full(Outbound::Frame(frame))) => {
+                Err(Refused::Full(frame)) => {
                     self.stash.push_front(frame);
                     break;
                 }
                 // The connection is ending: nothing more will be sent.
-                Err(_) => self.stash.clear(),
+                Err(Refused::Closed) => self.stash.clear(),
+            }
+        }
+        if self.shared.is_draining() {
+            while let Some(job) = self.backlog.pop_front() {
+                self.refuse(job);
             }
         }
         while let Some(job) = self.backlog.front() {
@@ -230,7 +255,13 @@ impl Reader {
     /// A future that resolves when some held-back work can move on, or (with `watch_calls`) when calls
     /// of this side start awaiting answers, which makes reading necessary again and extra places usable.
     fn progress(&self, holding: bool, watch_calls: bool) -> impl Future<Output = Progress> + use<> {
-        let room = (holding && !self.stash.is_empty()).then(|| self.shared.outbound.clone());
+        let room = self.stash.front().filter(|_| holding).map(|answer| {
+            (
+                self.shared.queued_bytes.clone(),
+                self.shared.cost(answer.len()),
+                self.shared.outbound.clone(),
+            )
+        });
         let max = self.shared.config.max_concurrent_requests;
         let places = holding
             .then(|| self.backlog.front().map(|job| (self.places.clone(), job.places(max))))
@@ -243,7 +274,15 @@ impl Reader {
         let shared = self.shared.clone();
         async move {
             tokio::select! {
-                Some(Ok(permit)) = async { match room { Some(tx) => Some(tx.reserve_owned().await), None => None } } => Progress::Room(permit),
+                Some((Ok(bytes), Ok(permit))) = async {
+                    match room {
+                        Some((budget, cost, tx)) => {
+                            let bytes = budget.acquire_many_owned(cost).await;
+                            Some((bytes, tx.reserve_owned().await))
+                        }
+                        None => None,
+                    }
+                } => Progress::Room(bytes, permit),
                 Some(Ok(permit)) = async { match places { Some((s, n)) => Some(s.acquire_many_owned(n).await), None => None } } => Progress::Places(permit),
                 Some(Ok(permit)) = async { match extra_places { Some((s, n)) => Some(s.acquire_many_owned(n).await), None => None } } => Progress::Places(permit),
                 Some(Ok(permit)) = async { match notification_room { Some(tx) => Some(tx.reserve_owned().await), None => None } } => Progress::NotificationRoom(permit),
@@ -255,9 +294,11 @@ impl Reader {
 
     fn apply(&mut self, progress: Progress) {
         match progress {
-            Progress::Room(permit) => {
+            Progress::Room(bytes, permit) => {
                 if let Some(frame) = self.stash.pop_front() {
                     permit.send(Outbound::Frame(frame));
+                    // Given back by the writer once written.
+                    bytes.forget();
                 }
             }
             Progress::Places(places) => {
@@ -413,15 +454,35 @@ impl Reader {
             self.stash.push_back(answer);
             return;
         }
-        match self.shared.outbound.try_send(Outbound::Frame(answer)) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(Outbound::Frame(answer))) => self.stash.push_back(answer),
-            Err(TrySendError::Full(_)) => {}
+        match self.shared.try_send(answer) {
+            Ok(()) | Err(Refused::Closed) => {}
+            Err(Refused::Full(answer)) => self.stash.push_back(answer),
+        }
+    }
+
+    /// Answers every request of a job that will not run (the peer is shutting down) with -32002.
+    fn refuse(&mut self, job: Job) {
+        let refusal = |id: &RawId| message::encode_error(Some(id), &ErrorObject::shutting_down());
+        match job {
+            Job::Request(request) => {
+                let answer = refusal(&request.id);
+                self.reply(answer);
+            }
+            Job::Batch(batch) => {
+                let mut answers = batch.answered;
+                answers.extend(batch.requests.iter().map(|request| refusal(&request.id)));
+                let answer = fit_batch(answers, self.shared.config.max_message_size);
+                self.reply(answer);
+            }
         }
     }
 
     /// Starts a job now if places are free and nothing is ahead of it, else queues it.
     fn submit(&mut self, job: Job) {
+        if self.shared.is_draining() {
+            self.refuse(job);
+            return;
+        }
         if self.backlog.is_empty()
             && let Some(places) = self.try_places(&job)
         {
@@ -498,7 +559,7 @@ impl Reader {
             drop(registered);
             if let Some(answer) = answer {
                 // Fails only when the connection has ended; then the answer has nowhere to go.
-                let _ = shared.outbound.send(Outbound::Frame(answer)).await;
+                let _ = shared.send(answer).await;
             }
             drop(places);
         });

@@ -6,24 +6,29 @@
 
 mod batch;
 mod handle;
+mod heartbeat;
 mod inbound;
 mod outbound;
 mod pending;
 mod running;
 mod shared;
+mod stats;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use self::batch::{Batch, BatchCall};
 pub use self::handle::{Call, PeerHandle};
+use self::heartbeat::{Beat, Heartbeat};
 use self::inbound::{Reader, ReaderEnd};
 use self::outbound::WriterEnd;
-use self::shared::Shared;
-use crate::close::{CloseFrame, CloseReason};
+use self::shared::{Drain, Shared};
+pub use self::stats::PeerStats;
+use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::config::PeerConfig;
 use crate::router::Router;
 use crate::transport::{Outbound, Transport};
@@ -137,18 +142,22 @@ impl<T: Transport> Peer<T> {
         let (sink, mut stream) = transport.split();
         let (notifications, notification_queue) = mpsc::channel(config.max_queued_notifications.max(1));
         let mut close_watch = shared.close_request.subscribe();
+        let mut drain_watch = shared.drain.subscribe();
+        let mut heartbeat = Heartbeat::new(&config, Instant::now());
 
         let reason = {
             let reader = Reader::new(shared.clone(), router, handle.clone(), notifications).run(&mut stream);
-            let writer = outbound::write(sink, &mut queue, close_request);
+            let writer = outbound::write(sink, &mut queue, close_request, &shared);
             let notifications = inbound::run_notifications(notification_queue, handle);
             tokio::pin!(reader, writer, notifications);
             let mut reader_done = false;
             let mut writer_done = false;
             let mut notifications_done = false;
-            let mut deadline: Option<Instant> = None;
+            let mut close_deadline: Option<Instant> = None;
+            let mut drain: Option<Drain> = None;
             let requested = || shared.close_request.borrow().clone();
             loop {
+                let closing = close_deadline.is_some();
                 tokio::select! {
                     end = &mut reader, if !reader_done => {
                         reader_done = true;
@@ -176,11 +185,45 @@ impl<T: Transport> Peer<T> {
                         }
                     }
                     () = &mut notifications, if !notifications_done => notifications_done = true,
-                    Ok(()) = close_watch.changed(), if deadline.is_none() => {
-                        deadline = Some(Instant::now() + config.close_timeout);
+                    Ok(()) = close_watch.changed(), if !closing => {
+                        close_deadline = Some(Instant::now() + config.close_timeout);
                     }
-                    () = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                    () = sleep_until(close_deadline), if closing => {
                         break CloseReason::Local(requested().unwrap_or_else(CloseFrame::normal));
+                    }
+                    // A graceful close: once the running handlers are done (or at the deadline), close.
+                    Ok(()) = drain_watch.changed(), if drain.is_none() => {
+                        drain = drain_watch.borrow().clone();
+                        if shared.running.len() == 0 && let Some(drain) = &drain {
+                            shared.request_close(drain.frame.clone());
+                        }
+                    }
+                    () = shared.running.idle(), if drain.is_some() && !closing => {
+                        if shared.running.len() == 0 && let Some(drain) = &drain {
+                            shared.request_close(drain.frame.clone());
+                        }
+                    }
+                    () = sleep_until(drain.as_ref().map(|d| d.deadline)), if drain.is_some() && !closing => {
+                        if let Some(drain) = &drain {
+                            shared.request_close(drain.frame.clone());
+                        }
+                    }
+                    () = sleep_until(heartbeat.deadline()), if heartbeat.deadline().is_some() && !closing => {
+                        let heard = shared.heard.swap(false, Ordering::Relaxed);
+                        let paused = shared.reading_paused.load(Ordering::Relaxed);
+                        match heartbeat.beat(heard, paused, Instant::now()) {
+                            Beat::Quiet => {}
+                            // A ping that finds no room is not sent: a side that does not read what it is
+                            // sent will not answer either, and is given up all the same.
+                            Beat::Ping => drop(shared.outbound.try_send(Outbound::Ping(Bytes::new()))),
+                            Beat::Gone => {
+                                let timeout = heartbeat.timeout();
+                                break CloseReason::Local(CloseFrame::new(
+                                    CloseCode::INTERNAL,
+                                    format!("no sign of life within {timeout:?} of a ping"),
+                                ));
+                            }
+                        }
                     }
                 }
             }
@@ -190,9 +233,18 @@ impl<T: Transport> Peer<T> {
         shared.close_state.send_replace(Some(reason.clone()));
         shared.pending.close();
         shared.running.abort_all();
+        shared.queued_bytes.close();
         queue.close();
         drop(stream);
         reason
+    }
+}
+
+/// Sleeps until `deadline`; forever when there is none (the branch is disabled then anyway).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -208,8 +260,4 @@ fn ended(end: ReaderEnd, requested: Option<CloseFrame>) -> CloseReason {
         ReaderEnd::Failed(e) => CloseReason::Transport(e.to_string().into()),
         ReaderEnd::Violation(frame) => CloseReason::Local(frame),
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
 }

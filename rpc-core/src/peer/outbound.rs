@@ -3,6 +3,7 @@
 use futures::{Sink, SinkExt};
 use tokio::sync::{mpsc, watch};
 
+use super::shared::Shared;
 use crate::close::CloseFrame;
 use crate::transport::{Outbound, TransportError};
 
@@ -21,10 +22,13 @@ pub(super) enum WriterEnd {
 /// Writes queued frames until asked to close, flushing once per burst of frames that were ready together.
 ///
 /// On a close request the frames already queued are sent first, then the close frame.
+///
+/// The bytes of the frames of a burst are given back to the queue's byte budget once they are flushed.
 pub(super) async fn write<S>(
     mut sink: S,
     queue: &mut mpsc::Receiver<Outbound>,
     mut close_request: watch::Receiver<Option<CloseFrame>>,
+    shared: &Shared,
 ) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
@@ -48,7 +52,11 @@ where
                     // driver ends it.
                     return futures::future::pending().await;
                 }
+                let mut written: usize = 0;
                 for frame in burst.drain(..) {
+                    if let Outbound::Frame(text) = &frame {
+                        written += shared.cost(text.len()) as usize;
+                    }
                     if let Err(e) = sink.feed(frame).await {
                         return WriterEnd::Failed(e);
                     }
@@ -56,6 +64,7 @@ where
                 if let Err(e) = sink.flush().await {
                     return WriterEnd::Failed(e);
                 }
+                shared.queued_bytes.add_permits(written);
             }
         }
     }
@@ -108,14 +117,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn written_bytes_return_to_the_budget() {
+        let (sink, mut written) = sink();
+        let (tx, mut rx) = mpsc::channel(8);
+        let shared = Shared::new(crate::PeerConfig::default().max_queued_bytes(10), tx);
+        let (_close_tx, close_rx) = watch::channel(None);
+        shared.send("12345678".into()).await.unwrap();
+        assert!(matches!(
+            shared.try_send("1234".into()),
+            Err(super::super::shared::Refused::Full(_))
+        ));
+        let writer = write(sink, &mut rx, close_rx, &shared);
+        let reader = async {
+            assert_eq!(written.next().await, Some(Outbound::Frame("12345678".into())));
+            // Once flushed, the writer gives the bytes back: the whole budget is free again.
+            shared.queued_bytes.acquire_many(10).await.unwrap().forget();
+        };
+        tokio::select! {
+            _ = writer => panic!("the writer stopped"),
+            () = reader => {}
+        }
+    }
+
+    #[tokio::test]
     async fn queued_frames_go_out_before_the_close_frame() {
         let (sink, mut written) = sink();
         let (tx, mut rx) = mpsc::channel(8);
+        let shared = Shared::new(crate::PeerConfig::default(), tx.clone());
         let (close_tx, close_rx) = watch::channel(None);
         tx.send(Outbound::Frame("a".into())).await.unwrap();
         tx.send(Outbound::Frame("b".into())).await.unwrap();
         close_tx.send_replace(Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
-        let end = write(sink, &mut rx, close_rx).await;
+        let end = write(sink, &mut rx, close_rx, &shared).await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));

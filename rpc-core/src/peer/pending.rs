@@ -107,6 +107,10 @@ impl Pending {
         self.lock().calls.is_empty()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.lock().calls.len()
+    }
+
     /// Resolves when the table may have become non-empty.
     pub(crate) async fn became_busy(&self) {
         self.became_busy.notified().await;

@@ -4,6 +4,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use futures::future::{AbortHandle, AbortRegistration};
 use rustc_hash::FxHashMap;
+use tokio::sync::Notify;
 
 use crate::id::RawId;
 
@@ -19,6 +20,8 @@ struct Registry {
 #[derive(Default)]
 pub(crate) struct Running {
     registry: Mutex<Registry>,
+    /// Woken when the last running handler ends.
+    idle: Notify,
 }
 
 /// A registered handler; dropping it takes the handler out of the registry.
@@ -29,7 +32,12 @@ pub(crate) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.running.lock().handlers.remove(&self.key);
+        let mut registry = self.running.lock();
+        registry.handlers.remove(&self.key);
+        if registry.handlers.is_empty() {
+            drop(registry);
+            self.running.idle.notify_one();
+        }
     }
 }
 
@@ -82,9 +90,14 @@ impl Running {
         }
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// The number of handlers running as tasks.
+    pub(crate) fn len(&self) -> usize {
         self.lock().handlers.len()
+    }
+
+    /// Resolves when no handler may be running any more (check [`len`](Self::len) after it).
+    pub(crate) async fn idle(&self) {
+        self.idle.notified().await;
     }
 }
 

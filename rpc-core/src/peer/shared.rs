@@ -1,14 +1,18 @@
 //! The state of one connection shared by its handles, its driver and its handler tasks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use super::pending::{Answer, Pending};
 use super::running::Running;
+use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
 use crate::config::PeerConfig;
@@ -18,6 +22,14 @@ use crate::transport::Outbound;
 /// The method a peer sends to withdraw one of its calls: `{"id": …}`.
 pub(crate) const CANCEL_METHOD: &str = "$/cancelRequest";
 
+/// A graceful close under way: no new request is started, and the connection closes with `frame` once the
+/// running ones are done, or at `deadline`.
+#[derive(Debug, Clone)]
+pub(crate) struct Drain {
+    pub(crate) frame: CloseFrame,
+    pub(crate) deadline: Instant,
+}
+
 pub(crate) struct Shared {
     pub(crate) config: PeerConfig,
     next_id: AtomicU64,
@@ -25,8 +37,20 @@ pub(crate) struct Shared {
     pub(crate) running: Running,
     /// The writer's queue.
     pub(crate) outbound: mpsc::Sender<Outbound>,
+    /// The bytes of frames in the writer's queue, out of [`PeerConfig::max_queued_bytes`]; taken when a
+    /// frame is queued, given back by the writer once it is written.
+    pub(crate) queued_bytes: Arc<Semaphore>,
+    /// Set by the reader whenever something arrives: a sign of life for the heartbeat.
+    pub(crate) heard: AtomicBool,
+    /// Set by the reader while it has stopped reading because every handler place is taken; the heartbeat
+    /// does not count silence then.
+    pub(crate) reading_paused: AtomicBool,
+    /// The requests the reader holds waiting for a handler place (kept up to date by the reader).
+    pub(crate) waiting_requests: AtomicUsize,
     /// Set once, when this side asks for the connection to close.
     pub(crate) close_request: watch::Sender<Option<CloseFrame>>,
+    /// Set once, when a graceful close starts.
+    pub(crate) drain: watch::Sender<Option<Drain>>,
     /// Set once, when the connection has ended.
     pub(crate) close_state: watch::Sender<Option<CloseReason>>,
 }
@@ -35,13 +59,42 @@ impl Shared {
     pub(crate) fn new(config: PeerConfig, outbound: mpsc::Sender<Outbound>) -> Self {
         Self {
             pending: Pending::new(config.max_pending_calls),
+            queued_bytes: Arc::new(Semaphore::new(config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS))),
             config,
             next_id: AtomicU64::new(1),
             running: Running::default(),
             outbound,
+            heard: AtomicBool::new(false),
+            reading_paused: AtomicBool::new(false),
+            waiting_requests: AtomicUsize::new(0),
             close_request: watch::Sender::new(None),
+            drain: watch::Sender::new(None),
             close_state: watch::Sender::new(None),
         }
+    }
+
+    /// What a frame of `len` bytes takes from the byte budget: its size, or the whole budget when larger.
+    pub(crate) fn cost(&self, len: usize) -> u32 {
+        let budget = self.config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        u32::try_from(len.clamp(1, budget)).unwrap_or(u32::MAX)
+    }
+
+    /// A snapshot of what the connection holds.
+    pub(crate) fn stats(&self) -> PeerStats {
+        let budget = self.config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        PeerStats {
+            pending_calls: self.pending.len(),
+            running_handlers: self.running.len(),
+            waiting_requests: self.waiting_requests.load(Ordering::Relaxed),
+            queued_frames: self.outbound.max_capacity() - self.outbound.capacity(),
+            queued_bytes: budget.saturating_sub(self.queued_bytes.available_permits()),
+            reading_paused: self.reading_paused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a graceful close is under way.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.drain.borrow().is_some()
     }
 
     /// A fresh id for a call of this side.
@@ -93,12 +146,39 @@ impl Shared {
         Ok(frame)
     }
 
-    /// Queues a frame, waiting for room.
+    /// Queues a frame, waiting for room (bytes and a place in the queue).
     pub(crate) async fn send(&self, frame: String) -> Result<(), CallError> {
+        let Ok(bytes) = self.queued_bytes.acquire_many(self.cost(frame.len())).await else {
+            return Err(self.disconnected());
+        };
         self.outbound
             .send(Outbound::Frame(frame))
             .await
-            .map_err(|_| self.disconnected())
+            .map_err(|_| self.disconnected())?;
+        // Queued: the writer gives the bytes back once the frame is written. (Until then, a send given up
+        // while waiting for a place gives them back by dropping the permit.)
+        bytes.forget();
+        Ok(())
+    }
+
+    /// Queues a frame if there is room now; gives it back otherwise.
+    pub(crate) fn try_send(&self, frame: String) -> Result<(), Refused> {
+        let cost = self.cost(frame.len());
+        let Ok(bytes) = self.queued_bytes.try_acquire_many(cost) else {
+            return Err(if self.queued_bytes.is_closed() {
+                Refused::Closed
+            } else {
+                Refused::Full(frame)
+            });
+        };
+        match self.outbound.try_send(Outbound::Frame(frame)) {
+            Ok(()) => {
+                bytes.forget();
+                Ok(())
+            }
+            Err(TrySendError::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
+            Err(_) => Err(Refused::Closed),
+        }
     }
 
     /// Tells the other side this side no longer wants the answer to call `id`. Best effort: when the queue
@@ -109,7 +189,7 @@ impl Shared {
             id: u64,
         }
         if let Ok(frame) = message::encode_call(None, CANCEL_METHOD, Some(&CancelParams { id })) {
-            let _ = self.outbound.try_send(Outbound::Frame(frame));
+            let _ = self.try_send(frame);
         }
     }
 
@@ -143,6 +223,14 @@ impl Shared {
             Err(_) => Err(self.disconnected()),
         }
     }
+}
+
+/// Why a frame could not be queued at once.
+pub(crate) enum Refused {
+    /// No room now; here is the frame back.
+    Full(String),
+    /// The connection has ended.
+    Closed,
 }
 
 /// Withdraws a call that is given up before its answer came (its future dropped, its timeout passed):

@@ -6,7 +6,7 @@ use rpc_core::{Peer, PeerConfig, PeerHandle, Router};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 
-use super::config::websocket_config;
+use super::config::{DEFAULT_READ_BUFFER, DEFAULT_WRITE_BUFFER, websocket_config};
 use super::socket::WsTransport;
 
 /// Why a connection could not be opened.
@@ -74,6 +74,8 @@ pub struct ClientBuilder {
     router: Router,
     config: PeerConfig,
     connect_timeout: Duration,
+    read_buffer_size: usize,
+    write_buffer_size: usize,
 }
 
 impl Default for ClientBuilder {
@@ -82,6 +84,8 @@ impl Default for ClientBuilder {
             router: Router::new(),
             config: PeerConfig::default(),
             connect_timeout: Duration::from_secs(10),
+            read_buffer_size: DEFAULT_READ_BUFFER,
+            write_buffer_size: DEFAULT_WRITE_BUFFER,
         }
     }
 }
@@ -106,6 +110,19 @@ impl ClientBuilder {
         self
     }
 
+    /// The WebSocket read buffer, in bytes. Default: 8 KiB (it grows while a larger message is read).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes;
+        self
+    }
+
+    /// How much written data is buffered before it goes to the socket, in bytes. Default: 8 KiB (frames
+    /// are flushed after every burst regardless).
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
     /// Connects to `url` and starts the peer on the current tokio runtime.
     ///
     /// # Errors
@@ -114,7 +131,7 @@ impl ClientBuilder {
         let request = url
             .into_client_request()
             .map_err(|e| ConnectError::InvalidUrl(e.to_string()))?;
-        let ws_config = websocket_config(&self.config);
+        let ws_config = websocket_config(&self.config, self.read_buffer_size, self.write_buffer_size);
         let handshake = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
         let (socket, _response) = tokio::time::timeout(self.connect_timeout, handshake)
             .await

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HeaderMap, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
@@ -24,6 +25,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rpc_core::{CloseCode, Peer, PeerConfig, PeerHandle, Router};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -31,7 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::config::websocket_config;
+use super::config::{DEFAULT_READ_BUFFER, DEFAULT_WRITE_BUFFER, websocket_config};
 use super::socket::WsTransport;
 
 /// What the server knows of a connection when it builds the connection's [`Router`].
@@ -71,6 +73,11 @@ impl ConnectionInfo {
 pub struct ServerBuilder {
     config: PeerConfig,
     handshake_timeout: Duration,
+    max_connections: usize,
+    max_handshakes: usize,
+    shutdown_grace: Duration,
+    read_buffer_size: usize,
+    write_buffer_size: usize,
 }
 
 impl Default for ServerBuilder {
@@ -78,6 +85,11 @@ impl Default for ServerBuilder {
         Self {
             config: PeerConfig::default(),
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_handshakes: 1024,
+            shutdown_grace: Duration::from_secs(10),
+            read_buffer_size: DEFAULT_READ_BUFFER,
+            write_buffer_size: DEFAULT_WRITE_BUFFER,
         }
     }
 }
@@ -93,6 +105,41 @@ impl ServerBuilder {
     /// takes longer is disconnected.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The most WebSocket connections open at once. Default: 10,000. Past it, upgrade requests are answered
+    /// `503 Service Unavailable` (with `Retry-After`) before any frame is exchanged.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// The most TCP connections still in their HTTP handshake at once. Default: 1024. Past it, new TCP
+    /// connections are closed as soon as they are accepted, so that slow or silent clients cannot exhaust
+    /// the server's sockets.
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.max_handshakes = max;
+        self
+    }
+
+    /// How long [`ServerHandle::shutdown`] lets running handlers finish. Default: 10 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The WebSocket read buffer of each connection, in bytes. Default: 8 KiB (every idle connection holds
+    /// one; it grows while a larger message is read).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes;
+        self
+    }
+
+    /// How much written data is buffered before it goes to the socket, in bytes. Default: 8 KiB (frames are
+    /// flushed after every burst regardless).
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
         self
     }
 
@@ -160,9 +207,13 @@ impl Server {
         F: Fn(&ConnectionInfo) -> Router + Send + Sync + 'static,
     {
         let state = Arc::new(State {
+            handshakes: Arc::new(Semaphore::new(
+                self.settings.max_handshakes.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             settings: self.settings,
             routes: Box::new(routes),
             connections: Mutex::default(),
+            admitted: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -195,15 +246,20 @@ impl ServerHandle {
         self.state.connections().len()
     }
 
-    /// Stops accepting, closes every connection with 1001 (going away), and returns when every connection
-    /// task has ended (each within its peer's close timeout).
+    /// Shuts the server down gracefully: stops accepting, lets every connection finish the requests it has
+    /// started (new ones are answered -32002 Shutting down) for up to the shutdown grace, then closes each
+    /// with 1001 (going away). Returns when every connection task has ended.
     pub async fn shutdown(self) {
         self.state.shutdown.cancel();
         // The accept loop ends at once on cancellation; a panic in it has nothing left to clean up.
         let _ = self.accept.await;
         let open: Vec<PeerHandle> = self.state.connections().values().cloned().collect();
         for peer in open {
-            peer.close_with(CloseCode::GOING_AWAY, "server shutting down");
+            peer.close_gracefully(
+                CloseCode::GOING_AWAY,
+                SHUTDOWN_REASON,
+                self.state.settings.shutdown_grace,
+            );
         }
         self.state.tracker.close();
         self.state.tracker.wait().await;
@@ -212,10 +268,17 @@ impl ServerHandle {
 
 type Routes = Box<dyn Fn(&ConnectionInfo) -> Router + Send + Sync>;
 
+/// The close reason of connections ended by a shutdown.
+const SHUTDOWN_REASON: &str = "server shutting down";
+
 struct State {
     settings: ServerBuilder,
     routes: Routes,
     connections: Mutex<HashMap<u64, PeerHandle>>,
+    /// WebSocket connections admitted (upgrading or open), out of `max_connections`.
+    admitted: AtomicUsize,
+    /// Places for TCP connections in their HTTP handshake, out of `max_handshakes`.
+    handshakes: Arc<Semaphore>,
     next_id: AtomicU64,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -243,10 +306,14 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         };
         match accepted {
             Ok((tcp, remote)) => {
+                let Ok(place) = state.handshakes.clone().try_acquire_owned() else {
+                    tracing::warn!(%remote, "too many connections in their handshake; closing a new one");
+                    continue;
+                };
                 if let Err(error) = tcp.set_nodelay(true) {
                     tracing::debug!(%error, "could not disable Nagle's algorithm");
                 }
-                state.tracker.spawn(serve_http(tcp, remote, state.clone()));
+                state.tracker.spawn(serve_http(tcp, remote, state.clone(), place));
             }
             Err(error) => {
                 // Out of file descriptors or memory, most likely: wait a little instead of spinning.
@@ -257,8 +324,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-/// Serves HTTP on one TCP connection until it is upgraded, closed, or the server shuts down.
-async fn serve_http(tcp: TcpStream, remote: SocketAddr, state: Arc<State>) {
+/// Serves HTTP on one TCP connection until it is upgraded, closed, or the server shuts down. `_place`, a
+/// place among the connections in their handshake, is held until then.
+async fn serve_http(tcp: TcpStream, remote: SocketAddr, state: Arc<State>, _place: OwnedSemaphorePermit) {
     let service_state = state.clone();
     let service = service_fn(move |request| {
         let state = service_state.clone();
@@ -307,6 +375,16 @@ fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: &Arc<State
     let Ok(accept) = HeaderValue::try_from(derive_accept_key(key.as_bytes())) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
+    if state.shutdown.is_cancelled() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, SHUTDOWN_REASON);
+    }
+    let Some(admission) = Admission::take(state) else {
+        let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    };
     let info = ConnectionInfo {
         id: state.next_id.fetch_add(1, Ordering::Relaxed),
         remote_addr: remote,
@@ -315,9 +393,7 @@ fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: &Arc<State
     };
     let router = (state.routes)(&info);
     let on_upgrade = hyper::upgrade::on(&mut request);
-    state
-        .tracker
-        .spawn(run_connection(on_upgrade, router, info, state.clone()));
+    state.tracker.spawn(run_connection(on_upgrade, router, info, admission));
 
     let mut response = Response::new(Full::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -328,8 +404,29 @@ fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: &Arc<State
     response
 }
 
+/// A place among the server's connections, given back when dropped.
+struct Admission(Arc<State>);
+
+impl Admission {
+    fn take(state: &Arc<State>) -> Option<Self> {
+        let max = state.settings.max_connections;
+        state
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Admission(state.clone()))
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Runs the peer of an upgraded connection until it ends.
-async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, state: Arc<State>) {
+async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, admission: Admission) {
+    let state = &admission.0;
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -338,15 +435,16 @@ async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionI
         }
     };
     let config = state.settings.config.clone();
-    let socket =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config(&config))).await;
+    let settings = &state.settings;
+    let ws_config = websocket_config(&config, settings.read_buffer_size, settings.write_buffer_size);
+    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config)).await;
     let (peer, handle) = Peer::builder()
         .router(router)
         .config(config)
         .build(WsTransport::new(socket));
     state.connections().insert(info.id, handle.clone());
     if state.shutdown.is_cancelled() {
-        handle.close_with(CloseCode::GOING_AWAY, "server shutting down");
+        handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
     }
     let reason = peer.run().await;
     state.connections().remove(&info.id);

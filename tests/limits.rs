@@ -1,0 +1,333 @@
+//! Every limit holds over a real socket: batches, concurrent requests (backpressure through TCP), pending
+//! calls, the outgoing queue against a client that stops reading, connections, handshakes.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use birpc::prelude::*;
+use birpc::{ConnectError, ServerHandle, code};
+use common::{RawClient, eventually, resident_bytes, within};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Notify, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Handlers that wait at a gate, counting how many run at once.
+struct Gate {
+    open: Semaphore,
+    running: AtomicUsize,
+    most: AtomicUsize,
+    entered: AtomicUsize,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            open: Semaphore::new(0),
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            entered: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Gate {
+    async fn pass(&self) {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.open.acquire().await.expect("gate").forget();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn open_wide(&self) {
+        self.open.add_permits(1 << 20);
+    }
+}
+
+async fn gated_server(
+    gate: Arc<Gate>,
+    config: PeerConfig,
+) -> (ServerHandle, Arc<std::sync::Mutex<Option<PeerHandle>>>) {
+    let peer_slot = Arc::new(std::sync::Mutex::new(None));
+    let slot = peer_slot.clone();
+    let server = Server::builder()
+        .config(config)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(move |_| {
+            let (gate, slot) = (gate.clone(), slot.clone());
+            Router::new()
+                .method("wait", move |ctx: Context, (pad,): (String,)| {
+                    let gate = gate.clone();
+                    *slot.lock().unwrap() = Some(ctx.peer().clone());
+                    async move {
+                        gate.pass().await;
+                        Ok::<_, ErrorObject>(pad.len())
+                    }
+                })
+                .method("blob", |_: Context, (len,): (usize,)| async move {
+                    Ok::<_, ErrorObject>("b".repeat(len))
+                })
+                .method("ok", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(true) })
+        });
+    (server, peer_slot)
+}
+
+#[tokio::test]
+async fn an_over_long_batch_gets_one_error_and_the_connection_lives_on() {
+    let gate = Arc::new(Gate::default());
+    let (server, _) = gated_server(gate, PeerConfig::default().max_batch_len(4)).await;
+    let mut raw = RawClient::connect(server.local_addr()).await;
+    let entry = r#"{"jsonrpc":"2.0","method":"ok","id":1}"#;
+    let answer = raw.ask(&format!("[{}]", [entry; 5].join(","))).await;
+    assert_eq!(answer["error"]["code"], code::BATCH_TOO_LARGE);
+    assert!(answer["id"].is_null());
+    let answer = raw.ask(&format!("[{}]", [entry; 4].join(","))).await;
+    assert_eq!(answer.as_array().unwrap().len(), 4);
+    drop(raw);
+    server.shutdown().await;
+}
+
+/// A client floods requests far faster than they are handled: the server runs at most its bound, holds
+/// one more, stops reading (the client's writes back up through TCP), and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_requests_is_held_back_by_tcp_and_nothing_is_lost() {
+    const FLOOD: usize = 2000;
+    let gate = Arc::new(Gate::default());
+    let config = PeerConfig::default()
+        .max_concurrent_requests(4)
+        .heartbeat_interval(None);
+    let (server, server_peer) = gated_server(gate.clone(), config).await;
+    let (mut sink, mut stream) = RawClient::connect(server.local_addr()).await.into_inner().split();
+    let pad = "p".repeat(10_000);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let flood = tokio::spawn(async move {
+        for id in 0..FLOOD {
+            let request = format!(r#"{{"jsonrpc":"2.0","method":"wait","params":["{pad}"],"id":{id}}}"#);
+            sink.send(Message::text(request)).await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        sink
+    });
+
+    eventually("the server to stop reading", || {
+        server_peer
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|p| p.stats().reading_paused)
+    })
+    .await;
+    let stats = server_peer.lock().unwrap().clone().unwrap().stats();
+    assert_eq!(gate.running.load(Ordering::SeqCst), 4);
+    assert_eq!(stats.waiting_requests, 1, "{stats:?}");
+    // 20 MB of requests cannot all fit in the socket buffers: the client is held back.
+    assert!(sent.load(Ordering::SeqCst) < FLOOD, "the server read everything");
+
+    gate.open_wide();
+    let _sink = within("the flood to be sent", flood).await.unwrap();
+    let mut answered = vec![false; FLOOD];
+    for _ in 0..FLOOD {
+        let Some(Ok(Message::Text(text))) = within("an answer", stream.next()).await else {
+            panic!("no answer")
+        };
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["result"], 10_000, "{answer}");
+        answered[answer["id"].as_u64().unwrap() as usize] = true;
+    }
+    assert!(answered.iter().all(|a| *a));
+    assert!(
+        gate.most.load(Ordering::SeqCst) <= 4,
+        "more handlers ran at once than the bound"
+    );
+}
+
+/// A client asks for large results and never reads them: the server's writer blocks, its queue fills up
+/// to the byte budget, its handlers wait, and it stops reading. Memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_cannot_grow_server_memory() {
+    const ASKED: usize = 300;
+    const RESULT: usize = 1 << 20;
+    let gate = Arc::new(Gate::default());
+    let config = PeerConfig::default()
+        .max_concurrent_requests(4)
+        .max_queued_bytes(4 << 20)
+        .heartbeat_interval(None)
+        .close_timeout(Duration::from_millis(200));
+    let (server, server_peer) = gated_server(gate, config).await;
+    let mut raw = RawClient::connect(server.local_addr()).await;
+    // Register the connection's handle, then stop reading for good.
+    raw.send(r#"{"jsonrpc":"2.0","method":"wait","params":[""],"id":"w"}"#)
+        .await;
+    eventually("the connection to register", || server_peer.lock().unwrap().is_some()).await;
+    let before = resident_bytes();
+
+    let (mut sink, _unread) = raw.into_inner().split();
+    let flood = tokio::spawn(async move {
+        for id in 0..ASKED {
+            let request = format!(r#"{{"jsonrpc":"2.0","method":"blob","params":[{RESULT}],"id":{id}}}"#);
+            if sink.send(Message::text(request)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let peer = server_peer.lock().unwrap().clone().unwrap();
+    eventually("the server to stop reading", || peer.stats().reading_paused).await;
+    let stats = peer.stats();
+    assert!(stats.queued_bytes <= 4 << 20, "{stats:?}");
+    assert!(stats.queued_frames <= 4, "{stats:?}");
+    // 300 MiB were asked for; what the server holds is a few results (queued, written, being written).
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "the server grew by {grown} bytes");
+    // Nothing can be sent to this client without waiting now.
+    assert!(matches!(peer.try_notify("ping", ()), Err(CallError::Full)));
+    flood.abort();
+    peer.close();
+    within("the end", peer.closed()).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_wait_for_a_pending_place_within_their_timeout() {
+    let gate = Arc::new(Gate::default());
+    let (server, _) = gated_server(gate.clone(), PeerConfig::default()).await;
+    let peer = Client::builder()
+        .config(PeerConfig::default().max_pending_calls(2))
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    let first = tokio::spawn(peer.call::<usize>("wait", ("a",)));
+    let second = tokio::spawn(peer.call::<usize>("wait", ("bb",)));
+    eventually("two handlers", || gate.entered.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(peer.stats().pending_calls, 2);
+    let third = peer
+        .call::<usize>("wait", ("ccc",))
+        .timeout(Some(Duration::from_millis(100)))
+        .await;
+    assert!(matches!(third, Err(CallError::Timeout(_))), "{third:?}");
+    assert_eq!(gate.entered.load(Ordering::SeqCst), 2, "the third call was sent");
+    gate.open_wide();
+    assert_eq!(first.await.unwrap().unwrap(), 1);
+    assert_eq!(second.await.unwrap().unwrap(), 2);
+    assert_eq!(peer.call::<usize>("wait", ("dddd",)).await.unwrap(), 4);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn past_max_connections_upgrades_are_refused_with_503() {
+    let server = Server::builder()
+        .max_connections(2)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| Router::new());
+    let url = format!("ws://{}", server.local_addr());
+    let first = Client::connect(&url).await.unwrap();
+    let _second = Client::connect(&url).await.unwrap();
+    let refused = Client::connect(&url).await;
+    assert!(
+        matches!(refused, Err(ConnectError::Rejected { status: 503 })),
+        "{refused:?}"
+    );
+    first.close();
+    first.closed().await;
+    eventually("the place to be freed", || server.connection_count() == 1).await;
+    let _third = within("a connection", async {
+        loop {
+            // The place is given back when the connection's task ends, just after the count drops.
+            if let Ok(peer) = Client::connect(&url).await {
+                return peer;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn clients_that_never_finish_the_handshake_are_dropped() {
+    let server = Server::builder()
+        .handshake_timeout(Duration::from_millis(200))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| Router::new());
+    // One sends nothing, one sends half a request and stops.
+    let mut silent = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    for socket in [&mut silent, &mut slow] {
+        let mut buffer = [0u8; 1024];
+        let read = within("the server to hang up", socket.read(&mut buffer)).await;
+        // Closed (0 bytes, or reset); an HTTP error page is acceptable too, but no upgrade.
+        if let Ok(n) = read {
+            assert!(!String::from_utf8_lossy(&buffer[..n]).contains("101"));
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_requests_get_426() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(|_| Router::new());
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    within("the answer", tcp.read_to_string(&mut answer)).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+    server.shutdown().await;
+}
+
+/// Notifications are queued up to the limits; `try_notify` says when there is no room instead of waiting.
+#[tokio::test]
+async fn try_notify_fails_when_the_queue_is_full() {
+    let ready = Arc::new(Notify::new());
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let (ready2, slot2) = (ready.clone(), slot.clone());
+    let server = Server::builder()
+        .config(PeerConfig::default().max_queued_frames(8).heartbeat_interval(None))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(move |_| {
+            let (ready, slot) = (ready2.clone(), slot2.clone());
+            Router::new().method("hello", move |ctx: Context, _: NoParams| {
+                *slot.lock().unwrap() = Some(ctx.peer().clone());
+                ready.notify_one();
+                async { Ok::<_, ErrorObject>(()) }
+            })
+        });
+    let mut raw = RawClient::connect(server.local_addr()).await;
+    raw.ask(r#"{"jsonrpc":"2.0","method":"hello","id":1}"#).await;
+    within("the handler", ready.notified()).await;
+    let peer = slot.lock().unwrap().clone().unwrap();
+    // The client reads nothing more: sooner or later the queue is full.
+    let payload = "n".repeat(64 << 10);
+    let mut sent = 0usize;
+    let full = within("a full queue", async {
+        loop {
+            match peer.try_notify("news", (&payload,)) {
+                Ok(()) => sent += 1,
+                Err(error) => return error,
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(matches!(full, CallError::Full), "{full:?}");
+    assert!(peer.stats().queued_frames <= 8);
+    assert!(sent > 0);
+    drop(raw);
+    server.shutdown().await;
+}

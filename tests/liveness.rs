@@ -1,0 +1,256 @@
+//! Liveness: heartbeats on both sides, late and unknown answers, malformed answers, graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use birpc::prelude::*;
+use birpc::{CloseCode, CloseReason, ServerHandle, code};
+use common::{RawClient, eventually, within};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+fn quick_heartbeat() -> PeerConfig {
+    PeerConfig::default()
+        .heartbeat_interval(Some(Duration::from_millis(100)))
+        .heartbeat_timeout(Duration::from_millis(100))
+}
+
+/// A server that reports, for each connection that calls `watch`, why it ended.
+async fn watching_server(config: PeerConfig) -> (ServerHandle, mpsc::Receiver<CloseReason>) {
+    let (reasons_tx, reasons) = mpsc::channel(4);
+    let server = Server::builder()
+        .config(config)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(move |_| {
+            let reasons = reasons_tx.clone();
+            Router::new().method("watch", move |ctx: Context, _: NoParams| {
+                let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
+                tokio::spawn(async move { reasons.send(peer.closed().await).await });
+                async { Ok::<_, ErrorObject>(()) }
+            })
+        });
+    (server, reasons)
+}
+
+#[tokio::test]
+async fn the_server_gives_up_a_client_that_answers_no_ping() {
+    let (server, mut reasons) = watching_server(quick_heartbeat()).await;
+    let mut raw = RawClient::connect(server.local_addr()).await;
+    raw.ask(r#"{"jsonrpc":"2.0","method":"watch","id":1}"#).await;
+    // The raw client stops reading, so it answers no ping (a WebSocket answers pings while reading).
+    let reason = within("the server to give up", reasons.recv()).await.unwrap();
+    let CloseReason::Local(frame) = reason else {
+        panic!("{reason:?}")
+    };
+    assert_eq!(frame.code, CloseCode::INTERNAL);
+    assert!(frame.reason.contains("no sign of life"), "{frame}");
+    drop(raw);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_client_gives_up_a_server_that_answers_no_ping() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mute = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        // Accepts the WebSocket, then never reads it again.
+        tokio_tungstenite::accept_async(tcp).await.unwrap()
+    });
+    let peer = Client::builder()
+        .config(quick_heartbeat())
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    let _socket = mute.await.unwrap();
+    let reason = within("the client to give up", peer.closed()).await;
+    assert_eq!(reason.code(), CloseCode::INTERNAL, "{reason}");
+}
+
+#[tokio::test]
+async fn a_quiet_but_healthy_connection_stays_up() {
+    let (server, _reasons) = watching_server(quick_heartbeat()).await;
+    let peer = Client::builder()
+        .config(quick_heartbeat())
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    // Ten heartbeat intervals of silence, answered by pings and pongs.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!peer.is_closed());
+    peer.call::<()>("watch", ()).await.unwrap();
+    server.shutdown().await;
+}
+
+/// A raw server that answers the client's first call only after that call was withdrawn (it waits for
+/// the `$/cancelRequest`), then answers the next call normally.
+#[tokio::test]
+async fn a_late_answer_is_dropped_and_the_connection_lives_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let raw_server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let first = next_json(&mut ws).await;
+        let cancel = next_json(&mut ws).await;
+        assert_eq!(cancel["method"], "$/cancelRequest");
+        assert_eq!(cancel["params"]["id"], first["id"]);
+        // Too late: the answer, an answer nobody asked for, and a malformed one.
+        send_json(&mut ws, json!({"jsonrpc": "2.0", "id": first["id"], "result": "late"})).await;
+        send_json(&mut ws, json!({"jsonrpc": "2.0", "id": 987654, "result": "unknown"})).await;
+        send_json(
+            &mut ws,
+            json!({"jsonrpc": "2.0", "id": "not ours", "error": {"code": 1, "message": "?"}}),
+        )
+        .await;
+        let second = next_json(&mut ws).await;
+        send_json(
+            &mut ws,
+            json!({"jsonrpc": "2.0", "id": second["id"], "result": "on time"}),
+        )
+        .await;
+        ws
+    });
+    let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    let first = peer
+        .call::<String>("slow", ())
+        .timeout(Some(Duration::from_millis(50)))
+        .await;
+    assert!(matches!(first, Err(CallError::Timeout(_))));
+    assert_eq!(peer.call::<String>("fast", ()).await.unwrap(), "on time");
+    assert!(!peer.is_closed());
+    let _ws = raw_server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_answer_fails_its_call_only() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let raw_server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let first = next_json(&mut ws).await;
+        let both = json!({"jsonrpc": "2.0", "id": first["id"], "result": 1, "error": {"code": 1, "message": "x"}});
+        send_json(&mut ws, both).await;
+        let second = next_json(&mut ws).await;
+        send_json(&mut ws, json!({"jsonrpc": "1.0", "id": second["id"], "result": 1})).await;
+        let third = next_json(&mut ws).await;
+        send_json(&mut ws, json!({"jsonrpc": "2.0", "id": third["id"], "result": 3})).await;
+        ws
+    });
+    let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    assert!(matches!(
+        peer.call::<u8>("a", ()).await,
+        Err(CallError::InvalidResponse(_))
+    ));
+    assert!(matches!(
+        peer.call::<u8>("b", ()).await,
+        Err(CallError::InvalidResponse(_))
+    ));
+    assert_eq!(peer.call::<u8>("c", ()).await.unwrap(), 3);
+    let _ws = raw_server.await.unwrap();
+}
+
+/// Shutdown lets a running handler finish and answer, refuses new requests with -32002 meanwhile, then
+/// closes with 1001.
+#[tokio::test]
+async fn a_graceful_shutdown_finishes_what_runs_and_refuses_the_rest() {
+    let entered = Arc::new(Semaphore::new(0));
+    let gate = Arc::new(Semaphore::new(0));
+    let (entered2, gate2) = (entered.clone(), gate.clone());
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        let (entered, gate) = (entered2.clone(), gate2.clone());
+        Router::new()
+            .method("slow", move |_: Context, _: NoParams| {
+                let (entered, gate) = (entered.clone(), gate.clone());
+                async move {
+                    entered.add_permits(1);
+                    gate.acquire()
+                        .await
+                        .map_err(|_| ErrorObject::internal_error())?
+                        .forget();
+                    Ok::<_, ErrorObject>("finished")
+                }
+            })
+            .method("quick", |_: Context, _: NoParams| async {
+                Ok::<_, ErrorObject>("quick")
+            })
+    });
+    let peer = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let slow = tokio::spawn(peer.call::<String>("slow", ()));
+    within("the slow handler", entered.acquire()).await.unwrap().forget();
+    let shutdown = tokio::spawn(server.shutdown());
+
+    // Sooner or later (once the shutdown has reached this connection), new requests are refused.
+    let refused = within("a refusal", async {
+        loop {
+            match peer.call::<String>("quick", ()).await {
+                Ok(_) => tokio::task::yield_now().await,
+                Err(error) => return error,
+            }
+        }
+    })
+    .await;
+    let Some(object) = refused.error_object() else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(object.code(), code::SHUTTING_DOWN);
+
+    gate.add_permits(1);
+    assert_eq!(within("the slow answer", slow).await.unwrap().unwrap(), "finished");
+    let reason = within("the close", peer.closed()).await;
+    assert_eq!(
+        reason,
+        CloseReason::Remote(birpc::CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down"))
+    );
+    within("the shutdown", shutdown).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_shutdown_does_not_wait_past_its_grace() {
+    let server = Server::builder()
+        .shutdown_grace(Duration::from_millis(100))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| {
+            Router::new().method("forever", |_: Context, _: NoParams| async {
+                futures::future::pending::<Result<(), ErrorObject>>().await
+            })
+        });
+    let peer = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let stuck = tokio::spawn(peer.call::<()>("forever", ()));
+    // Make sure the call is running before shutting down.
+    eventually("the call to be pending", || peer.stats().pending_calls == 1).await;
+    within("the shutdown", server.shutdown()).await;
+    let outcome = within("the stuck call", stuck).await.unwrap();
+    assert!(matches!(outcome, Err(CallError::Disconnected(_))), "{outcome:?}");
+}
+
+async fn next_json<S>(ws: &mut WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match within("a message", ws.next()).await {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("no message: {other:?}"),
+        }
+    }
+}
+
+async fn send_json<S>(ws: &mut WebSocketStream<S>, value: Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::text(value.to_string())).await.unwrap();
+}
