@@ -1,6 +1,4 @@
-//! A chat in the terminal: a server, and clients that join a room and talk. The server calls every client
-//! back through a generated stub: new messages, someone typing and arrivals as notifications, and "are you
-//! still there?" as a request whose answers it collects.
+//! A chat in the terminal: a server, and clients that sign in with a name, join a room and talk.
 //!
 //! ```text
 //! cargo run --example chat_cli -- server --listen 127.0.0.1:9001
@@ -8,17 +6,21 @@
 //! cargo run --example chat_cli -- demo
 //! ```
 //!
-//! A client reads lines from stdin: a line of text is posted to the room, `/who` asks everyone in the room
-//! whether they are still there, `/quit` leaves. `demo` runs a server and two scripted clients in one
-//! process.
+//! The server admits a connection at the WebSocket upgrade only with a name (`?name=...`), which every
+//! handler then reads from the connection's state. Rooms are groups of a [`Hub`]: messages, typing and
+//! arrivals are broadcast to a room; "are you still there?" is a request the server sends to every member of
+//! a room at once, through the generated stub of the clients' `ChatClientEvents` service, collecting each
+//! answer. Clients reconnect by themselves (and join their room again) when the server restarts.
+//!
+//! A client reads lines from stdin: a line of text is posted to the room, `/who` holds a roll call, `/quit`
+//! leaves. `demo` runs a server and two scripted clients in one process.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use birpc::prelude::*;
-use futures::future::join_all;
+use birpc::{Admit, ClientEvent, ConnectionInfo, Hub, Reconnect, Reject};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -27,8 +29,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 enum ChatError {
     /// The connection has not joined a room yet.
     NotJoined,
-    /// Someone in the room already has that name.
-    NameTaken,
     /// Empty messages are not posted.
     Empty,
 }
@@ -38,15 +38,15 @@ impl RpcError for ChatError {}
 /// What the server exports.
 #[birpc::rpc(namespace = "chat")]
 trait Chat {
-    /// Joins `room` as `name`; returns who was already there.
-    async fn join(&self, ctx: &Context, room: String, name: String) -> Result<Vec<String>, ChatError>;
+    /// Joins `room` (leaving the previous one); returns who was already there.
+    async fn join(&self, ctx: &Context, room: String) -> Vec<String>;
     /// Posts to the room; returns the message's sequence number.
-    async fn post(&self, text: String) -> Result<u64, ChatError>;
+    async fn post(&self, ctx: &Context, text: String) -> Result<u64, ChatError>;
     /// Tells the others this member is typing.
     #[rpc(notification)]
-    async fn typing(&self);
+    async fn typing(&self, ctx: &Context);
     /// Asks every member of the room whether they are still there; returns each answer, or why none came.
-    async fn roll_call(&self) -> Result<Vec<String>, ChatError>;
+    async fn roll_call(&self, ctx: &Context) -> Result<Vec<String>, ChatError>;
 }
 
 /// What every client exports, for the server to call.
@@ -68,172 +68,133 @@ trait ChatClientEvents {
 // ---------------------------------------------------------------------------------------------------------
 // The server.
 
-struct Member {
+/// Who a connection is: set by the admission hook.
+struct User {
     name: String,
-    events: ChatClientEventsClient,
 }
 
-#[derive(Default)]
-struct Room {
-    next_seq: u64,
-    members: HashMap<u64, Member>,
+/// The server's service: one for all connections; who calls comes from the connection's state.
+#[derive(Clone)]
+struct ChatService {
+    hub: Hub,
+    sequences: Arc<Mutex<HashMap<String, u64>>>,
 }
 
-/// Every room, shared by all connections.
-#[derive(Default)]
-struct Rooms {
-    rooms: Mutex<HashMap<String, Room>>,
+fn name(peer: &PeerHandle) -> String {
+    peer.state::<User>()
+        .map_or_else(|| "?".to_owned(), |user| user.name.clone())
 }
 
-impl Rooms {
-    /// The stubs of `room`'s members (but `except`), to call outside the lock.
-    fn members(&self, room: &str, except: Option<u64>) -> Vec<(String, ChatClientEventsClient)> {
-        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        rooms.get(room).map_or_else(Vec::new, |r| {
-            r.members
-                .iter()
-                .filter(|(id, _)| Some(**id) != except)
-                .map(|(_, m)| (m.name.clone(), m.events.clone()))
-                .collect()
-        })
+impl ChatService {
+    /// The caller's name and the room it is in.
+    fn whereabouts(&self, ctx: &Context) -> Result<(String, String), ChatError> {
+        let room = self
+            .hub
+            .groups_of(ctx.peer().id())
+            .into_iter()
+            .next()
+            .ok_or(ChatError::NotJoined)?;
+        Ok((name(ctx.peer()), room))
     }
-
-    fn leave(&self, room: &str, connection: u64) -> Option<String> {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        let left = rooms.get_mut(room)?.members.remove(&connection)?;
-        Some(left.name)
-    }
-}
-
-/// One connection's session: the router of each connection is built from its own.
-struct Session {
-    rooms: Arc<Rooms>,
-    connection: u64,
-    joined: Mutex<Option<(String, String)>>,
-}
-
-impl Session {
-    fn joined(&self) -> Result<(String, String), ChatError> {
-        self.joined
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(ChatError::NotJoined)
-    }
-}
-
-/// Sends a notification to each member; one that fails (it just left) does not stop the others.
-async fn tell_all<F, Fut>(members: Vec<(String, ChatClientEventsClient)>, send: F)
-where
-    F: Fn(ChatClientEventsClient) -> Fut,
-    Fut: Future<Output = Result<(), CallError>>,
-{
-    join_all(members.into_iter().map(|(_, events)| send(events))).await;
 }
 
 #[birpc::async_trait]
-impl Chat for Session {
-    async fn join(&self, ctx: &Context, room: String, name: String) -> Result<Vec<String>, ChatError> {
-        let present = {
-            let mut rooms = self.rooms.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = rooms.entry(room.clone()).or_default();
-            if entry.members.values().any(|m| m.name == name) {
-                return Err(ChatError::NameTaken);
-            }
-            let present: Vec<String> = entry.members.values().map(|m| m.name.clone()).collect();
-            let events = ChatClientEventsClient::new(ctx.peer().clone());
-            entry.members.insert(
-                self.connection,
-                Member {
-                    name: name.clone(),
-                    events,
-                },
-            );
-            present
-        };
-        *self.joined.lock().unwrap_or_else(|p| p.into_inner()) = Some((room.clone(), name.clone()));
-        println!("server: {name} joined {room}");
-        let others = self.rooms.members(&room, Some(self.connection));
-        tell_all(others, |events| {
-            let name = name.clone();
-            async move { events.presence(name, true).await }
-        })
-        .await;
-        // When the connection ends, the member leaves and the others are told.
-        let (rooms, connection, peer) = (self.rooms.clone(), self.connection, ctx.peer().clone());
-        tokio::spawn(async move {
-            peer.closed().await;
-            if let Some(name) = rooms.leave(&room, connection) {
-                println!("server: {name} left {room}");
-                tell_all(rooms.members(&room, None), |events| {
-                    let name = name.clone();
-                    async move { events.presence(name, false).await }
-                })
-                .await;
-            }
-        });
-        Ok(present)
+impl Chat for ChatService {
+    async fn join(&self, ctx: &Context, room: String) -> Vec<String> {
+        let (id, me) = (ctx.peer().id(), name(ctx.peer()));
+        for previous in self.hub.groups_of(id) {
+            self.hub.leave(id, &previous);
+            self.hub
+                .notify_group(&previous, ChatClientEventsMethods::PRESENCE, (&me, false));
+        }
+        let present: Vec<String> = self.hub.members(&room).iter().map(name).collect();
+        self.hub.join(id, &room);
+        self.hub
+            .notify_group_except(&room, id, ChatClientEventsMethods::PRESENCE, (&me, true));
+        println!("server: {me} joined {room}");
+        present
     }
 
-    async fn post(&self, text: String) -> Result<u64, ChatError> {
-        let (room, name) = self.joined()?;
+    async fn post(&self, ctx: &Context, text: String) -> Result<u64, ChatError> {
+        let (me, room) = self.whereabouts(ctx)?;
         if text.trim().is_empty() {
             return Err(ChatError::Empty);
         }
         let seq = {
-            let mut rooms = self.rooms.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            let room = rooms.get_mut(&room).ok_or(ChatError::NotJoined)?;
-            room.next_seq += 1;
-            room.next_seq
+            let mut sequences = self.sequences.lock().unwrap_or_else(|p| p.into_inner());
+            let seq = sequences.entry(room.clone()).or_default();
+            *seq += 1;
+            *seq
         };
-        tell_all(self.rooms.members(&room, None), |events| {
-            let (name, text) = (name.clone(), text.clone());
-            async move { events.message(seq, name, text).await }
-        })
-        .await;
+        self.hub
+            .notify_group(&room, ChatClientEventsMethods::MESSAGE, (seq, me, text));
         Ok(seq)
     }
 
-    async fn typing(&self) {
-        if let Ok((room, name)) = self.joined() {
-            tell_all(self.rooms.members(&room, Some(self.connection)), |events| {
-                let name = name.clone();
-                async move { events.typing(name).await }
-            })
-            .await;
+    async fn typing(&self, ctx: &Context) {
+        if let Ok((me, room)) = self.whereabouts(ctx) {
+            self.hub
+                .notify_group_except(&room, ctx.peer().id(), ChatClientEventsMethods::TYPING, (me,));
         }
     }
 
-    async fn roll_call(&self) -> Result<Vec<String>, ChatError> {
-        let (room, name) = self.joined()?;
+    async fn roll_call(&self, ctx: &Context) -> Result<Vec<String>, ChatError> {
+        let (me, room) = self.whereabouts(ctx)?;
         // A request to every member at once, each with its own timeout: a slow one delays nobody.
-        let answers = join_all(self.rooms.members(&room, None).into_iter().map(|(member, events)| {
-            let asked_by = name.clone();
-            async move {
-                match events.still_there(asked_by).timeout(Some(Duration::from_secs(5))).await {
-                    Ok(answer) => format!("{member}: {answer}"),
-                    Err(e) => format!("{member}: no answer ({e})"),
+        let answers = self
+            .hub
+            .each(&room, |peer| {
+                let (member, asked_by) = (name(&peer), me.clone());
+                async move {
+                    let events = ChatClientEventsClient::new(peer);
+                    match events.still_there(asked_by).timeout(Some(Duration::from_secs(5))).await {
+                        Ok(answer) => format!("{member}: {answer}"),
+                        Err(e) => format!("{member}: no answer ({e})"),
+                    }
                 }
-            }
-        }))
-        .await;
+            })
+            .await;
+        let mut answers: Vec<String> = answers.into_iter().map(|(_, answer)| answer).collect();
+        answers.sort();
         Ok(answers)
     }
 }
 
-async fn run_server(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::bind(listen).await?;
-    println!("listening on ws://{}", server.local_addr());
-    let rooms = Arc::new(Rooms::default());
-    let ids = AtomicU64::new(1);
-    let running = server.serve(move |_connection| {
-        Session {
-            rooms: rooms.clone(),
-            connection: ids.fetch_add(1, Ordering::Relaxed),
-            joined: Mutex::new(None),
+/// Admits a connection that says who it is (`?name=...`, up to 32 characters).
+async fn admit(request: ConnectionInfo) -> Result<Admit, Reject> {
+    match request.query("name") {
+        Some(name) if !name.trim().is_empty() && name.chars().count() <= 32 => Ok(Admit::new().with_state(User {
+            name: name.trim().to_owned(),
+        })),
+        _ => Err(Reject::unauthorized("say who you are: ?name=...")),
+    }
+}
+
+/// Binds and starts a chat server.
+async fn start_server(listen: &str) -> std::io::Result<birpc::ServerHandle> {
+    let hub = Hub::new();
+    // Whoever leaves, the rooms they were in are told.
+    hub.on_disconnect({
+        let hub = hub.clone();
+        move |departure| {
+            let who = name(&departure.peer);
+            for room in &departure.groups {
+                println!("server: {who} left {room}");
+                hub.notify_group(room, ChatClientEventsMethods::PRESENCE, (&who, false));
+            }
         }
-        .into_router()
     });
+    let service = ChatService {
+        hub: hub.clone(),
+        sequences: Arc::default(),
+    };
+    let server = Server::builder().admit(admit).hub(hub).bind(listen).await?;
+    println!("listening on ws://{}", server.local_addr());
+    Ok(server.serve(move |_| service.clone().into_router()))
+}
+
+async fn run_server(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let running = start_server(listen).await?;
     tokio::signal::ctrl_c().await?;
     running.shutdown().await;
     Ok(())
@@ -271,17 +232,24 @@ impl ChatClientEvents for Terminal {
     }
 }
 
-/// Connects as `name` and joins `room`.
-async fn connect(url: &str, name: &str, room: &str, prefix: &str) -> Result<ChatClient, Box<dyn std::error::Error>> {
-    let terminal = Terminal {
+fn terminal(name: &str, prefix: &str) -> Router {
+    Terminal {
         name: name.to_owned(),
         prefix: prefix.to_owned(),
+    }
+    .into_router()
+}
+
+/// Joins `room` and says so.
+async fn join(chat: &ChatClient, room: &str, name: &str, prefix: &str) -> Result<(), CallError> {
+    let present = chat.join(room.to_owned()).await?;
+    let present = if present.is_empty() {
+        "nobody".to_owned()
+    } else {
+        present.join(", ")
     };
-    let peer = Client::builder().router(terminal.into_router()).connect(url).await?;
-    let chat = ChatClient::new(peer);
-    let present = chat.join(room.to_owned(), name.to_owned()).await?;
-    println!("{prefix}joined {room} as {name}; already here: {}", list(&present));
-    Ok(chat)
+    println!("{prefix}joined {room} as {name}; already here: {present}");
+    Ok(())
 }
 
 /// Runs one command line of the user.
@@ -303,26 +271,48 @@ async fn command(chat: &ChatClient, line: &str, prefix: &str) -> Result<bool, Ca
 }
 
 async fn run_client(url: &str, name: &str, room: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let chat = connect(url, name, room, "").await?;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        tokio::select! {
-            reason = chat.peer().closed() => {
-                println!("disconnected: {reason}");
-                return Ok(());
-            }
-            line = lines.next_line() => {
-                let Some(line) = line? else { break };
-                match command(&chat, &line, "").await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => println!("error: {e}"),
+    let client = Client::builder()
+        .router(terminal(name, ""))
+        .query("name", name)
+        .reconnect(Reconnect::default().delays(Duration::from_millis(100), Duration::from_secs(5)))
+        .reconnecting(url)?;
+    let chat = ChatClient::new(client.peer().clone());
+    // On every (re)connection, join the room again: a new connection starts in no room.
+    let mut events = client.events();
+    let watcher = {
+        let (chat, room, name) = (chat.clone(), room.to_owned(), name.to_owned());
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                match event {
+                    ClientEvent::Connected { .. } => {
+                        if let Err(e) = join(&chat, &room, &name, "").await {
+                            println!("could not join {room}: {e}");
+                        }
+                    }
+                    ClientEvent::Disconnected { reason } => println!("disconnected: {reason}"),
+                    ClientEvent::Reconnecting { attempt, delay, .. } => {
+                        println!("reconnecting (attempt {attempt}) in {} ms", delay.as_millis());
+                    }
+                    ClientEvent::Stopped { reason } => {
+                        println!("stopped: {reason}");
+                        break;
+                    }
+                    _ => {}
                 }
             }
+        })
+    };
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        match command(&chat, &line, "").await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => println!("error: {e}"),
         }
     }
-    chat.peer().close();
-    chat.peer().closed().await;
+    client.close();
+    client.closed().await;
+    let _ = watcher.await;
     println!("bye");
     Ok(())
 }
@@ -330,21 +320,22 @@ async fn run_client(url: &str, name: &str, room: &str) -> Result<(), Box<dyn std
 // ---------------------------------------------------------------------------------------------------------
 // The demo: a server and two scripted clients in one process.
 
+async fn demo_client(url: &str, name: &str, prefix: &str) -> Result<ChatClient, Box<dyn std::error::Error>> {
+    let peer = Client::builder()
+        .router(terminal(name, prefix))
+        .query("name", name)
+        .connect(url)
+        .await?;
+    let chat = ChatClient::new(peer);
+    join(&chat, "lobby", name, prefix).await?;
+    Ok(chat)
+}
+
 async fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::bind("127.0.0.1:0").await?;
-    let url = format!("ws://{}", server.local_addr());
-    let rooms = Arc::new(Rooms::default());
-    let ids = AtomicU64::new(1);
-    let running = server.serve(move |_| {
-        Session {
-            rooms: rooms.clone(),
-            connection: ids.fetch_add(1, Ordering::Relaxed),
-            joined: Mutex::new(None),
-        }
-        .into_router()
-    });
-    let alice = connect(&url, "alice", "lobby", "alice | ").await?;
-    let bob = connect(&url, "bob", "lobby", "bob   | ").await?;
+    let running = start_server("127.0.0.1:0").await?;
+    let url = format!("ws://{}", running.local_addr());
+    let alice = demo_client(&url, "alice", "alice | ").await?;
+    let bob = demo_client(&url, "bob", "bob   | ").await?;
     command(&bob, "hi alice", "bob   | ").await?;
     command(&alice, "hello bob", "alice | ").await?;
     command(&bob, "/who", "bob   | ").await?;
@@ -355,14 +346,6 @@ async fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
     bob.peer().closed().await;
     running.shutdown().await;
     Ok(())
-}
-
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "nobody".to_owned()
-    } else {
-        names.join(", ")
-    }
 }
 
 const USAGE: &str = "usage: chat_cli server [--listen HOST:PORT]

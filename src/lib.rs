@@ -116,15 +116,20 @@ pub mod prelude;
 
 pub use async_trait::async_trait;
 pub use rpc_core::{
-    Batch, BatchCall, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, ErrorObject, Inbound, MethodInfo,
-    NoParams, Outbound, ParamInfo, ParamReader, Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle,
-    PeerStats, RawId, Router, RpcError, Transport, TransportError, TypedCall, code, message,
+    Batch, BatchCall, Broadcast, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, Departure, ErrorObject,
+    Extensions, Hub, Inbound, MethodInfo, NoParams, Outbound, ParamInfo, ParamReader, Params, ParamsStyle, Peer,
+    PeerBuilder, PeerConfig, PeerHandle, PeerStats, RawId, Registration, Relay, Router, RpcError, SLOW_CONSUMER,
+    Transport, TransportError, TypedCall, WhileDown, code, message,
 };
 pub use rpc_macros::rpc;
 pub use rpc_transport::memory;
 pub use rpc_transport::ws::{
-    Client, ClientBuilder, ConnectError, ConnectionInfo, Server, ServerBuilder, ServerHandle, WsTransport,
+    Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Reconnect, ReconnectingClient, Reject,
+    SUBPROTOCOL, Server, ServerBuilder, ServerHandle, WsTransport,
 };
+/// The TLS library `wss://` runs on, re-exported so that its configurations match birpc's version.
+#[cfg(feature = "tls")]
+pub use rustls;
 
 /// The code examples of the README, compiled and run as doctests.
 #[cfg(doctest)]

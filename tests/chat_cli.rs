@@ -103,6 +103,17 @@ async fn two_terminals_chat_through_the_server() {
         ]
     );
 
+    // The server restarts on the same port: both clients reconnect and join their room again by themselves.
+    drop(server);
+    alice.expect("disconnected").await;
+    bob.expect("reconnecting").await;
+    let mut server = Terminal::start("server", &["server", "--listen", url.trim_start_matches("ws://")]);
+    server.expect("listening on ").await;
+    alice.expect("joined lobby as alice").await;
+    bob.expect("joined lobby as bob").await;
+    bob.type_line("back again").await;
+    alice.expect("bob: back again").await;
+
     alice.type_line("/quit").await;
     alice.expect("bye").await;
     bob.expect("* alice left").await;

@@ -106,3 +106,5 @@ impl fmt::Display for CloseReason {
         }
     }
 }
+
+impl std::error::Error for CloseReason {}

@@ -338,6 +338,118 @@ struct ErrorOut<'a> {
     error: &'a ErrorObject,
 }
 
+/// Whether `params` serialize to `null` (`()`, `None`, a unit struct, a reference to one of those): such
+/// params are left out of a message, since the specification allows only an array, an object, or nothing.
+///
+/// Only the outermost call of `params`' `Serialize` impl runs; nothing is written.
+pub fn serializes_to_null<P: Serialize + ?Sized>(params: &P) -> bool {
+    params.serialize(NullProbe).unwrap_or(false)
+}
+
+/// A serializer that only tells whether a value is `null`, stopping at the first call.
+struct NullProbe;
+
+/// Stops the probe at a structured value.
+#[derive(Debug)]
+struct Structured;
+
+impl fmt::Display for Structured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a structured value")
+    }
+}
+
+impl std::error::Error for Structured {}
+
+impl serde::ser::Error for Structured {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Structured
+    }
+}
+
+macro_rules! not_null {
+    ($($method:ident($($arg:ty),*)),* $(,)?) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<bool, Structured> { Ok(false) })*
+    };
+}
+
+impl serde::Serializer for NullProbe {
+    type Ok = bool;
+    type Error = Structured;
+    type SerializeSeq = serde::ser::Impossible<bool, Structured>;
+    type SerializeTuple = serde::ser::Impossible<bool, Structured>;
+    type SerializeTupleStruct = serde::ser::Impossible<bool, Structured>;
+    type SerializeTupleVariant = serde::ser::Impossible<bool, Structured>;
+    type SerializeMap = serde::ser::Impossible<bool, Structured>;
+    type SerializeStruct = serde::ser::Impossible<bool, Structured>;
+    type SerializeStructVariant = serde::ser::Impossible<bool, Structured>;
+
+    not_null! {
+        serialize_bool(bool), serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+        serialize_u8(u8), serialize_u16(u16), serialize_u32(u32), serialize_u64(u64), serialize_f32(f32),
+        serialize_f64(f64), serialize_char(char), serialize_str(&str), serialize_bytes(&[u8]),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    }
+
+    fn serialize_none(self) -> Result<bool, Structured> {
+        Ok(true)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Structured> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<bool, Structured> {
+        Ok(true)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<bool, Structured> {
+        Ok(true)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<bool, Structured> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool, Structured> {
+        Ok(false)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Structured> {
+        Err(Structured)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Structured> {
+        Err(Structured)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Structured> {
+        Err(Structured)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Structured> {
+        Err(Structured)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Structured> {
+        Err(Structured)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Structured> {
+        Err(Structured)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Structured> {
+        Err(Structured)
+    }
+}
+
 /// Encodes a request (with `id`) or a notification (without), with `params` if given.
 ///
 /// # Errors
@@ -523,5 +635,25 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"n"}"#
         );
         assert_eq!(encode_batch(&["1", "2"]), "[1,2]");
+    }
+
+    #[test]
+    fn params_that_serialize_to_null_are_told_apart() {
+        #[derive(Serialize)]
+        struct Unit;
+        #[derive(Serialize)]
+        struct Fields {
+            a: u8,
+        }
+        assert!(serializes_to_null(&()));
+        assert!(serializes_to_null(&&()));
+        assert!(serializes_to_null(&Unit));
+        assert!(serializes_to_null(&None::<Vec<u8>>));
+        assert!(!serializes_to_null(&Some(vec![1])));
+        assert!(!serializes_to_null(&[1, 2]));
+        assert!(!serializes_to_null(&(1,)));
+        assert!(!serializes_to_null(&Fields { a: 1 }));
+        assert!(!serializes_to_null(&Vec::<u8>::new()));
+        assert!(!serializes_to_null("text"));
     }
 }

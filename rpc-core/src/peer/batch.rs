@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::handle::{CallFuture, PeerHandle};
 use super::pending::Answer;
-use super::shared::{Shared, Withdraw};
+use super::shared::{Shared, Withdraw, bounded, effective_timeout, encode};
 use crate::call_error::CallError;
 use crate::message;
 
@@ -34,6 +34,8 @@ pub struct Batch<'a> {
     entries: Vec<String>,
     calls: Vec<(u64, oneshot::Sender<Answer>)>,
     timeout: Option<Option<Duration>>,
+    /// The connection the batch went out on, once sent; its calls withdraw from there.
+    sent_on: Arc<OnceLock<Arc<Shared>>>,
 }
 
 impl<'a> Batch<'a> {
@@ -43,6 +45,7 @@ impl<'a> Batch<'a> {
             entries: Vec::new(),
             calls: Vec::new(),
             timeout: None,
+            sent_on: Arc::new(OnceLock::new()),
         }
     }
 
@@ -57,17 +60,17 @@ impl<'a> Batch<'a> {
     /// # Errors
     /// [`CallError::Encode`] or [`CallError::TooLarge`] for this entry; the batch is unchanged.
     pub fn call<R>(&mut self, method: &str, params: impl Serialize) -> Result<BatchCall<R>, CallError> {
-        let shared = self.peer.shared();
-        let id = shared.next_id();
-        let frame = shared.encode(Some(id), method, &params)?;
+        let link = self.peer.link();
+        let id = link.next_id();
+        let frame = encode(link.config(), Some(id), method, &params)?;
         let (tx, rx) = oneshot::channel();
         self.entries.push(frame);
         self.calls.push((id, tx));
         Ok(BatchCall {
-            shared: shared.clone(),
+            sent_on: self.sent_on.clone(),
             id,
             answer: Some(rx),
-            timeout: shared.timeout(self.timeout),
+            timeout: effective_timeout(link.config(), self.timeout),
             running: None,
         })
     }
@@ -77,7 +80,7 @@ impl<'a> Batch<'a> {
     /// # Errors
     /// [`CallError::Encode`] or [`CallError::TooLarge`] for this entry; the batch is unchanged.
     pub fn notify(&mut self, method: &str, params: impl Serialize) -> Result<(), CallError> {
-        let frame = self.peer.shared().encode(None, method, &params)?;
+        let frame = encode(self.peer.link().config(), None, method, &params)?;
         self.entries.push(frame);
         Ok(())
     }
@@ -103,41 +106,44 @@ impl<'a> Batch<'a> {
         if self.entries.is_empty() {
             return Ok(());
         }
-        let shared = self.peer.shared();
+        let link = self.peer.link();
+        let config = link.config();
         let frame = message::encode_batch(&self.entries);
-        let limit = shared.config.max_message_size;
-        if frame.len() > limit {
+        if frame.len() > config.max_message_size {
             return Err(CallError::TooLarge {
                 size: frame.len(),
-                limit,
+                limit: config.max_message_size,
             });
         }
-        let max_pending = shared.config.max_pending_calls;
-        if self.calls.len() > max_pending {
+        if self.calls.len() > config.max_pending_calls {
             return Err(CallError::TooManyCalls {
                 count: self.calls.len(),
-                limit: max_pending,
+                limit: config.max_pending_calls,
             });
         }
         let ids: Vec<u64> = self.calls.iter().map(|(id, _)| *id).collect();
-        let register = async {
-            if !self.calls.is_empty() {
-                let count = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
+        let sent_on = self.sent_on.clone();
+        let calls = self.calls;
+        let mut registered_on = None;
+        let outcome = bounded(effective_timeout(config, self.timeout), async {
+            let shared = link.connection().await?;
+            registered_on = Some(shared.clone());
+            if !calls.is_empty() {
+                let count = u32::try_from(calls.len()).unwrap_or(u32::MAX);
                 let mut slots = shared.pending.reserve(count).await.map_err(|_| shared.disconnected())?;
-                for (id, tx) in self.calls {
+                for (id, tx) in calls {
                     let slot = slots.split(1).ok_or(CallError::NotSent)?;
                     shared.pending.insert(id, tx, slot).map_err(|_| shared.disconnected())?;
                 }
             }
-            shared.send(frame).await
-        };
-        let outcome = match shared.timeout(self.timeout) {
-            Some(limit) => tokio::time::timeout(limit, register)
-                .await
-                .unwrap_or(Err(CallError::Timeout(limit))),
-            None => register.await,
-        };
-        if outcome.is_err() {
+            shared.send(frame).await?;
+            let _ = sent_on.set(shared);
+            Ok(())
+        })
+        .await;
+        if outcome.is_err()
+            && let Some(shared) = registered_on
+        {
             for id in ids {
                 shared.pending.remove(id);
             }
@@ -149,7 +155,7 @@ impl<'a> Batch<'a> {
 /// One call of a batch; await it, once the batch is sent, for the answer.
 #[must_use = "the answer is only read when this is awaited"]
 pub struct BatchCall<R> {
-    shared: Arc<Shared>,
+    sent_on: Arc<OnceLock<Arc<Shared>>>,
     id: u64,
     answer: Option<oneshot::Receiver<Answer>>,
     timeout: Option<Duration>,
@@ -161,10 +167,10 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         if self.running.is_none() {
-            let Some(answer) = self.answer.take() else {
+            let (Some(answer), Some(shared)) = (self.answer.take(), self.sent_on.get().cloned()) else {
                 return std::task::Poll::Ready(Err(CallError::NotSent));
             };
-            self.running = Some(Box::pin(wait(self.shared.clone(), self.id, answer, self.timeout)));
+            self.running = Some(Box::pin(wait(shared, self.id, answer, self.timeout)));
         }
         match &mut self.running {
             Some(running) => running.as_mut().poll(cx),
@@ -181,7 +187,6 @@ async fn wait<R: DeserializeOwned>(
     timeout: Option<Duration>,
 ) -> Result<R, CallError> {
     let mut withdraw = Withdraw::new(&shared, id);
-    // If the entry is in the pending table, the batch was sent.
     withdraw.sent = true;
     let answer = match timeout {
         Some(limit) => match tokio::time::timeout(limit, answer).await {
@@ -191,9 +196,6 @@ async fn wait<R: DeserializeOwned>(
         None => answer.await,
     };
     withdraw.answered = true;
-    if answer.is_err() && shared.close_state.borrow().is_none() {
-        return Err(CallError::NotSent);
-    }
     let result = shared.resolve(answer)?;
     serde_json::from_slice(&result).map_err(CallError::Decode)
 }

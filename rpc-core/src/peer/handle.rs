@@ -8,29 +8,30 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
 use tokio::time::Instant;
 
 use super::batch::Batch;
-use super::shared::{Drain, Refused, Shared};
+use super::link::Link;
+use super::shared::{Drain, Refused, Shared, bounded, effective_timeout, encode};
 use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 
-/// A handle to one connection: call the other side, notify it, close the connection, await its end.
+/// A handle to a connection: call the other side, notify it, close the connection, await its end.
 ///
 /// Clones are cheap and all refer to the same connection. Calls from many tasks at once are multiplexed
-/// over it and matched to their answers by id.
+/// over it and matched to their answers by id. A handle made by a [`Relay`](crate::Relay) (a reconnecting
+/// client's) follows one connection after another.
 #[derive(Clone)]
 pub struct PeerHandle {
-    shared: Arc<Shared>,
+    link: Link,
     /// Present on the handles given to the application that opened a client connection: when the last of
-    /// them is dropped, the connection closes.
+    /// them is dropped, the connection closes (and a relay stops).
     _owner: Option<Arc<CloseOnDrop>>,
 }
 
 /// Closes the connection when the last owning handle goes.
-struct CloseOnDrop(Arc<Shared>);
+struct CloseOnDrop(Link);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
@@ -40,18 +41,33 @@ impl Drop for CloseOnDrop {
 
 impl PeerHandle {
     pub(crate) fn new(shared: Arc<Shared>, close_on_drop: bool) -> Self {
-        let owner = close_on_drop.then(|| Arc::new(CloseOnDrop(shared.clone())));
-        Self { shared, _owner: owner }
+        Self::from_link(Link::Fixed(shared), close_on_drop)
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn from_link(link: Link, close_on_drop: bool) -> Self {
+        let owner = close_on_drop.then(|| Arc::new(CloseOnDrop(link.clone())));
+        Self { link, _owner: owner }
+    }
+
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// A number identifying the connection, unique within the process (for a reconnecting client's
+    /// handle: identifying the client). A key for maps of connections, such as [`Hub`](crate::Hub)'s.
+    pub fn id(&self) -> u64 {
+        self.link.id()
+    }
+
+    /// The value of type `T` attached to the connection (by the server's admission hook, say), if any.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.link.now()?.extensions.get_arc()
     }
 
     /// Calls `method` with `params` and decodes the answer into `R`.
     ///
     /// `params` is anything that serializes to an array (a tuple, a `Vec`: by position) or an object (a
-    /// struct, a map: by name); a zero-sized value such as `()` sends no params. The returned [`Call`] is a
+    /// struct, a map: by name); a value that serializes to `null`, such as `()`, sends no params. The returned [`Call`] is a
     /// future, optionally given its own timeout first:
     ///
     /// ```no_run
@@ -62,11 +78,11 @@ impl PeerHandle {
     /// # Ok(()) }
     /// ```
     pub fn call<R>(&self, method: &str, params: impl Serialize) -> Call<R> {
-        let id = self.shared.next_id();
+        let id = self.link.next_id();
         Call {
             state: CallState::Ready {
-                frame: self.shared.encode(Some(id), method, &params),
-                shared: self.shared.clone(),
+                frame: encode(self.link.config(), Some(id), method, &params),
+                link: self.link.clone(),
                 id,
                 timeout: None,
             },
@@ -79,13 +95,11 @@ impl PeerHandle {
     /// # Errors
     /// [`CallError::Encode`], [`CallError::TooLarge`], [`CallError::Disconnected`], [`CallError::Timeout`].
     pub async fn notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), CallError> {
-        let frame = self.shared.encode(None, method, &params)?;
-        match self.shared.timeout(None) {
-            Some(limit) => tokio::time::timeout(limit, self.shared.send(frame))
-                .await
-                .unwrap_or(Err(CallError::Timeout(limit))),
-            None => self.shared.send(frame).await,
-        }
+        let frame = encode(self.link.config(), None, method, &params)?;
+        bounded(effective_timeout(self.link.config(), None), async {
+            self.link.connection().await?.send(frame).await
+        })
+        .await
     }
 
     /// Sends a notification if the outgoing queue has room now, without waiting.
@@ -96,11 +110,26 @@ impl PeerHandle {
     /// [`CallError::Full`] when the queue is full (by frames or bytes), [`CallError::Encode`],
     /// [`CallError::TooLarge`], [`CallError::Disconnected`].
     pub fn try_notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), CallError> {
-        let frame = self.shared.encode(None, method, &params)?;
-        match self.shared.try_send(frame) {
+        let frame = encode(self.link.config(), None, method, &params)?;
+        self.try_send_frame(frame)
+    }
+
+    /// Queues an already encoded notification if there is room now (a hub's broadcast encodes once).
+    pub(crate) fn try_send_frame(&self, frame: String) -> Result<(), CallError> {
+        let limit = self.link.config().max_message_size;
+        if frame.len() > limit {
+            return Err(CallError::TooLarge {
+                size: frame.len(),
+                limit,
+            });
+        }
+        let Some(shared) = self.link.now() else {
+            return Err(self.link.disconnected());
+        };
+        match shared.try_send(frame) {
             Ok(()) => Ok(()),
             Err(Refused::Full(_)) => Err(CallError::Full),
-            Err(Refused::Closed) => Err(self.shared.disconnected()),
+            Err(Refused::Closed) => Err(shared.disconnected()),
         }
     }
 
@@ -109,7 +138,8 @@ impl PeerHandle {
         Batch::new(self)
     }
 
-    /// Closes the connection normally (1000). Frames already queued are sent first.
+    /// Closes the connection normally (1000). Frames already queued are sent first. A reconnecting client
+    /// stops reconnecting.
     ///
     /// Returns at once; await [`closed`](Self::closed) to know when the connection is over.
     pub fn close(&self) {
@@ -118,7 +148,7 @@ impl PeerHandle {
 
     /// Closes the connection with a close code and reason of your choice.
     pub fn close_with(&self, code: CloseCode, reason: &str) {
-        self.shared.request_close(CloseFrame::new(code, reason));
+        self.link.request_close(CloseFrame::new(code, reason));
     }
 
     /// Closes the connection gracefully: requests of the other side that have not started are answered
@@ -127,11 +157,14 @@ impl PeerHandle {
     ///
     /// Calls of this side keep working meanwhile. Returns at once; await [`closed`](Self::closed).
     pub fn close_gracefully(&self, code: CloseCode, reason: &str, grace: Duration) {
+        let Some(shared) = self.link.now() else {
+            return self.close_with(code, reason);
+        };
         let drain = Drain {
             frame: CloseFrame::new(code, reason),
             deadline: Instant::now() + grace,
         };
-        self.shared.drain.send_if_modified(|current| {
+        shared.drain.send_if_modified(|current| {
             if current.is_none() {
                 *current = Some(drain);
                 true
@@ -141,30 +174,32 @@ impl PeerHandle {
         });
     }
 
-    /// Waits until the connection has ended and tells why. Returns at once if it already has.
+    /// Waits until the connection has ended and tells why (for a reconnecting client: until it has stopped
+    /// for good). Returns at once if it already has.
     pub async fn closed(&self) -> CloseReason {
-        let mut state = self.shared.close_state.subscribe();
-        match state.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_else(|| self.shared.close_reason()),
-            // The sender lives in `Shared`, which this handle keeps alive.
-            Err(_) => self.shared.close_reason(),
-        }
+        self.link.closed().await
     }
 
     /// What the connection holds now: pending calls, running handlers, queued frames and bytes.
     pub fn stats(&self) -> PeerStats {
-        self.shared.stats()
+        self.link.now().map(|shared| shared.stats()).unwrap_or_default()
     }
 
-    /// Whether the connection has ended.
+    /// Whether the connection has ended (for a reconnecting client: stopped for good).
     pub fn is_closed(&self) -> bool {
-        self.shared.close_state.borrow().is_some()
+        self.link.is_closed()
+    }
+
+    /// Whether a connection is up now (for a plain connection: whether it has not ended yet).
+    pub fn is_connected(&self) -> bool {
+        self.link.now().is_some_and(|shared| !shared.is_closed())
     }
 }
 
 impl fmt::Debug for PeerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PeerHandle")
+            .field("id", &self.id())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }
@@ -184,7 +219,7 @@ pub struct Call<R> {
 
 enum CallState<R> {
     Ready {
-        shared: Arc<Shared>,
+        link: Link,
         id: u64,
         frame: Result<String, CallError>,
         timeout: Option<Option<Duration>>,
@@ -211,14 +246,19 @@ impl<R: DeserializeOwned + 'static> Future for Call<R> {
         let state = std::mem::replace(&mut self.state, CallState::Done);
         self.state = match state {
             CallState::Ready {
-                shared,
+                link,
                 id,
                 frame,
                 timeout,
             } => {
-                let timeout = shared.timeout(timeout);
+                let timeout = effective_timeout(link.config(), timeout);
                 CallState::Running(Box::pin(async move {
-                    let result = shared.call(id, frame?, timeout).await?;
+                    let frame = frame?;
+                    let result = bounded(timeout, async {
+                        let shared = link.connection().await?;
+                        shared.call(id, frame).await
+                    })
+                    .await?;
                     serde_json::from_slice(&result).map_err(CallError::Decode)
                 }))
             }

@@ -8,6 +8,7 @@ mod batch;
 mod handle;
 mod heartbeat;
 mod inbound;
+pub(crate) mod link;
 mod outbound;
 mod pending;
 mod running;
@@ -15,7 +16,7 @@ mod shared;
 mod stats;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
@@ -25,11 +26,13 @@ pub use self::batch::{Batch, BatchCall};
 pub use self::handle::{Call, PeerHandle};
 use self::heartbeat::{Beat, Heartbeat};
 use self::inbound::{Reader, ReaderEnd};
+pub use self::link::{Relay, WhileDown};
 use self::outbound::WriterEnd;
 use self::shared::{Drain, Shared};
 pub use self::stats::PeerStats;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::config::PeerConfig;
+use crate::extensions::Extensions;
 use crate::router::Router;
 use crate::transport::{Outbound, Transport};
 
@@ -51,6 +54,7 @@ pub struct PeerBuilder {
     router: Router,
     config: PeerConfig,
     close_on_drop: bool,
+    extensions: Extensions,
 }
 
 impl PeerBuilder {
@@ -76,10 +80,28 @@ impl PeerBuilder {
         self
     }
 
+    /// Attaches a typed value to the connection (the authenticated user, say): handlers read it with
+    /// [`Context::state`](crate::Context::state). One value per type.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// Attaches every value of `extensions` to the connection.
+    pub fn extensions(mut self, extensions: Extensions) -> Self {
+        self.extensions.extend(extensions);
+        self
+    }
+
     /// Makes the peer for `transport`; run it with [`Peer::run`].
     pub fn build<T: Transport>(self, transport: T) -> (Peer<T>, PeerHandle) {
+        self.build_with_ids(transport, Arc::new(AtomicU64::new(1)))
+    }
+
+    /// [`build`](Self::build), numbering this side's calls with `ids` (shared by a relay's connections).
+    pub(crate) fn build_with_ids<T: Transport>(self, transport: T, ids: Arc<AtomicU64>) -> (Peer<T>, PeerHandle) {
         let (outbound, queue) = mpsc::channel(self.config.max_queued_frames.max(1));
-        let shared = Arc::new(Shared::new(self.config, outbound));
+        let shared = Arc::new(Shared::new(self.config, outbound, ids, self.extensions));
         let close_request = shared.close_request.subscribe();
         let peer = Peer {
             transport,

@@ -120,7 +120,12 @@ mod tests {
     async fn written_bytes_return_to_the_budget() {
         let (sink, mut written) = sink();
         let (tx, mut rx) = mpsc::channel(8);
-        let shared = Shared::new(crate::PeerConfig::default().max_queued_bytes(10), tx);
+        let shared = Shared::new(
+            crate::PeerConfig::default().max_queued_bytes(10),
+            tx,
+            Default::default(),
+            Default::default(),
+        );
         let (_close_tx, close_rx) = watch::channel(None);
         shared.send("12345678".into()).await.unwrap();
         assert!(matches!(
@@ -143,7 +148,12 @@ mod tests {
     async fn queued_frames_go_out_before_the_close_frame() {
         let (sink, mut written) = sink();
         let (tx, mut rx) = mpsc::channel(8);
-        let shared = Shared::new(crate::PeerConfig::default(), tx.clone());
+        let shared = Shared::new(
+            crate::PeerConfig::default(),
+            tx.clone(),
+            Default::default(),
+            Default::default(),
+        );
         let (close_tx, close_rx) = watch::channel(None);
         tx.send(Outbound::Frame("a".into())).await.unwrap();
         tx.send(Outbound::Frame("b".into())).await.unwrap();

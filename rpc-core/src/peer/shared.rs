@@ -1,5 +1,6 @@
 //! The state of one connection shared by its handles, its driver and its handler tasks.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
 use crate::config::PeerConfig;
+use crate::extensions::Extensions;
 use crate::message;
 use crate::transport::Outbound;
 
@@ -30,9 +32,22 @@ pub(crate) struct Drain {
     pub(crate) deadline: Instant,
 }
 
+/// Numbers connections (and relays) uniquely within the process.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh connection number.
+pub(crate) fn next_connection_id() -> u64 {
+    CONNECTIONS.fetch_add(1, Ordering::Relaxed)
+}
+
 pub(crate) struct Shared {
     pub(crate) config: PeerConfig,
-    next_id: AtomicU64,
+    /// Unique within the process: see [`PeerHandle::id`](crate::PeerHandle::id).
+    pub(crate) connection_id: u64,
+    /// The ids of this side's calls (shared by every connection of a relay).
+    ids: Arc<AtomicU64>,
+    /// Typed values attached to the connection.
+    pub(crate) extensions: Extensions,
     pub(crate) pending: Pending,
     pub(crate) running: Running,
     /// The writer's queue.
@@ -56,12 +71,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: PeerConfig, outbound: mpsc::Sender<Outbound>) -> Self {
+    pub(crate) fn new(
+        config: PeerConfig,
+        outbound: mpsc::Sender<Outbound>,
+        ids: Arc<AtomicU64>,
+        extensions: Extensions,
+    ) -> Self {
         Self {
+            connection_id: next_connection_id(),
+            ids,
+            extensions,
             pending: Pending::new(config.max_pending_calls),
             queued_bytes: Arc::new(Semaphore::new(config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS))),
             config,
-            next_id: AtomicU64::new(1),
             running: Running::default(),
             outbound,
             heard: AtomicBool::new(false),
@@ -99,7 +121,27 @@ impl Shared {
 
     /// A fresh id for a call of this side.
     pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.close_state.borrow().is_some()
+    }
+
+    /// Why the connection ended, once it has.
+    pub(crate) fn closed_reason(&self) -> Option<CloseReason> {
+        self.close_state.borrow().clone()
+    }
+
+    /// Waits until the connection has ended and tells why.
+    pub(crate) async fn closed(&self) -> CloseReason {
+        let mut state = self.close_state.subscribe();
+        match state.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_else(|| self.close_reason()),
+            // The sender lives in `self`.
+            Err(_) => self.close_reason(),
+        }
     }
 
     /// Why the connection ended; a placeholder while it is still ending.
@@ -124,26 +166,6 @@ impl Shared {
                 false
             }
         });
-    }
-
-    /// The effective timeout of a call: its own, or the peer's default.
-    pub(crate) fn timeout(&self, own: Option<Option<Duration>>) -> Option<Duration> {
-        own.unwrap_or(self.config.call_timeout)
-    }
-
-    /// Encodes a call or notification, refusing one larger than the maximum message size.
-    pub(crate) fn encode<P: Serialize>(&self, id: Option<u64>, method: &str, params: &P) -> Result<String, CallError> {
-        // A zero-sized params type (`()`, a unit struct, `[T; 0]`) holds nothing: the member is left out.
-        let params = (size_of::<P>() != 0).then_some(params);
-        let frame = message::encode_call(id, method, params).map_err(CallError::Encode)?;
-        let limit = self.config.max_message_size;
-        if frame.len() > limit {
-            return Err(CallError::TooLarge {
-                size: frame.len(),
-                limit,
-            });
-        }
-        Ok(frame)
     }
 
     /// Queues a frame, waiting for room (bytes and a place in the queue).
@@ -193,25 +215,17 @@ impl Shared {
         }
     }
 
-    /// Sends the encoded call `frame` with id `id` and waits for its answer.
-    pub(crate) async fn call(&self, id: u64, frame: String, timeout: Option<Duration>) -> Result<Bytes, CallError> {
-        let exchange = async {
-            let slot = self.pending.reserve(1).await.map_err(|_| self.disconnected())?;
-            let (tx, rx) = oneshot::channel();
-            self.pending.insert(id, tx, slot).map_err(|_| self.disconnected())?;
-            let mut guard = Withdraw::new(self, id);
-            self.send(frame).await?;
-            guard.sent = true;
-            let answer = rx.await;
-            guard.answered = true;
-            self.resolve(answer)
-        };
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, exchange)
-                .await
-                .unwrap_or(Err(CallError::Timeout(limit))),
-            None => exchange.await,
-        }
+    /// Sends the encoded call `frame` with id `id` and waits for its answer (the caller bounds the wait).
+    pub(crate) async fn call(&self, id: u64, frame: String) -> Result<Bytes, CallError> {
+        let slot = self.pending.reserve(1).await.map_err(|_| self.disconnected())?;
+        let (tx, rx) = oneshot::channel();
+        self.pending.insert(id, tx, slot).map_err(|_| self.disconnected())?;
+        let mut guard = Withdraw::new(self, id);
+        self.send(frame).await?;
+        guard.sent = true;
+        let answer = rx.await;
+        guard.answered = true;
+        self.resolve(answer)
     }
 
     /// Turns what arrived for a call into its outcome.
@@ -223,6 +237,45 @@ impl Shared {
             Err(_) => Err(self.disconnected()),
         }
     }
+}
+
+/// The effective timeout of a call: its own, or the peer's default.
+pub(crate) fn effective_timeout(config: &PeerConfig, own: Option<Option<Duration>>) -> Option<Duration> {
+    own.unwrap_or(config.call_timeout)
+}
+
+/// Runs `exchange` within `timeout`, if any.
+pub(crate) async fn bounded<T>(
+    timeout: Option<Duration>,
+    exchange: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout(limit))),
+        None => exchange.await,
+    }
+}
+
+/// Encodes a call or notification, refusing one larger than the maximum message size.
+pub(crate) fn encode<P: Serialize>(
+    config: &PeerConfig,
+    id: Option<u64>,
+    method: &str,
+    params: &P,
+) -> Result<String, CallError> {
+    // Params that serialize to `null` (`()`, `None`, a unit struct) are left out: the specification allows
+    // only an array, an object, or no params member.
+    let params = (!message::serializes_to_null(params)).then_some(params);
+    let frame = message::encode_call(id, method, params).map_err(CallError::Encode)?;
+    let limit = config.max_message_size;
+    if frame.len() > limit {
+        return Err(CallError::TooLarge {
+            size: frame.len(),
+            limit,
+        });
+    }
+    Ok(frame)
 }
 
 /// Why a frame could not be queued at once.

@@ -1,10 +1,12 @@
 //! Accepting WebSocket connections and running a peer for each.
 //!
-//! HTTP/1.1 is handled by hyper: an upgrade request becomes a WebSocket connection with its own
-//! [`Router`]; any other request is answered `426 Upgrade Required`.
+//! HTTP/1.1 is handled by hyper: an upgrade request passes the origin check, the subprotocol negotiation and
+//! the admission hook, then becomes a WebSocket connection with its own [`Router`]; any other request goes
+//! to the HTTP handler (pages, scripts), or is answered `426 Upgrade Required`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, HeaderMap, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-    UPGRADE,
+    CONNECTION, HeaderMap, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
@@ -23,7 +25,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rpc_core::{CloseCode, Peer, PeerConfig, PeerHandle, Router};
+use rpc_core::{CloseCode, Extensions, Hub, Peer, PeerConfig, PeerHandle, Router};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -33,16 +36,20 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::admission::{Admit, AdmitHook, Origins, Reject, SUBPROTOCOL, negotiate};
 use super::config::{DEFAULT_READ_BUFFER, DEFAULT_WRITE_BUFFER, websocket_config};
 use super::socket::WsTransport;
 
-/// What the server knows of a connection when it builds the connection's [`Router`].
+/// What the server knows of a connection: given to the admission hook, to the router factory (then with
+/// what the hook attached), and to every handler through `Context::state::<ConnectionInfo>()`.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     id: u64,
     remote_addr: SocketAddr,
     uri: Uri,
     headers: HeaderMap,
+    subprotocol: Option<String>,
+    extensions: Extensions,
 }
 
 impl ConnectionInfo {
@@ -61,14 +68,45 @@ impl ConnectionInfo {
         &self.uri
     }
 
+    /// The value of query parameter `key` of the upgrade request, decoded, if present.
+    pub fn query(&self, key: &str) -> Option<String> {
+        let query = self.uri.query()?;
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    }
+
     /// The headers of the upgrade request.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
+
+    /// The `Origin` of the upgrade request (sent by browsers), if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok())
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn offered_subprotocols(&self) -> impl Iterator<Item = &str> {
+        super::admission::offered(&self.headers)
+    }
+
+    /// The subprotocol agreed on, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// A value the admission hook attached (after admission), if any.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions.get()
+    }
 }
 
+/// Answers plain HTTP requests (anything but a WebSocket upgrade): pages, scripts, health checks.
+type HttpHandler = Arc<dyn Fn(&Request<()>) -> Response<Bytes> + Send + Sync>;
+
 /// Settings of a [`Server`], built from [`Server::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `bind` is awaited"]
 pub struct ServerBuilder {
     config: PeerConfig,
@@ -78,6 +116,13 @@ pub struct ServerBuilder {
     shutdown_grace: Duration,
     read_buffer_size: usize,
     write_buffer_size: usize,
+    origins: Origins,
+    subprotocols: Vec<String>,
+    admit: Option<AdmitHook>,
+    http: Option<HttpHandler>,
+    hub: Option<Hub>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerBuilder {
@@ -90,7 +135,27 @@ impl Default for ServerBuilder {
             shutdown_grace: Duration::from_secs(10),
             read_buffer_size: DEFAULT_READ_BUFFER,
             write_buffer_size: DEFAULT_WRITE_BUFFER,
+            origins: Origins::Any,
+            subprotocols: vec![SUBPROTOCOL.to_owned()],
+            admit: None,
+            http: None,
+            hub: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("max_connections", &self.max_connections)
+            .field("origins", &self.origins)
+            .field("subprotocols", &self.subprotocols)
+            .field("admission hook", &self.admit.is_some())
+            .field("http handler", &self.http.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,8 +166,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a client may take to send its upgrade request once connected. Default: 10 s; a client that
-    /// takes longer is disconnected.
+    /// How long a client may take to send its upgrade request once connected (with TLS: to finish the TLS
+    /// handshake, too). Default: 10 s; a client that takes longer is disconnected.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -140,6 +205,87 @@ impl ServerBuilder {
     /// flushed after every burst regardless).
     pub fn write_buffer_size(mut self, bytes: usize) -> Self {
         self.write_buffer_size = bytes;
+        self
+    }
+
+    /// Admits upgrade requests only from these page origins (`"https://app.example"`, compared without
+    /// regard to case); others are answered `403 Forbidden`. Requests without an `Origin` header (not from
+    /// a browser) are admitted. Default: any origin.
+    ///
+    /// A server that authenticates browsers by cookie must set this: otherwise any site a signed-in user
+    /// visits can open a connection in their name (cross-site WebSocket hijacking).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.origins = Origins::Only(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The WebSocket subprotocols the server speaks, in its order of preference. Default: [`SUBPROTOCOL`].
+    /// The client's first choice among them is agreed on; a client that offers only others is answered
+    /// without one (RFC 6455), and may go on or give up.
+    pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Decides on every upgrade request before any frame is exchanged: [`Admit`] it, with typed values
+    /// attached to the connection (the authenticated user), or [`Reject`] it with an HTTP status. Runs after
+    /// the origin check and the connection limit.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use rpc_transport::ws::{Admit, Reject, Server};
+    ///
+    /// struct User(String);
+    ///
+    /// let server = Server::builder()
+    ///     .admit(|request| async move {
+    ///         match request.query("token").as_deref() {
+    ///             Some("secret") => Ok(Admit::new().with_state(User("ada".into()))),
+    ///             _ => Err(Reject::unauthorized("a valid token is needed")),
+    ///         }
+    ///     })
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// # let _ = server;
+    /// # Ok(()) }
+    /// ```
+    pub fn admit<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(ConnectionInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Admit, Reject>> + Send + 'static,
+    {
+        self.admit = Some(Arc::new(move |info| Box::pin(hook(info))));
+        self
+    }
+
+    /// Answers plain HTTP requests on the same port (a web page, its scripts). Default: none, such
+    /// requests are answered `426 Upgrade Required`.
+    pub fn http<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&Request<()>) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        self.http = Some(Arc::new(handler));
+        self
+    }
+
+    /// Registers every connection in `hub` while it is open.
+    pub fn hub(mut self, hub: Hub) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// Serves `wss://` with this TLS configuration.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -200,8 +346,8 @@ impl Server {
         self.local_addr
     }
 
-    /// Starts accepting connections on the current tokio runtime. `routes` builds each connection's
-    /// [`Router`], so that every connection can hold state of its own.
+    /// Starts accepting connections on the current tokio runtime. `routes` builds each admitted
+    /// connection's [`Router`], so that every connection can hold state of its own.
     pub fn serve<F>(self, routes: F) -> ServerHandle
     where
         F: Fn(&ConnectionInfo) -> Router + Send + Sync + 'static,
@@ -266,10 +412,10 @@ impl ServerHandle {
     }
 }
 
-type Routes = Box<dyn Fn(&ConnectionInfo) -> Router + Send + Sync>;
-
 /// The close reason of connections ended by a shutdown.
 const SHUTDOWN_REASON: &str = "server shutting down";
+
+type Routes = Box<dyn Fn(&ConnectionInfo) -> Router + Send + Sync>;
 
 struct State {
     settings: ServerBuilder,
@@ -313,7 +459,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
                 if let Err(error) = tcp.set_nodelay(true) {
                     tracing::debug!(%error, "could not disable Nagle's algorithm");
                 }
-                state.tracker.spawn(serve_http(tcp, remote, state.clone(), place));
+                state.tracker.spawn(handshake(tcp, remote, state.clone(), place));
             }
             Err(error) => {
                 // Out of file descriptors or memory, most likely: wait a little instead of spinning.
@@ -324,18 +470,36 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-/// Serves HTTP on one TCP connection until it is upgraded, closed, or the server shuts down. `_place`, a
-/// place among the connections in their handshake, is held until then.
-async fn serve_http(tcp: TcpStream, remote: SocketAddr, state: Arc<State>, _place: OwnedSemaphorePermit) {
+/// Runs the TLS handshake, if any, then serves HTTP on the connection.
+async fn handshake(tcp: TcpStream, remote: SocketAddr, state: Arc<State>, place: OwnedSemaphorePermit) {
+    #[cfg(feature = "tls")]
+    if let Some(config) = state.settings.tls.clone() {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(state.settings.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => serve_http(tls, remote, state, place).await,
+            Ok(Err(error)) => tracing::debug!(%error, %remote, "a TLS handshake failed"),
+            Err(_) => tracing::debug!(%remote, "a TLS handshake timed out"),
+        }
+        return;
+    }
+    serve_http(tcp, remote, state, place).await;
+}
+
+/// Serves HTTP on one connection until it is upgraded, closed, or the server shuts down. `_place`, a place
+/// among the connections in their handshake, is held until then.
+async fn serve_http<S>(io: S, remote: SocketAddr, state: Arc<State>, _place: OwnedSemaphorePermit)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service_state = state.clone();
     let service = service_fn(move |request| {
         let state = service_state.clone();
-        async move { Ok::<_, Infallible>(respond(request, remote, &state)) }
+        async move { Ok::<_, Infallible>(respond(request, remote, state).await) }
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.settings.handshake_timeout);
-    let connection = http.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+    let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::select! {
         () = state.shutdown.cancelled() => {}
         served = connection => {
@@ -346,21 +510,30 @@ async fn serve_http(tcp: TcpStream, remote: SocketAddr, state: Arc<State>, _plac
     }
 }
 
-/// Answers one HTTP request: a WebSocket upgrade starts a connection, anything else is refused.
-fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: &Arc<State>) -> Response<Full<Bytes>> {
+/// Answers one HTTP request: a WebSocket upgrade may start a connection; anything else goes to the HTTP
+/// handler.
+async fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: Arc<State>) -> Response<Full<Bytes>> {
     let headers = request.headers();
     let upgrade = request.method() == Method::GET
         && header_has_token(headers, &CONNECTION, "upgrade")
         && header_has_token(headers, &UPGRADE, "websocket");
     if !upgrade {
-        let mut response = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "this endpoint speaks JSON-RPC 2.0 over WebSocket",
-        );
-        response
-            .headers_mut()
-            .insert(UPGRADE, HeaderValue::from_static("websocket"));
-        return response;
+        return match &state.settings.http {
+            Some(handler) => {
+                let (parts, _body) = request.into_parts();
+                handler(&Request::from_parts(parts, ())).map(Full::new)
+            }
+            None => {
+                let mut response = plain(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "this endpoint speaks JSON-RPC 2.0 over WebSocket",
+                );
+                response
+                    .headers_mut()
+                    .insert(UPGRADE, HeaderValue::from_static("websocket"));
+                response
+            }
+        };
     }
     if headers.get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
         let mut response = plain(StatusCode::UPGRADE_REQUIRED, "unsupported WebSocket version");
@@ -375,58 +548,77 @@ fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: &Arc<State
     let Ok(accept) = HeaderValue::try_from(derive_accept_key(key.as_bytes())) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
+    if !state.settings.origins.allow(headers) {
+        tracing::info!(%remote, origin = ?headers.get(http::header::ORIGIN), "refused an upgrade from an origin not allowed");
+        return plain(StatusCode::FORBIDDEN, "origin not allowed");
+    }
     if state.shutdown.is_cancelled() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, SHUTDOWN_REASON);
     }
-    let Some(admission) = Admission::take(state) else {
+    let Some(place) = Place::take(&state) else {
         let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     };
-    let info = ConnectionInfo {
+    let mut info = ConnectionInfo {
         id: state.next_id.fetch_add(1, Ordering::Relaxed),
         remote_addr: remote,
         uri: request.uri().clone(),
         headers: headers.clone(),
+        subprotocol: negotiate(headers, &state.settings.subprotocols).map(str::to_owned),
+        extensions: Extensions::new(),
     };
+    if let Some(admit) = &state.settings.admit {
+        match admit(info.clone()).await {
+            Ok(admitted) => info.extensions = admitted.extensions,
+            Err(reject) => {
+                tracing::debug!(%remote, status = %reject.status, "the admission hook refused an upgrade");
+                let mut response = Response::new(Full::new(Bytes::from(reject.body)));
+                *response.status_mut() = reject.status;
+                return response;
+            }
+        }
+    }
     let router = (state.routes)(&info);
     let on_upgrade = hyper::upgrade::on(&mut request);
-    state.tracker.spawn(run_connection(on_upgrade, router, info, admission));
-
     let mut response = Response::new(Full::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    let response_headers = response.headers_mut();
+    response_headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    response_headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    response_headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(protocol) = info.subprotocol.as_deref().and_then(|p| HeaderValue::try_from(p).ok()) {
+        response_headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    state.tracker.spawn(run_connection(on_upgrade, router, info, place));
     response
 }
 
 /// A place among the server's connections, given back when dropped.
-struct Admission(Arc<State>);
+struct Place(Arc<State>);
 
-impl Admission {
+impl Place {
     fn take(state: &Arc<State>) -> Option<Self> {
         let max = state.settings.max_connections;
         state
             .admitted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()
-            .map(|_| Admission(state.clone()))
+            .map(|_| Place(state.clone()))
     }
 }
 
-impl Drop for Admission {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Runs the peer of an upgraded connection until it ends.
-async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, admission: Admission) {
-    let state = &admission.0;
+async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, place: Place) {
+    let state = &place.0;
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -434,21 +626,27 @@ async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionI
             return;
         }
     };
-    let config = state.settings.config.clone();
     let settings = &state.settings;
-    let ws_config = websocket_config(&config, settings.read_buffer_size, settings.write_buffer_size);
+    let ws_config = websocket_config(&settings.config, settings.read_buffer_size, settings.write_buffer_size);
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config)).await;
+    let (id, remote) = (info.id, info.remote_addr);
     let (peer, handle) = Peer::builder()
         .router(router)
-        .config(config)
+        .config(settings.config.clone())
+        .extensions(info.extensions.clone())
+        .state(info)
         .build(WsTransport::new(socket));
-    state.connections().insert(info.id, handle.clone());
+    state.connections().insert(id, handle.clone());
+    let registration = settings.hub.as_ref().map(|hub| hub.register(handle.clone()));
     if state.shutdown.is_cancelled() {
         handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
     }
     let reason = peer.run().await;
-    state.connections().remove(&info.id);
-    tracing::debug!(%reason, remote = %info.remote_addr, "connection ended");
+    state.connections().remove(&id);
+    if let Some(registration) = registration {
+        registration.end(&reason);
+    }
+    tracing::debug!(%reason, %remote, "connection ended");
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitively).

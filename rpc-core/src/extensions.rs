@@ -1,0 +1,85 @@
+//! Typed values attached to a connection (the authenticated user, what the server knew of the upgrade
+//! request), reachable from every handler through its [`Context`](crate::Context).
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+/// A set of values keyed by their type: at most one of each type.
+///
+/// ```
+/// use rpc_core::Extensions;
+///
+/// struct User(String);
+///
+/// let mut extensions = Extensions::new();
+/// extensions.insert(User("ada".into()));
+/// assert_eq!(extensions.get::<User>().map(|u| u.0.as_str()), Some("ada"));
+/// assert!(extensions.get::<u32>().is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct Extensions {
+    values: FxHashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Extensions {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `value`, replacing the value of the same type, if any.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`, if there is one.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.downcast_ref())
+    }
+
+    /// The value of type `T`, shared, if there is one.
+    pub fn get_arc<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let value = self.values.get(&TypeId::of::<T>())?.clone();
+        value.downcast().ok()
+    }
+
+    /// Adds every value of `other`, replacing those of the same types.
+    pub fn extend(&mut self, other: Extensions) {
+        self.values.extend(other.values);
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extensions").field("len", &self.values.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_value_per_type() {
+        let mut extensions = Extensions::new();
+        extensions.insert(1u8);
+        extensions.insert(2u8);
+        extensions.insert("text");
+        assert_eq!(extensions.get::<u8>(), Some(&2));
+        assert_eq!(extensions.get_arc::<&str>().as_deref(), Some(&"text"));
+        let mut more = Extensions::new();
+        more.insert(3u8);
+        extensions.extend(more);
+        assert_eq!(extensions.get::<u8>(), Some(&3));
+    }
+}
