@@ -96,7 +96,9 @@
 //! ### Attributes
 //!
 //! - On the trait: `namespace = "chat"` prefixes every wire name (`chat.post`); `crate = "path"` names the
-//!   `birpc` crate when it is re-exported under another path.
+//!   `birpc` crate when it is re-exported under another path; `typescript` adds `TMethods::typescript()`,
+//!   from which [`typescript::Module`] writes TypeScript bindings for the JavaScript client (the types of
+//!   params, results and errors must derive [`TS`], with `#[ts(crate = "birpc::ts_rs")]`).
 //! - On a method: `name = "..."` sets its wire name; `aliases = ["...", ...]` adds other names;
 //!   `notification` makes it a notification (it cannot return a value); `params = "named"` makes the typed
 //!   client send params as an object (default `"positional"`, an array).
@@ -112,6 +114,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+pub mod js;
 pub mod prelude;
 
 pub use async_trait::async_trait;
@@ -122,14 +125,18 @@ pub use rpc_core::{
     Transport, TransportError, TypedCall, WhileDown, code, message,
 };
 pub use rpc_macros::rpc;
-pub use rpc_transport::memory;
 pub use rpc_transport::ws::{
     Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Reconnect, ReconnectingClient, Reject,
     SUBPROTOCOL, Server, ServerBuilder, ServerHandle, WsTransport,
 };
+pub use rpc_transport::{http, memory};
 /// The TLS library `wss://` runs on, re-exported so that its configurations match birpc's version.
 #[cfg(feature = "tls")]
 pub use rustls;
+/// The library TypeScript types come from: derive [`TS`] (with `#[ts(crate = "birpc::ts_rs")]`) on the
+/// serde types of `#[rpc(typescript)]` services.
+pub use ts_rs::{self, TS};
+pub mod typescript;
 
 /// The code examples of the README, compiled and run as doctests.
 #[cfg(doctest)]

@@ -7,3 +7,8 @@ pub use rpc_core::{
     CallError, Context, ErrorObject, MethodInfo, ParamInfo, Params, ParamsStyle, PeerHandle, Router, TypedCall,
 };
 pub use serde;
+
+/// The parts of TypeScript bindings generated code builds.
+pub mod typescript {
+    pub use crate::typescript::{Method, Param, Service, type_of};
+}

@@ -169,6 +169,27 @@ async fn cancelling_by_hand_answers_request_cancelled() {
     server.shutdown().await;
 }
 
+/// An entry of a batch can be withdrawn on its own: it is answered -32800, the rest of the batch goes on.
+#[tokio::test]
+async fn cancelling_one_entry_of_a_batch_answers_it_cancelled() {
+    let (events, mut rx) = mpsc::channel(8);
+    let server = server(events, PeerConfig::default()).await;
+    let mut raw = RawClient::connect(server.local_addr()).await;
+    raw.send(r#"[{"jsonrpc":"2.0","method":"slow","id":"s"},{"jsonrpc":"2.0","method":"ok","id":"o"}]"#)
+        .await;
+    assert_eq!(within("the slow entry to start", rx.recv()).await, Some("started"));
+    raw.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"s"}}"#)
+        .await;
+    assert_eq!(within("the slow entry to be dropped", rx.recv()).await, Some("dropped"));
+    let answers = raw.recv_json().await;
+    let answers = answers.as_array().expect("a batch answer");
+    let by_id = |id: &str| answers.iter().find(|a| a["id"] == id).cloned().unwrap();
+    assert_eq!(by_id("s")["error"]["code"], code::REQUEST_CANCELLED);
+    assert_eq!(by_id("o")["result"], "fine");
+    drop(raw);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn size_limits_fail_the_call_not_the_connection() {
     let (events, _rx) = mpsc::channel(8);

@@ -4,11 +4,12 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
 use syn::{Attribute, LitStr, Path, Token};
 
-/// `#[rpc(namespace = "...", crate = "...")]` on the trait.
+/// `#[rpc(namespace = "...", crate = "...", typescript)]` on the trait.
 #[derive(Default)]
 pub(crate) struct ServiceArgs {
     pub(crate) namespace: Option<LitStr>,
     pub(crate) krate: Option<Path>,
+    pub(crate) typescript: Option<syn::Ident>,
 }
 
 impl ServiceArgs {
@@ -23,8 +24,17 @@ impl ServiceArgs {
         } else if meta.path.is_ident("crate") {
             let path: LitStr = meta.value()?.parse()?;
             set(&mut self.krate, path.parse::<Path>()?, meta)
+        } else if meta.path.is_ident("typescript") {
+            let ident = meta
+                .path
+                .get_ident()
+                .cloned()
+                .ok_or_else(|| meta.error("expected `typescript`"))?;
+            set(&mut self.typescript, ident, meta)
         } else {
-            Err(meta.error("unknown key; `#[rpc]` on a trait takes `namespace = \"...\"` and `crate = \"...\"`"))
+            Err(meta.error(
+                "unknown key; `#[rpc]` on a trait takes `namespace = \"...\"`, `crate = \"...\"` and `typescript`",
+            ))
         }
     }
 }

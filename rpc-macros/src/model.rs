@@ -42,6 +42,9 @@ pub(crate) struct Service {
     pub(crate) item: ItemTrait,
     pub(crate) krate: Path,
     pub(crate) methods: Vec<Method>,
+    /// Whether to generate TypeScript bindings.
+    pub(crate) typescript: bool,
+    pub(crate) docs: String,
 }
 
 pub(crate) struct Method {
@@ -124,7 +127,13 @@ impl Service {
         check_wire_names(&methods, &mut errors);
         errors.finish()?;
         let krate = args.krate.unwrap_or_else(|| syn::parse_quote!(::birpc));
-        Ok(Service { item, krate, methods })
+        Ok(Service {
+            docs: docs(&item.attrs),
+            item,
+            krate,
+            methods,
+            typescript: args.typescript.is_some(),
+        })
     }
 }
 

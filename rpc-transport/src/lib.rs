@@ -2,5 +2,7 @@
 //! pair. Transports only move frames; the JSON-RPC peer lives in `birpc-core`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// The HTTP types of the server's handler for plain requests, re-exported so that versions match.
+pub use http;
 pub mod memory;
 pub mod ws;

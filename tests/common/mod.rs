@@ -182,3 +182,30 @@ pub fn example(name: &str) -> PathBuf {
     assert!(status.success(), "building the example {name} failed");
     own_target.join("debug").join("examples").join(name)
 }
+
+/// For tests that need a tool this machine may lack: in CI (`CI=true`) a missing tool fails the test;
+/// elsewhere the test is skipped with `message`, which says how to install it.
+pub fn skip_or_fail(message: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("in CI, nothing may be skipped: {message}");
+    }
+    eprintln!("SKIPPED: {message}");
+}
+
+/// Runs `command` with its output shown, killing it (and failing) if it runs longer than `limit`.
+pub fn run_bounded(mut command: std::process::Command, limit: Duration) -> std::process::ExitStatus {
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"));
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{command:?} ran longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -523,7 +523,7 @@ impl Reader {
                         let ctx = Context::new(self.handle.clone());
                         let id = request.id;
                         let running = request.method.call(ctx, request.params, Some(id.clone()));
-                        run_entry(running, id, max)
+                        run_entry(self.shared.clone(), running, id, max)
                     })
                     .collect();
                 let mut answered = batch.answered;
@@ -594,8 +594,19 @@ fn finish(outcome: std::thread::Result<Option<String>>, id: &RawId, max: usize) 
 }
 
 /// Runs one request of a batch to its answer.
-async fn run_entry(running: HandlerFuture, id: RawId, max: usize) -> Option<String> {
-    finish(AssertUnwindSafe(running).catch_unwind().await, &id, max)
+///
+/// Each entry is registered under its own id while it runs, so that `$/cancelRequest` can withdraw it
+/// (it is answered -32800 and the rest of the batch goes on).
+async fn run_entry(shared: Arc<Shared>, running: HandlerFuture, id: RawId, max: usize) -> Option<String> {
+    let Some((key, registration)) = shared.running.register(Some(id.clone())) else {
+        // The connection ended; there is nobody to answer.
+        return None;
+    };
+    let _registered = shared.running.guard(key);
+    match Abortable::new(AssertUnwindSafe(running).catch_unwind(), registration).await {
+        Ok(outcome) => finish(outcome, &id, max),
+        Err(_aborted) => Some(message::encode_error(Some(&id), &ErrorObject::request_cancelled())),
+    }
 }
 
 /// Joins batch answers into one frame, replacing the largest results by -32003 errors until it fits.

@@ -3,6 +3,7 @@
 mod client;
 mod methods;
 mod service;
+mod typescript;
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -13,10 +14,12 @@ pub(crate) fn expand(service: &Service) -> TokenStream {
     let service_trait = service::service_trait(service);
     let client = client::client(service);
     let methods = methods::methods(service);
+    let typescript = typescript::typescript(service);
     quote! {
         #service_trait
         #client
         #methods
+        #typescript
     }
 }
 
