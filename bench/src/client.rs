@@ -1,0 +1,258 @@
+//! The client process's side: starting server processes, opening connections, running rounds.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use birpc::prelude::*;
+use futures::{StreamExt, TryStreamExt};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::common::{Impl, Payload, Result, RoundSummary, check};
+use crate::serve::birpc_router;
+use crate::{load, raw};
+
+/// How many connections are opened at once.
+const CONNECT_CONCURRENCY: usize = 64;
+
+/// A server process (this program, run as `bench serve`).
+pub(crate) struct ServerProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    url: String,
+}
+
+impl ServerProc {
+    /// Starts a server of `imp` on a free loopback port and waits until it listens. `wrapper`, when given,
+    /// is a command line the server runs under (a profiler: `valgrind --tool=callgrind`).
+    pub(crate) async fn start(imp: Impl, wrapper: Option<&str>) -> Result<ServerProc> {
+        let exe = std::env::current_exe()?;
+        let mut words = wrapper.unwrap_or_default().split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
+            .args(["serve", "--impl", imp.name(), "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut stdout = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+            .await
+            .map_err(|_| "the server did not start in time")??
+            .ok_or("the server exited")?;
+        let url = first
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line {first:?}"))?
+            .to_owned();
+        Ok(ServerProc {
+            child,
+            stdin,
+            stdout,
+            url,
+        })
+    }
+
+    /// The `ws://` URL it listens on.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends one command line and returns the answer line.
+    pub(crate) async fn command(&mut self, line: &str) -> Result<String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        let answer = tokio::time::timeout(Duration::from_secs(300), self.stdout.next_line())
+            .await
+            .map_err(|_| "the server did not answer in time")??
+            .ok_or("the server exited")?;
+        match answer.strip_prefix("error: ") {
+            Some(error) => Err(error.to_owned().into()),
+            None => Ok(answer),
+        }
+    }
+
+    /// Runs a server-to-client round: the server calls `conns` clients, `inflight` calls each.
+    pub(crate) async fn server_to_client(
+        &mut self,
+        conns: usize,
+        inflight: usize,
+        duration: Duration,
+    ) -> Result<RoundSummary> {
+        let answer = self
+            .command(&format!("s2c {conns} {inflight} {}", duration.as_millis()))
+            .await?;
+        Ok(serde_json::from_str(&answer)?)
+    }
+
+    /// Closes its stdin (which ends it) and waits for it; kills it if it lingers.
+    pub(crate) async fn stop(mut self) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// A raw client connection.
+pub(crate) type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Open client connections of one implementation, calling the server.
+pub(crate) enum Conns {
+    Birpc(Vec<PeerHandle>),
+    Jsonrpsee(Vec<Arc<WsClient>>),
+    Raw(Vec<RawWs>),
+}
+
+impl Conns {
+    /// Opens `count` connections of `imp` to `url`, and makes one `add` call on each so that both sides
+    /// have set the connection up completely. Not timed.
+    pub(crate) async fn open(imp: Impl, url: &str, count: usize) -> Result<Conns> {
+        Ok(match imp {
+            Impl::Birpc => Conns::Birpc(many(count, || open_birpc(url)).await?),
+            Impl::Jsonrpsee => Conns::Jsonrpsee(many(count, || open_jsonrpsee(url)).await?),
+            Impl::Raw => Conns::Raw(many(count, || open_raw(url)).await?),
+        })
+    }
+
+    /// Keeps `inflight` calls in flight on every connection for `duration`.
+    pub(crate) async fn round(
+        &mut self,
+        inflight: usize,
+        duration: Duration,
+        payload: &Payload,
+    ) -> Result<RoundSummary> {
+        match self {
+            Conns::Birpc(peers) => load::birpc_round(peers, inflight, duration, payload).await,
+            Conns::Jsonrpsee(clients) => load::jsonrpsee_round(clients, inflight, duration, payload).await,
+            Conns::Raw(sockets) => {
+                let start = Instant::now();
+                let deadline = start + duration;
+                let mut tasks = JoinSet::new();
+                for (index, mut ws) in sockets.drain(..).enumerate() {
+                    let payload = payload.clone();
+                    tasks.spawn(async move {
+                        let outcome = raw::drive(&mut ws, inflight, deadline, &payload).await;
+                        (index, ws, outcome)
+                    });
+                }
+                let mut returned = Vec::with_capacity(tasks.len());
+                let mut latencies = Vec::with_capacity(tasks.len());
+                while let Some(joined) = tasks.join_next().await {
+                    let (index, ws, outcome) = joined?;
+                    returned.push((index, ws));
+                    latencies.push(outcome?);
+                }
+                let elapsed = start.elapsed();
+                returned.sort_by_key(|(index, _)| *index);
+                sockets.extend(returned.into_iter().map(|(_, ws)| ws));
+                Ok(RoundSummary::from_latencies(latencies, elapsed))
+            }
+        }
+    }
+}
+
+/// Open client connections that the server calls (server-to-client scenario).
+pub(crate) enum Callees {
+    Birpc(Vec<PeerHandle>),
+    Raw(Vec<JoinHandle<()>>),
+}
+
+impl Callees {
+    /// Opens `count` connections of `imp` to `url` whose clients answer `add`; birpc clients register
+    /// with the server so that it can call them. Not timed.
+    pub(crate) async fn open(imp: Impl, url: &str, count: usize) -> Result<Callees> {
+        match imp {
+            Impl::Birpc => {
+                let peers = many(count, || async {
+                    let peer = Client::builder().router(birpc_router()).connect(url).await?;
+                    let registered: bool = peer.call("register", ()).await?;
+                    check(registered, "register")?;
+                    Ok(peer)
+                })
+                .await?;
+                Ok(Callees::Birpc(peers))
+            }
+            Impl::Raw => {
+                let sockets = many(count, || async {
+                    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(raw::config()), true).await?;
+                    Ok(ws)
+                })
+                .await?;
+                Ok(Callees::Raw(
+                    sockets.into_iter().map(|ws| tokio::spawn(raw::answer(ws))).collect(),
+                ))
+            }
+            Impl::Jsonrpsee => Err("jsonrpsee servers cannot call their clients".into()),
+        }
+    }
+
+    /// Closes every connection.
+    pub(crate) fn close(self) {
+        match self {
+            Callees::Birpc(peers) => drop(peers),
+            Callees::Raw(tasks) => tasks.iter().for_each(JoinHandle::abort),
+        }
+    }
+}
+
+/// Runs `open` `count` times, a few at a time.
+async fn many<T, F, Fut>(count: usize, open: F) -> Result<Vec<T>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    futures::stream::iter(0..count)
+        .map(|_| open())
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+async fn open_birpc(url: &str) -> Result<PeerHandle> {
+    let peer = Client::builder().connect(url).await?;
+    let sum: i64 = peer.call("add", (1, 2)).await?;
+    check(sum == 3, "add")?;
+    Ok(peer)
+}
+
+async fn open_jsonrpsee(url: &str) -> Result<Arc<WsClient>> {
+    let client = WsClientBuilder::default().build(url).await?;
+    let sum: i64 = client.request("add", rpc_params![1, 2]).await?;
+    check(sum == 3, "add")?;
+    Ok(Arc::new(client))
+}
+
+async fn open_raw(url: &str) -> Result<RawWs> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(raw::config()), true).await?;
+    // The first call is sent whatever the deadline; a deadline already passed makes it the only one.
+    let latencies = raw::drive(&mut ws, 1, Instant::now(), &Payload::Add).await?;
+    check(latencies.len() == 1, "one call")?;
+    Ok(ws)
+}

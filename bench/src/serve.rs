@@ -1,0 +1,281 @@
+//! The server process: `bench serve --impl birpc|jsonrpsee|raw --listen ADDR`.
+//!
+//! It prints `listening on ws://HOST:PORT` on its first stdout line, then takes commands on stdin, one a
+//! line, answering each with one line on stdout:
+//! - `s2c CONNS INFLIGHT MILLIS`: waits until `CONNS` clients are connected (and, for birpc, registered),
+//!   then calls `add` on every one of them with `INFLIGHT` calls in flight each for `MILLIS` ms, and
+//!   answers a [`RoundSummary`] as JSON (or `error: ...`);
+//! - `ping`: answers `pong`.
+//!
+//! It exits when stdin closes.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use birpc::prelude::*;
+use futures::StreamExt;
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::server::ServerConfig;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::common::{Impl, Payload, Result, RoundSummary, raise_fd_limit};
+use crate::{load, raw};
+
+/// The connection limit of the birpc and jsonrpsee servers here (their defaults are 10,000 and 100): above
+/// the 10,001 connections of the memory scenario.
+pub(crate) const MAX_CONNECTIONS: u32 = 11_000;
+
+/// The methods every implementation serves, as jsonrpsee declares them.
+#[rpc(server)]
+pub(crate) trait Bench {
+    /// `a + b`.
+    #[method(name = "add")]
+    fn add(&self, a: i64, b: i64) -> RpcResult<i64>;
+
+    /// `text`, unchanged.
+    #[method(name = "echo")]
+    fn echo(&self, text: String) -> RpcResult<String>;
+}
+
+struct JsonrpseeBench;
+
+impl BenchServer for JsonrpseeBench {
+    fn add(&self, a: i64, b: i64) -> RpcResult<i64> {
+        Ok(a.wrapping_add(b))
+    }
+
+    fn echo(&self, text: String) -> RpcResult<String> {
+        Ok(text)
+    }
+}
+
+/// birpc's `add` and `echo`: what the server exports, and what its clients export for the server to call.
+pub(crate) fn birpc_router() -> Router {
+    Router::new()
+        .method("add", |_: Context, (a, b): (i64, i64)| async move {
+            Ok::<_, ErrorObject>(a.wrapping_add(b))
+        })
+        .method("echo", |_: Context, (text,): (String,)| async move {
+            Ok::<_, ErrorObject>(text)
+        })
+}
+
+/// The connections a server can call back.
+enum Callable {
+    /// birpc: the handles of the clients that called `register`.
+    Birpc(Arc<Mutex<Vec<PeerHandle>>>),
+    /// The floor: a way to hand each connection's task a round to drive.
+    Raw(Arc<Mutex<Vec<mpsc::Sender<DriveOrder>>>>),
+    /// jsonrpsee has no server-to-client call.
+    None,
+}
+
+/// Asks a raw connection task to drive calls to its client.
+struct DriveOrder {
+    inflight: usize,
+    deadline: Instant,
+    done: oneshot::Sender<Result<Vec<u64>>>,
+}
+
+/// Runs the server process.
+pub(crate) fn main(imp: Impl, listen: &str) -> Result<()> {
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (addr, callable, _keep) = match imp {
+            Impl::Birpc => start_birpc(listen).await?,
+            Impl::Jsonrpsee => start_jsonrpsee(listen).await?,
+            Impl::Raw => start_raw(listen).await?,
+        };
+        say(&format!("listening on ws://{addr}"));
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Some(line) = lines.next_line().await? {
+            let answer = match command(&callable, &line).await {
+                Ok(answer) => answer,
+                Err(error) => format!("error: {error}"),
+            };
+            say(&answer);
+        }
+        Ok::<_, crate::common::BoxError>(())
+    })?;
+    // Whatever is still running goes with the process.
+    std::process::exit(0)
+}
+
+/// Writes one line to stdout at once.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Something a server keeps alive while it runs.
+type Keep = Box<dyn std::any::Any + Send>;
+
+async fn start_birpc(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
+    let registry = Arc::new(Mutex::new(Vec::new()));
+    let register = registry.clone();
+    let router = birpc_router().method("register", move |ctx: Context, _: NoParams| {
+        let registry = register.clone();
+        async move {
+            registry
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(ctx.peer().clone());
+            Ok::<_, ErrorObject>(true)
+        }
+    });
+    let server = Server::builder()
+        .max_connections(MAX_CONNECTIONS as usize)
+        .bind(listen)
+        .await?;
+    let addr = server.local_addr();
+    let handle = server.serve(move |_| router.clone());
+    Ok((addr, Callable::Birpc(registry), Box::new(handle)))
+}
+
+async fn start_jsonrpsee(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
+    let config = ServerConfig::builder().max_connections(MAX_CONNECTIONS).build();
+    let server = jsonrpsee::server::Server::builder()
+        .set_config(config)
+        .build(listen)
+        .await?;
+    let addr = server.local_addr()?;
+    let handle = server.start(JsonrpseeBench.into_rpc());
+    Ok((addr, Callable::None, Box::new(handle)))
+}
+
+async fn start_raw(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let registry = Arc::new(Mutex::new(Vec::new()));
+    let register = registry.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                // Out of file descriptors, most likely: wait a little instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let register = register.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(raw::config())).await else {
+                    return;
+                };
+                let (orders, inbox) = mpsc::channel(1);
+                register.lock().unwrap_or_else(PoisonError::into_inner).push(orders);
+                raw_connection(ws, inbox).await;
+            });
+        }
+    });
+    Ok((addr, Callable::Raw(registry), Box::new(AbortOnDrop(accept))))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One connection of the raw server: answers requests, and drives calls to the client when told to.
+async fn raw_connection(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    mut orders: mpsc::Receiver<DriveOrder>,
+) {
+    loop {
+        tokio::select! {
+            Some(order) = orders.recv() => {
+                let outcome = raw::drive(&mut ws, order.inflight, order.deadline, &Payload::Add).await;
+                let _ = order.done.send(outcome);
+            }
+            next = ws.next() => match next {
+                Some(Ok(message)) => {
+                    if raw::answer_burst(&mut ws, &message).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+        }
+    }
+}
+
+async fn command(callable: &Callable, line: &str) -> Result<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["ping"] => Ok("pong".into()),
+        ["s2c", conns, inflight, millis] => {
+            let summary = server_to_client(
+                callable,
+                conns.parse()?,
+                inflight.parse()?,
+                Duration::from_millis(millis.parse()?),
+            )
+            .await?;
+            Ok(serde_json::to_string(&summary)?)
+        }
+        _ => Err(format!("unknown command {line:?}").into()),
+    }
+}
+
+/// Calls every connected client, `inflight` calls in flight on each, for `duration`.
+async fn server_to_client(
+    callable: &Callable,
+    conns: usize,
+    inflight: usize,
+    duration: Duration,
+) -> Result<RoundSummary> {
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    match callable {
+        Callable::None => Err("this implementation cannot call its clients".into()),
+        Callable::Birpc(registry) => {
+            let peers = wait_for(registry, conns, ready_by).await?;
+            load::birpc_round(&peers, inflight, duration, &Payload::Add).await
+        }
+        Callable::Raw(registry) => {
+            let connections = wait_for(registry, conns, ready_by).await?;
+            let start = Instant::now();
+            let deadline = start + duration;
+            let mut tasks = JoinSet::new();
+            for connection in connections {
+                let (done, outcome) = oneshot::channel();
+                connection
+                    .send(DriveOrder {
+                        inflight,
+                        deadline,
+                        done,
+                    })
+                    .await
+                    .map_err(|_| "a connection is gone")?;
+                tasks.spawn(async move { outcome.await.map_err(|_| "a connection is gone")? });
+            }
+            load::collect(tasks, start).await
+        }
+    }
+}
+
+/// The first `count` entries of `registry`, once it has that many.
+async fn wait_for<T: Clone>(registry: &Mutex<Vec<T>>, count: usize, ready_by: Instant) -> Result<Vec<T>> {
+    loop {
+        {
+            let registered = registry.lock().unwrap_or_else(PoisonError::into_inner);
+            if registered.len() >= count {
+                return Ok(registered[..count].to_vec());
+            }
+        }
+        if Instant::now() > ready_by {
+            return Err(format!("fewer than {count} clients connected").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
