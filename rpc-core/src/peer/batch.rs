@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::handle::{CallFuture, PeerHandle};
 use super::pending::Answer;
-use super::shared::{Shared, Withdraw, bounded, effective_timeout, encode};
+use super::shared::{Outstanding, Shared, effective_timeout, encode, within};
 use crate::call_error::CallError;
 use crate::message;
 
@@ -70,7 +71,6 @@ impl<'a> Batch<'a> {
             sent_on: self.sent_on.clone(),
             id,
             answer: Some(rx),
-            timeout: effective_timeout(link.config(), self.timeout),
             running: None,
         })
     }
@@ -124,17 +124,17 @@ impl<'a> Batch<'a> {
         let ids: Vec<u64> = self.calls.iter().map(|(id, _)| *id).collect();
         let sent_on = self.sent_on.clone();
         let calls = self.calls;
+        let deadline = effective_timeout(config, self.timeout).map(|limit| (Instant::now() + limit, limit));
         let mut registered_on = None;
-        let outcome = bounded(effective_timeout(config, self.timeout), async {
+        let outcome = within(deadline, async {
             let shared = link.connection().await?;
             registered_on = Some(shared.clone());
-            if !calls.is_empty() {
-                let count = u32::try_from(calls.len()).unwrap_or(u32::MAX);
-                let mut slots = shared.pending.reserve(count).await.map_err(|_| shared.disconnected())?;
-                for (id, tx) in calls {
-                    let slot = slots.split(1).ok_or(CallError::NotSent)?;
-                    shared.pending.insert(id, tx, slot).map_err(|_| shared.disconnected())?;
-                }
+            for (id, tx) in calls {
+                shared
+                    .pending
+                    .insert(id, tx, deadline)
+                    .await
+                    .map_err(|()| shared.disconnected())?;
             }
             shared.send(frame).await?;
             let _ = sent_on.set(shared);
@@ -158,7 +158,6 @@ pub struct BatchCall<R> {
     sent_on: Arc<OnceLock<Arc<Shared>>>,
     id: u64,
     answer: Option<oneshot::Receiver<Answer>>,
-    timeout: Option<Duration>,
     running: Option<CallFuture<R>>,
 }
 
@@ -170,7 +169,7 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
             let (Some(answer), Some(shared)) = (self.answer.take(), self.sent_on.get().cloned()) else {
                 return std::task::Poll::Ready(Err(CallError::NotSent));
             };
-            self.running = Some(Box::pin(wait(shared, self.id, answer, self.timeout)));
+            self.running = Some(Box::pin(wait(shared, self.id, answer)));
         }
         match &mut self.running {
             Some(running) => running.as_mut().poll(cx),
@@ -179,23 +178,16 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
     }
 }
 
-/// Waits for the answer to one call of a sent batch.
+/// Waits for the answer to one call of a sent batch (the connection times it out at the batch's deadline).
 async fn wait<R: DeserializeOwned>(
     shared: Arc<Shared>,
     id: u64,
     answer: oneshot::Receiver<Answer>,
-    timeout: Option<Duration>,
 ) -> Result<R, CallError> {
-    let mut withdraw = Withdraw::new(&shared, id);
-    withdraw.sent = true;
-    let answer = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, answer).await {
-            Ok(answer) => answer,
-            Err(_) => return Err(CallError::Timeout(limit)),
-        },
-        None => answer.await,
-    };
-    withdraw.answered = true;
-    let result = shared.resolve(answer)?;
+    let mut call = Outstanding::new(shared, id);
+    call.sent = true;
+    let answer = answer.await;
+    call.answered = true;
+    let result = call.shared.resolve(answer)?;
     serde_json::from_slice(&result).map_err(CallError::Decode)
 }

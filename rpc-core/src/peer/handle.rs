@@ -2,17 +2,21 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::batch::Batch;
 use super::link::Link;
-use super::shared::{Drain, Refused, Shared, bounded, effective_timeout, encode};
+use super::pending::{Answer, Deadline, Refusal};
+use super::shared::{Drain, Outstanding, Refused, Shared, bounded, effective_timeout, encode, within};
 use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
@@ -86,6 +90,7 @@ impl PeerHandle {
                 id,
                 timeout: None,
             },
+            _result: PhantomData,
         }
     }
 
@@ -205,26 +210,35 @@ impl fmt::Debug for PeerHandle {
     }
 }
 
-/// The boxed future of a call under way.
-pub(crate) type CallFuture<R> = Pin<Box<dyn Future<Output = Result<R, CallError>> + Send>>;
+/// The boxed future of a call that had to wait (for room, for a place, for a connection).
+pub(crate) type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send>>;
 
 /// A call; await it to send it and get the answer. See [`PeerHandle::call`].
 ///
 /// The params are encoded when the call is made; nothing is sent until it is first polled. It owns what
-/// it needs, so it can be moved into a task.
+/// it needs, so it can be moved into a task. When the connection has room, the first poll registers the
+/// call and queues it without waiting, and later polls only look for the answer; the call's timeout is kept
+/// by the connection (one timer for all its calls), not by a timer of its own.
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Call<R> {
-    state: CallState<R>,
+    state: CallState,
+    _result: PhantomData<fn() -> R>,
 }
 
-enum CallState<R> {
+enum CallState {
     Ready {
         link: Link,
         id: u64,
         frame: Result<String, CallError>,
         timeout: Option<Option<Duration>>,
     },
-    Running(CallFuture<R>),
+    /// Registered and queued: only the answer is awaited.
+    Waiting {
+        call: Outstanding,
+        answer: oneshot::Receiver<Answer>,
+    },
+    /// Waiting for room, a place or a connection first.
+    Slow(CallFuture<Bytes>),
     Done,
 }
 
@@ -239,38 +253,107 @@ impl<R> Call<R> {
     }
 }
 
-impl<R: DeserializeOwned + 'static> Future for Call<R> {
+impl<R: DeserializeOwned> Future for Call<R> {
     type Output = Result<R, CallError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        let state = std::mem::replace(&mut self.state, CallState::Done);
-        self.state = match state {
-            CallState::Ready {
-                link,
-                id,
-                frame,
-                timeout,
-            } => {
-                let timeout = effective_timeout(link.config(), timeout);
-                CallState::Running(Box::pin(async move {
-                    let frame = frame?;
-                    let result = bounded(timeout, async {
-                        let shared = link.connection().await?;
-                        shared.call(id, frame).await
-                    })
-                    .await?;
-                    serde_json::from_slice(&result).map_err(CallError::Decode)
-                }))
-            }
-            other => other,
-        };
-        match &mut self.state {
-            CallState::Running(running) => {
-                let outcome = std::task::ready!(running.as_mut().poll(cx));
-                self.state = CallState::Done;
-                std::task::Poll::Ready(outcome)
-            }
-            _ => std::task::Poll::Ready(Err(CallError::NotSent)),
+        loop {
+            let result = match &mut self.state {
+                CallState::Ready { .. } => {
+                    let state = std::mem::replace(&mut self.state, CallState::Done);
+                    if let CallState::Ready {
+                        link,
+                        id,
+                        frame,
+                        timeout,
+                    } = state
+                    {
+                        match start(link, id, frame, timeout) {
+                            Ok(next) => self.state = next,
+                            Err(error) => return std::task::Poll::Ready(Err(error)),
+                        }
+                    }
+                    continue;
+                }
+                CallState::Waiting { call, answer } => {
+                    let answer = std::task::ready!(Pin::new(answer).poll(cx));
+                    call.answered = true;
+                    call.shared.resolve(answer)
+                }
+                CallState::Slow(running) => std::task::ready!(running.as_mut().poll(cx)),
+                CallState::Done => Err(CallError::NotSent),
+            };
+            self.state = CallState::Done;
+            return std::task::Poll::Ready(
+                result.and_then(|bytes| serde_json::from_slice(&bytes).map_err(CallError::Decode)),
+            );
         }
     }
+}
+
+/// Starts a call: at once when the connection has a place and room, else through the slow path.
+fn start(
+    link: Link,
+    id: u64,
+    frame: Result<String, CallError>,
+    timeout: Option<Option<Duration>>,
+) -> Result<CallState, CallError> {
+    let frame = frame?;
+    let deadline = effective_timeout(link.config(), timeout).map(|limit| (Instant::now() + limit, limit));
+    if let Some(shared) = link.now() {
+        let (tx, answer) = oneshot::channel();
+        match shared.pending.try_insert(id, tx, deadline) {
+            Ok(()) => {
+                let mut call = Outstanding::new(shared, id);
+                return match call.shared.try_send(frame) {
+                    Ok(()) => {
+                        call.sent = true;
+                        Ok(CallState::Waiting { call, answer })
+                    }
+                    Err(Refused::Full(frame)) => {
+                        Ok(CallState::Slow(Box::pin(finish_sending(call, frame, answer, deadline))))
+                    }
+                    Err(Refused::Closed) => Err(call.shared.disconnected()),
+                };
+            }
+            Err(Refusal::Closed) => return Err(shared.disconnected()),
+            Err(Refusal::Full(_)) => {}
+        }
+    }
+    Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))))
+}
+
+/// A registered call whose frame found no room: waits for room, then for the answer.
+async fn finish_sending(
+    mut call: Outstanding,
+    frame: String,
+    answer: oneshot::Receiver<Answer>,
+    deadline: Option<Deadline>,
+) -> Result<Bytes, CallError> {
+    within(deadline, call.shared.send(frame)).await?;
+    call.sent = true;
+    let answer = answer.await;
+    call.answered = true;
+    call.shared.resolve(answer)
+}
+
+/// A call that must wait for a connection or a place in the pending table first.
+async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadline>) -> Result<Bytes, CallError> {
+    let (mut call, answer) = within(deadline, async {
+        let shared = link.connection().await?;
+        let (tx, answer) = oneshot::channel();
+        shared
+            .pending
+            .insert(id, tx, deadline)
+            .await
+            .map_err(|()| shared.disconnected())?;
+        let mut call = Outstanding::new(shared, id);
+        call.shared.send(frame).await?;
+        call.sent = true;
+        Ok((call, answer))
+    })
+    .await?;
+    let answer = answer.await;
+    call.answered = true;
+    call.shared.resolve(answer)
 }

@@ -230,6 +230,13 @@ impl<T: Transport> Peer<T> {
                             shared.request_close(drain.frame.clone());
                         }
                     }
+                    // Calls of this side past their deadline fail with a timeout; the other side is told.
+                    () = sleep_until(shared.pending.earliest()) => {
+                        for id in shared.pending.expire(Instant::now()) {
+                            shared.send_cancel(id);
+                        }
+                    }
+                    () = shared.pending.deadline_moved() => {}
                     () = sleep_until(heartbeat.deadline()), if heartbeat.deadline().is_some() && !closing => {
                         let heard = shared.heard.swap(false, Ordering::Relaxed);
                         let paused = shared.reading_paused.load(Ordering::Relaxed);

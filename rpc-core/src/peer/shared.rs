@@ -11,7 +11,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::pending::{Answer, Pending};
+use super::pending::{Answer, Deadline, Pending};
 use super::running::Running;
 use super::stats::PeerStats;
 use crate::call_error::CallError;
@@ -215,25 +215,13 @@ impl Shared {
         }
     }
 
-    /// Sends the encoded call `frame` with id `id` and waits for its answer (the caller bounds the wait).
-    pub(crate) async fn call(&self, id: u64, frame: String) -> Result<Bytes, CallError> {
-        let slot = self.pending.reserve(1).await.map_err(|_| self.disconnected())?;
-        let (tx, rx) = oneshot::channel();
-        self.pending.insert(id, tx, slot).map_err(|_| self.disconnected())?;
-        let mut guard = Withdraw::new(self, id);
-        self.send(frame).await?;
-        guard.sent = true;
-        let answer = rx.await;
-        guard.answered = true;
-        self.resolve(answer)
-    }
-
     /// Turns what arrived for a call into its outcome.
     pub(crate) fn resolve(&self, answer: Result<Answer, oneshot::error::RecvError>) -> Result<Bytes, CallError> {
         match answer {
             Ok(Answer::Result(result)) => Ok(result),
             Ok(Answer::Error(error)) => Err(CallError::from_error_object(error)),
             Ok(Answer::Invalid(reason)) => Err(CallError::InvalidResponse(reason)),
+            Ok(Answer::TimedOut(limit)) => Err(CallError::Timeout(limit)),
             Err(_) => Err(self.disconnected()),
         }
     }
@@ -251,6 +239,19 @@ pub(crate) async fn bounded<T>(
 ) -> Result<T, CallError> {
     match timeout {
         Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout(limit))),
+        None => exchange.await,
+    }
+}
+
+/// Runs `exchange` until `deadline`, if any.
+pub(crate) async fn within<T>(
+    deadline: Option<Deadline>,
+    exchange: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    match deadline {
+        Some((at, limit)) => tokio::time::timeout_at(at, exchange)
             .await
             .unwrap_or(Err(CallError::Timeout(limit))),
         None => exchange.await,
@@ -286,17 +287,18 @@ pub(crate) enum Refused {
     Closed,
 }
 
-/// Withdraws a call that is given up before its answer came (its future dropped, its timeout passed):
-/// the entry leaves the pending table, and if the call was sent the other side is told.
-pub(crate) struct Withdraw<'a> {
-    shared: &'a Shared,
+/// A call registered in the pending table. Given up before its answer came (its future dropped, its
+/// timeout passed while it waited for room), it leaves the table, and if it was sent the other side is
+/// told.
+pub(crate) struct Outstanding {
+    pub(crate) shared: Arc<Shared>,
     id: u64,
     pub(crate) sent: bool,
     pub(crate) answered: bool,
 }
 
-impl<'a> Withdraw<'a> {
-    pub(crate) fn new(shared: &'a Shared, id: u64) -> Self {
+impl Outstanding {
+    pub(crate) fn new(shared: Arc<Shared>, id: u64) -> Self {
         Self {
             shared,
             id,
@@ -306,7 +308,7 @@ impl<'a> Withdraw<'a> {
     }
 }
 
-impl Drop for Withdraw<'_> {
+impl Drop for Outstanding {
     fn drop(&mut self) {
         if !self.answered && self.shared.pending.remove(self.id) && self.sent {
             self.shared.send_cancel(self.id);
