@@ -24,11 +24,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use crate::common::{BoxError, Payload, Result, check, since};
 
 /// The floor's WebSocket settings, on both sides: tungstenite's defaults but for the read and write buffers,
-/// which are birpc's (8 KiB each), so that the two differ only above the WebSocket layer. (tungstenite's
-/// default 128 KiB read buffer is zeroed on every read and held by every idle connection.)
+/// which are birpc's (2 KiB read, 8 KiB write), so that the two differ only above the WebSocket layer.
+/// (tungstenite's default 128 KiB read buffer is zeroed on every read and held by every idle connection.)
 pub(crate) fn config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(8 << 10)
+        .read_buffer_size(2 << 10)
         .write_buffer_size(8 << 10)
 }
 

@@ -79,13 +79,22 @@ pub struct Response<'a> {
 /// `max_batch` is the longest batch accepted; a longer one is [`Parsed::Rejected`] as a whole with
 /// -32004 Batch too large, without its entries being kept in memory.
 pub fn parse(frame: &[u8], max_batch: usize) -> Parsed<'_> {
-    match frame.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => match serde_json::from_slice::<Fields<'_>>(frame) {
+    // Checked once here, the text is then read without checking each string and value again.
+    match std::str::from_utf8(frame) {
+        Ok(text) => parse_text(text, max_batch),
+        Err(_) => Parsed::Rejected(ErrorObject::parse_error()),
+    }
+}
+
+/// Parses one frame already known to be text.
+fn parse_text(frame: &str, max_batch: usize) -> Parsed<'_> {
+    match frame.bytes().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => match serde_json::from_str::<Fields<'_>>(frame) {
             Ok(fields) => Parsed::Single(fields.classify()),
             Err(e) => Parsed::Rejected(rejection(&e)),
         },
         Some(b'[') => {
-            let mut de = serde_json::Deserializer::from_slice(frame);
+            let mut de = serde_json::Deserializer::from_str(frame);
             let batch = de
                 .deserialize_seq(BatchVisitor { max: max_batch })
                 .and_then(|batch| de.end().map(|()| batch));
@@ -98,7 +107,7 @@ pub fn parse(frame: &[u8], max_batch: usize) -> Parsed<'_> {
                 Ok(Batch::Items(items)) => Parsed::Batch(items.into_iter().map(parse_entry).collect()),
             }
         }
-        _ => match serde_json::from_slice::<IgnoredAny>(frame) {
+        _ => match serde_json::from_str::<IgnoredAny>(frame) {
             Ok(_) => {
                 Parsed::Rejected(ErrorObject::invalid_request().with_detail("a message must be an object or an array"))
             }
@@ -167,8 +176,8 @@ impl<'de> Visitor<'de> for BatchVisitor {
 /// The members of a message object that matter, each kept raw; others are ignored.
 #[derive(Default)]
 struct Fields<'a> {
-    jsonrpc: Option<&'a RawValue>,
-    method: Option<&'a RawValue>,
+    jsonrpc: Option<Member<'a>>,
+    method: Option<Member<'a>>,
     params: Option<&'a RawValue>,
     id: Option<&'a RawValue>,
     result: Option<&'a RawValue>,
@@ -221,8 +230,14 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                 let mut fields = Fields::default();
                 while let Some(key) = map.next_key::<Key>()? {
                     let (slot, name) = match key {
-                        Key::Jsonrpc => (&mut fields.jsonrpc, "jsonrpc"),
-                        Key::Method => (&mut fields.method, "method"),
+                        Key::Jsonrpc => {
+                            fill(&mut fields.jsonrpc, "jsonrpc", &mut map)?;
+                            continue;
+                        }
+                        Key::Method => {
+                            fill(&mut fields.method, "method", &mut map)?;
+                            continue;
+                        }
                         Key::Params => (&mut fields.params, "params"),
                         Key::Id => (&mut fields.id, "id"),
                         Key::Result => (&mut fields.result, "result"),
@@ -232,15 +247,86 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                             continue;
                         }
                     };
-                    if slot.is_some() {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    *slot = Some(map.next_value()?);
+                    fill(slot, name, &mut map)?;
                 }
                 Ok(fields)
             }
         }
         deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// Reads the value of member `name` into `slot`, refusing a member given twice.
+fn fill<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    slot: &mut Option<T>,
+    name: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// A member that must be a string (`jsonrpc`, `method`), read in one pass: the string, borrowed when it has
+/// no escapes, or the fact that it is something else.
+enum Member<'a> {
+    Text(Cow<'a, str>),
+    NotText,
+}
+
+impl<'a> Member<'a> {
+    fn text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Member::Text(text) => Some(text),
+            Member::NotText => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = Member<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Member::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Member::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Member::Text(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Member::NotText)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Member::NotText)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Member::NotText)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Member::NotText)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Member::NotText)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Member::NotText)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Member::NotText)
+            }
+        }
+        deserializer.deserialize_any(MemberVisitor)
     }
 }
 
@@ -256,7 +342,7 @@ impl<'a> Fields<'a> {
             if !is_version(self.jsonrpc) {
                 return invalid(r#"the "jsonrpc" member must be "2.0""#);
             }
-            let Some(method) = raw_str(method) else {
+            let Some(method) = method.text() else {
                 return invalid("the method must be a string");
             };
             if self.result.is_some() || self.error.is_some() {
@@ -298,20 +384,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn is_version(raw: Option<&RawValue>) -> bool {
-    raw.and_then(raw_str).is_some_and(|v| v == VERSION)
-}
-
-/// The string a raw value holds, borrowed when it has no escapes.
-fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if !raw.get().starts_with('"') {
-        return None;
-    }
-    // `Cow<str>` always deserializes owned; a borrowed `&str` works whenever there is no escape.
-    match serde_json::from_str::<&str>(raw.get()) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned),
-    }
+fn is_version(member: Option<Member<'_>>) -> bool {
+    member.and_then(Member::text).is_some_and(|v| v == VERSION)
 }
 
 #[derive(Serialize)]
@@ -322,20 +396,6 @@ struct RequestOut<'a, P: ?Sized> {
     method: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     params: Option<&'a P>,
-}
-
-#[derive(Serialize)]
-struct ResultOut<'a, R: ?Sized> {
-    jsonrpc: &'static str,
-    id: &'a RawValue,
-    result: &'a R,
-}
-
-#[derive(Serialize)]
-struct ErrorOut<'a> {
-    jsonrpc: &'static str,
-    id: &'a RawValue,
-    error: &'a ErrorObject,
 }
 
 /// Whether `params` serialize to `null` (`()`, `None`, a unit struct, a reference to one of those): such
@@ -472,24 +532,29 @@ pub fn encode_call<P: Serialize + ?Sized>(
 /// # Errors
 /// When the result cannot be encoded.
 pub fn encode_result<R: Serialize + ?Sized>(id: &RawId, result: &R) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&ResultOut {
-        jsonrpc: VERSION,
-        id: id.to_raw(),
-        result,
-    })
+    encode_response(id.as_bytes(), "result", result)
 }
 
 /// Encodes an error response; `None` for the id writes `null`.
 pub fn encode_error(id: Option<&RawId>, error: &ErrorObject) -> String {
-    let out = ErrorOut {
-        jsonrpc: VERSION,
-        id: id.map_or(RawValue::NULL, RawId::to_raw),
-        error,
-    };
     // An error object is a number, strings and already-valid JSON: it always encodes.
-    serde_json::to_string(&out).unwrap_or_else(|_| {
+    encode_response(id.map_or(b"null".as_slice(), RawId::as_bytes), "error", error).unwrap_or_else(|_| {
         r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Internal error"}}"#.to_owned()
     })
+}
+
+/// Writes `{"jsonrpc":"2.0","id":<id>,"<member>":<value>}`, the id copied as received.
+fn encode_response<T: Serialize + ?Sized>(id: &[u8], member: &str, value: &T) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(64 + id.len());
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(b"\":");
+    serde_json::to_writer(&mut out, value)?;
+    out.push(b'}');
+    // Every part is UTF-8 (the id was cut from a checked frame), so this check does not fail.
+    String::from_utf8(out).map_err(|_| <serde_json::Error as serde::ser::Error>::custom("an id that is not UTF-8"))
 }
 
 /// Joins encoded messages into one batch frame.

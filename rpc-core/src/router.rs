@@ -52,9 +52,12 @@ pub(crate) type Method = Arc<dyn ErasedHandler>;
 ///     });
 /// assert!(router.contains("add"));
 /// ```
+///
+/// Cloning a router is cheap (the table is shared until one of the clones adds a method), so a server can
+/// hand every connection its own.
 #[derive(Clone, Default)]
 pub struct Router {
-    methods: FxHashMap<Arc<str>, Method>,
+    methods: Arc<FxHashMap<Arc<str>, Method>>,
 }
 
 impl Router {
@@ -110,8 +113,8 @@ impl Router {
     /// When both export a method of the same name.
     #[must_use]
     pub fn merge(mut self, other: Router) -> Self {
-        for (name, method) in other.methods {
-            self.insert(&name, method);
+        for (name, method) in other.methods.iter() {
+            self.insert(name, method.clone());
         }
         self
     }
@@ -134,7 +137,7 @@ impl Router {
     }
 
     fn insert(&mut self, name: &str, method: Method) {
-        let previous = self.methods.insert(Arc::from(name), method);
+        let previous = Arc::make_mut(&mut self.methods).insert(Arc::from(name), method);
         assert!(previous.is_none(), "the method `{name}` is exported twice");
     }
 

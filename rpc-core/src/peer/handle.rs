@@ -169,9 +169,9 @@ impl PeerHandle {
             frame: CloseFrame::new(code, reason),
             deadline: Instant::now() + grace,
         };
-        shared.drain.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(drain);
+        shared.lifecycle.send_if_modified(|state| {
+            if state.drain.is_none() {
+                state.drain = Some(drain);
                 true
             } else {
                 false

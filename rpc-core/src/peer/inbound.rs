@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use futures::future::{Abortable, join_all};
+use futures::future::{Abortable, OptionFuture, join_all};
 use futures::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::handle::PeerHandle;
 use super::pending::Answer;
-use super::shared::{CANCEL_METHOD, Drain, Refused, Shared};
+use super::shared::{CANCEL_METHOD, Lifecycle, Refused, Shared};
 use crate::close::{CloseCode, CloseFrame};
 use crate::context::Context;
 use crate::error_object::ErrorObject;
@@ -33,7 +33,7 @@ use crate::id::RawId;
 use crate::message::{self, Item, Parsed};
 use crate::params::Params;
 use crate::router::{HandlerFuture, Method, Router};
-use crate::transport::{Inbound, Outbound, TransportError};
+use crate::transport::{Inbound, TransportError};
 
 /// How the reader stopped.
 #[derive(Debug)]
@@ -47,6 +47,16 @@ pub(super) enum ReaderEnd {
     /// The other side broke a rule (a message too large, invalid UTF-8, a bad frame): the connection is
     /// to be closed with this frame.
     Violation(CloseFrame),
+}
+
+/// What the reader does after handling one thing the transport delivered.
+enum Flow {
+    /// Goes on reading.
+    Go,
+    /// Stops.
+    End(ReaderEnd),
+    /// The other side sent its close frame: the reader finishes the handshake, then stops.
+    Closed(CloseFrame),
 }
 
 /// A request admitted to run.
@@ -87,16 +97,16 @@ impl Job {
 
 /// What blocked work became possible.
 enum Progress {
-    /// Room for the first stashed answer: its bytes and its place in the queue.
-    Room(OwnedSemaphorePermit, mpsc::OwnedPermit<Outbound>),
+    /// Room for the first stashed answer may have been made.
+    Room,
     Places(OwnedSemaphorePermit),
-    NotificationRoom(mpsc::OwnedPermit<NotificationJob>),
+    NotificationRoom(mpsc::OwnedPermit<Box<NotificationJob>>),
     MayRead,
 }
 
 pub(super) struct Reader {
     shared: Arc<Shared>,
-    router: Arc<Router>,
+    router: Router,
     /// Given to every handler's context.
     handle: PeerHandle,
     /// Places for running handlers.
@@ -104,13 +114,13 @@ pub(super) struct Reader {
     /// Extra places, used only while calls of this side await answers: a request arriving then may be the
     /// nested call an awaiting handler needs, and must not wait for that handler's place.
     extra_places: Arc<Semaphore>,
-    notifications: mpsc::Sender<NotificationJob>,
+    notifications: mpsc::Sender<Box<NotificationJob>>,
     /// Wakes the reader when a graceful close starts.
-    drain: watch::Receiver<Option<Drain>>,
+    drain: watch::Receiver<Lifecycle>,
     /// Requests and batches waiting for places, in arrival order.
     backlog: VecDeque<Job>,
     /// Notifications waiting for room in the notification queue, in arrival order.
-    waiting_notifications: VecDeque<NotificationJob>,
+    waiting_notifications: VecDeque<Box<NotificationJob>>,
     /// Answers made by the reader itself waiting for room in the writer's queue.
     stash: VecDeque<String>,
 }
@@ -118,13 +128,13 @@ pub(super) struct Reader {
 impl Reader {
     pub(super) fn new(
         shared: Arc<Shared>,
-        router: Arc<Router>,
+        router: Router,
         handle: PeerHandle,
-        notifications: mpsc::Sender<NotificationJob>,
+        notifications: mpsc::Sender<Box<NotificationJob>>,
     ) -> Self {
         let places = Arc::new(Semaphore::new(shared.config.max_concurrent_requests.max(1)));
         let extra_places = Arc::new(Semaphore::new(shared.config.max_pending_calls.max(1)));
-        let drain = shared.drain.subscribe();
+        let drain = shared.lifecycle.subscribe();
         Self {
             drain,
             shared,
@@ -152,42 +162,70 @@ impl Reader {
             self.shared
                 .waiting_requests
                 .store(self.backlog.len(), Ordering::Relaxed);
-            let progress = self.progress(holding, !may_read);
-            tokio::select! {
-                progress = progress, if holding => self.apply(progress),
+            // Built only while work is held back (rarely), and then on the heap: an idle connection does not
+            // carry its state.
+            let progress: OptionFuture<_> = holding.then(|| Box::pin(self.progress(!may_read))).into();
+            let mut next = tokio::select! {
+                Some(progress) = progress, if holding => {
+                    self.apply(progress);
+                    continue;
+                }
                 // A graceful close started: what waits is answered at once by `make_progress`.
-                Ok(()) = self.drain.changed() => {}
-                next = stream.next(), if may_read => {
-                    if let Some(Ok(_)) = &next {
-                        self.shared.heard.store(true, Ordering::Relaxed);
-                    }
-                    match next {
-                        Some(Ok(Inbound::Frame(frame))) => {
-                            let limit = self.shared.config.max_message_size;
-                            if frame.len() > limit {
-                                let error = TransportError::TooLarge { size: frame.len(), limit };
-                                return ReaderEnd::Violation(CloseFrame::new(CloseCode::TOO_BIG, error.to_string()));
-                            }
-                            self.on_frame(&frame);
-                        }
-                        Some(Ok(Inbound::Close(frame))) => {
-                            // Let the transport finish the close handshake (it answers while being read).
-                            let drain = async { while stream.next().await.is_some() {} };
-                            let _ = tokio::time::timeout(self.shared.config.close_timeout, drain).await;
-                            return ReaderEnd::Closed(frame);
-                        }
-                        // A pong, or what a newer transport may add: a sign of life, nothing more.
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            return match e.close_code() {
-                                Some(code) => ReaderEnd::Violation(CloseFrame::new(code, e.to_string())),
-                                None => ReaderEnd::Failed(e),
-                            };
-                        }
-                        None => return ReaderEnd::Eof,
+                Ok(()) = self.drain.changed() => continue,
+                next = stream.next(), if may_read => next,
+            };
+            // Frames that are already here are read one after another without going round the loop.
+            loop {
+                match self.on_inbound(next) {
+                    Flow::Go => {}
+                    Flow::End(end) => return end,
+                    Flow::Closed(frame) => {
+                        // Let the transport finish the close handshake (it answers while being read).
+                        let drain = async { while stream.next().await.is_some() {} };
+                        let _ = tokio::time::timeout(self.shared.config.close_timeout, drain).await;
+                        return ReaderEnd::Closed(frame);
                     }
                 }
+                if self.is_holding() {
+                    break;
+                }
+                match stream.next().now_or_never() {
+                    Some(ready) => next = ready,
+                    None => break,
+                }
             }
+        }
+    }
+
+    /// Handles what the transport delivered.
+    fn on_inbound(&mut self, next: Option<Result<Inbound, TransportError>>) -> Flow {
+        if let Some(Ok(_)) = &next {
+            self.shared.heard.store(true, Ordering::Relaxed);
+        }
+        match next {
+            Some(Ok(Inbound::Frame(frame))) => {
+                let limit = self.shared.config.max_message_size;
+                if frame.len() > limit {
+                    let error = TransportError::TooLarge {
+                        size: frame.len(),
+                        limit,
+                    };
+                    return Flow::End(ReaderEnd::Violation(CloseFrame::new(
+                        CloseCode::TOO_BIG,
+                        error.to_string(),
+                    )));
+                }
+                self.on_frame(&frame);
+                Flow::Go
+            }
+            Some(Ok(Inbound::Close(frame))) => Flow::Closed(frame),
+            // A pong, or what a newer transport may add: a sign of life, nothing more.
+            Some(Ok(_)) => Flow::Go,
+            Some(Err(e)) => Flow::End(match e.close_code() {
+                Some(code) => ReaderEnd::Violation(CloseFrame::new(code, e.to_string())),
+                None => ReaderEnd::Failed(e),
+            }),
+            None => Flow::End(ReaderEnd::Eof),
         }
     }
 
@@ -254,35 +292,19 @@ impl Reader {
 
     /// A future that resolves when some held-back work can move on, or (with `watch_calls`) when calls
     /// of this side start awaiting answers, which makes reading necessary again and extra places usable.
-    fn progress(&self, holding: bool, watch_calls: bool) -> impl Future<Output = Progress> + use<> {
-        let room = self.stash.front().filter(|_| holding).map(|answer| {
-            (
-                self.shared.queued_bytes.clone(),
-                self.shared.cost(answer.len()),
-                self.shared.outbound.clone(),
-            )
-        });
+    fn progress(&self, watch_calls: bool) -> impl Future<Output = Progress> + use<> {
+        let room = self.stash.front().map(String::len);
         let max = self.shared.config.max_concurrent_requests;
-        let places = holding
-            .then(|| self.backlog.front().map(|job| (self.places.clone(), job.places(max))))
-            .flatten();
+        let places = self.backlog.front().map(|job| (self.places.clone(), job.places(max)));
         let extra_places = places
             .as_ref()
             .filter(|_| !self.shared.pending.is_empty())
             .map(|(_, wanted)| (self.extra_places.clone(), *wanted));
-        let notification_room = (holding && !self.waiting_notifications.is_empty()).then(|| self.notifications.clone());
+        let notification_room = (!self.waiting_notifications.is_empty()).then(|| self.notifications.clone());
         let shared = self.shared.clone();
         async move {
             tokio::select! {
-                Some((Ok(bytes), Ok(permit))) = async {
-                    match room {
-                        Some((budget, cost, tx)) => {
-                            let bytes = budget.acquire_many_owned(cost).await;
-                            Some((bytes, tx.reserve_owned().await))
-                        }
-                        None => None,
-                    }
-                } => Progress::Room(bytes, permit),
+                true = async { match room { Some(bytes) => { shared.queue.room_for(bytes).await; true } None => false } } => Progress::Room,
                 Some(Ok(permit)) = async { match places { Some((s, n)) => Some(s.acquire_many_owned(n).await), None => None } } => Progress::Places(permit),
                 Some(Ok(permit)) = async { match extra_places { Some((s, n)) => Some(s.acquire_many_owned(n).await), None => None } } => Progress::Places(permit),
                 Some(Ok(permit)) = async { match notification_room { Some(tx) => Some(tx.reserve_owned().await), None => None } } => Progress::NotificationRoom(permit),
@@ -294,13 +316,8 @@ impl Reader {
 
     fn apply(&mut self, progress: Progress) {
         match progress {
-            Progress::Room(bytes, permit) => {
-                if let Some(frame) = self.stash.pop_front() {
-                    permit.send(Outbound::Frame(frame));
-                    // Given back by the writer once written.
-                    bytes.forget();
-                }
-            }
+            // The stash is tried again first thing.
+            Progress::Room => {}
             Progress::Places(places) => {
                 if let Some(job) = self.backlog.pop_front() {
                     self.start(job, places);
@@ -407,10 +424,11 @@ impl Reader {
             tracing::debug!(method, "dropped a notification for an unknown method");
             return;
         };
-        let job = NotificationJob {
+        // Boxed, so that the queue's slots are small: every connection allocates a block of them.
+        let job = Box::new(NotificationJob {
             method: method.clone(),
             params,
-        };
+        });
         if self.waiting_notifications.is_empty() {
             match self.notifications.try_send(job) {
                 Ok(()) | Err(TrySendError::Closed(_)) => {}
@@ -651,7 +669,7 @@ fn slice(frame: &Bytes, part: &RawValue) -> Bytes {
 }
 
 /// Runs notification handlers one after another, in the order they arrived.
-pub(super) async fn run_notifications(mut queue: mpsc::Receiver<NotificationJob>, handle: PeerHandle) {
+pub(super) async fn run_notifications(mut queue: mpsc::Receiver<Box<NotificationJob>>, handle: PeerHandle) {
     while let Some(job) = queue.recv().await {
         let running = job.method.call(Context::new(handle.clone()), job.params, None);
         if AssertUnwindSafe(running).catch_unwind().await.is_err() {

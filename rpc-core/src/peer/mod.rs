@@ -11,6 +11,7 @@ mod inbound;
 pub(crate) mod link;
 mod outbound;
 mod pending;
+mod queue;
 mod running;
 mod shared;
 mod stats;
@@ -28,7 +29,7 @@ use self::heartbeat::{Beat, Heartbeat};
 use self::inbound::{Reader, ReaderEnd};
 pub use self::link::{Relay, WhileDown};
 use self::outbound::WriterEnd;
-use self::shared::{Drain, Shared};
+use self::shared::{Drain, Lifecycle, Shared};
 pub use self::stats::PeerStats;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::config::PeerConfig;
@@ -100,16 +101,14 @@ impl PeerBuilder {
 
     /// [`build`](Self::build), numbering this side's calls with `ids` (shared by a relay's connections).
     pub(crate) fn build_with_ids<T: Transport>(self, transport: T, ids: Arc<AtomicU64>) -> (Peer<T>, PeerHandle) {
-        let (outbound, queue) = mpsc::channel(self.config.max_queued_frames.max(1));
-        let shared = Arc::new(Shared::new(self.config, outbound, ids, self.extensions));
-        let close_request = shared.close_request.subscribe();
+        let shared = Arc::new(Shared::new(self.config, ids, self.extensions));
+        let lifecycle = shared.lifecycle.subscribe();
         let peer = Peer {
             transport,
-            router: Arc::new(self.router),
+            router: self.router,
             handle: PeerHandle::new(shared.clone(), false),
             shared: shared.clone(),
-            queue,
-            close_request,
+            lifecycle,
         };
         (peer, PeerHandle::new(shared, self.close_on_drop))
     }
@@ -130,12 +129,12 @@ impl PeerBuilder {
 /// Built with [`Peer::builder`]; [`run`](Self::run) drives it until the connection ends.
 pub struct Peer<T> {
     transport: T,
-    router: Arc<Router>,
+    router: Router,
     shared: Arc<Shared>,
     /// The handle given to handlers (it does not keep the connection open).
     handle: PeerHandle,
-    queue: mpsc::Receiver<Outbound>,
-    close_request: watch::Receiver<Option<CloseFrame>>,
+    /// The writer's view of the connection's life.
+    lifecycle: watch::Receiver<Lifecycle>,
 }
 
 impl Peer<()> {
@@ -151,122 +150,153 @@ impl<T: Transport> Peer<T> {
     /// When it returns, every call still pending has failed with
     /// [`CallError::Disconnected`](crate::CallError::Disconnected) and every handler still running has been
     /// cancelled.
-    pub async fn run(self) -> CloseReason {
+    pub fn run(self) -> impl Future<Output = CloseReason> + Send + 'static {
         let Peer {
             transport,
             router,
             shared,
             handle,
-            mut queue,
-            close_request,
+            lifecycle,
         } = self;
-        let config = shared.config.clone();
-        let (sink, mut stream) = transport.split();
-        let (notifications, notification_queue) = mpsc::channel(config.max_queued_notifications.max(1));
-        let mut close_watch = shared.close_request.subscribe();
-        let mut drain_watch = shared.drain.subscribe();
-        let mut heartbeat = Heartbeat::new(&config, Instant::now());
+        // Split before the future is made: it holds the two halves, not the transport they came from.
+        let (sink, stream) = transport.split();
+        drive::<T>(sink, stream, router, shared, handle, lifecycle)
+    }
+}
 
-        let reason = {
-            let reader = Reader::new(shared.clone(), router, handle.clone(), notifications).run(&mut stream);
-            let writer = outbound::write(sink, &mut queue, close_request, &shared);
-            let notifications = inbound::run_notifications(notification_queue, handle);
-            tokio::pin!(reader, writer, notifications);
-            let mut reader_done = false;
-            let mut writer_done = false;
-            let mut notifications_done = false;
-            let mut close_deadline: Option<Instant> = None;
-            let mut drain: Option<Drain> = None;
-            let requested = || shared.close_request.borrow().clone();
-            loop {
-                let closing = close_deadline.is_some();
-                tokio::select! {
-                    end = &mut reader, if !reader_done => {
-                        reader_done = true;
-                        match end {
-                            ReaderEnd::Violation(frame) => {
-                                tracing::debug!(%frame, "closing a connection whose other side broke a rule");
-                                shared.request_close(frame);
-                                if writer_done {
-                                    break CloseReason::Local(requested().unwrap_or_else(CloseFrame::normal));
-                                }
+/// Drives a connection until it ends: the body of [`Peer::run`].
+async fn drive<T: Transport>(
+    sink: T::Sink,
+    mut stream: T::Stream,
+    router: Router,
+    shared: Arc<Shared>,
+    handle: PeerHandle,
+    writer_lifecycle: watch::Receiver<Lifecycle>,
+) -> CloseReason {
+    let config = &shared.config;
+    let (notifications, notification_queue) = mpsc::channel(config.max_queued_notifications.max(1));
+    let mut lifecycle = shared.lifecycle.subscribe();
+    // A close or a drain asked for before the peer ran is seen on the first turn.
+    lifecycle.mark_changed();
+    let mut heartbeat = Heartbeat::new(config, Instant::now());
+
+    let reason = {
+        let reader = Reader::new(shared.clone(), router, handle.clone(), notifications).run(&mut stream);
+        let writer = outbound::write(sink, &shared.queue, writer_lifecycle);
+        let notifications = inbound::run_notifications(notification_queue, handle);
+        tokio::pin!(reader, writer, notifications);
+        let mut reader_done = false;
+        let mut writer_done = false;
+        let mut notifications_done = false;
+        let mut close_deadline: Option<Instant> = None;
+        let mut drain: Option<Drain> = None;
+        let requested = || shared.lifecycle.borrow().close_request.clone();
+        loop {
+            let closing = close_deadline.is_some();
+            let draining = drain.as_ref().filter(|_| !closing);
+            // One timer for everything timed: the close deadline, the drain deadline, the earliest call
+            // deadline and the heartbeat.
+            let timer = [
+                close_deadline,
+                draining.map(|d| d.deadline),
+                shared.pending.earliest(),
+                heartbeat.deadline().filter(|_| !closing),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            tokio::select! {
+                end = &mut reader, if !reader_done => {
+                    reader_done = true;
+                    match end {
+                        ReaderEnd::Violation(frame) => {
+                            tracing::debug!(%frame, "closing a connection whose other side broke a rule");
+                            shared.request_close(frame);
+                            if writer_done {
+                                break CloseReason::Local(requested().unwrap_or_else(CloseFrame::normal));
                             }
-                            end => break ended(end, requested()),
                         }
+                        end => break ended(end, requested()),
                     }
-                    end = &mut writer, if !writer_done => {
-                        writer_done = true;
-                        match end {
-                            WriterEnd::SentClose(frame) if reader_done => break CloseReason::Local(frame),
-                            // Wait for the other side's close frame.
-                            WriterEnd::SentClose(_) => {}
-                            WriterEnd::Failed(e) => break match requested() {
-                                Some(frame) => CloseReason::Local(frame),
-                                None => CloseReason::Transport(e.to_string().into()),
-                            },
-                        }
+                }
+                end = &mut writer, if !writer_done => {
+                    writer_done = true;
+                    match end {
+                        WriterEnd::SentClose(frame) if reader_done => break CloseReason::Local(frame),
+                        // Wait for the other side's close frame.
+                        WriterEnd::SentClose(_) => {}
+                        WriterEnd::Failed(e) => break match requested() {
+                            Some(frame) => CloseReason::Local(frame),
+                            None => CloseReason::Transport(e.to_string().into()),
+                        },
                     }
-                    () = &mut notifications, if !notifications_done => notifications_done = true,
-                    Ok(()) = close_watch.changed(), if !closing => {
+                }
+                () = &mut notifications, if !notifications_done => notifications_done = true,
+                Ok(()) = lifecycle.changed(), if !closing || drain.is_none() => {
+                    let (close_requested, started) = {
+                        let state = lifecycle.borrow_and_update();
+                        (state.close_request.is_some(), state.drain.clone())
+                    };
+                    if close_requested && !closing {
                         close_deadline = Some(Instant::now() + config.close_timeout);
                     }
-                    () = sleep_until(close_deadline), if closing => {
+                    // A graceful close: once the running handlers are done (or at the deadline), close.
+                    if drain.is_none() && let Some(started) = started {
+                        if shared.running.len() == 0 {
+                            shared.request_close(started.frame.clone());
+                        }
+                        drain = Some(started);
+                    }
+                }
+                () = shared.running.idle(), if drain.is_some() && !closing => {
+                    if shared.running.len() == 0 && let Some(drain) = &drain {
+                        shared.request_close(drain.frame.clone());
+                    }
+                }
+                () = shared.pending.deadline_moved() => {}
+                () = sleep_until(timer), if timer.is_some() => {
+                    let now = Instant::now();
+                    let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
+                    if due(close_deadline) {
                         break CloseReason::Local(requested().unwrap_or_else(CloseFrame::normal));
                     }
-                    // A graceful close: once the running handlers are done (or at the deadline), close.
-                    Ok(()) = drain_watch.changed(), if drain.is_none() => {
-                        drain = drain_watch.borrow().clone();
-                        if shared.running.len() == 0 && let Some(drain) = &drain {
-                            shared.request_close(drain.frame.clone());
-                        }
-                    }
-                    () = shared.running.idle(), if drain.is_some() && !closing => {
-                        if shared.running.len() == 0 && let Some(drain) = &drain {
-                            shared.request_close(drain.frame.clone());
-                        }
-                    }
-                    () = sleep_until(drain.as_ref().map(|d| d.deadline)), if drain.is_some() && !closing => {
-                        if let Some(drain) = &drain {
-                            shared.request_close(drain.frame.clone());
-                        }
+                    if let Some(drain) = draining && drain.deadline <= now {
+                        shared.request_close(drain.frame.clone());
                     }
                     // Calls of this side past their deadline fail with a timeout; the other side is told.
-                    () = sleep_until(shared.pending.earliest()) => {
-                        for id in shared.pending.expire(Instant::now()) {
-                            shared.send_cancel(id);
-                        }
+                    for id in shared.pending.expire(now) {
+                        shared.send_cancel(id);
                     }
-                    () = shared.pending.deadline_moved() => {}
-                    () = sleep_until(heartbeat.deadline()), if heartbeat.deadline().is_some() && !closing => {
-                        let heard = shared.heard.swap(false, Ordering::Relaxed);
-                        let paused = shared.reading_paused.load(Ordering::Relaxed);
-                        match heartbeat.beat(heard, paused, Instant::now()) {
-                            Beat::Quiet => {}
-                            // A ping that finds no room is not sent: a side that does not read what it is
-                            // sent will not answer either, and is given up all the same.
-                            Beat::Ping => drop(shared.outbound.try_send(Outbound::Ping(Bytes::new()))),
-                            Beat::Gone => {
-                                let timeout = heartbeat.timeout();
-                                break CloseReason::Local(CloseFrame::new(
-                                    CloseCode::INTERNAL,
-                                    format!("no sign of life within {timeout:?} of a ping"),
-                                ));
-                            }
+                    if closing || !due(heartbeat.deadline()) {
+                        continue;
+                    }
+                    let heard = shared.heard.swap(false, Ordering::Relaxed);
+                    let paused = shared.reading_paused.load(Ordering::Relaxed);
+                    match heartbeat.beat(heard, paused, Instant::now()) {
+                        Beat::Quiet => {}
+                        // A ping that finds no room is not sent: a side that does not read what it is
+                        // sent will not answer either, and is given up all the same.
+                        Beat::Ping => drop(shared.queue.try_push(Outbound::Ping(Bytes::new()))),
+                        Beat::Gone => {
+                            let timeout = heartbeat.timeout();
+                            break CloseReason::Local(CloseFrame::new(
+                                CloseCode::INTERNAL,
+                                format!("no sign of life within {timeout:?} of a ping"),
+                            ));
                         }
                     }
                 }
             }
-        };
+        }
+    };
 
-        tracing::debug!(%reason, "connection ended");
-        shared.close_state.send_replace(Some(reason.clone()));
-        shared.pending.close();
-        shared.running.abort_all();
-        shared.queued_bytes.close();
-        queue.close();
-        drop(stream);
-        reason
-    }
+    tracing::debug!(%reason, "connection ended");
+    shared.lifecycle.send_modify(|state| state.ended = Some(reason.clone()));
+    shared.pending.close();
+    shared.running.abort_all();
+    shared.queue.close();
+    drop(stream);
+    reason
 }
 
 /// Sleeps until `deadline`; forever when there is none (the branch is disabled then anyway).

@@ -1,14 +1,14 @@
 //! The writer: the one place that sends on the connection.
 
-use futures::{Sink, SinkExt};
-use tokio::sync::{mpsc, watch};
+use std::collections::VecDeque;
 
-use super::shared::Shared;
+use futures::{Sink, SinkExt};
+use tokio::sync::watch;
+
+use super::queue::FrameQueue;
+use super::shared::Lifecycle;
 use crate::close::CloseFrame;
 use crate::transport::{Outbound, TransportError};
-
-/// The most frames written between two flushes.
-const BURST: usize = 64;
 
 /// How the writer stopped.
 #[derive(Debug)]
@@ -19,26 +19,21 @@ pub(super) enum WriterEnd {
     Failed(TransportError),
 }
 
-/// Writes queued frames until asked to close, flushing once per burst of frames that were ready together.
+/// Writes queued frames until asked to close, flushing once per burst of frames that were queued together.
 ///
 /// On a close request the frames already queued are sent first, then the close frame.
 ///
-/// The bytes of the frames of a burst are given back to the queue's byte budget once they are flushed.
-pub(super) async fn write<S>(
-    mut sink: S,
-    queue: &mut mpsc::Receiver<Outbound>,
-    mut close_request: watch::Receiver<Option<CloseFrame>>,
-    shared: &Shared,
-) -> WriterEnd
+/// The bytes of a burst count against the queue's bound until they are flushed.
+pub(super) async fn write<S>(mut sink: S, queue: &FrameQueue, mut lifecycle: watch::Receiver<Lifecycle>) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    let mut burst = Vec::with_capacity(BURST);
+    let mut batch = VecDeque::new();
     loop {
         tokio::select! {
             biased;
-            changed = close_request.changed() => {
-                let frame = close_request.borrow_and_update().clone();
+            changed = lifecycle.changed() => {
+                let frame = lifecycle.borrow_and_update().close_request.clone();
                 match (changed, frame) {
                     (Ok(()), Some(frame)) => return close(&mut sink, queue, frame).await,
                     // Nobody can ask any more (the peer is going away); go on with the queue.
@@ -46,37 +41,41 @@ where
                     (Ok(()), None) => {}
                 }
             }
-            count = queue.recv_many(&mut burst, BURST) => {
-                if count == 0 {
-                    // Every sender is gone: nothing more will be sent, but the connection stays up until the
+            taken = queue.take(&mut batch) => {
+                if !taken {
+                    // The queue is closed: nothing more will be sent, but the connection stays up until the
                     // driver ends it.
                     return futures::future::pending().await;
                 }
-                let mut written: usize = 0;
-                for frame in burst.drain(..) {
-                    if let Outbound::Frame(text) = &frame {
-                        written += shared.cost(text.len()) as usize;
-                    }
-                    if let Err(e) = sink.feed(frame).await {
-                        return WriterEnd::Failed(e);
-                    }
-                }
-                if let Err(e) = sink.flush().await {
+                if let Err(e) = send_batch(&mut sink, queue, &mut batch).await {
                     return WriterEnd::Failed(e);
                 }
-                shared.queued_bytes.add_permits(written);
             }
         }
     }
 }
 
-/// Sends what is queued now, then the close frame.
-async fn close<S>(sink: &mut S, queue: &mut mpsc::Receiver<Outbound>, frame: CloseFrame) -> WriterEnd
+/// Writes and flushes `batch`, then gives its bytes back to the queue's bound.
+async fn send_batch<S>(sink: &mut S, queue: &FrameQueue, batch: &mut VecDeque<Outbound>) -> Result<(), TransportError>
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    for _ in 0..queue.len() {
-        let Ok(queued) = queue.try_recv() else { break };
+    let mut written = 0;
+    while let Some(frame) = batch.pop_front() {
+        written += FrameQueue::cost(&frame);
+        sink.feed(frame).await?;
+    }
+    sink.flush().await?;
+    queue.written(written, batch);
+    Ok(())
+}
+
+/// Sends what is queued now, then the close frame.
+async fn close<S>(sink: &mut S, queue: &FrameQueue, frame: CloseFrame) -> WriterEnd
+where
+    S: Sink<Outbound, Error = TransportError> + Unpin,
+{
+    for queued in queue.take_now() {
         if let Err(e) = sink.feed(queued).await {
             return WriterEnd::Failed(e);
         }
@@ -88,12 +87,13 @@ where
 }
 
 /// Keeps writing without watching for close requests.
-async fn drain_then_idle<S>(sink: &mut S, queue: &mut mpsc::Receiver<Outbound>) -> WriterEnd
+async fn drain_then_idle<S>(sink: &mut S, queue: &FrameQueue) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    while let Some(frame) = queue.recv().await {
-        if let Err(e) = sink.send(frame).await {
+    let mut batch = VecDeque::new();
+    while queue.take(&mut batch).await {
+        if let Err(e) = send_batch(sink, queue, &mut batch).await {
             return WriterEnd::Failed(e);
         }
     }
@@ -107,6 +107,7 @@ mod tests {
 
     use super::*;
     use crate::close::CloseCode;
+    use crate::peer::queue::Refused;
 
     fn sink() -> (
         impl Sink<Outbound, Error = TransportError> + Unpin,
@@ -117,26 +118,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn written_bytes_return_to_the_budget() {
+    async fn written_bytes_return_to_the_bound() {
         let (sink, mut written) = sink();
-        let (tx, mut rx) = mpsc::channel(8);
-        let shared = Shared::new(
-            crate::PeerConfig::default().max_queued_bytes(10),
-            tx,
-            Default::default(),
-            Default::default(),
-        );
-        let (_close_tx, close_rx) = watch::channel(None);
-        shared.send("12345678".into()).await.unwrap();
+        let queue = FrameQueue::new(8, 10);
+        let (_close_tx, close_rx) = watch::channel(Lifecycle::default());
+        queue.try_push(Outbound::Frame("12345678".into())).unwrap();
         assert!(matches!(
-            shared.try_send("1234".into()),
-            Err(super::super::shared::Refused::Full(_))
+            queue.try_push(Outbound::Frame("1234".into())),
+            Err(Refused::Full(_))
         ));
-        let writer = write(sink, &mut rx, close_rx, &shared);
+        let writer = write(sink, &queue, close_rx);
         let reader = async {
             assert_eq!(written.next().await, Some(Outbound::Frame("12345678".into())));
-            // Once flushed, the writer gives the bytes back: the whole budget is free again.
-            shared.queued_bytes.acquire_many(10).await.unwrap().forget();
+            // Once flushed, the writer gives the bytes back: a frame of the whole bound fits again.
+            queue.push(Outbound::Frame("1234567890".into())).await.unwrap();
         };
         tokio::select! {
             _ = writer => panic!("the writer stopped"),
@@ -147,18 +142,12 @@ mod tests {
     #[tokio::test]
     async fn queued_frames_go_out_before_the_close_frame() {
         let (sink, mut written) = sink();
-        let (tx, mut rx) = mpsc::channel(8);
-        let shared = Shared::new(
-            crate::PeerConfig::default(),
-            tx.clone(),
-            Default::default(),
-            Default::default(),
-        );
-        let (close_tx, close_rx) = watch::channel(None);
-        tx.send(Outbound::Frame("a".into())).await.unwrap();
-        tx.send(Outbound::Frame("b".into())).await.unwrap();
-        close_tx.send_replace(Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
-        let end = write(sink, &mut rx, close_rx, &shared).await;
+        let queue = FrameQueue::new(8, 100);
+        let (close_tx, close_rx) = watch::channel(Lifecycle::default());
+        queue.try_push(Outbound::Frame("a".into())).unwrap();
+        queue.try_push(Outbound::Frame("b".into())).unwrap();
+        close_tx.send_modify(|state| state.close_request = Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
+        let end = write(sink, &queue, close_rx).await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));

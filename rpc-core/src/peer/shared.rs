@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::pending::{Answer, Deadline, Pending};
+use super::queue::FrameQueue;
+pub(crate) use super::queue::Refused;
 use super::running::Running;
 use super::stats::PeerStats;
 use crate::call_error::CallError;
@@ -50,11 +51,9 @@ pub(crate) struct Shared {
     pub(crate) extensions: Extensions,
     pub(crate) pending: Pending,
     pub(crate) running: Running,
-    /// The writer's queue.
-    pub(crate) outbound: mpsc::Sender<Outbound>,
-    /// The bytes of frames in the writer's queue, out of [`PeerConfig::max_queued_bytes`]; taken when a
-    /// frame is queued, given back by the writer once it is written.
-    pub(crate) queued_bytes: Arc<Semaphore>,
+    /// The writer's queue, bounded by [`PeerConfig::max_queued_frames`] and
+    /// [`PeerConfig::max_queued_bytes`].
+    pub(crate) queue: FrameQueue,
     /// Set by the reader whenever something arrives: a sign of life for the heartbeat.
     pub(crate) heard: AtomicBool,
     /// Set by the reader while it has stopped reading because every handler place is taken; the heartbeat
@@ -62,61 +61,55 @@ pub(crate) struct Shared {
     pub(crate) reading_paused: AtomicBool,
     /// The requests the reader holds waiting for a handler place (kept up to date by the reader).
     pub(crate) waiting_requests: AtomicUsize,
-    /// Set once, when this side asks for the connection to close.
-    pub(crate) close_request: watch::Sender<Option<CloseFrame>>,
-    /// Set once, when a graceful close starts.
-    pub(crate) drain: watch::Sender<Option<Drain>>,
-    /// Set once, when the connection has ended.
-    pub(crate) close_state: watch::Sender<Option<CloseReason>>,
+    /// Where the connection is in its life.
+    pub(crate) lifecycle: watch::Sender<Lifecycle>,
+}
+
+/// Where a connection is in its life: each member is set once. (One channel for the three: every channel
+/// costs each connection a few hundred bytes, and these change a handful of times in a connection's life.)
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lifecycle {
+    /// This side asked for the connection to close with this frame.
+    pub(crate) close_request: Option<CloseFrame>,
+    /// A graceful close is under way.
+    pub(crate) drain: Option<Drain>,
+    /// The connection has ended, for this reason.
+    pub(crate) ended: Option<CloseReason>,
 }
 
 impl Shared {
-    pub(crate) fn new(
-        config: PeerConfig,
-        outbound: mpsc::Sender<Outbound>,
-        ids: Arc<AtomicU64>,
-        extensions: Extensions,
-    ) -> Self {
+    pub(crate) fn new(config: PeerConfig, ids: Arc<AtomicU64>, extensions: Extensions) -> Self {
         Self {
             connection_id: next_connection_id(),
             ids,
             extensions,
             pending: Pending::new(config.max_pending_calls),
-            queued_bytes: Arc::new(Semaphore::new(config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS))),
+            queue: FrameQueue::new(config.max_queued_frames, config.max_queued_bytes.max(1)),
             config,
             running: Running::default(),
-            outbound,
             heard: AtomicBool::new(false),
             reading_paused: AtomicBool::new(false),
             waiting_requests: AtomicUsize::new(0),
-            close_request: watch::Sender::new(None),
-            drain: watch::Sender::new(None),
-            close_state: watch::Sender::new(None),
+            lifecycle: watch::Sender::new(Lifecycle::default()),
         }
-    }
-
-    /// What a frame of `len` bytes takes from the byte budget: its size, or the whole budget when larger.
-    pub(crate) fn cost(&self, len: usize) -> u32 {
-        let budget = self.config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
-        u32::try_from(len.clamp(1, budget)).unwrap_or(u32::MAX)
     }
 
     /// A snapshot of what the connection holds.
     pub(crate) fn stats(&self) -> PeerStats {
-        let budget = self.config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let (queued_frames, queued_bytes) = self.queue.usage();
         PeerStats {
             pending_calls: self.pending.len(),
             running_handlers: self.running.len(),
             waiting_requests: self.waiting_requests.load(Ordering::Relaxed),
-            queued_frames: self.outbound.max_capacity() - self.outbound.capacity(),
-            queued_bytes: budget.saturating_sub(self.queued_bytes.available_permits()),
+            queued_frames,
+            queued_bytes,
             reading_paused: self.reading_paused.load(Ordering::Relaxed),
         }
     }
 
     /// Whether a graceful close is under way.
     pub(crate) fn is_draining(&self) -> bool {
-        self.drain.borrow().is_some()
+        self.lifecycle.borrow().drain.is_some()
     }
 
     /// A fresh id for a call of this side.
@@ -126,28 +119,30 @@ impl Shared {
 
     /// Whether the connection has ended.
     pub(crate) fn is_closed(&self) -> bool {
-        self.close_state.borrow().is_some()
+        self.lifecycle.borrow().ended.is_some()
     }
 
     /// Why the connection ended, once it has.
     pub(crate) fn closed_reason(&self) -> Option<CloseReason> {
-        self.close_state.borrow().clone()
+        self.lifecycle.borrow().ended.clone()
     }
 
     /// Waits until the connection has ended and tells why.
     pub(crate) async fn closed(&self) -> CloseReason {
-        let mut state = self.close_state.subscribe();
-        match state.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_else(|| self.close_reason()),
+        let mut state = self.lifecycle.subscribe();
+        let ended = match state.wait_for(|state| state.ended.is_some()).await {
+            Ok(state) => state.ended.clone(),
             // The sender lives in `self`.
-            Err(_) => self.close_reason(),
-        }
+            Err(_) => None,
+        };
+        ended.unwrap_or_else(|| self.close_reason())
     }
 
     /// Why the connection ended; a placeholder while it is still ending.
     pub(crate) fn close_reason(&self) -> CloseReason {
-        self.close_state
+        self.lifecycle
             .borrow()
+            .ended
             .clone()
             .unwrap_or_else(|| CloseReason::Transport("the connection is closing".into()))
     }
@@ -158,9 +153,9 @@ impl Shared {
 
     /// Asks the driver to close the connection with `frame` (the first request wins).
     pub(crate) fn request_close(&self, frame: CloseFrame) {
-        self.close_request.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(frame);
+        self.lifecycle.send_if_modified(|state| {
+            if state.close_request.is_none() {
+                state.close_request = Some(frame);
                 true
             } else {
                 false
@@ -170,35 +165,17 @@ impl Shared {
 
     /// Queues a frame, waiting for room (bytes and a place in the queue).
     pub(crate) async fn send(&self, frame: String) -> Result<(), CallError> {
-        let Ok(bytes) = self.queued_bytes.acquire_many(self.cost(frame.len())).await else {
-            return Err(self.disconnected());
-        };
-        self.outbound
-            .send(Outbound::Frame(frame))
+        self.queue
+            .push(Outbound::Frame(frame))
             .await
-            .map_err(|_| self.disconnected())?;
-        // Queued: the writer gives the bytes back once the frame is written. (Until then, a send given up
-        // while waiting for a place gives them back by dropping the permit.)
-        bytes.forget();
-        Ok(())
+            .map_err(|_| self.disconnected())
     }
 
     /// Queues a frame if there is room now; gives it back otherwise.
-    pub(crate) fn try_send(&self, frame: String) -> Result<(), Refused> {
-        let cost = self.cost(frame.len());
-        let Ok(bytes) = self.queued_bytes.try_acquire_many(cost) else {
-            return Err(if self.queued_bytes.is_closed() {
-                Refused::Closed
-            } else {
-                Refused::Full(frame)
-            });
-        };
-        match self.outbound.try_send(Outbound::Frame(frame)) {
-            Ok(()) => {
-                bytes.forget();
-                Ok(())
-            }
-            Err(TrySendError::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
+    pub(crate) fn try_send(&self, frame: String) -> Result<(), Refused<String>> {
+        match self.queue.try_push(Outbound::Frame(frame)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
             Err(_) => Err(Refused::Closed),
         }
     }
@@ -277,14 +254,6 @@ pub(crate) fn encode<P: Serialize>(
         });
     }
     Ok(frame)
-}
-
-/// Why a frame could not be queued at once.
-pub(crate) enum Refused {
-    /// No room now; here is the frame back.
-    Full(String),
-    /// The connection has ended.
-    Closed,
 }
 
 /// A call registered in the pending table. Given up before its answer came (its future dropped, its

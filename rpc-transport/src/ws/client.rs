@@ -128,7 +128,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The WebSocket read buffer, in bytes. Default: 8 KiB (it grows while a larger message is read).
+    /// The WebSocket read buffer, in bytes, and the most read from the socket at once. Default: 2 KiB. It
+    /// grows while a larger message is read, but reads stay this size: raise it (to 64 KiB, say) for
+    /// messages of hundreds of KiB.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.dialer.read_buffer_size = bytes;
         self

@@ -4,8 +4,8 @@ use rpc_core::PeerConfig;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The default size of a connection's read buffer: small, because every idle connection holds one (the
-/// buffer grows for a large message while it is read).
-pub(crate) const DEFAULT_READ_BUFFER: usize = 8 << 10;
+/// buffer grows for a large message while it is read, in reads of this size).
+pub(crate) const DEFAULT_READ_BUFFER: usize = 2 << 10;
 
 /// The default amount of written data buffered before it is handed to the socket (a flush always writes
 /// everything; the writer flushes after every burst of frames).

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, HeaderMap, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
@@ -32,7 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -194,8 +194,10 @@ impl ServerBuilder {
         self
     }
 
-    /// The WebSocket read buffer of each connection, in bytes. Default: 8 KiB (every idle connection holds
-    /// one; it grows while a larger message is read).
+    /// The WebSocket read buffer of each connection, in bytes, and the most read from the socket at once.
+    /// Default: 2 KiB: every idle connection holds one. It grows while a larger message is read, but reads
+    /// stay this size: raise it (to 64 KiB, say) where messages of hundreds of KiB are common and
+    /// connections few.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes;
         self
@@ -494,7 +496,7 @@ where
     let service_state = state.clone();
     let service = service_fn(move |request| {
         let state = service_state.clone();
-        async move { Ok::<_, Infallible>(respond(request, remote, state).await) }
+        async move { Ok::<_, Infallible>(respond::<S>(request, remote, state).await) }
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -512,7 +514,12 @@ where
 
 /// Answers one HTTP request: a WebSocket upgrade may start a connection; anything else goes to the HTTP
 /// handler.
-async fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: Arc<State>) -> Response<Full<Bytes>> {
+///
+/// `S` is the connection's IO (a `TcpStream`, a TLS stream): once upgraded, the WebSocket runs on it directly.
+async fn respond<S>(mut request: Request<Incoming>, remote: SocketAddr, state: Arc<State>) -> Response<Full<Bytes>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let headers = request.headers();
     let upgrade = request.method() == Method::GET
         && header_has_token(headers, &CONNECTION, "upgrade")
@@ -565,8 +572,8 @@ async fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: Arc<
     let mut info = ConnectionInfo {
         id: state.next_id.fetch_add(1, Ordering::Relaxed),
         remote_addr: remote,
-        uri: request.uri().clone(),
-        headers: headers.clone(),
+        uri: detached_uri(request.uri()),
+        headers: detached_headers(headers),
         subprotocol: negotiate(headers, &state.settings.subprotocols).map(str::to_owned),
         extensions: Extensions::new(),
     };
@@ -592,7 +599,9 @@ async fn respond(mut request: Request<Incoming>, remote: SocketAddr, state: Arc<
     if let Some(protocol) = info.subprotocol.as_deref().and_then(|p| HeaderValue::try_from(p).ok()) {
         response_headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
     }
-    state.tracker.spawn(run_connection(on_upgrade, router, info, place));
+    state
+        .tracker
+        .spawn(run_connection::<S>(on_upgrade, router, info, place));
     response
 }
 
@@ -617,10 +626,21 @@ impl Drop for Place {
 }
 
 /// Runs the peer of an upgraded connection until it ends.
-async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, place: Place) {
+///
+/// The WebSocket runs on the connection's own IO `S`, taken back from hyper: hyper's HTTP read buffer is freed
+/// and reads and writes do not go through its type-erased upgrade wrapper.
+async fn run_connection<S>(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, place: Place)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let state = &place.0;
-    let upgraded = match on_upgrade.await {
-        Ok(upgraded) => upgraded,
+    let parts = match on_upgrade.await.map(|upgraded| upgraded.downcast::<TokioIo<S>>()) {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(_)) => {
+            // Cannot happen: hyper served the connection as a `TokioIo<S>`.
+            tracing::error!(remote = %info.remote_addr, "an upgraded connection is not of the type it was served as");
+            return;
+        }
         Err(error) => {
             tracing::debug!(%error, remote = %info.remote_addr, "an upgrade did not complete");
             return;
@@ -628,7 +648,7 @@ async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionI
     };
     let settings = &state.settings;
     let ws_config = websocket_config(&settings.config, settings.read_buffer_size, settings.write_buffer_size);
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config)).await;
+    let socket = websocket(parts, ws_config).await;
     let (id, remote) = (info.id, info.remote_addr);
     let (peer, handle) = Peer::builder()
         .router(router)
@@ -647,6 +667,39 @@ async fn run_connection(on_upgrade: OnUpgrade, router: Router, info: ConnectionI
         registration.end(&reason);
     }
     tracing::debug!(%reason, %remote, "connection ended");
+}
+
+/// The WebSocket on an upgraded connection's own IO. `parts` is consumed: what it holds of hyper's read
+/// buffer is freed here, not when the connection ends.
+async fn websocket<S>(parts: hyper::upgrade::Parts<TokioIo<S>>, config: WebSocketConfig) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let io = parts.io.into_inner();
+    if parts.read_buf.is_empty() {
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+    } else {
+        // Frames the client sent right behind its upgrade request, read by hyper already.
+        WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config)).await
+    }
+}
+
+/// A copy of `headers` that owns its bytes. hyper's parsed headers are views into its read buffer, which a
+/// plain clone would keep allocated for as long as the connection lives.
+fn detached_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut copy = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+        let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        owned.set_sensitive(value.is_sensitive());
+        copy.append(name, owned);
+    }
+    copy
+}
+
+/// A copy of `uri` that owns its bytes (see [`detached_headers`]).
+fn detached_uri(uri: &Uri) -> Uri {
+    Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitively).

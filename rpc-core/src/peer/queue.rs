@@ -1,0 +1,265 @@
+//! The writer's queue: frames waiting to be sent, bounded both in number and in bytes.
+//!
+//! One lock guards both bounds. The writer takes everything queued at once (one lock per burst, not per
+//! frame); the bytes of a burst count against the bound until the writer reports them written. An idle
+//! connection's queue holds no block of slots: its storage grows with use and is given back after a
+//! large burst.
+
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::transport::Outbound;
+
+/// A burst larger than this many frames does not leave its storage behind.
+const KEPT_CAPACITY: usize = 32;
+
+/// Why a frame could not be queued at once.
+#[derive(Debug)]
+pub(crate) enum Refused<T> {
+    /// No room now; here is the frame back.
+    Full(T),
+    /// The connection has ended.
+    Closed,
+}
+
+/// The connection has ended: nothing more is queued.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+pub(crate) struct FrameQueue {
+    state: Mutex<State>,
+    /// Wakes the writer when a frame is queued.
+    filled: Notify,
+    /// Wakes the senders waiting for room once the writer has made some.
+    room: Notify,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Outbound>,
+    /// Bytes queued, and taken by the writer but not yet written.
+    bytes: usize,
+    /// Whether a sender found no room since the writer last made some; until it does, others wait too.
+    blocked: bool,
+    closed: bool,
+}
+
+/// The bytes a frame counts for.
+fn cost(frame: &Outbound) -> usize {
+    match frame {
+        Outbound::Frame(text) => text.len(),
+        _ => 0,
+    }
+}
+
+impl FrameQueue {
+    /// A queue of at most `max_frames` frames (at least 1) and `max_bytes` bytes; a single frame larger than
+    /// `max_bytes` is taken when nothing else is queued.
+    pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            filled: Notify::new(),
+            room: Notify::new(),
+            max_frames: max_frames.max(1),
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; a poisoned lock still holds consistent state.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a frame of `bytes` fits in `state` now.
+    fn fits(&self, state: &State, bytes: usize) -> bool {
+        state.frames.len() < self.max_frames
+            && (state.bytes == 0 || state.bytes.saturating_add(bytes) <= self.max_bytes)
+    }
+
+    /// Queues `frame` if there is room now.
+    pub(crate) fn try_push(&self, frame: Outbound) -> Result<(), Refused<Outbound>> {
+        let bytes = cost(&frame);
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        // While others wait for room, a newcomer does not slip past them: small frames cannot keep a large
+        // one waiting for ever.
+        if state.blocked || !self.fits(&state, bytes) {
+            state.blocked = true;
+            return Err(Refused::Full(frame));
+        }
+        let was_empty = state.frames.is_empty();
+        state.frames.push_back(frame);
+        state.bytes += bytes;
+        drop(state);
+        if was_empty {
+            // The writer empties the queue whenever it takes from it: a queue that was not empty already
+            // has a wake-up on its way.
+            self.filled.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues `frame`, waiting for room; `Err` once the connection has ended.
+    pub(crate) async fn push(&self, mut frame: Outbound) -> Result<(), Closed> {
+        loop {
+            let mut room = pin!(self.room.notified());
+            room.as_mut().enable();
+            match self.try_push(frame) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Full(back)) => frame = back,
+                Err(Refused::Closed) => return Err(Closed),
+            }
+            room.await;
+        }
+    }
+
+    /// Waits until a frame of `bytes` may fit (it may be taken by another sender first: try again).
+    pub(crate) async fn room_for(&self, bytes: usize) {
+        let mut room = pin!(self.room.notified());
+        room.as_mut().enable();
+        {
+            let state = self.lock();
+            if state.closed || (!state.blocked && self.fits(&state, bytes)) {
+                return;
+            }
+        }
+        room.await;
+    }
+
+    /// Moves everything queued into `batch` (empty), waiting until there is something; `false` once the
+    /// queue is closed and empty.
+    pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>) -> bool {
+        loop {
+            {
+                let mut state = self.lock();
+                if !state.frames.is_empty() {
+                    std::mem::swap(&mut state.frames, batch);
+                    let blocked = std::mem::take(&mut state.blocked);
+                    drop(state);
+                    if blocked {
+                        self.room.notify_waiters();
+                    }
+                    return true;
+                }
+                if state.closed {
+                    return false;
+                }
+            }
+            self.filled.notified().await;
+        }
+    }
+
+    /// Takes what is queued now, without waiting.
+    pub(crate) fn take_now(&self) -> VecDeque<Outbound> {
+        std::mem::take(&mut self.lock().frames)
+    }
+
+    /// The writer wrote `bytes` of what it took (and is done with `batch`, now empty).
+    pub(crate) fn written(&self, bytes: usize, batch: &mut VecDeque<Outbound>) {
+        if batch.capacity() > KEPT_CAPACITY {
+            *batch = VecDeque::new();
+        }
+        let mut state = self.lock();
+        state.bytes = state.bytes.saturating_sub(bytes);
+        let blocked = std::mem::take(&mut state.blocked);
+        drop(state);
+        if blocked {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Refuses every further frame and wakes everyone waiting.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.room.notify_waiters();
+        self.filled.notify_one();
+    }
+
+    /// Frames queued and bytes queued or being written.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.frames.len(), state.bytes)
+    }
+
+    /// The bytes a frame counts for.
+    pub(crate) fn cost(frame: &Outbound) -> usize {
+        cost(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Outbound {
+        Outbound::Frame(text.to_owned())
+    }
+
+    #[test]
+    fn both_bounds_hold() {
+        let queue = FrameQueue::new(2, 10);
+        assert!(queue.try_push(frame("12345")).is_ok());
+        assert!(queue.try_push(frame("12345")).is_ok());
+        assert!(matches!(queue.try_push(frame("")), Err(Refused::Full(_))));
+        assert_eq!(queue.usage(), (2, 10));
+        let queue = FrameQueue::new(8, 10);
+        assert!(queue.try_push(frame("12345")).is_ok());
+        assert!(matches!(queue.try_push(frame("123456")), Err(Refused::Full(_))));
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_fits_does_not_pass_one_that_waits() {
+        let queue = FrameQueue::new(8, 10);
+        queue.try_push(frame("12345")).unwrap();
+        assert!(matches!(queue.try_push(frame("123456")), Err(Refused::Full(_))));
+        // Room for one byte, but a larger frame was refused first.
+        assert!(matches!(queue.try_push(frame("1")), Err(Refused::Full(_))));
+        let mut batch = VecDeque::new();
+        assert!(queue.take(&mut batch).await);
+        batch.clear();
+        queue.written(5, &mut batch);
+        assert!(queue.try_push(frame("123456")).is_ok());
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_byte_bound_goes_alone() {
+        let queue = FrameQueue::new(8, 4);
+        assert!(queue.try_push(frame("much too long")).is_ok());
+        assert!(matches!(queue.try_push(frame("a")), Err(Refused::Full(_))));
+    }
+
+    #[tokio::test]
+    async fn bytes_come_back_when_written_and_wake_a_waiting_sender() {
+        let queue = FrameQueue::new(8, 10);
+        queue.try_push(frame("1234567890")).unwrap();
+        let mut batch = VecDeque::new();
+        let waiting = queue.push(frame("abc"));
+        let writer = async {
+            assert!(queue.take(&mut batch).await);
+            // Taken but not written: the bytes still count.
+            assert_eq!(queue.usage(), (0, 10));
+            let written: usize = batch.drain(..).map(|f| FrameQueue::cost(&f)).sum();
+            queue.written(written, &mut batch);
+        };
+        let (sent, ()) = tokio::join!(waiting, writer);
+        assert!(sent.is_ok());
+        assert_eq!(queue.usage(), (1, 3));
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_the_writer_and_refuses_frames() {
+        let queue = FrameQueue::new(8, 10);
+        let mut batch = VecDeque::new();
+        let (taken, ()) = tokio::join!(queue.take(&mut batch), async { queue.close() });
+        assert!(!taken);
+        assert!(matches!(queue.try_push(frame("a")), Err(Refused::Closed)));
+        assert!(queue.push(frame("a")).await.is_err());
+    }
+}
