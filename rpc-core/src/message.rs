@@ -388,16 +388,6 @@ fn is_version(member: Option<Member<'_>>) -> bool {
     member.and_then(Member::text).is_some_and(|v| v == VERSION)
 }
 
-#[derive(Serialize)]
-struct RequestOut<'a, P: ?Sized> {
-    jsonrpc: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u64>,
-    method: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    params: Option<&'a P>,
-}
-
 /// Whether `params` serialize to `null` (`()`, `None`, a unit struct, a reference to one of those): such
 /// params are left out of a message, since the specification allows only an array, an object, or nothing.
 ///
@@ -519,12 +509,20 @@ pub fn encode_call<P: Serialize + ?Sized>(
     method: &str,
     params: Option<&P>,
 ) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&RequestOut {
-        jsonrpc: VERSION,
-        id,
-        method,
-        params,
-    })
+    let mut out = Vec::with_capacity(64 + method.len());
+    out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
+    if let Some(id) = id {
+        out.extend_from_slice(br#","id":"#);
+        serde_json::to_writer(&mut out, &id)?;
+    }
+    out.extend_from_slice(br#","method":"#);
+    serde_json::to_writer(&mut out, method)?;
+    if let Some(params) = params {
+        out.extend_from_slice(br#","params":"#);
+        serde_json::to_writer(&mut out, params)?;
+    }
+    out.push(b'}');
+    utf8(out)
 }
 
 /// Encodes a successful response.
@@ -553,8 +551,13 @@ fn encode_response<T: Serialize + ?Sized>(id: &[u8], member: &str, value: &T) ->
     out.extend_from_slice(b"\":");
     serde_json::to_writer(&mut out, value)?;
     out.push(b'}');
-    // Every part is UTF-8 (the id was cut from a checked frame), so this check does not fail.
-    String::from_utf8(out).map_err(|_| <serde_json::Error as serde::ser::Error>::custom("an id that is not UTF-8"))
+    utf8(out)
+}
+
+/// The text of an encoded message. Every part is UTF-8 (serde_json writes UTF-8, a received id was cut from a
+/// checked frame), so the check does not fail.
+fn utf8(out: Vec<u8>) -> Result<String, serde_json::Error> {
+    String::from_utf8(out).map_err(|_| <serde_json::Error as serde::ser::Error>::custom("a message that is not UTF-8"))
 }
 
 /// Joins encoded messages into one batch frame.
@@ -698,6 +701,10 @@ mod tests {
         assert_eq!(
             encode_call::<()>(None, "n", None).unwrap(),
             r#"{"jsonrpc":"2.0","method":"n"}"#
+        );
+        assert_eq!(
+            encode_call::<()>(Some(7), "say \"hi\"", None).unwrap(),
+            r#"{"jsonrpc":"2.0","id":7,"method":"say \"hi\""}"#
         );
         assert_eq!(encode_batch(&["1", "2"]), "[1,2]");
     }
