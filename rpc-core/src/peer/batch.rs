@@ -129,14 +129,13 @@ impl<'a> Batch<'a> {
         let outcome = within(deadline, async {
             let shared = link.connection().await?;
             registered_on = Some(shared.clone());
-            for (id, tx) in calls {
-                shared
-                    .pending
-                    .insert(id, tx, deadline)
-                    .await
-                    .map_err(|()| shared.disconnected())?;
-            }
+            shared
+                .pending
+                .insert_all(calls, deadline)
+                .await
+                .map_err(|()| shared.disconnected())?;
             shared.send(frame).await?;
+            shared.withdraw_if_gone(&ids);
             let _ = sent_on.set(shared);
             Ok(())
         })

@@ -131,7 +131,7 @@ impl PeerHandle {
         let Some(shared) = self.link.now() else {
             return Err(self.link.disconnected());
         };
-        match shared.try_send(frame) {
+        match shared.try_send(frame, false) {
             Ok(()) => Ok(()),
             Err(Refused::Full(_)) => Err(CallError::Full),
             Err(Refused::Closed) => Err(shared.disconnected()),
@@ -302,22 +302,23 @@ fn start(
     let deadline = effective_timeout(link.config(), timeout).map(|limit| (Instant::now() + limit, limit));
     if let Some(shared) = link.now() {
         let (tx, answer) = oneshot::channel();
-        match shared.pending.try_insert(id, tx, deadline) {
+        match shared.pending.try_insert(id, tx, deadline, true) {
             Ok(()) => {
                 let mut call = Outstanding::new(shared, id);
-                return match call.shared.try_send(frame) {
+                return match call.shared.try_send(frame, true) {
                     Ok(()) => {
                         call.sent = true;
                         Ok(CallState::Waiting { call, answer })
                     }
                     Err(Refused::Full(frame)) => {
+                        call.shared.pending.set_unsent(id);
                         Ok(CallState::Slow(Box::pin(finish_sending(call, frame, answer, deadline))))
                     }
                     Err(Refused::Closed) => Err(call.shared.disconnected()),
                 };
             }
             Err(Refusal::Closed) => return Err(shared.disconnected()),
-            Err(Refusal::Full(_)) => {}
+            Err(Refusal::Full) => {}
         }
     }
     Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))))
@@ -331,7 +332,7 @@ async fn finish_sending(
     deadline: Option<Deadline>,
 ) -> Result<Bytes, CallError> {
     within(deadline, call.shared.send(frame)).await?;
-    call.sent = true;
+    call.queued();
     let answer = answer.await;
     call.answered = true;
     call.shared.resolve(answer)
@@ -344,12 +345,12 @@ async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadli
         let (tx, answer) = oneshot::channel();
         shared
             .pending
-            .insert(id, tx, deadline)
+            .insert_all(vec![(id, tx)], deadline)
             .await
             .map_err(|()| shared.disconnected())?;
         let mut call = Outstanding::new(shared, id);
         call.shared.send(frame).await?;
-        call.sent = true;
+        call.queued();
         Ok((call, answer))
     })
     .await?;

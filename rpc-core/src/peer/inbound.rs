@@ -49,6 +49,9 @@ pub(super) enum ReaderEnd {
     Violation(CloseFrame),
 }
 
+/// The most frames read in one go before the rest of the peer gets a turn.
+const BURST: usize = 64;
+
 /// What the reader does after handling one thing the transport delivered.
 enum Flow {
     /// Goes on reading.
@@ -174,7 +177,9 @@ impl Reader {
                 Ok(()) = self.drain.changed() => continue,
                 next = stream.next(), if may_read => next,
             };
-            // Frames that are already here are read one after another without going round the loop.
+            // Frames that are already here are read one after another without going round the loop (a
+            // burst at most: the writer, the timers and the rest of the peer share this task).
+            let mut read = 0;
             loop {
                 match self.on_inbound(next) {
                     Flow::Go => {}
@@ -186,7 +191,8 @@ impl Reader {
                         return ReaderEnd::Closed(frame);
                     }
                 }
-                if self.is_holding() {
+                read += 1;
+                if read == BURST || self.is_holding() {
                     break;
                 }
                 match stream.next().now_or_never() {
@@ -245,7 +251,7 @@ impl Reader {
     /// Moves held-back work on as far as it can go without waiting.
     fn make_progress(&mut self) {
         while let Some(frame) = self.stash.pop_front() {
-            match self.shared.try_send(frame) {
+            match self.shared.try_send(frame, true) {
                 Ok(()) => {}
                 Err(Refused::Full(frame)) => {
                     self.stash.push_front(frame);
@@ -472,7 +478,7 @@ impl Reader {
             self.stash.push_back(answer);
             return;
         }
-        match self.shared.try_send(answer) {
+        match self.shared.try_send(answer, true) {
             Ok(()) | Err(Refused::Closed) => {}
             Err(Refused::Full(answer)) => self.stash.push_back(answer),
         }
@@ -574,11 +580,12 @@ impl Reader {
                 Ok(answer) => answer,
                 Err(_aborted) => id.map(|id| message::encode_error(Some(&id), &ErrorObject::request_cancelled())),
             };
-            drop(registered);
             if let Some(answer) = answer {
                 // Fails only when the connection has ended; then the answer has nowhere to go.
                 let _ = shared.send(answer).await;
             }
+            // Running until its answer is queued: a graceful close waits for it to be sent.
+            drop(registered);
             drop(places);
         });
     }

@@ -276,7 +276,7 @@ async fn drive<T: Transport>(
                         Beat::Quiet => {}
                         // A ping that finds no room is not sent: a side that does not read what it is
                         // sent will not answer either, and is given up all the same.
-                        Beat::Ping => drop(shared.queue.try_push(Outbound::Ping(Bytes::new()))),
+                        Beat::Ping => drop(shared.queue.try_push(Outbound::Ping(Bytes::new()), false)),
                         Beat::Gone => {
                             let timeout = heartbeat.timeout();
                             break CloseReason::Local(CloseFrame::new(

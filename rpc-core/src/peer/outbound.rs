@@ -122,9 +122,9 @@ mod tests {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 10);
         let (_close_tx, close_rx) = watch::channel(Lifecycle::default());
-        queue.try_push(Outbound::Frame("12345678".into())).unwrap();
+        queue.try_push(Outbound::Frame("12345678".into()), false).unwrap();
         assert!(matches!(
-            queue.try_push(Outbound::Frame("1234".into())),
+            queue.try_push(Outbound::Frame("1234".into()), false),
             Err(Refused::Full(_))
         ));
         let writer = write(sink, &queue, close_rx);
@@ -144,8 +144,8 @@ mod tests {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 100);
         let (close_tx, close_rx) = watch::channel(Lifecycle::default());
-        queue.try_push(Outbound::Frame("a".into())).unwrap();
-        queue.try_push(Outbound::Frame("b".into())).unwrap();
+        queue.try_push(Outbound::Frame("a".into()), false).unwrap();
+        queue.try_push(Outbound::Frame("b".into()), false).unwrap();
         close_tx.send_modify(|state| state.close_request = Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
         let end = write(sink, &queue, close_rx).await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));

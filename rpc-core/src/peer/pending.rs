@@ -33,8 +33,8 @@ pub(crate) type Deadline = (Instant, Duration);
 /// Why a call could not be registered.
 #[derive(Debug)]
 pub(crate) enum Refusal {
-    /// The table holds `max_pending_calls` calls; the sender is given back.
-    Full(oneshot::Sender<Answer>),
+    /// The table holds `max_pending_calls` calls.
+    Full,
     /// The connection has ended.
     Closed,
 }
@@ -42,6 +42,8 @@ pub(crate) enum Refusal {
 struct Entry {
     answer: oneshot::Sender<Answer>,
     deadline: Option<Deadline>,
+    /// Whether the request was queued for the other side (a call timed out before is not cancelled there).
+    sent: bool,
 }
 
 #[derive(Default)]
@@ -51,6 +53,8 @@ struct Table {
     /// The earliest deadline of the calls in the table (it may belong to a call answered since; the sweep
     /// then finds nothing and moves on).
     earliest: Option<Instant>,
+    /// Whether a call found the table full since a place last freed up.
+    blocked: bool,
 }
 
 /// The pending table. Entries leave it when answered, withdrawn (a dropped call), timed out, or when the
@@ -58,7 +62,7 @@ struct Table {
 pub(crate) struct Pending {
     table: Mutex<Table>,
     max: usize,
-    /// Woken when a place frees up in a full table.
+    /// Wakes every call waiting for a place when places free up.
     room: Notify,
     /// Woken when the table goes from empty to not empty: the reader keeps reading while calls await
     /// answers.
@@ -83,26 +87,29 @@ impl Pending {
         self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers call `id` if there is room now.
+    /// Registers call `id` if there is room now; `sent` tells whether its request is queued already (see
+    /// [`set_sent`](Self::set_sent)).
     pub(crate) fn try_insert(
         &self,
         id: u64,
         answer: oneshot::Sender<Answer>,
         deadline: Option<Deadline>,
+        sent: bool,
     ) -> Result<(), Refusal> {
         let mut table = self.lock();
         if table.closed {
             return Err(Refusal::Closed);
         }
         if table.calls.len() >= self.max {
-            return Err(Refusal::Full(answer));
+            table.blocked = true;
+            return Err(Refusal::Full);
         }
         let was_empty = table.calls.is_empty();
         let earlier = deadline.is_some_and(|(at, _)| table.earliest.is_none_or(|earliest| at < earliest));
         if earlier {
             table.earliest = deadline.map(|(at, _)| at);
         }
-        table.calls.insert(id, Entry { answer, deadline });
+        table.calls.insert(id, Entry { answer, deadline, sent });
         drop(table);
         if was_empty {
             self.became_busy.notify_one();
@@ -113,31 +120,91 @@ impl Pending {
         Ok(())
     }
 
-    /// Registers call `id`, waiting for room.
-    pub(crate) async fn insert(
+    /// Registers the calls `calls` (their requests not sent yet), all at once: waits until the table has
+    /// room for every one of them. (Taking places one by one, two batches could each hold some and wait
+    /// for ever for the rest.) `Err` once the connection has ended.
+    pub(crate) async fn insert_all(
         &self,
-        id: u64,
-        mut answer: oneshot::Sender<Answer>,
+        calls: Vec<(u64, oneshot::Sender<Answer>)>,
         deadline: Option<Deadline>,
     ) -> Result<(), ()> {
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_insert(id, answer, deadline) {
-                Ok(()) => return Ok(()),
-                Err(Refusal::Closed) => return Err(()),
-                Err(Refusal::Full(back)) => answer = back,
+            {
+                let mut table = self.lock();
+                if table.closed {
+                    return Err(());
+                }
+                if table.calls.len() + calls.len() <= self.max {
+                    let was_empty = table.calls.is_empty();
+                    let earlier = deadline.is_some_and(|(at, _)| table.earliest.is_none_or(|earliest| at < earliest));
+                    if earlier {
+                        table.earliest = deadline.map(|(at, _)| at);
+                    }
+                    for (id, answer) in calls {
+                        table.calls.insert(
+                            id,
+                            Entry {
+                                answer,
+                                deadline,
+                                sent: false,
+                            },
+                        );
+                    }
+                    drop(table);
+                    if was_empty {
+                        self.became_busy.notify_one();
+                    }
+                    if earlier {
+                        self.deadline_moved.notify_one();
+                    }
+                    return Ok(());
+                }
+                table.blocked = true;
             }
             room.await;
         }
     }
 
-    /// Takes call `id` out of the table, giving its place to a waiting call.
+    /// Records that the requests of `ids` are queued, and returns those no longer pending (timed out
+    /// meanwhile: their requests went out all the same, and are to be withdrawn).
+    pub(crate) fn set_sent(&self, ids: &[u64]) -> Vec<u64> {
+        let mut table = self.lock();
+        let mut gone = Vec::new();
+        for &id in ids {
+            match table.calls.get_mut(&id) {
+                Some(entry) => entry.sent = true,
+                None => gone.push(id),
+            }
+        }
+        gone
+    }
+
+    /// Records that the request of call `id` could not be queued at once after all.
+    pub(crate) fn set_unsent(&self, id: u64) {
+        if let Some(entry) = self.lock().calls.get_mut(&id) {
+            entry.sent = false;
+        }
+    }
+
+    /// Wakes the calls waiting for a place, if any, after places freed up in `table` (then unlocked).
+    fn freed(&self, table: MutexGuard<'_, Table>) {
+        let mut table = table;
+        let blocked = std::mem::take(&mut table.blocked);
+        drop(table);
+        if blocked {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Takes call `id` out of the table, giving its place to the waiting calls.
     fn take(&self, id: u64) -> Option<Entry> {
-        let entry = self.lock().calls.remove(&id);
+        let mut table = self.lock();
+        let entry = table.calls.remove(&id);
         if entry.is_some() {
-            self.room.notify_one();
+            self.freed(table);
         }
         entry
     }
@@ -184,11 +251,11 @@ impl Pending {
     }
 
     /// Times out every call whose deadline has passed (each fails with [`Answer::TimedOut`]) and returns
-    /// their ids.
+    /// the ids of those whose requests were sent (the other side is to be told).
     pub(crate) fn expire(&self, now: Instant) -> Vec<u64> {
         let expired: Vec<(u64, Entry)> = {
             let mut table = self.lock();
-            let expired = table
+            let expired: Vec<(u64, Entry)> = table
                 .calls
                 .extract_if(|_, entry| entry.deadline.is_some_and(|(at, _)| at <= now))
                 .collect();
@@ -197,17 +264,19 @@ impl Pending {
                 .values()
                 .filter_map(|entry| entry.deadline.map(|(at, _)| at))
                 .min();
+            if !expired.is_empty() {
+                self.freed(table);
+            }
             expired
         };
         expired
             .into_iter()
-            .map(|(id, entry)| {
-                self.room.notify_one();
+            .filter_map(|(id, entry)| {
                 if let Some((_, limit)) = entry.deadline {
                     // The caller may have given up already.
                     let _ = entry.answer.send(Answer::TimedOut(limit));
                 }
-                id
+                entry.sent.then_some(id)
             })
             .collect()
     }
@@ -232,7 +301,7 @@ mod tests {
     async fn answers_reach_their_caller_once() {
         let pending = Pending::new(2);
         let (tx, rx) = oneshot::channel();
-        pending.try_insert(7, tx, None).unwrap();
+        pending.try_insert(7, tx, None, true).unwrap();
         assert!(!pending.is_empty());
         assert!(pending.complete(7, Answer::Invalid("x")));
         assert!(!pending.complete(7, Answer::Invalid("y")));
@@ -244,11 +313,11 @@ mod tests {
     async fn a_full_table_makes_calls_wait_for_a_place() {
         let pending = Pending::new(1);
         let (tx, _rx) = oneshot::channel();
-        pending.try_insert(1, tx, None).unwrap();
+        pending.try_insert(1, tx, None, true).unwrap();
         let (tx, _rx2) = oneshot::channel();
-        assert!(matches!(pending.try_insert(2, tx, None), Err(Refusal::Full(_))));
+        assert!(matches!(pending.try_insert(2, tx, None, true), Err(Refusal::Full)));
         let (tx, _rx3) = oneshot::channel();
-        let waiting = pending.insert(3, tx, None);
+        let waiting = pending.insert_all(vec![(3, tx)], None);
         tokio::pin!(waiting);
         assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
         assert!(pending.remove(1));
@@ -264,8 +333,8 @@ mod tests {
         let later = (now + Duration::from_secs(10), Duration::from_secs(10));
         let (tx1, rx1) = oneshot::channel();
         let (tx2, _rx2) = oneshot::channel();
-        pending.try_insert(1, tx1, Some(later)).unwrap();
-        pending.try_insert(2, tx2, Some(soon)).unwrap();
+        pending.try_insert(1, tx1, Some(later), true).unwrap();
+        pending.try_insert(2, tx2, Some(soon), true).unwrap();
         assert_eq!(pending.earliest(), Some(soon.0));
         assert!(pending.expire(now).is_empty());
         let expired = pending.expire(soon.0);
@@ -280,19 +349,68 @@ mod tests {
         let pending = Pending::new(4);
         let now = Instant::now();
         let (tx, rx) = oneshot::channel();
-        pending.try_insert(1, tx, Some((now, Duration::from_secs(3)))).unwrap();
+        pending
+            .try_insert(1, tx, Some((now, Duration::from_secs(3))), true)
+            .unwrap();
         pending.expire(now);
         assert!(matches!(rx.await.unwrap(), Answer::TimedOut(d) if d == Duration::from_secs(3)));
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_request_was_not_sent_is_not_withdrawn() {
+        let pending = Pending::new(4);
+        let now = Instant::now();
+        let (tx1, _rx1) = oneshot::channel();
+        let (tx2, _rx2) = oneshot::channel();
+        pending
+            .try_insert(1, tx1, Some((now, Duration::from_secs(1))), false)
+            .unwrap();
+        pending
+            .try_insert(2, tx2, Some((now, Duration::from_secs(1))), false)
+            .unwrap();
+        assert!(pending.set_sent(&[2]).is_empty());
+        assert_eq!(pending.expire(now), vec![2]);
+        assert_eq!(pending.set_sent(&[1, 3]), vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_all_its_places_at_once() {
+        let pending = Pending::new(4);
+        let mut held = Vec::new();
+        for id in 0..3 {
+            let (tx, rx) = oneshot::channel();
+            pending.try_insert(id, tx, None, true).unwrap();
+            held.push(rx);
+        }
+        let batch = |first: u64| {
+            (first..first + 3)
+                .map(|id| (id, oneshot::channel().0))
+                .collect::<Vec<_>>()
+        };
+        let a = pending.insert_all(batch(10), None);
+        let b = pending.insert_all(batch(20), None);
+        tokio::pin!(a, b);
+        assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
+        assert!(futures::FutureExt::now_or_never(b.as_mut()).is_none());
+        // Two places free: neither batch of three fits, neither takes any.
+        assert!(pending.remove(0));
+        assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
+        assert_eq!(pending.len(), 2);
+        // A third: one batch goes, whole.
+        assert!(pending.remove(1));
+        let first = tokio::select! { r = &mut a => r, r = &mut b => r };
+        assert!(first.is_ok());
+        assert_eq!(pending.len(), 4);
     }
 
     #[tokio::test]
     async fn closing_ends_every_call_and_refuses_new_ones() {
         let pending = Pending::new(2);
         let (tx, rx) = oneshot::channel();
-        pending.try_insert(1, tx, None).unwrap();
+        pending.try_insert(1, tx, None, true).unwrap();
         pending.close();
         assert!(rx.await.is_err());
         let (tx, _rx) = oneshot::channel();
-        assert!(matches!(pending.try_insert(2, tx, None), Err(Refusal::Closed)));
+        assert!(matches!(pending.try_insert(2, tx, None, true), Err(Refusal::Closed)));
     }
 }

@@ -81,8 +81,9 @@ impl FrameQueue {
             && (state.bytes == 0 || state.bytes.saturating_add(bytes) <= self.max_bytes)
     }
 
-    /// Queues `frame` if there is room now.
-    pub(crate) fn try_push(&self, frame: Outbound) -> Result<(), Refused<Outbound>> {
+    /// Queues `frame` if there is room now. A sender that will wait for room when refused says so
+    /// (`will_wait`): from then on, others wait behind it.
+    pub(crate) fn try_push(&self, frame: Outbound, will_wait: bool) -> Result<(), Refused<Outbound>> {
         let bytes = cost(&frame);
         let mut state = self.lock();
         if state.closed {
@@ -91,7 +92,7 @@ impl FrameQueue {
         // While others wait for room, a newcomer does not slip past them: small frames cannot keep a large
         // one waiting for ever.
         if state.blocked || !self.fits(&state, bytes) {
-            state.blocked = true;
+            state.blocked |= will_wait;
             return Err(Refused::Full(frame));
         }
         let was_empty = state.frames.is_empty();
@@ -111,7 +112,7 @@ impl FrameQueue {
         loop {
             let mut room = pin!(self.room.notified());
             room.as_mut().enable();
-            match self.try_push(frame) {
+            match self.try_push(frame, true) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Full(back)) => frame = back,
                 Err(Refused::Closed) => return Err(Closed),
@@ -140,12 +141,8 @@ impl FrameQueue {
             {
                 let mut state = self.lock();
                 if !state.frames.is_empty() {
+                    // The frames' places and bytes are freed once written (see `written`).
                     std::mem::swap(&mut state.frames, batch);
-                    let blocked = std::mem::take(&mut state.blocked);
-                    drop(state);
-                    if blocked {
-                        self.room.notify_waiters();
-                    }
                     return true;
                 }
                 if state.closed {
@@ -175,9 +172,17 @@ impl FrameQueue {
         }
     }
 
-    /// Refuses every further frame and wakes everyone waiting.
+    /// Refuses every further frame, drops those queued (the connection has ended: nobody will send them,
+    /// and handles may keep the queue alive) and wakes everyone waiting.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let dropped = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.bytes = 0;
+            state.blocked = false;
+            std::mem::take(&mut state.frames)
+        };
+        drop(dropped);
         self.room.notify_waiters();
         self.filled.notify_one();
     }
@@ -205,40 +210,48 @@ mod tests {
     #[test]
     fn both_bounds_hold() {
         let queue = FrameQueue::new(2, 10);
-        assert!(queue.try_push(frame("12345")).is_ok());
-        assert!(queue.try_push(frame("12345")).is_ok());
-        assert!(matches!(queue.try_push(frame("")), Err(Refused::Full(_))));
+        assert!(queue.try_push(frame("12345"), true).is_ok());
+        assert!(queue.try_push(frame("12345"), true).is_ok());
+        assert!(matches!(queue.try_push(frame(""), true), Err(Refused::Full(_))));
         assert_eq!(queue.usage(), (2, 10));
         let queue = FrameQueue::new(8, 10);
-        assert!(queue.try_push(frame("12345")).is_ok());
-        assert!(matches!(queue.try_push(frame("123456")), Err(Refused::Full(_))));
+        assert!(queue.try_push(frame("12345"), true).is_ok());
+        assert!(matches!(queue.try_push(frame("123456"), true), Err(Refused::Full(_))));
     }
 
     #[tokio::test]
     async fn a_frame_that_fits_does_not_pass_one_that_waits() {
         let queue = FrameQueue::new(8, 10);
-        queue.try_push(frame("12345")).unwrap();
-        assert!(matches!(queue.try_push(frame("123456")), Err(Refused::Full(_))));
+        queue.try_push(frame("12345"), true).unwrap();
+        assert!(matches!(queue.try_push(frame("123456"), true), Err(Refused::Full(_))));
         // Room for one byte, but a larger frame was refused first.
-        assert!(matches!(queue.try_push(frame("1")), Err(Refused::Full(_))));
+        assert!(matches!(queue.try_push(frame("1"), true), Err(Refused::Full(_))));
         let mut batch = VecDeque::new();
         assert!(queue.take(&mut batch).await);
         batch.clear();
         queue.written(5, &mut batch);
-        assert!(queue.try_push(frame("123456")).is_ok());
+        assert!(queue.try_push(frame("123456"), true).is_ok());
+    }
+
+    #[test]
+    fn a_sender_that_does_not_wait_holds_nobody_back() {
+        let queue = FrameQueue::new(8, 10);
+        queue.try_push(frame("12345"), true).unwrap();
+        assert!(matches!(queue.try_push(frame("123456"), false), Err(Refused::Full(_))));
+        assert!(queue.try_push(frame("1"), true).is_ok());
     }
 
     #[test]
     fn a_frame_larger_than_the_byte_bound_goes_alone() {
         let queue = FrameQueue::new(8, 4);
-        assert!(queue.try_push(frame("much too long")).is_ok());
-        assert!(matches!(queue.try_push(frame("a")), Err(Refused::Full(_))));
+        assert!(queue.try_push(frame("much too long"), true).is_ok());
+        assert!(matches!(queue.try_push(frame("a"), true), Err(Refused::Full(_))));
     }
 
     #[tokio::test]
     async fn bytes_come_back_when_written_and_wake_a_waiting_sender() {
         let queue = FrameQueue::new(8, 10);
-        queue.try_push(frame("1234567890")).unwrap();
+        queue.try_push(frame("1234567890"), true).unwrap();
         let mut batch = VecDeque::new();
         let waiting = queue.push(frame("abc"));
         let writer = async {
@@ -259,7 +272,7 @@ mod tests {
         let mut batch = VecDeque::new();
         let (taken, ()) = tokio::join!(queue.take(&mut batch), async { queue.close() });
         assert!(!taken);
-        assert!(matches!(queue.try_push(frame("a")), Err(Refused::Closed)));
+        assert!(matches!(queue.try_push(frame("a"), true), Err(Refused::Closed)));
         assert!(queue.push(frame("a")).await.is_err());
     }
 }

@@ -171,12 +171,20 @@ impl Shared {
             .map_err(|_| self.disconnected())
     }
 
-    /// Queues a frame if there is room now; gives it back otherwise.
-    pub(crate) fn try_send(&self, frame: String) -> Result<(), Refused<String>> {
-        match self.queue.try_push(Outbound::Frame(frame)) {
+    /// Queues a frame if there is room now; gives it back otherwise. `will_wait`: when refused, the
+    /// caller waits for room (and others queue behind it).
+    pub(crate) fn try_send(&self, frame: String, will_wait: bool) -> Result<(), Refused<String>> {
+        match self.queue.try_push(Outbound::Frame(frame), will_wait) {
             Ok(()) => Ok(()),
             Err(Refused::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
             Err(_) => Err(Refused::Closed),
+        }
+    }
+
+    /// Marks the requests of `ids` as queued, and withdraws those whose calls timed out meanwhile.
+    pub(crate) fn withdraw_if_gone(&self, ids: &[u64]) {
+        for id in self.pending.set_sent(ids) {
+            self.send_cancel(id);
         }
     }
 
@@ -188,7 +196,7 @@ impl Shared {
             id: u64,
         }
         if let Ok(frame) = message::encode_call(None, CANCEL_METHOD, Some(&CancelParams { id })) {
-            let _ = self.try_send(frame);
+            let _ = self.try_send(frame, false);
         }
     }
 
@@ -274,6 +282,13 @@ impl Outstanding {
             sent: false,
             answered: false,
         }
+    }
+
+    /// The request was queued (after waiting for room): the call is now withdrawn at the other side if it
+    /// times out, or at once if it already has.
+    pub(crate) fn queued(&mut self) {
+        self.sent = true;
+        self.shared.withdraw_if_gone(&[self.id]);
     }
 }
 
