@@ -96,11 +96,50 @@ impl Pending {
         deadline: Option<Deadline>,
         sent: bool,
     ) -> Result<(), Refusal> {
+        self.try_admit(1, deadline, |calls| {
+            calls.insert(id, Entry { answer, deadline, sent });
+        })
+    }
+
+    /// Registers the calls `calls` (their requests not sent yet), all at once: waits until the table has
+    /// room for every one of them. (Taking places one by one, two batches could each hold some and wait
+    /// for ever for the rest.) `Err` once the connection has ended.
+    pub(crate) async fn insert_all(
+        &self,
+        mut calls: Vec<(u64, oneshot::Sender<Answer>)>,
+        deadline: Option<Deadline>,
+    ) -> Result<(), ()> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let admitted = self.try_admit(calls.len(), deadline, |table| {
+                for (id, answer) in calls.drain(..) {
+                    let sent = false;
+                    table.insert(id, Entry { answer, deadline, sent });
+                }
+            });
+            match admitted {
+                Ok(()) => return Ok(()),
+                Err(Refusal::Closed) => return Err(()),
+                Err(Refusal::Full) => room.await,
+            }
+        }
+    }
+
+    /// Adds `count` calls with `deadline` through `add` if the table has room for them all, keeping the
+    /// earliest deadline and waking the reader (first call) and the driver's timer (earlier deadline).
+    fn try_admit(
+        &self,
+        count: usize,
+        deadline: Option<Deadline>,
+        add: impl FnOnce(&mut FxHashMap<u64, Entry>),
+    ) -> Result<(), Refusal> {
         let mut table = self.lock();
         if table.closed {
             return Err(Refusal::Closed);
         }
-        if table.calls.len() >= self.max {
+        if table.calls.len() + count > self.max {
             table.blocked = true;
             return Err(Refusal::Full);
         }
@@ -109,7 +148,7 @@ impl Pending {
         if earlier {
             table.earliest = deadline.map(|(at, _)| at);
         }
-        table.calls.insert(id, Entry { answer, deadline, sent });
+        add(&mut table.calls);
         drop(table);
         if was_empty {
             self.became_busy.notify_one();
@@ -118,54 +157,6 @@ impl Pending {
             self.deadline_moved.notify_one();
         }
         Ok(())
-    }
-
-    /// Registers the calls `calls` (their requests not sent yet), all at once: waits until the table has
-    /// room for every one of them. (Taking places one by one, two batches could each hold some and wait
-    /// for ever for the rest.) `Err` once the connection has ended.
-    pub(crate) async fn insert_all(
-        &self,
-        calls: Vec<(u64, oneshot::Sender<Answer>)>,
-        deadline: Option<Deadline>,
-    ) -> Result<(), ()> {
-        loop {
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            {
-                let mut table = self.lock();
-                if table.closed {
-                    return Err(());
-                }
-                if table.calls.len() + calls.len() <= self.max {
-                    let was_empty = table.calls.is_empty();
-                    let earlier = deadline.is_some_and(|(at, _)| table.earliest.is_none_or(|earliest| at < earliest));
-                    if earlier {
-                        table.earliest = deadline.map(|(at, _)| at);
-                    }
-                    for (id, answer) in calls {
-                        table.calls.insert(
-                            id,
-                            Entry {
-                                answer,
-                                deadline,
-                                sent: false,
-                            },
-                        );
-                    }
-                    drop(table);
-                    if was_empty {
-                        self.became_busy.notify_one();
-                    }
-                    if earlier {
-                        self.deadline_moved.notify_one();
-                    }
-                    return Ok(());
-                }
-                table.blocked = true;
-            }
-            room.await;
-        }
     }
 
     /// Records that the requests of `ids` are queued, and returns those no longer pending (timed out

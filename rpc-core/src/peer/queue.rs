@@ -49,14 +49,6 @@ struct State {
     closed: bool,
 }
 
-/// The bytes a frame counts for.
-fn cost(frame: &Outbound) -> usize {
-    match frame {
-        Outbound::Frame(text) => text.len(),
-        _ => 0,
-    }
-}
-
 impl FrameQueue {
     /// A queue of at most `max_frames` frames (at least 1) and `max_bytes` bytes; a single frame larger than
     /// `max_bytes` is taken when nothing else is queued.
@@ -84,7 +76,7 @@ impl FrameQueue {
     /// Queues `frame` if there is room now. A sender that will wait for room when refused says so
     /// (`will_wait`): from then on, others wait behind it.
     pub(crate) fn try_push(&self, frame: Outbound, will_wait: bool) -> Result<(), Refused<Outbound>> {
-        let bytes = cost(&frame);
+        let bytes = Self::cost(&frame);
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -195,7 +187,10 @@ impl FrameQueue {
 
     /// The bytes a frame counts for.
     pub(crate) fn cost(frame: &Outbound) -> usize {
-        cost(frame)
+        match frame {
+            Outbound::Frame(text) => text.len(),
+            _ => 0,
+        }
     }
 }
 
