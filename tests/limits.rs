@@ -1,4 +1,4 @@
-//! Every limit holds over a real socket: batches, concurrent requests (backpressure through TCP), pending
+//! Every limit holds over a real socket: batches, concurrent requests (a bounded queue, then -32005 Busy), pending
 //! calls, the outgoing queue against a client that stops reading, connections, handshakes.
 
 mod common;
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use birpc::prelude::*;
-use birpc::{ConnectError, ServerHandle, code};
+use birpc::{CloseCode, CloseReason, ConnectError, ServerHandle, code};
 use common::{RawClient, eventually, resident_bytes, within};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,71 +93,74 @@ async fn an_over_long_batch_gets_one_error_and_the_connection_lives_on() {
     server.shutdown().await;
 }
 
-/// A client floods requests far faster than they are handled: the server runs at most its bound, holds
-/// one more, stops reading (the client's writes back up through TCP), and loses nothing.
+/// A client floods requests far faster than they are handled: the server keeps reading, runs at most its
+/// bound, queues up to its queue's bound, and refuses the rest at once with -32005 Busy (they never run);
+/// every request gets exactly one answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_requests_is_held_back_by_tcp_and_nothing_is_lost() {
+async fn a_flood_of_requests_past_the_queue_is_refused_busy_and_nothing_is_lost() {
     const FLOOD: usize = 2000;
     let gate = Arc::new(Gate::default());
     let config = PeerConfig::default()
         .max_concurrent_requests(4)
+        .max_queued_requests(16)
+        .busy_retry_after(Duration::from_millis(250))
         .heartbeat_interval(None);
-    let (server, server_peer) = gated_server(gate.clone(), config).await;
+    let (server, _) = gated_server(gate.clone(), config).await;
     let (mut sink, mut stream) = RawClient::connect(server.local_addr()).await.into_inner().split();
-    let pad = "p".repeat(10_000);
-    let sent = Arc::new(AtomicUsize::new(0));
-    let counter = sent.clone();
     let flood = tokio::spawn(async move {
         for id in 0..FLOOD {
-            let request = format!(r#"{{"jsonrpc":"2.0","method":"wait","params":["{pad}"],"id":{id}}}"#);
-            sink.send(Message::text(request)).await.unwrap();
-            counter.fetch_add(1, Ordering::SeqCst);
+            let request = format!(r#"{{"jsonrpc":"2.0","method":"wait","params":["{id}"],"id":{id}}}"#);
+            sink.feed(Message::text(request)).await.unwrap();
         }
+        sink.flush().await.unwrap();
         sink
     });
-
-    eventually("the server to stop reading", || {
-        server_peer
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|p| p.stats().reading_paused)
-    })
-    .await;
-    let stats = server_peer.lock().unwrap().clone().unwrap().stats();
-    assert_eq!(gate.running.load(Ordering::SeqCst), 4);
-    assert_eq!(stats.waiting_requests, 1, "{stats:?}");
-    // 20 MB of requests cannot all fit in the socket buffers: the client is held back.
-    assert!(sent.load(Ordering::SeqCst) < FLOOD, "the server read everything");
-
-    gate.open_wide();
-    let _sink = within("the flood to be sent", flood).await.unwrap();
-    let mut answered = vec![false; FLOOD];
-    for _ in 0..FLOOD {
+    // With the gate shut, 4 run, 16 wait, and every other request is refused at once.
+    let mut answers = vec![None; FLOOD];
+    let next_answer = async |stream: &mut futures::stream::SplitStream<_>| -> serde_json::Value {
         let Some(Ok(Message::Text(text))) = within("an answer", stream.next()).await else {
             panic!("no answer")
         };
-        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(answer["result"], 10_000, "{answer}");
-        answered[answer["id"].as_u64().unwrap() as usize] = true;
+        serde_json::from_str(&text).unwrap()
+    };
+    for _ in 0..FLOOD - 20 {
+        let answer = next_answer(&mut stream).await;
+        assert_eq!(answer["error"]["code"], code::BUSY, "{answer}");
+        assert_eq!(answer["error"]["data"]["retry_after_ms"], 250, "{answer}");
+        let id = answer["id"].as_u64().unwrap() as usize;
+        assert!(answers[id].replace(answer).is_none(), "answered twice");
     }
-    assert!(answered.iter().all(|a| *a));
+    let _sink = within("the flood to be sent", flood).await.unwrap();
+    assert_eq!(gate.entered.load(Ordering::SeqCst), 4, "a refused request ran");
+    gate.open_wide();
+    for _ in 0..20 {
+        let answer = next_answer(&mut stream).await;
+        let id = answer["id"].as_u64().unwrap() as usize;
+        assert_eq!(answer["result"], id.to_string().len(), "{answer}");
+        assert!(answers[id].replace(answer).is_none(), "answered twice");
+    }
+    // The first 4 ran at once, the next 16 waited and ran in turn.
+    assert!((0..20).all(|id| answers[id].as_ref().is_some_and(|a| a.get("result").is_some())));
+    assert_eq!(gate.entered.load(Ordering::SeqCst), 20);
     assert!(
         gate.most.load(Ordering::SeqCst) <= 4,
         "more handlers ran at once than the bound"
     );
+    server.shutdown().await;
 }
 
 /// A client asks for large results and never reads them: the server's writer blocks, its queue fills up
-/// to the byte budget, its handlers wait, and it stops reading. Memory stays bounded.
+/// to the byte budget, its handlers wait; memory stays bounded, and the connection is given up within
+/// `write_timeout` (or sooner, when the refusals it cannot write pile up), with 1008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_cannot_grow_server_memory() {
+async fn a_client_that_stops_reading_cannot_grow_server_memory_and_is_given_up() {
     const ASKED: usize = 300;
     const RESULT: usize = 1 << 20;
     let gate = Arc::new(Gate::default());
     let config = PeerConfig::default()
         .max_concurrent_requests(4)
         .max_queued_bytes(4 << 20)
+        .write_timeout(Some(Duration::from_secs(2)))
         .heartbeat_interval(None)
         .close_timeout(Duration::from_millis(200));
     let (server, server_peer) = gated_server(gate, config).await;
@@ -178,18 +181,19 @@ async fn a_client_that_stops_reading_cannot_grow_server_memory() {
         }
     });
     let peer = server_peer.lock().unwrap().clone().unwrap();
-    eventually("the server to stop reading", || peer.stats().reading_paused).await;
+    eventually("the outgoing queue to fill", || {
+        peer.is_closed() || peer.stats().queued_bytes >= 3 << 20
+    })
+    .await;
     let stats = peer.stats();
     assert!(stats.queued_bytes <= 4 << 20, "{stats:?}");
-    assert!(stats.queued_frames <= 4, "{stats:?}");
     // 300 MiB were asked for; what the server holds is a few results (queued, written, being written).
     let grown = resident_bytes().saturating_sub(before);
     assert!(grown < 64 << 20, "the server grew by {grown} bytes");
-    // Nothing can be sent to this client without waiting now.
-    assert!(matches!(peer.try_notify("ping", ()), Err(CallError::Full)));
+    let reason = within("the connection to be given up", peer.closed()).await;
+    assert_eq!(reason.code(), CloseCode::POLICY, "{reason}");
+    assert!(matches!(reason, CloseReason::Local(_)), "{reason}");
     flood.abort();
-    peer.close();
-    within("the end", peer.closed()).await;
     server.shutdown().await;
 }
 

@@ -25,6 +25,16 @@ pub enum CallError<E = Infallible> {
     /// The other side answered with any other error object.
     #[error("the other side answered with an error: {0}")]
     Remote(ErrorObject),
+    /// The other side was busy (-32005): every handler place was taken and its queue of waiting requests
+    /// full, so the request did not run. It may be sent again, after `retry_after` if the other side gave
+    /// that hint (a birpc peer does, from [`PeerConfig::busy_retry_after`](crate::PeerConfig)).
+    #[error("the other side is busy: {error}")]
+    Busy {
+        /// How long the other side asked to wait before trying again, if it said.
+        retry_after: Option<Duration>,
+        /// The error object as received.
+        error: ErrorObject,
+    },
     /// No answer came within the call's timeout; the call was withdrawn and the other side told so.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -71,6 +81,10 @@ impl CallError {
         match error.code() {
             code::METHOD_NOT_FOUND => CallError::MethodNotFound(error),
             code::INVALID_PARAMS => CallError::InvalidParams(error),
+            code::BUSY => CallError::Busy {
+                retry_after: error.retry_after(),
+                error,
+            },
             _ => CallError::Remote(error),
         }
     }
@@ -82,6 +96,7 @@ impl CallError {
             CallError::MethodNotFound(e) => CallError::MethodNotFound(e),
             CallError::InvalidParams(e) => CallError::InvalidParams(e),
             CallError::Remote(e) => CallError::Remote(e),
+            CallError::Busy { retry_after, error } => CallError::Busy { retry_after, error },
             CallError::Timeout(d) => CallError::Timeout(d),
             CallError::Disconnected(r) => CallError::Disconnected(r),
             CallError::Encode(e) => CallError::Encode(e),
@@ -99,7 +114,10 @@ impl<E> CallError<E> {
     /// The error object the other side answered with, if that is what happened.
     pub fn error_object(&self) -> Option<&ErrorObject> {
         match self {
-            CallError::MethodNotFound(e) | CallError::InvalidParams(e) | CallError::Remote(e) => Some(e),
+            CallError::MethodNotFound(e)
+            | CallError::InvalidParams(e)
+            | CallError::Remote(e)
+            | CallError::Busy { error: e, .. } => Some(e),
             _ => None,
         }
     }

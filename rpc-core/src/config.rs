@@ -30,15 +30,40 @@ pub struct PeerConfig {
     pub max_batch_len: usize,
     /// The most received requests whose handlers run at once on this connection. Default: 256.
     ///
-    /// Past it, the peer stops reading the connection (the other side is slowed down by TCP) until a
-    /// handler finishes. While calls of this side await answers it goes on reading, so that a handler
-    /// calling back its caller cannot deadlock: requests read meanwhile may run on up to
-    /// [`max_pending_calls`](Self::max_pending_calls) extra places (one of them may be the nested call an
-    /// awaiting handler needs), then wait in a queue of this length; reading stops when that is full too.
+    /// The peer never stops reading for lack of places (the answers to its own calls, pings, close frames
+    /// and `$/cancelRequest` arrive on the same connection): a request past this limit waits in a queue
+    /// ([`max_queued_requests`](Self::max_queued_requests)), and starts, in arrival order, when a place
+    /// frees up. While calls of this side await answers, a waiting request may also start on an extra
+    /// place, one per awaiting call (at most [`max_pending_calls`](Self::max_pending_calls) extra): it may
+    /// be the nested call an awaiting handler needs (a handler calling back its caller, who calls back
+    /// again), which must not wait for that handler's place. A batch takes a place per request (at most
+    /// all of them).
     pub max_concurrent_requests: usize,
+    /// The most received requests waiting for a handler place. Default: 768.
+    ///
+    /// A request (or batch) that finds this queue full, or
+    /// [`max_queued_received_bytes`](Self::max_queued_received_bytes) used up, is refused at once with
+    /// -32005 Busy and a retry hint, and never runs (HTTP/2's `REFUSED_STREAM`, RFC 9113 section 8.7).
+    /// The default makes the two sides of birpc fit together: running plus waiting (256 + 768) is the
+    /// 1024 calls a birpc peer with default limits keeps pending at most
+    /// ([`max_pending_calls`](Self::max_pending_calls)), so such a peer is never refused as busy.
+    pub max_queued_requests: usize,
     /// The most received notifications waiting for their turn (they are handled one after another, in
-    /// order). Default: 64. When it is full the peer stops reading, as above.
+    /// the order they arrived, and a request that arrived after one starts after it). Default: 1024.
+    ///
+    /// A notification that finds this queue full (or
+    /// [`max_queued_received_bytes`](Self::max_queued_received_bytes) used up) cannot be refused, since
+    /// notifications have no answer, and is never dropped in silence: the connection closes with 1008
+    /// (policy violation) and a reason saying so.
     pub max_queued_notifications: usize,
+    /// The most bytes of received messages waiting for their turn (requests and notifications counted
+    /// together, each by the size of the frame that carried it). Default: 16 MiB.
+    ///
+    /// Past it, a request is refused with -32005 Busy and a notification closes the connection with
+    /// 1008, as above. A single message is always accepted when nothing waits.
+    pub max_queued_received_bytes: usize,
+    /// The retry hint a -32005 Busy refusal carries (`data.retry_after_ms`). Default: 100 ms.
+    pub busy_retry_after: Duration,
     /// The most calls of this side awaiting an answer at once. Default: 1024.
     ///
     /// A further call waits for one to end (within its timeout).
@@ -54,6 +79,14 @@ pub struct PeerConfig {
     /// whose other side reads slowly (or not at all) can hold: senders wait as above. A frame larger than
     /// the whole budget is sent when the queue is empty.
     pub max_queued_bytes: usize,
+    /// How long a write to the connection may make no progress. Default: 30 s; `None` waits forever.
+    ///
+    /// When one write (a burst of frames and its flush, or the close frame) has not completed within it,
+    /// the other side is taken to have stopped reading: the connection ends at once, without a closing
+    /// handshake, with [`CloseReason::Local`](crate::CloseReason::Local) 1008 saying so. Pending calls fail
+    /// with [`CallError::Disconnected`](crate::CallError::Disconnected) and running handlers are
+    /// cancelled.
+    pub write_timeout: Option<Duration>,
     /// How long a call waits for room and for its answer, unless the call sets its own. Default: 60 s;
     /// `None` waits forever.
     ///
@@ -70,8 +103,10 @@ pub struct PeerConfig {
     /// How long the answer to a ping may take. Default: 10 s.
     ///
     /// When nothing at all arrives within it, the other side is taken for gone: the connection ends with
-    /// [`CloseReason::Local`](crate::CloseReason::Local) 1011 ("no pong"), without waiting for a close
-    /// handshake. It is not counted while this side itself has stopped reading (its handlers are all busy).
+    /// [`CloseReason::Local`](crate::CloseReason::Local) 1011 ("no sign of life"), without waiting for a
+    /// close handshake, and the handlers still running for it are cancelled. The peer is judged only by
+    /// what it sends: this side never stops reading, so busy handlers do not hide a vanished peer. A ping
+    /// that finds the outgoing queue full is not sent, and silence is judged all the same.
     pub heartbeat_timeout: Duration,
 }
 
@@ -81,10 +116,14 @@ impl Default for PeerConfig {
             max_message_size: 4 << 20,
             max_batch_len: 256,
             max_concurrent_requests: 256,
-            max_queued_notifications: 64,
+            max_queued_requests: 768,
+            max_queued_notifications: 1024,
+            max_queued_received_bytes: 16 << 20,
+            busy_retry_after: Duration::from_millis(100),
             max_pending_calls: 1024,
             max_queued_frames: 256,
             max_queued_bytes: 16 << 20,
+            write_timeout: Some(Duration::from_secs(30)),
             call_timeout: Some(Duration::from_secs(60)),
             close_timeout: Duration::from_secs(5),
             heartbeat_interval: Some(Duration::from_secs(30)),
@@ -115,14 +154,23 @@ setters! {
     max_batch_len: usize,
     /// Sets [`max_concurrent_requests`](PeerConfig::max_concurrent_requests) (at least 1 is used).
     max_concurrent_requests: usize,
+    /// Sets [`max_queued_requests`](PeerConfig::max_queued_requests) (0 refuses every request that
+    /// finds no place).
+    max_queued_requests: usize,
     /// Sets [`max_queued_notifications`](PeerConfig::max_queued_notifications) (at least 1 is used).
     max_queued_notifications: usize,
+    /// Sets [`max_queued_received_bytes`](PeerConfig::max_queued_received_bytes).
+    max_queued_received_bytes: usize,
+    /// Sets [`busy_retry_after`](PeerConfig::busy_retry_after).
+    busy_retry_after: Duration,
     /// Sets [`max_pending_calls`](PeerConfig::max_pending_calls) (at least 1 is used).
     max_pending_calls: usize,
     /// Sets [`max_queued_frames`](PeerConfig::max_queued_frames) (at least 1 is used).
     max_queued_frames: usize,
     /// Sets [`max_queued_bytes`](PeerConfig::max_queued_bytes) (at least 1 is used).
     max_queued_bytes: usize,
+    /// Sets [`write_timeout`](PeerConfig::write_timeout).
+    write_timeout: Option<Duration>,
     /// Sets [`call_timeout`](PeerConfig::call_timeout).
     call_timeout: Option<Duration>,
     /// Sets [`close_timeout`](PeerConfig::close_timeout).

@@ -1,6 +1,7 @@
 //! The error object that travels in a JSON-RPC response, and the codes birpc uses.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -33,6 +34,11 @@ pub mod code {
     pub const RESPONSE_TOO_LARGE: i64 = -32003;
     /// -32004: a batch held more entries than the connection's maximum batch length; none of it ran.
     pub const BATCH_TOO_LARGE: i64 = -32004;
+    /// -32005: the peer is busy: the request found every handler place taken and the queue of waiting
+    /// requests full, and did not run. Nothing was done; the request may be sent again. The data is
+    /// `{"retry_after_ms": N}`, a hint of how long to wait first, in milliseconds (the analogue of
+    /// HTTP/2's `REFUSED_STREAM`, RFC 9113 section 8.7).
+    pub const BUSY: i64 = -32005;
 
     /// The message the specification (or birpc) gives for a code it defines, if it defines it.
     pub fn default_message(code: i64) -> Option<&'static str> {
@@ -47,6 +53,7 @@ pub mod code {
             SHUTTING_DOWN => "Shutting down",
             RESPONSE_TOO_LARGE => "Response too large",
             BATCH_TOO_LARGE => "Batch too large",
+            BUSY => "Busy",
             _ => return None,
         })
     }
@@ -127,6 +134,28 @@ impl ErrorObject {
     /// -32004 Batch too large, with the limit as its data.
     pub fn batch_too_large(limit: usize) -> Self {
         Self::standard(code::BATCH_TOO_LARGE).with_detail(format_args!("at most {limit} entries"))
+    }
+
+    /// -32005 Busy, with `{"retry_after_ms": N}` as its data: the request did not run and may be sent
+    /// again after `retry_after` (rounded up to whole milliseconds).
+    pub fn busy(retry_after: Duration) -> Self {
+        let millis = retry_after.as_nanos().div_ceil(1_000_000);
+        let data = format!(r#"{{"retry_after_ms":{millis}}}"#);
+        let error = Self::standard(code::BUSY);
+        match RawValue::from_string(data) {
+            Ok(data) => error.with_raw_data(data),
+            Err(_) => error,
+        }
+    }
+
+    /// The retry hint of a -32005 Busy error (`data.retry_after_ms`), if it carries one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        #[derive(Deserialize)]
+        struct Hint {
+            retry_after_ms: u64,
+        }
+        let hint = self.parse_data::<Hint>()?.ok()?;
+        Some(Duration::from_millis(hint.retry_after_ms))
     }
 
     /// Sets the data to a JSON string holding `detail`.
@@ -220,6 +249,17 @@ mod tests {
         let back: ErrorObject = serde_json::from_str(&text).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.parse_data::<Vec<u8>>().unwrap().unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn busy_carries_its_retry_hint_in_milliseconds() {
+        let e = ErrorObject::busy(Duration::from_micros(1500));
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":-32005,"message":"Busy","data":{"retry_after_ms":2}}"#
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(2)));
+        assert_eq!(ErrorObject::internal_error().retry_after(), None);
     }
 
     #[test]

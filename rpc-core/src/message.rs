@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
+use bytes::Bytes;
+
 use crate::error_object::ErrorObject;
 use crate::id::{IdKind, RawId};
+use crate::params::Params;
 
 /// The version string every message must carry.
 const VERSION: &str = "2.0";
@@ -72,6 +75,115 @@ pub struct Response<'a> {
     pub id: &'a RawValue,
     /// The `result` member, or the `error` member decoded.
     pub outcome: Result<&'a RawValue, ErrorObject>,
+}
+
+/// A received message, with its id, params and result as slices of the frame it came in (shared, not
+/// copied): what the peer's dispatcher works on, without slicing frames itself.
+#[derive(Debug)]
+pub enum Message<'a> {
+    /// A request: it is answered under `id`, the exact JSON text the other side sent.
+    Request {
+        /// The id, echoed back byte for byte.
+        id: RawId,
+        /// The method name.
+        method: Cow<'a, str>,
+        /// The params, if present.
+        params: Params,
+    },
+    /// A notification: never answered.
+    Notification {
+        /// The method name.
+        method: Cow<'a, str>,
+        /// The params, if present.
+        params: Params,
+    },
+    /// An answer to one of this side's requests.
+    Response {
+        /// The JSON text of the id it names.
+        id: Bytes,
+        /// The `result` member's JSON text, or the `error` member decoded.
+        outcome: Result<Bytes, ErrorObject>,
+    },
+    /// Not a valid request: answered with `error`, under the id when one could be read.
+    Invalid {
+        /// The id, when present and of an allowed type.
+        id: Option<RawId>,
+        /// The error to answer with (-32600 Invalid Request).
+        error: ErrorObject,
+    },
+    /// A malformed response; reported to the call it names, if any, and never answered.
+    InvalidResponse {
+        /// The JSON text of the id, when present.
+        id: Option<Bytes>,
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+/// A received frame, parsed into [`Message`]s.
+#[derive(Debug)]
+pub enum Received<'a> {
+    /// One message.
+    Single(Message<'a>),
+    /// A batch: a non-empty array of messages, no longer than the limit given to [`receive`].
+    Batch(Vec<Message<'a>>),
+    /// The frame as a whole is rejected: it is answered with this one error, with id `null`.
+    Rejected(ErrorObject),
+}
+
+/// Parses one frame like [`parse`], handing over each message's parts as slices of `frame`.
+pub fn receive(frame: &Bytes, max_batch: usize) -> Received<'_> {
+    let owned = |item| Message::from_item(frame, item);
+    match parse(frame, max_batch) {
+        Parsed::Single(item) => Received::Single(owned(item)),
+        Parsed::Batch(items) => Received::Batch(items.into_iter().map(owned).collect()),
+        Parsed::Rejected(error) => Received::Rejected(error),
+    }
+}
+
+impl<'a> Message<'a> {
+    fn from_item(frame: &Bytes, item: Item<'a>) -> Self {
+        let part = |raw: &RawValue| slice(frame, raw);
+        match item {
+            Item::Call(call) => {
+                let params = Params::from_raw(call.params.map(part));
+                match call.id {
+                    Some(id) => Message::Request {
+                        id: RawId::from_checked(part(id)),
+                        method: call.method,
+                        params,
+                    },
+                    None => Message::Notification {
+                        method: call.method,
+                        params,
+                    },
+                }
+            }
+            Item::Response(response) => Message::Response {
+                id: part(response.id),
+                outcome: response.outcome.map(part),
+            },
+            Item::Invalid { id, error } => Message::Invalid {
+                id: id.map(|id| RawId::from_checked(part(id))),
+                error,
+            },
+            Item::InvalidResponse { id, reason } => Message::InvalidResponse {
+                id: id.map(part),
+                reason,
+            },
+        }
+    }
+}
+
+/// The part of `frame` that `part` (parsed from it) occupies, without copying.
+fn slice(frame: &Bytes, part: &RawValue) -> Bytes {
+    let part = part.get().as_bytes();
+    let start = (part.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= frame.len() => frame.slice(start..end),
+        // Not borrowed from the frame (cannot happen with the parser above); copy it.
+        _ => Bytes::copy_from_slice(part),
+    }
 }
 
 /// Parses one frame (a WebSocket message, a line).
@@ -578,6 +690,23 @@ pub fn encode_batch<S: AsRef<str>>(messages: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_parts_are_slices_of_the_frame() {
+        let frame = Bytes::from_static(br#"{"jsonrpc":"2.0","id":12,"method":"m","params":[1]}"#);
+        let Received::Single(Message::Request { id, method, params }) = receive(&frame, 8) else {
+            panic!("not a request");
+        };
+        assert_eq!(id.as_bytes(), b"12");
+        assert_eq!(method, "m");
+        assert_eq!(params.as_bytes(), Some(&b"[1]"[..]));
+        assert_eq!(
+            params.as_bytes().map(<[u8]>::as_ptr),
+            Some(frame[frame.len() - 4..].as_ptr())
+        );
+        let foreign = RawValue::from_string("34".into()).unwrap();
+        assert_eq!(&slice(&frame, &foreign)[..], b"34");
+    }
 
     fn single(text: &str) -> Item<'_> {
         match parse(text.as_bytes(), 16) {

@@ -4,5 +4,6 @@
 
 /// The HTTP types of the server's handler for plain requests, re-exported so that versions match.
 pub use http;
-pub mod memory;
+/// The in-memory pair, which lives in `birpc-core` (re-exported here where it was first published).
+pub use rpc_core::memory;
 pub mod ws;

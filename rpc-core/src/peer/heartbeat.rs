@@ -9,7 +9,7 @@ use crate::config::PeerConfig;
 /// What the heartbeat decided at one of its deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Beat {
-    /// The other side was heard from (or this side is not reading): nothing to do.
+    /// The other side was heard from: nothing to do.
     Quiet,
     /// Silence for a whole interval: send a ping.
     Ping,
@@ -47,11 +47,11 @@ impl Heartbeat {
         self.timeout
     }
 
-    /// Decides at the deadline: `heard` tells whether anything arrived since the last one, `paused` whether
-    /// this side has stopped reading meanwhile (then silence proves nothing).
-    pub(super) fn beat(&mut self, heard: bool, paused: bool, now: Instant) -> Beat {
+    /// Decides at the deadline: `heard` tells whether anything arrived since the last one. The other side
+    /// is judged by what it sends alone (this side never stops reading).
+    pub(super) fn beat(&mut self, heard: bool, now: Instant) -> Beat {
         let interval = self.interval.unwrap_or_default();
-        if heard || paused {
+        if heard {
             self.pinged = false;
             self.next = now + interval;
             return Beat::Quiet;
@@ -82,28 +82,20 @@ mod tests {
         let (mut h, now) = heartbeat();
         assert_eq!(h.deadline(), Some(now + Duration::from_secs(30)));
         let t = now + Duration::from_secs(30);
-        assert_eq!(h.beat(false, false, t), Beat::Ping);
+        assert_eq!(h.beat(false, t), Beat::Ping);
         assert_eq!(h.deadline(), Some(t + Duration::from_secs(10)));
-        assert_eq!(h.beat(false, false, t + Duration::from_secs(10)), Beat::Gone);
+        assert_eq!(h.beat(false, t + Duration::from_secs(10)), Beat::Gone);
     }
 
     #[test]
     fn an_answer_or_any_traffic_keeps_the_connection() {
         let (mut h, now) = heartbeat();
         let t = now + Duration::from_secs(30);
-        assert_eq!(h.beat(true, false, t), Beat::Quiet);
+        assert_eq!(h.beat(true, t), Beat::Quiet);
         assert_eq!(h.deadline(), Some(t + Duration::from_secs(30)));
         let t = t + Duration::from_secs(30);
-        assert_eq!(h.beat(false, false, t), Beat::Ping);
-        assert_eq!(h.beat(true, false, t + Duration::from_secs(10)), Beat::Quiet);
-    }
-
-    #[test]
-    fn silence_while_not_reading_proves_nothing() {
-        let (mut h, now) = heartbeat();
-        let t = now + Duration::from_secs(30);
-        assert_eq!(h.beat(false, false, t), Beat::Ping);
-        assert_eq!(h.beat(false, true, t + Duration::from_secs(10)), Beat::Quiet);
+        assert_eq!(h.beat(false, t), Beat::Ping);
+        assert_eq!(h.beat(true, t + Duration::from_secs(10)), Beat::Quiet);
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl Relay {
         let (peer, _) = builder
             .config(self.state.config.clone())
             .build_with_ids(transport, self.state.ids.clone());
-        self.state.current.send_replace(Some(peer.shared.clone()));
+        self.state.current.send_replace(Some(peer.ending.0.clone()));
         peer
     }
 

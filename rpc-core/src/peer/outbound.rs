@@ -1,8 +1,9 @@
 //! The writer: the one place that sends on the connection.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
-use futures::{Sink, SinkExt};
+use futures::{FutureExt, Sink, SinkExt};
 use tokio::sync::watch;
 
 use super::queue::FrameQueue;
@@ -17,14 +18,41 @@ pub(super) enum WriterEnd {
     SentClose(CloseFrame),
     /// The transport failed.
     Failed(TransportError),
+    /// A write made no progress within this `write_timeout`: the other side does not read.
+    Stalled(Duration),
+}
+
+/// Runs one write, giving up when it has not completed within `limit`. A write that completes at once
+/// (the socket had room: nearly always) costs no timer.
+async fn timed<T>(
+    limit: Option<Duration>,
+    write: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, WriterEnd> {
+    let mut write = std::pin::pin!(write);
+    if let Some(done) = write.as_mut().now_or_never() {
+        return done.map_err(WriterEnd::Failed);
+    }
+    match limit {
+        Some(limit) => match tokio::time::timeout(limit, write).await {
+            Ok(done) => done.map_err(WriterEnd::Failed),
+            Err(_) => Err(WriterEnd::Stalled(limit)),
+        },
+        None => write.await.map_err(WriterEnd::Failed),
+    }
 }
 
 /// Writes queued frames until asked to close, flushing once per burst of frames that were queued together.
 ///
 /// On a close request the frames already queued are sent first, then the close frame.
 ///
-/// The bytes of a burst count against the queue's bound until they are flushed.
-pub(super) async fn write<S>(mut sink: S, queue: &FrameQueue, mut lifecycle: watch::Receiver<Lifecycle>) -> WriterEnd
+/// The bytes of a burst count against the queue's bound until they are flushed. A burst (or the close
+/// frame) not written within `write_timeout` ends the writer with [`WriterEnd::Stalled`].
+pub(super) async fn write<S>(
+    mut sink: S,
+    queue: &FrameQueue,
+    mut lifecycle: watch::Receiver<Lifecycle>,
+    write_timeout: Option<Duration>,
+) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
@@ -35,9 +63,14 @@ where
             changed = lifecycle.changed() => {
                 let frame = lifecycle.borrow_and_update().close_request.clone();
                 match (changed, frame) {
-                    (Ok(()), Some(frame)) => return close(&mut sink, queue, frame).await,
+                    (Ok(()), Some(frame)) => {
+                        return match timed(write_timeout, close(&mut sink, queue, frame)).await {
+                            Ok(frame) => WriterEnd::SentClose(frame),
+                            Err(end) => end,
+                        };
+                    }
                     // Nobody can ask any more (the peer is going away); go on with the queue.
-                    (Err(_), _) => return drain_then_idle(&mut sink, queue).await,
+                    (Err(_), _) => return drain_then_idle(&mut sink, queue, write_timeout).await,
                     (Ok(()), None) => {}
                 }
             }
@@ -47,8 +80,8 @@ where
                     // driver ends it.
                     return futures::future::pending().await;
                 }
-                if let Err(e) = send_batch(&mut sink, queue, &mut batch).await {
-                    return WriterEnd::Failed(e);
+                if let Err(end) = timed(write_timeout, send_batch(&mut sink, queue, &mut batch)).await {
+                    return end;
                 }
             }
         }
@@ -71,30 +104,26 @@ where
 }
 
 /// Sends what is queued now, then the close frame.
-async fn close<S>(sink: &mut S, queue: &FrameQueue, frame: CloseFrame) -> WriterEnd
+async fn close<S>(sink: &mut S, queue: &FrameQueue, frame: CloseFrame) -> Result<CloseFrame, TransportError>
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
     for queued in queue.take_now() {
-        if let Err(e) = sink.feed(queued).await {
-            return WriterEnd::Failed(e);
-        }
+        sink.feed(queued).await?;
     }
-    match sink.send(Outbound::Close(frame.clone())).await {
-        Ok(()) => WriterEnd::SentClose(frame),
-        Err(e) => WriterEnd::Failed(e),
-    }
+    sink.send(Outbound::Close(frame.clone())).await?;
+    Ok(frame)
 }
 
 /// Keeps writing without watching for close requests.
-async fn drain_then_idle<S>(sink: &mut S, queue: &FrameQueue) -> WriterEnd
+async fn drain_then_idle<S>(sink: &mut S, queue: &FrameQueue, write_timeout: Option<Duration>) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
     let mut batch = VecDeque::new();
     while queue.take(&mut batch).await {
-        if let Err(e) = send_batch(sink, queue, &mut batch).await {
-            return WriterEnd::Failed(e);
+        if let Err(end) = timed(write_timeout, send_batch(sink, queue, &mut batch)).await {
+            return end;
         }
     }
     futures::future::pending().await
@@ -127,7 +156,7 @@ mod tests {
             queue.try_push(Outbound::Frame("1234".into()), false),
             Err(Refused::Full(_))
         ));
-        let writer = write(sink, &queue, close_rx);
+        let writer = write(sink, &queue, close_rx, None);
         let reader = async {
             assert_eq!(written.next().await, Some(Outbound::Frame("12345678".into())));
             // Once flushed, the writer gives the bytes back: a frame of the whole bound fits again.
@@ -147,10 +176,29 @@ mod tests {
         queue.try_push(Outbound::Frame("a".into()), false).unwrap();
         queue.try_push(Outbound::Frame("b".into()), false).unwrap();
         close_tx.send_modify(|state| state.close_request = Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
-        let end = write(sink, &queue, close_rx).await;
+        let end = write(sink, &queue, close_rx, None).await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));
         assert!(matches!(written.next().await, Some(Outbound::Close(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_makes_no_progress_ends_the_writer_at_its_timeout() {
+        // A sink with room for one frame, never read.
+        let (tx, _unread) = fmpsc::channel(0);
+        let sink = tx.sink_map_err(|_| TransportError::Closed);
+        let queue = FrameQueue::new(8, 100);
+        let (_close_tx, close_rx) = watch::channel(Lifecycle::default());
+        for frame in ["a", "b", "c"] {
+            queue.try_push(Outbound::Frame(frame.into()), false).unwrap();
+        }
+        let started = tokio::time::Instant::now();
+        let end = write(sink, &queue, close_rx, Some(std::time::Duration::from_secs(30))).await;
+        assert!(
+            matches!(end, WriterEnd::Stalled(limit) if limit.as_secs() == 30),
+            "{end:?}"
+        );
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(30));
     }
 }

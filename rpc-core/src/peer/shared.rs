@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,11 +10,11 @@ use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+use super::handlers::Finished;
 use super::pending::{Answer, Deadline, Pending};
 use super::queue::FrameQueue;
 pub(crate) use super::queue::Refused;
-use super::running::Running;
-use super::stats::PeerStats;
+use super::stats::{PeerStats, StatsCell};
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
 use crate::config::PeerConfig;
@@ -50,17 +50,13 @@ pub(crate) struct Shared {
     /// Typed values attached to the connection.
     pub(crate) extensions: Extensions,
     pub(crate) pending: Pending,
-    pub(crate) running: Running,
     /// The writer's queue, bounded by [`PeerConfig::max_queued_frames`] and
     /// [`PeerConfig::max_queued_bytes`].
     pub(crate) queue: FrameQueue,
-    /// Set by the reader whenever something arrives: a sign of life for the heartbeat.
-    pub(crate) heard: AtomicBool,
-    /// Set by the reader while it has stopped reading because every handler place is taken; the heartbeat
-    /// does not count silence then.
-    pub(crate) reading_paused: AtomicBool,
-    /// The requests the reader holds waiting for a handler place (kept up to date by the reader).
-    pub(crate) waiting_requests: AtomicUsize,
+    /// Where handler tasks report their end to the driver.
+    pub(crate) finished: Finished,
+    /// What the driver holds, published for [`PeerHandle::stats`](crate::PeerHandle::stats).
+    pub(crate) stats: StatsCell,
     /// Where the connection is in its life.
     pub(crate) lifecycle: watch::Sender<Lifecycle>,
 }
@@ -86,10 +82,8 @@ impl Shared {
             pending: Pending::new(config.max_pending_calls),
             queue: FrameQueue::new(config.max_queued_frames, config.max_queued_bytes.max(1)),
             config,
-            running: Running::default(),
-            heard: AtomicBool::new(false),
-            reading_paused: AtomicBool::new(false),
-            waiting_requests: AtomicUsize::new(0),
+            finished: Finished::default(),
+            stats: StatsCell::default(),
             lifecycle: watch::Sender::new(Lifecycle::default()),
         }
     }
@@ -97,19 +91,7 @@ impl Shared {
     /// A snapshot of what the connection holds.
     pub(crate) fn stats(&self) -> PeerStats {
         let (queued_frames, queued_bytes) = self.queue.usage();
-        PeerStats {
-            pending_calls: self.pending.len(),
-            running_handlers: self.running.len(),
-            waiting_requests: self.waiting_requests.load(Ordering::Relaxed),
-            queued_frames,
-            queued_bytes,
-            reading_paused: self.reading_paused.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Whether a graceful close is under way.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.lifecycle.borrow().drain.is_some()
+        self.stats.read(self.pending.len(), queued_frames, queued_bytes)
     }
 
     /// A fresh id for a call of this side.

@@ -7,10 +7,11 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::close::CloseFrame;
+use crate::transport::{Inbound, Outbound, Transport, TransportError};
 use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
-use rpc_core::{CloseFrame, Inbound, Outbound, Transport, TransportError};
 
 /// What crosses the in-memory connection.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ pub struct MemoryTransport {
 /// Two connected ends, each holding at most `capacity` frames in flight towards the other.
 ///
 /// ```
-/// use rpc_transport::memory;
+/// use rpc_core::memory;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), rpc_core::CallError> {
@@ -105,8 +106,6 @@ impl Sink<Outbound> for MemorySink {
                 self.closed = true;
                 Wire::Close(frame)
             }
-            // `Outbound` may grow; what this transport cannot carry is refused.
-            _ => return Err(TransportError::Protocol("unsupported outbound message".into())),
         };
         self.to_other.start_send(wire).map_err(|_| TransportError::Closed)
     }
@@ -161,8 +160,8 @@ impl Stream for MemoryStream {
 
 #[cfg(test)]
 mod tests {
+    use crate::close::CloseCode;
     use futures::SinkExt;
-    use rpc_core::CloseCode;
 
     use super::*;
 

@@ -1,0 +1,704 @@
+//! The dispatcher: what to do with each received message, decided without IO.
+//!
+//! Frames and events go in ([`Dispatcher::on_frame`], [`on_finished`](Dispatcher::on_finished),
+//! [`calls_pending`](Dispatcher::calls_pending), [`drain`](Dispatcher::drain)); [`Action`]s come out
+//! ([`Dispatcher::next_action`]). The dispatcher owns the admission of received work and nothing else: it
+//! never reads or writes, never runs a handler, knows no clock, and is tested without a runtime.
+//!
+//! Work is bounded the way HTTP/2 bounds streams (RFC 9113, `SETTINGS_MAX_CONCURRENT_STREAMS` and
+//! `REFUSED_STREAM`), never by no longer reading:
+//! - requests run on up to `max_concurrent_requests` places; while this side's calls await answers, on one
+//!   extra place per awaiting call (the nested call an awaiting handler needs must not wait for it);
+//! - past that they wait, in arrival order, in a queue bounded by count and bytes; past the queue they are
+//!   refused at once with -32005 Busy and never run;
+//! - notifications run one after another; past their queue the connection closes with 1008;
+//! - every handler starts in the order its message arrived: nothing overtakes what waits before it.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::pending::Answer;
+use super::shared::CANCEL_METHOD;
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::PeerConfig;
+use crate::error_object::ErrorObject;
+use crate::id::RawId;
+use crate::message::{self, Message, Received};
+use crate::params::Params;
+use crate::router::{Method, Router};
+
+/// A received request admitted to run.
+pub(super) struct RequestJob {
+    pub(super) method: Method,
+    pub(super) id: RawId,
+    pub(super) params: Params,
+}
+
+/// A received notification admitted to run.
+pub(super) struct NotificationJob {
+    pub(super) method: Method,
+    pub(super) params: Params,
+}
+
+/// The requests of one batch, run together and answered in one frame.
+pub(super) struct BatchJob {
+    pub(super) requests: Vec<RequestJob>,
+    /// Answers already known (errors for invalid entries, unknown methods, cancelled entries).
+    pub(super) answered: Vec<String>,
+}
+
+/// Work for handlers.
+pub(super) enum Job {
+    Request(RequestJob),
+    Batch(BatchJob),
+    Notification(NotificationJob),
+}
+
+/// What a started job holds; given back to [`Dispatcher::on_finished`] when its handler is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ticket {
+    /// Request places: `places` in all, `extra` of them beyond `max_concurrent_requests`.
+    Requests { places: usize, extra: usize },
+    /// The one notification lane.
+    Notification,
+}
+
+/// What the driver is to do.
+pub(super) enum Action {
+    /// Send this answer, made by the dispatcher itself (an error, a refusal).
+    Reply(String),
+    /// Run this job's handler now; give the ticket back when it is done.
+    Start(Job, Ticket),
+    /// Hand this answer to the call of this side whose id is this JSON text.
+    Answer(Bytes, Answer),
+    /// Abort the running handler answering this id, if there is one (`$/cancelRequest`).
+    Cancel(RawId),
+    /// The other side broke a rule: close the connection with this frame.
+    Close(CloseFrame),
+}
+
+/// A job waiting for its turn, with what it counts against the queue's bounds.
+struct Waiting {
+    job: Job,
+    /// Bytes of the frame it holds (counted once per frame).
+    bytes: usize,
+}
+
+impl Job {
+    /// How many requests it holds.
+    fn requests(&self) -> usize {
+        match self {
+            Job::Request(_) => 1,
+            Job::Batch(batch) => batch.requests.len(),
+            Job::Notification(_) => 0,
+        }
+    }
+}
+
+/// The admission of one connection's received work; see the [module](self).
+pub(super) struct Dispatcher {
+    router: Router,
+    max_message_size: usize,
+    max_batch_len: usize,
+    max_running: usize,
+    max_extra: usize,
+    max_queued_requests: usize,
+    max_queued_notifications: usize,
+    max_queued_bytes: usize,
+    busy: ErrorObject,
+    /// Request places taken, extra ones included.
+    running: usize,
+    /// Of which beyond `max_running`.
+    extra: usize,
+    /// Whether a notification handler runs.
+    notifying: bool,
+    /// This side's calls awaiting answers, as last told.
+    calls_pending: usize,
+    waiting: VecDeque<Waiting>,
+    queued_requests: usize,
+    queued_notifications: usize,
+    queued_bytes: usize,
+    draining: bool,
+    /// A rule was broken and the connection is closing: nothing more is dispatched.
+    broken: bool,
+    actions: VecDeque<Action>,
+}
+
+impl Dispatcher {
+    pub(super) fn new(router: Router, config: &PeerConfig) -> Self {
+        Self {
+            router,
+            max_message_size: config.max_message_size,
+            max_batch_len: config.max_batch_len.max(1),
+            max_running: config.max_concurrent_requests.max(1),
+            max_extra: config.max_pending_calls.max(1),
+            max_queued_requests: config.max_queued_requests,
+            max_queued_notifications: config.max_queued_notifications.max(1),
+            max_queued_bytes: config.max_queued_received_bytes,
+            busy: ErrorObject::busy(config.busy_retry_after),
+            running: 0,
+            extra: 0,
+            notifying: false,
+            calls_pending: 0,
+            waiting: VecDeque::new(),
+            queued_requests: 0,
+            queued_notifications: 0,
+            queued_bytes: 0,
+            draining: false,
+            broken: false,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do, in order.
+    pub(super) fn next_action(&mut self) -> Option<Action> {
+        let action = self.actions.pop_front();
+        if action.is_none() && self.actions.capacity() > 64 {
+            // A burst does not leave its storage behind on an idle connection.
+            self.actions = VecDeque::new();
+        }
+        action
+    }
+
+    /// Request places taken by running handlers.
+    pub(super) fn running_requests(&self) -> usize {
+        self.running
+    }
+
+    /// Requests and notifications waiting for their turn.
+    pub(super) fn queued(&self) -> (usize, usize) {
+        (self.queued_requests, self.queued_notifications)
+    }
+
+    /// Whether a waiting request could start if this side had more calls awaiting answers.
+    pub(super) fn waits_for_calls(&self) -> bool {
+        self.waiting
+            .front()
+            .is_some_and(|w| !matches!(w.job, Job::Notification(_)))
+            && self.extra < self.max_extra
+    }
+
+    /// This side now has `count` calls awaiting answers: as many extra places are usable.
+    pub(super) fn calls_pending(&mut self, count: usize) {
+        self.calls_pending = count;
+        self.advance();
+    }
+
+    /// A started job's handler is done: its places (or the notification lane) are free again.
+    pub(super) fn on_finished(&mut self, ticket: Ticket) {
+        match ticket {
+            Ticket::Requests { places, extra } => {
+                self.running = self.running.saturating_sub(places);
+                self.extra = self.extra.saturating_sub(extra);
+            }
+            Ticket::Notification => self.notifying = false,
+        }
+        self.advance();
+    }
+
+    /// A graceful close began: requests that have not started are answered -32002 Shutting down, and so
+    /// is every request from now on. Waiting notifications still run.
+    pub(super) fn drain(&mut self) {
+        if std::mem::replace(&mut self.draining, true) {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        for waiting in waiting {
+            match waiting.job {
+                Job::Notification(_) => self.waiting.push_back(waiting),
+                job => {
+                    self.queued_requests -= job.requests();
+                    self.queued_bytes -= waiting.bytes;
+                    self.refuse(job, &ErrorObject::shutting_down());
+                }
+            }
+        }
+        self.advance();
+    }
+
+    /// One received frame (a WebSocket message, a line).
+    pub(super) fn on_frame(&mut self, frame: Bytes) {
+        if self.broken {
+            return;
+        }
+        if frame.len() > self.max_message_size {
+            let detail = format!(
+                "message of {} bytes is larger than the limit of {} bytes",
+                frame.len(),
+                self.max_message_size
+            );
+            return self.close(CloseFrame::new(CloseCode::TOO_BIG, detail));
+        }
+        // The frame's bytes are counted against the queue's bound by the first job that holds it.
+        let mut bytes = frame.len();
+        match message::receive(&frame, self.max_batch_len) {
+            Received::Rejected(error) => self.reply(message::encode_error(None, &error)),
+            Received::Single(message) => match self.on_message(message) {
+                Step::Nothing => {}
+                Step::Reply(answer) => self.reply(answer),
+                Step::Run(request) => self.submit(Job::Request(request), bytes),
+                Step::Notify(notification) => self.submit(Job::Notification(notification), bytes),
+            },
+            Received::Batch(messages) => {
+                let mut requests = Vec::new();
+                let mut answered = Vec::new();
+                for message in messages {
+                    match self.on_message(message) {
+                        Step::Nothing => {}
+                        Step::Reply(answer) => answered.push(answer),
+                        Step::Run(request) => requests.push(request),
+                        Step::Notify(notification) => {
+                            self.submit(Job::Notification(notification), std::mem::take(&mut bytes));
+                        }
+                    }
+                }
+                if !requests.is_empty() {
+                    self.submit(Job::Batch(BatchJob { requests, answered }), bytes);
+                } else if !answered.is_empty() {
+                    let answer = fit_batch(answered, self.max_message_size);
+                    self.reply(answer);
+                }
+                // A batch of notifications and responses only gets no answer at all.
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: Message<'_>) -> Step {
+        match message {
+            Message::Request { id, method, params } => match self.router.get(&method) {
+                Some(method) => Step::Run(RequestJob {
+                    method: method.clone(),
+                    id,
+                    params,
+                }),
+                None => Step::Reply(message::encode_error(Some(&id), &ErrorObject::method_not_found())),
+            },
+            Message::Notification { method, params } => {
+                if method == CANCEL_METHOD {
+                    self.on_cancel(&params);
+                    return Step::Nothing;
+                }
+                match self.router.get(&method) {
+                    Some(method) => Step::Notify(NotificationJob {
+                        method: method.clone(),
+                        params,
+                    }),
+                    None => {
+                        tracing::debug!(%method, "dropped a notification for an unknown method");
+                        Step::Nothing
+                    }
+                }
+            }
+            Message::Response { id, outcome } => {
+                let answer = match outcome {
+                    Ok(result) => Answer::Result(result),
+                    Err(error) => Answer::Error(error),
+                };
+                self.actions.push_back(Action::Answer(id, answer));
+                Step::Nothing
+            }
+            Message::Invalid { id, error } => Step::Reply(message::encode_error(id.as_ref(), &error)),
+            Message::InvalidResponse { id, reason } => {
+                match id {
+                    Some(id) => self.actions.push_back(Action::Answer(id, Answer::Invalid(reason))),
+                    None => tracing::debug!(reason, "dropped an invalid response without an id"),
+                }
+                Step::Nothing
+            }
+        }
+    }
+
+    /// Starts `job` now if it may (nothing waits before it and it has places), queues it if the queue has
+    /// room, refuses it otherwise.
+    fn submit(&mut self, job: Job, bytes: usize) {
+        let is_notification = matches!(job, Job::Notification(_));
+        if self.draining && !is_notification {
+            return self.refuse(job, &ErrorObject::shutting_down());
+        }
+        if self.waiting.is_empty()
+            && let Some(ticket) = self.ticket_for(&job)
+        {
+            return self.start(job, ticket);
+        }
+        let bytes_fit = self.queued_bytes == 0 || self.queued_bytes.saturating_add(bytes) <= self.max_queued_bytes;
+        if is_notification {
+            if self.queued_notifications < self.max_queued_notifications && bytes_fit {
+                self.queued_notifications += 1;
+                self.queued_bytes += bytes;
+                self.waiting.push_back(Waiting { job, bytes });
+            } else {
+                let limit = self.max_queued_notifications;
+                self.close(CloseFrame::new(
+                    CloseCode::POLICY,
+                    format!(
+                        "too many notifications waiting (at most {limit}, or their bytes): sent faster than handled"
+                    ),
+                ));
+            }
+            return;
+        }
+        let count = job.requests();
+        if self.queued_requests + count <= self.max_queued_requests && bytes_fit {
+            self.queued_requests += count;
+            self.queued_bytes += bytes;
+            self.waiting.push_back(Waiting { job, bytes });
+        } else {
+            let busy = self.busy.clone();
+            self.refuse(job, &busy);
+        }
+    }
+
+    /// The places `job` would take now, if it may start.
+    fn ticket_for(&self, job: &Job) -> Option<Ticket> {
+        let places = match job {
+            Job::Notification(_) => return (!self.notifying).then_some(Ticket::Notification),
+            job => job.requests().clamp(1, self.max_running),
+        };
+        if self.running - self.extra + places <= self.max_running {
+            return Some(Ticket::Requests { places, extra: 0 });
+        }
+        // Extra places, one per call of this side awaiting an answer.
+        let extra_allowed = self.calls_pending.min(self.max_extra);
+        (self.extra + places <= extra_allowed).then_some(Ticket::Requests { places, extra: places })
+    }
+
+    fn start(&mut self, job: Job, ticket: Ticket) {
+        match ticket {
+            Ticket::Requests { places, extra } => {
+                self.running += places;
+                self.extra += extra;
+            }
+            Ticket::Notification => self.notifying = true,
+        }
+        self.actions.push_back(Action::Start(job, ticket));
+    }
+
+    /// Starts waiting jobs, in order, while the first one may start.
+    fn advance(&mut self) {
+        while let Some(front) = self.waiting.front() {
+            let Some(ticket) = self.ticket_for(&front.job) else {
+                break;
+            };
+            let Some(waiting) = self.waiting.pop_front() else { break };
+            match &waiting.job {
+                Job::Notification(_) => self.queued_notifications -= 1,
+                job => self.queued_requests -= job.requests(),
+            }
+            self.queued_bytes -= waiting.bytes;
+            self.start(waiting.job, ticket);
+        }
+    }
+
+    /// Answers every request of a job that will not run with `error`.
+    fn refuse(&mut self, job: Job, error: &ErrorObject) {
+        match job {
+            Job::Request(request) => self.reply(message::encode_error(Some(&request.id), error)),
+            Job::Batch(batch) => {
+                let mut answers = batch.answered;
+                answers.extend(
+                    batch
+                        .requests
+                        .iter()
+                        .map(|request| message::encode_error(Some(&request.id), error)),
+                );
+                let answer = fit_batch(answers, self.max_message_size);
+                self.reply(answer);
+            }
+            Job::Notification(_) => {}
+        }
+    }
+
+    /// `$/cancelRequest {"id": …}`: a waiting request is answered -32800 at once and never runs; a running
+    /// one is aborted by the driver.
+    fn on_cancel(&mut self, params: &Params) {
+        #[derive(Deserialize)]
+        struct Cancel<'a> {
+            #[serde(borrow)]
+            id: &'a RawValue,
+        }
+        let Some(Ok(cancel)) = params.as_bytes().map(serde_json::from_slice::<Cancel<'_>>) else {
+            tracing::debug!("ignored a malformed $/cancelRequest");
+            return;
+        };
+        let id = cancel.id.get().as_bytes();
+        let cancelled = ErrorObject::request_cancelled();
+        for index in 0..self.waiting.len() {
+            let waiting = &mut self.waiting[index];
+            match &mut waiting.job {
+                Job::Request(request) if request.id.as_bytes() == id => {
+                    let answer = message::encode_error(Some(&request.id), &cancelled);
+                    self.queued_requests -= 1;
+                    self.queued_bytes -= waiting.bytes;
+                    self.waiting.remove(index);
+                    return self.reply(answer);
+                }
+                Job::Batch(batch) => {
+                    let Some(entry) = batch.requests.iter().position(|r| r.id.as_bytes() == id) else {
+                        continue;
+                    };
+                    let request = batch.requests.remove(entry);
+                    batch
+                        .answered
+                        .push(message::encode_error(Some(&request.id), &cancelled));
+                    self.queued_requests -= 1;
+                    if batch.requests.is_empty() {
+                        self.queued_bytes -= waiting.bytes;
+                        if let Some(Waiting {
+                            job: Job::Batch(batch), ..
+                        }) = self.waiting.remove(index)
+                        {
+                            let answer = fit_batch(batch.answered, self.max_message_size);
+                            self.reply(answer);
+                        }
+                        self.advance();
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let id = RawId::from_checked(Bytes::copy_from_slice(id));
+        self.actions.push_back(Action::Cancel(id));
+    }
+
+    fn reply(&mut self, answer: String) {
+        self.actions.push_back(Action::Reply(answer));
+    }
+
+    fn close(&mut self, frame: CloseFrame) {
+        self.broken = true;
+        self.actions.push_back(Action::Close(frame));
+    }
+}
+
+/// What one received message asks for.
+enum Step {
+    Nothing,
+    Reply(String),
+    Run(RequestJob),
+    Notify(NotificationJob),
+}
+
+/// Joins batch answers into one frame, replacing the largest results by -32003 errors until it fits.
+pub(super) fn fit_batch(mut answers: Vec<String>, max: usize) -> String {
+    let mut total: usize = answers.iter().map(|a| a.len() + 1).sum::<usize>() + 1;
+    while total > max {
+        let Some((index, _)) = answers.iter().enumerate().max_by_key(|(_, a)| a.len()) else {
+            break;
+        };
+        let id = answer_id(&answers[index]);
+        let replacement = message::encode_error(id.as_ref(), &ErrorObject::response_too_large());
+        if replacement.len() >= answers[index].len() {
+            // Nothing left to shrink.
+            break;
+        }
+        total -= answers[index].len() - replacement.len();
+        answers[index] = replacement;
+    }
+    message::encode_batch(&answers)
+}
+
+/// The id of an answer this side encoded.
+fn answer_id(answer: &str) -> Option<RawId> {
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow)]
+        id: &'a RawValue,
+    }
+    let id = serde_json::from_str::<IdOnly<'_>>(answer).ok()?.id;
+    Some(RawId::from_checked(Bytes::copy_from_slice(id.get().as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Context;
+
+    fn router() -> Router {
+        Router::new()
+            .method(
+                "work",
+                |_: Context, (_n,): (u64,)| async move { Ok::<_, ErrorObject>(()) },
+            )
+            .method(
+                "note",
+                |_: Context, (_n,): (u64,)| async move { Ok::<_, ErrorObject>(()) },
+            )
+    }
+
+    fn dispatcher(running: usize, queued: usize) -> Dispatcher {
+        let config = PeerConfig::default()
+            .max_concurrent_requests(running)
+            .max_queued_requests(queued)
+            .max_queued_notifications(2);
+        Dispatcher::new(router(), &config)
+    }
+
+    fn request(id: u64) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"work","params":[{id}]}}"#
+        ))
+    }
+
+    fn notification(n: u64) -> Bytes {
+        Bytes::from(format!(r#"{{"jsonrpc":"2.0","method":"note","params":[{n}]}}"#))
+    }
+
+    fn cancel(id: u64) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","method":"$/cancelRequest","params":{{"id":{id}}}}}"#
+        ))
+    }
+
+    /// The actions, each as a short text: `start r1`, `start n1`, `reply …`, `answer 7`, `cancel 3`, `close 1008`.
+    fn drain_actions(d: &mut Dispatcher) -> Vec<String> {
+        std::iter::from_fn(|| d.next_action())
+            .map(|action| match action {
+                Action::Reply(text) => format!("reply {text}"),
+                Action::Start(Job::Request(r), _) => format!("start r{}", r.id),
+                Action::Start(Job::Notification(n), _) => {
+                    format!(
+                        "start n{}",
+                        String::from_utf8_lossy(n.params.as_bytes().unwrap_or_default())
+                    )
+                }
+                Action::Start(Job::Batch(b), _) => format!("start batch of {}", b.requests.len()),
+                Action::Answer(id, _) => format!("answer {}", String::from_utf8_lossy(&id)),
+                Action::Cancel(id) => format!("cancel {id}"),
+                Action::Close(frame) => format!("close {}", frame.code.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_past_the_limit_wait_then_are_refused_busy() {
+        let mut d = dispatcher(2, 1);
+        for id in 1..=4 {
+            d.on_frame(request(id));
+        }
+        let actions = drain_actions(&mut d);
+        assert_eq!(actions[..2], ["start r1", "start r2"]);
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert!(
+            actions[2].starts_with(r#"reply {"jsonrpc":"2.0","id":4,"error":{"code":-32005"#),
+            "{actions:?}"
+        );
+        assert!(actions[2].contains(r#""data":{"retry_after_ms":100}"#));
+        assert_eq!(d.queued(), (1, 0));
+        d.on_finished(Ticket::Requests { places: 1, extra: 0 });
+        assert_eq!(drain_actions(&mut d), ["start r3"]);
+        assert_eq!(d.queued(), (0, 0));
+    }
+
+    #[test]
+    fn answers_and_cancels_pass_whatever_waits() {
+        let mut d = dispatcher(1, 4);
+        d.on_frame(request(1));
+        d.on_frame(request(2));
+        d.on_frame(Bytes::from_static(br#"{"jsonrpc":"2.0","id":7,"result":true}"#));
+        d.on_frame(cancel(2));
+        d.on_frame(cancel(1));
+        let actions = drain_actions(&mut d);
+        assert_eq!(actions[0], "start r1");
+        assert_eq!(actions[1], "answer 7");
+        assert_eq!(
+            actions[2],
+            r#"reply {"jsonrpc":"2.0","id":2,"error":{"code":-32800,"message":"Request cancelled"}}"#
+        );
+        assert_eq!(actions[3], "cancel 1");
+        assert_eq!(d.queued(), (0, 0));
+    }
+
+    #[test]
+    fn handlers_start_in_arrival_order() {
+        let mut d = dispatcher(4, 4);
+        d.on_frame(notification(1));
+        d.on_frame(notification(2));
+        d.on_frame(request(3));
+        // The second notification waits for the first; the request waits behind it.
+        assert_eq!(drain_actions(&mut d), ["start n[1]"]);
+        d.on_finished(Ticket::Notification);
+        assert_eq!(drain_actions(&mut d), ["start n[2]", "start r3"]);
+    }
+
+    #[test]
+    fn notifications_past_their_queue_close_the_connection() {
+        let mut d = dispatcher(4, 4);
+        for n in 1..=4 {
+            d.on_frame(notification(n));
+        }
+        assert_eq!(drain_actions(&mut d), ["start n[1]", "close 1008"]);
+        // Nothing more is dispatched.
+        d.on_frame(request(9));
+        assert!(drain_actions(&mut d).is_empty());
+    }
+
+    #[test]
+    fn awaiting_calls_lend_extra_places_for_nested_calls() {
+        let mut d = dispatcher(1, 4);
+        d.on_frame(request(1));
+        d.on_frame(request(2));
+        assert_eq!(drain_actions(&mut d), ["start r1"]);
+        assert!(d.waits_for_calls());
+        d.calls_pending(1);
+        assert_eq!(drain_actions(&mut d), ["start r2"]);
+        d.on_frame(request(3));
+        assert!(drain_actions(&mut d).is_empty(), "one extra place per awaiting call");
+        d.on_finished(Ticket::Requests { places: 1, extra: 1 });
+        assert_eq!(drain_actions(&mut d), ["start r3"]);
+    }
+
+    #[test]
+    fn a_drain_refuses_waiting_requests_and_keeps_notifications() {
+        let mut d = dispatcher(1, 4);
+        d.on_frame(request(1));
+        d.on_frame(request(2));
+        d.on_frame(notification(5));
+        d.drain();
+        let actions = drain_actions(&mut d);
+        assert_eq!(actions[0], "start r1");
+        assert!(actions[1].contains(r#""id":2,"error":{"code":-32002"#), "{actions:?}");
+        assert_eq!(actions[2], "start n[5]");
+        d.on_frame(request(3));
+        assert!(drain_actions(&mut d)[0].contains("-32002"));
+    }
+
+    #[test]
+    fn a_batch_waits_whole_and_a_cancel_takes_out_one_entry() {
+        let mut d = dispatcher(1, 8);
+        d.on_frame(request(1));
+        let batch = format!(
+            "[{},{}]",
+            String::from_utf8_lossy(&request(2)),
+            String::from_utf8_lossy(&request(3))
+        );
+        d.on_frame(Bytes::from(batch));
+        assert_eq!(drain_actions(&mut d), ["start r1"]);
+        assert_eq!(d.queued(), (2, 0));
+        d.on_frame(cancel(2));
+        assert!(drain_actions(&mut d).is_empty());
+        d.on_finished(Ticket::Requests { places: 1, extra: 0 });
+        assert_eq!(drain_actions(&mut d), ["start batch of 1"]);
+    }
+
+    #[test]
+    fn an_oversized_frame_closes_with_1009() {
+        let config = PeerConfig::default().max_message_size(8);
+        let mut d = Dispatcher::new(router(), &config);
+        d.on_frame(request(1));
+        assert_eq!(drain_actions(&mut d), ["close 1009"]);
+    }
+
+    #[test]
+    fn oversized_batch_answers_are_replaced_until_the_frame_fits() {
+        let big = message::encode_result(&RawId::null(), &"x".repeat(500)).unwrap();
+        let small = message::encode_result(&RawId::null(), &1).unwrap();
+        let joined = fit_batch(vec![small.clone(), big], 200);
+        assert!(joined.len() <= 200);
+        assert!(joined.contains(&small));
+        assert!(joined.contains("-32003"));
+    }
+}

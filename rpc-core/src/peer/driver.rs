@@ -1,0 +1,428 @@
+//! The driver: the one task that owns a connection's IO and state.
+//!
+//! It always reads. What arrives goes to the [`Dispatcher`] (sans-IO), whose actions it carries out:
+//! answers to this side's calls are delivered, handlers started, cancels applied, replies queued. It writes
+//! through the writer, keeps one timer for everything timed (call deadlines, heartbeat, close and drain
+//! deadlines), and when the connection ends, however it ends (even by a panic of this task or its future
+//! being dropped), every pending call and waiting caller resolves with `Disconnected` and every handler
+//! still running is cancelled.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::dispatch::{Action, Dispatcher};
+use super::handle::PeerHandle;
+use super::handlers::{Handlers, Started};
+use super::heartbeat::{Beat, Heartbeat};
+use super::outbound::{self, WriterEnd};
+use super::queue::Refused;
+use super::shared::{Drain, Lifecycle, Shared};
+use crate::close::{CloseCode, CloseFrame, CloseReason};
+use crate::router::Router;
+use crate::transport::{Inbound, Outbound, Transport, TransportError};
+
+/// The most frames read in one go before the rest of the connection (writer, timers, handlers' ends)
+/// gets a turn.
+const BURST: usize = 64;
+
+/// What a held answer counts for beyond its text, in bytes: its place in the queue and its allocation.
+const STASH_OVERHEAD: usize = 64;
+
+/// Ends the connection's shared state when dropped: on the normal path after the reason is set, and
+/// also when the driver's future is dropped before the end (its task panicked, or was dropped with its
+/// runtime, or the [`Peer`](super::Peer) was never run). Nothing waits forever then.
+pub(super) struct Ending(pub(super) Arc<Shared>);
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        shared.lifecycle.send_if_modified(|state| {
+            if state.ended.is_some() {
+                return false;
+            }
+            state.ended = Some(CloseReason::Transport(
+                "the connection's task stopped before the connection ended (it panicked or was dropped)".into(),
+            ));
+            true
+        });
+        shared.pending.close();
+        shared.queue.close();
+    }
+}
+
+/// How the reading side stands.
+enum Reading {
+    Open,
+    /// The other side's close frame came: reading on until the stream ends finishes the handshake.
+    Closing(CloseFrame),
+    Done,
+}
+
+/// Drives a connection until it ends: the body of [`Peer::run`](super::Peer::run).
+pub(super) async fn drive<T: Transport>(
+    sink: T::Sink,
+    mut stream: T::Stream,
+    router: Router,
+    ending: Ending,
+    handle: PeerHandle,
+    writer_lifecycle: watch::Receiver<Lifecycle>,
+) -> CloseReason {
+    let shared = ending.0.clone();
+    let mut driver = Driver {
+        dispatcher: Dispatcher::new(router, &shared.config),
+        handlers: Handlers::new(shared.clone(), handle),
+        stash: VecDeque::new(),
+        stash_bytes: 0,
+        heard: false,
+        shared,
+    };
+    let reason = driver.run(sink, &mut stream, writer_lifecycle).await;
+    let shared = &driver.shared;
+    tracing::debug!(%reason, "connection ended");
+    shared.lifecycle.send_modify(|state| state.ended = Some(reason.clone()));
+    // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
+    drop(driver);
+    drop(ending);
+    drop(stream);
+    reason
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    dispatcher: Dispatcher,
+    handlers: Handlers,
+    /// Answers the dispatcher made waiting for room in the outgoing queue (see [`Driver::reply`]).
+    stash: VecDeque<String>,
+    /// Their bytes, each counted with [`STASH_OVERHEAD`].
+    stash_bytes: usize,
+    /// Whether anything arrived since the heartbeat last looked.
+    heard: bool,
+}
+
+impl Driver {
+    async fn run<S>(
+        &mut self,
+        sink: S,
+        stream: &mut (impl Stream<Item = Result<Inbound, TransportError>> + Unpin),
+        writer_lifecycle: watch::Receiver<Lifecycle>,
+    ) -> CloseReason
+    where
+        S: futures::Sink<Outbound, Error = TransportError> + Unpin,
+    {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let mut lifecycle = shared.lifecycle.subscribe();
+        // A close or a drain asked for before the peer ran is seen on the first turn.
+        lifecycle.mark_changed();
+        let mut heartbeat = Heartbeat::new(config, Instant::now());
+        let writer = outbound::write(sink, &shared.queue, writer_lifecycle, config.write_timeout);
+        tokio::pin!(writer);
+        let mut writer_done = false;
+        let mut reading = Reading::Open;
+        let mut close_deadline: Option<Instant> = None;
+        let mut drain: Option<Drain> = None;
+        let requested = || shared.lifecycle.borrow().close_request.clone();
+        let mut watching_calls = false;
+        loop {
+            let closing = close_deadline.is_some();
+            let draining = drain.as_ref().filter(|_| !closing);
+            let watch_calls = self.dispatcher.waits_for_calls();
+            if watch_calls != watching_calls {
+                shared.pending.watch_growth(watch_calls);
+                watching_calls = watch_calls;
+            }
+            if watch_calls {
+                self.dispatcher.calls_pending(shared.pending.len());
+                self.act();
+            }
+            self.publish_stats();
+            // One timer for everything timed.
+            let timer = [
+                close_deadline,
+                draining.map(|d| d.deadline),
+                shared.pending.earliest(),
+                heartbeat.deadline().filter(|_| !closing),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let stash_front = self.stash.front().map(String::len);
+            tokio::select! {
+                next = stream.next(), if !matches!(reading, Reading::Done) => {
+                    // Frames that are already here are read one after another, a burst at most.
+                    let mut next = next;
+                    let mut read = 0;
+                    loop {
+                        let inbound = self.on_inbound(next, &mut reading);
+                        // What the frame asked for is done before anything else is read.
+                        self.act();
+                        match inbound {
+                            Ok(()) => {}
+                            Err(end) => match requested() {
+                                // This side was closing; however reading stopped, that is why.
+                                Some(frame) => return CloseReason::Local(frame),
+                                None => return end,
+                            },
+                        }
+                        read += 1;
+                        if read == BURST || matches!(reading, Reading::Done) {
+                            break;
+                        }
+                        match stream.next().now_or_never() {
+                            Some(ready) => next = ready,
+                            None => break,
+                        }
+                    }
+                    if let Reading::Closing(_) = reading && close_deadline.is_none() {
+                        close_deadline = Some(Instant::now() + config.close_timeout);
+                    }
+                }
+                end = &mut writer, if !writer_done => {
+                    writer_done = true;
+                    match end {
+                        WriterEnd::SentClose(frame) => {
+                            if matches!(reading, Reading::Done) {
+                                return CloseReason::Local(frame);
+                            }
+                            // Wait for the other side's close frame.
+                        }
+                        WriterEnd::Failed(e) => return match (requested(), reading) {
+                            (Some(frame), _) => CloseReason::Local(frame),
+                            // The other side closed first; writing after its close frame fails.
+                            (None, Reading::Closing(frame)) => CloseReason::Remote(frame),
+                            (None, _) => CloseReason::Transport(e.to_string().into()),
+                        },
+                        WriterEnd::Stalled(limit) => {
+                            let frame = CloseFrame::new(
+                                CloseCode::POLICY,
+                                format!("no write progress within {limit:?}: the other side does not read"),
+                            );
+                            tracing::debug!(%frame, "giving up a connection whose other side does not read");
+                            return CloseReason::Local(frame);
+                        }
+                    }
+                }
+                () = shared.finished.wait(), if self.handlers.len() > 0 => {
+                    for ticket in self.handlers.finished() {
+                        self.dispatcher.on_finished(ticket);
+                    }
+                    self.act();
+                    self.check_drained(drain.as_ref());
+                }
+                () = shared.queue.room_for(stash_front.unwrap_or(0)), if stash_front.is_some() => {
+                    self.flush_stash();
+                }
+                () = shared.pending.grew(), if watch_calls => {}
+                Ok(()) = lifecycle.changed(), if !closing || drain.is_none() => {
+                    let (close_requested, started) = {
+                        let state = lifecycle.borrow_and_update();
+                        (state.close_request.is_some(), state.drain.clone())
+                    };
+                    if close_requested && !closing {
+                        close_deadline = Some(Instant::now() + config.close_timeout);
+                    }
+                    // A graceful close: once the running requests are done (or at the deadline), close.
+                    if drain.is_none() && let Some(started) = started {
+                        self.dispatcher.drain();
+                        self.act();
+                        drain = Some(started);
+                        self.check_drained(drain.as_ref());
+                    }
+                }
+                () = shared.pending.deadline_moved() => {}
+                () = sleep_until(timer), if timer.is_some() => {
+                    let now = Instant::now();
+                    let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
+                    if due(close_deadline) {
+                        return match (requested(), reading) {
+                            (Some(frame), _) => CloseReason::Local(frame),
+                            (None, Reading::Closing(frame)) => CloseReason::Remote(frame),
+                            (None, _) => CloseReason::Local(CloseFrame::normal()),
+                        };
+                    }
+                    if let Some(drain) = draining && drain.deadline <= now {
+                        shared.request_close(drain.frame.clone());
+                    }
+                    // Calls of this side past their deadline fail with a timeout; the other side is told.
+                    for id in shared.pending.expire(now) {
+                        shared.send_cancel(id);
+                    }
+                    if closing || !due(heartbeat.deadline()) {
+                        continue;
+                    }
+                    match heartbeat.beat(std::mem::take(&mut self.heard), now) {
+                        Beat::Quiet => {}
+                        // A ping that finds no room is not sent: a side that does not read what it is
+                        // sent will not answer either, and is given up all the same.
+                        Beat::Ping => drop(shared.queue.try_push(Outbound::Ping(Bytes::new()), false)),
+                        Beat::Gone => {
+                            let timeout = heartbeat.timeout();
+                            return CloseReason::Local(CloseFrame::new(
+                                CloseCode::INTERNAL,
+                                format!("no sign of life within {timeout:?} of a ping"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one thing the transport delivered; `Err` with the reason when reading is over for good.
+    fn on_inbound(
+        &mut self,
+        next: Option<Result<Inbound, TransportError>>,
+        reading: &mut Reading,
+    ) -> Result<(), CloseReason> {
+        if let Some(Ok(_)) = &next {
+            self.heard = true;
+        }
+        if let Reading::Closing(frame) = reading {
+            // After the close frame, only the end of the stream matters.
+            return match next {
+                None | Some(Err(_)) => Err(CloseReason::Remote(frame.clone())),
+                Some(Ok(_)) => Ok(()),
+            };
+        }
+        match next {
+            Some(Ok(Inbound::Frame(frame))) => {
+                self.dispatcher.on_frame(frame);
+                Ok(())
+            }
+            Some(Ok(Inbound::Close(frame))) => {
+                *reading = Reading::Closing(frame);
+                Ok(())
+            }
+            // A pong, or what a newer transport may add: a sign of life, nothing more.
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => match e.close_code() {
+                Some(code) => {
+                    // The other side broke a rule: close with the code that says which.
+                    self.violation(CloseFrame::new(code, e.to_string()));
+                    *reading = Reading::Done;
+                    Ok(())
+                }
+                None => Err(CloseReason::Transport(e.to_string().into())),
+            },
+            None => Err(CloseReason::Transport(
+                "the connection ended without a close frame".into(),
+            )),
+        }
+    }
+
+    /// Carries out what the dispatcher decided, in order.
+    fn act(&mut self) {
+        while let Some(action) = self.dispatcher.next_action() {
+            match action {
+                Action::Reply(answer) => self.reply(answer),
+                Action::Start(job, ticket) => match self.handlers.start(job, ticket) {
+                    Started::Done(None) => self.dispatcher.on_finished(ticket),
+                    // A handler done at once whose answer finds no room keeps its places while it waits
+                    // for room, as a handler running as a task does: answers never pile up here.
+                    Started::Done(Some(answer)) => match self.shared.try_send(answer, true) {
+                        Ok(()) | Err(Refused::Closed) => self.dispatcher.on_finished(ticket),
+                        Err(Refused::Full(answer)) => self.handlers.hold(answer, ticket),
+                    },
+                    Started::Running => {}
+                },
+                Action::Answer(id, answer) => {
+                    let delivered = std::str::from_utf8(&id)
+                        .ok()
+                        .and_then(|id| id.parse::<u64>().ok())
+                        .is_some_and(|id| self.shared.pending.complete(id, answer));
+                    if !delivered {
+                        tracing::debug!(
+                            id = %String::from_utf8_lossy(&id),
+                            "dropped an answer to no pending call (late, withdrawn or unknown)"
+                        );
+                    }
+                }
+                Action::Cancel(id) => {
+                    if !self.handlers.cancel(&id) {
+                        tracing::debug!(%id, "ignored a $/cancelRequest for no running request");
+                    }
+                }
+                Action::Close(frame) => self.violation(frame),
+            }
+        }
+    }
+
+    /// The other side broke a rule: the connection closes with `frame`.
+    fn violation(&mut self, frame: CloseFrame) {
+        tracing::debug!(%frame, "closing a connection whose other side broke a rule");
+        self.shared.request_close(frame);
+    }
+
+    /// Queues an answer the dispatcher made (an error, a refusal), or holds it until the writer's queue has
+    /// room. What is held is bounded by [`PeerConfig::max_queued_bytes`](crate::PeerConfig) more bytes
+    /// (counting 64 bytes of overhead each); past that the other side sends faster than it reads, and the
+    /// connection closes with 1008.
+    fn reply(&mut self, answer: String) {
+        if self.stash.is_empty() {
+            match self.shared.try_send(answer, true) {
+                Ok(()) | Err(Refused::Closed) => return,
+                Err(Refused::Full(answer)) => {
+                    self.stash_bytes = answer.len() + STASH_OVERHEAD;
+                    self.stash.push_back(answer);
+                }
+            }
+        } else {
+            self.stash_bytes += answer.len() + STASH_OVERHEAD;
+            self.stash.push_back(answer);
+        }
+        if self.stash_bytes > self.shared.config.max_queued_bytes.max(1) {
+            self.stash.clear();
+            self.stash_bytes = 0;
+            let limit = self.shared.config.max_queued_bytes;
+            self.violation(CloseFrame::new(
+                CloseCode::POLICY,
+                format!("more than {limit} bytes of answers waiting to be written: the other side sends faster than it reads"),
+            ));
+        }
+    }
+
+    fn flush_stash(&mut self) {
+        while let Some(answer) = self.stash.pop_front() {
+            let bytes = answer.len() + STASH_OVERHEAD;
+            match self.shared.try_send(answer, true) {
+                Ok(()) => self.stash_bytes -= bytes,
+                Err(Refused::Full(answer)) => {
+                    self.stash.push_front(answer);
+                    break;
+                }
+                // The connection is ending: nothing more will be sent.
+                Err(Refused::Closed) => {
+                    self.stash.clear();
+                    self.stash_bytes = 0;
+                }
+            }
+        }
+    }
+
+    /// During a graceful close: once no request runs, close.
+    fn check_drained(&self, drain: Option<&Drain>) {
+        if let Some(drain) = drain
+            && self.dispatcher.running_requests() == 0
+        {
+            self.shared.request_close(drain.frame.clone());
+        }
+    }
+
+    fn publish_stats(&self) {
+        let (requests, notifications) = self.dispatcher.queued();
+        self.shared.stats.publish(self.handlers.len(), requests, notifications);
+    }
+}
+
+/// Sleeps until `deadline`; forever when there is none (the branch is disabled then anyway).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
