@@ -78,7 +78,7 @@ pub(super) async fn drive<T: Transport>(
         handlers: Handlers::new(shared.clone(), handle),
         stash: VecDeque::new(),
         stash_bytes: 0,
-        heard: false,
+        last_heard: Instant::now(),
         shared,
     };
     let reason = driver.run(sink, &mut stream, writer_lifecycle).await;
@@ -100,8 +100,8 @@ struct Driver {
     stash: VecDeque<String>,
     /// Their bytes, each counted with [`STASH_OVERHEAD`].
     stash_bytes: usize,
-    /// Whether anything arrived since the heartbeat last looked.
-    heard: bool,
+    /// When anything last arrived (set once per burst of reads), for the heartbeat.
+    last_heard: Instant,
 }
 
 impl Driver {
@@ -154,6 +154,9 @@ impl Driver {
             let stash_front = self.stash.front().map(String::len);
             tokio::select! {
                 next = stream.next(), if !matches!(reading, Reading::Done) => {
+                    if let Some(Ok(_)) = &next {
+                        self.last_heard = Instant::now();
+                    }
                     // Frames that are already here are read one after another, a burst at most.
                     let mut next = next;
                     let mut read = 0;
@@ -255,7 +258,7 @@ impl Driver {
                     if closing || !due(heartbeat.deadline()) {
                         continue;
                     }
-                    match heartbeat.beat(std::mem::take(&mut self.heard), now) {
+                    match heartbeat.beat(self.last_heard, now) {
                         Beat::Quiet => {}
                         // A ping that finds no room is not sent: a side that does not read what it is
                         // sent will not answer either, and is given up all the same.
@@ -279,9 +282,6 @@ impl Driver {
         next: Option<Result<Inbound, TransportError>>,
         reading: &mut Reading,
     ) -> Result<(), CloseReason> {
-        if let Some(Ok(_)) = &next {
-            self.heard = true;
-        }
         if let Reading::Closing(frame) = reading {
             // After the close frame, only the end of the stream matters.
             return match next {

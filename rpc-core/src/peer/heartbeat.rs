@@ -9,7 +9,7 @@ use crate::config::PeerConfig;
 /// What the heartbeat decided at one of its deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Beat {
-    /// The other side was heard from: nothing to do.
+    /// The other side was heard from recently enough: nothing to do.
     Quiet,
     /// Silence for a whole interval: send a ping.
     Ping,
@@ -17,13 +17,14 @@ pub(super) enum Beat {
     Gone,
 }
 
-/// The heartbeat of one connection.
+/// The heartbeat of one connection. The other side is judged only by what it sends (this side never
+/// stops reading): silent for `interval`, it is pinged; silent `timeout` longer, it is gone.
 #[derive(Debug)]
 pub(super) struct Heartbeat {
     interval: Option<Duration>,
     timeout: Duration,
     next: Instant,
-    pinged: bool,
+    pinged_at: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -33,7 +34,7 @@ impl Heartbeat {
             interval,
             timeout: config.heartbeat_timeout,
             next: now + interval.unwrap_or_default(),
-            pinged: false,
+            pinged_at: None,
         }
     }
 
@@ -47,19 +48,19 @@ impl Heartbeat {
         self.timeout
     }
 
-    /// Decides at the deadline: `heard` tells whether anything arrived since the last one. The other side
-    /// is judged by what it sends alone (this side never stops reading).
-    pub(super) fn beat(&mut self, heard: bool, now: Instant) -> Beat {
+    /// Decides at the deadline, given when the other side was last heard from.
+    pub(super) fn beat(&mut self, last_heard: Instant, now: Instant) -> Beat {
         let interval = self.interval.unwrap_or_default();
-        if heard {
-            self.pinged = false;
-            self.next = now + interval;
+        let heard_since_ping = self.pinged_at.is_some_and(|pinged| last_heard >= pinged);
+        if heard_since_ping || (self.pinged_at.is_none() && now < last_heard + interval) {
+            self.pinged_at = None;
+            self.next = (last_heard + interval).max(now);
             return Beat::Quiet;
         }
-        if self.pinged {
+        if self.pinged_at.is_some() {
             return Beat::Gone;
         }
-        self.pinged = true;
+        self.pinged_at = Some(now);
         self.next = now + self.timeout;
         Beat::Ping
     }
@@ -77,25 +78,37 @@ mod tests {
         (Heartbeat::new(&config, now), now)
     }
 
-    #[test]
-    fn silence_brings_a_ping_then_the_end() {
-        let (mut h, now) = heartbeat();
-        assert_eq!(h.deadline(), Some(now + Duration::from_secs(30)));
-        let t = now + Duration::from_secs(30);
-        assert_eq!(h.beat(false, t), Beat::Ping);
-        assert_eq!(h.deadline(), Some(t + Duration::from_secs(10)));
-        assert_eq!(h.beat(false, t + Duration::from_secs(10)), Beat::Gone);
+    const fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
     }
 
     #[test]
-    fn an_answer_or_any_traffic_keeps_the_connection() {
+    fn silence_brings_a_ping_then_the_end() {
         let (mut h, now) = heartbeat();
-        let t = now + Duration::from_secs(30);
-        assert_eq!(h.beat(true, t), Beat::Quiet);
-        assert_eq!(h.deadline(), Some(t + Duration::from_secs(30)));
-        let t = t + Duration::from_secs(30);
-        assert_eq!(h.beat(false, t), Beat::Ping);
-        assert_eq!(h.beat(true, t + Duration::from_secs(10)), Beat::Quiet);
+        assert_eq!(h.deadline(), Some(now + secs(30)));
+        let t = now + secs(30);
+        assert_eq!(h.beat(now, t), Beat::Ping);
+        assert_eq!(h.deadline(), Some(t + secs(10)));
+        assert_eq!(h.beat(now, t + secs(10)), Beat::Gone);
+    }
+
+    #[test]
+    fn silence_is_counted_from_the_last_thing_heard() {
+        let (mut h, now) = heartbeat();
+        // Heard at 5 s: the next look is at 35 s, and silence from then on is found at 35 + 10 s.
+        assert_eq!(h.beat(now + secs(5), now + secs(30)), Beat::Quiet);
+        assert_eq!(h.deadline(), Some(now + secs(35)));
+        assert_eq!(h.beat(now + secs(5), now + secs(35)), Beat::Ping);
+        assert_eq!(h.beat(now + secs(5), now + secs(45)), Beat::Gone);
+    }
+
+    #[test]
+    fn an_answer_to_the_ping_keeps_the_connection() {
+        let (mut h, now) = heartbeat();
+        let t = now + secs(30);
+        assert_eq!(h.beat(now, t), Beat::Ping);
+        assert_eq!(h.beat(t + secs(1), t + secs(10)), Beat::Quiet);
+        assert_eq!(h.deadline(), Some(t + secs(31)));
     }
 
     #[test]
