@@ -3,38 +3,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 
 use birpc::prelude::*;
-use common::{RawClient, example, within};
+use common::{RawClient, example, interop_server, within};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::mpsc;
-
-/// Starts the interoperability server and returns it with the address from its first line.
-async fn interop_server() -> (Child, SocketAddr) {
-    let mut child = Command::new(example("interop_server"))
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start interop_server");
-    let stdout = child.stdout.take().expect("stdout");
-    let first = within("the first line", BufReader::new(stdout).lines().next_line())
-        .await
-        .unwrap()
-        .unwrap();
-    let url = first
-        .strip_prefix("listening on ws://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-    let addr: SocketAddr = url.parse().unwrap();
-    assert_ne!(addr.port(), 0, "the real port is printed");
-    (child, addr)
-}
 
 #[derive(Deserialize)]
 struct Shout {

@@ -209,3 +209,25 @@ pub fn run_bounded(mut command: std::process::Command, limit: Duration) -> std::
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Starts the interoperability server and returns it with the address from its first line.
+pub async fn interop_server() -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(example("interop_server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start interop_server");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = within("the first line", tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("listening on ws://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let addr: SocketAddr = url.parse().unwrap();
+    assert_ne!(addr.port(), 0, "the real port is printed");
+    (child, addr)
+}
