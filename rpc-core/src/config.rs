@@ -51,6 +51,11 @@ pub struct PeerConfig {
     /// The most received notifications waiting for their turn (they are handled one after another, in
     /// the order they arrived, and a request that arrived after one starts after it). Default: 1024.
     ///
+    /// Arrival order has one consequence to know: a request that arrives while notifications wait starts
+    /// after them. A notification handler may call its sender back and await the answer; if the sender,
+    /// before answering, calls this side back again while further notifications wait, that request waits
+    /// behind them and the exchange ends at the call's timeout.
+    ///
     /// A notification that finds this queue full (or
     /// [`max_queued_received_bytes`](Self::max_queued_received_bytes) used up) cannot be refused, since
     /// notifications have no answer, and is never dropped in silence: the connection closes with 1008
@@ -81,8 +86,8 @@ pub struct PeerConfig {
     pub max_queued_bytes: usize,
     /// How long a write to the connection may make no progress. Default: 30 s; `None` waits forever.
     ///
-    /// When one write (a burst of frames and its flush, or the close frame) has not completed within it,
-    /// the other side is taken to have stopped reading: the connection ends at once, without a closing
+    /// When the transport has not taken one frame (or a flush, or the close frame) within it, the other
+    /// side is taken to have stopped reading: the connection ends at once, without a closing
     /// handshake, with [`CloseReason::Local`](crate::CloseReason::Local) 1008 saying so. Pending calls fail
     /// with [`CallError::Disconnected`](crate::CallError::Disconnected) and running handlers are
     /// cancelled.

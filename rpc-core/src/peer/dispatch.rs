@@ -163,9 +163,9 @@ impl Dispatcher {
         action
     }
 
-    /// Request places taken by running handlers.
-    pub(super) fn running_requests(&self) -> usize {
-        self.running
+    /// Whether nothing runs or waits: no request, no notification (a graceful close waits for this).
+    pub(super) fn is_idle(&self) -> bool {
+        self.running == 0 && !self.notifying && self.waiting.is_empty()
     }
 
     /// Requests and notifications waiting for their turn.
@@ -181,10 +181,14 @@ impl Dispatcher {
             && self.extra < self.max_extra
     }
 
-    /// This side now has `count` calls awaiting answers: as many extra places are usable.
+    /// This side now has `count` calls awaiting answers: as many extra places are usable (told before
+    /// every turn, so that it is never stale).
     pub(super) fn calls_pending(&mut self, count: usize) {
+        let grew = count > self.calls_pending;
         self.calls_pending = count;
-        self.advance();
+        if grew {
+            self.advance();
+        }
     }
 
     /// A started job's handler is done: its places (or the notification lane) are free again.
@@ -243,23 +247,27 @@ impl Dispatcher {
                 Step::Notify(notification) => self.submit(Job::Notification(notification), bytes),
             },
             Received::Batch(messages) => {
+                // The entries of a batch may be handled in any order (JSON-RPC 2.0, section 6): its
+                // requests go as one job, holding the frame's bytes, then its notifications in order.
                 let mut requests = Vec::new();
                 let mut answered = Vec::new();
+                let mut notifications = Vec::new();
                 for message in messages {
                     match self.on_message(message) {
                         Step::Nothing => {}
                         Step::Reply(answer) => answered.push(answer),
                         Step::Run(request) => requests.push(request),
-                        Step::Notify(notification) => {
-                            self.submit(Job::Notification(notification), std::mem::take(&mut bytes));
-                        }
+                        Step::Notify(notification) => notifications.push(notification),
                     }
                 }
                 if !requests.is_empty() {
-                    self.submit(Job::Batch(BatchJob { requests, answered }), bytes);
+                    self.submit(Job::Batch(BatchJob { requests, answered }), std::mem::take(&mut bytes));
                 } else if !answered.is_empty() {
                     let answer = fit_batch(answered, self.max_message_size);
                     self.reply(answer);
+                }
+                for notification in notifications {
+                    self.submit(Job::Notification(notification), std::mem::take(&mut bytes));
                 }
                 // A batch of notifications and responses only gets no answer at all.
             }
@@ -433,7 +441,9 @@ impl Dispatcher {
                     self.queued_requests -= 1;
                     self.queued_bytes -= waiting.bytes;
                     self.waiting.remove(index);
-                    return self.reply(answer);
+                    self.reply(answer);
+                    // What waited behind it may start now.
+                    return self.advance();
                 }
                 Job::Batch(batch) => {
                     let Some(entry) = batch.requests.iter().position(|r| r.id.as_bytes() == id) else {
@@ -453,9 +463,9 @@ impl Dispatcher {
                             let answer = fit_batch(batch.answered, self.max_message_size);
                             self.reply(answer);
                         }
-                        self.advance();
                     }
-                    return;
+                    // What waited behind it (or the batch itself, now smaller) may start now.
+                    return self.advance();
                 }
                 _ => {}
             }
@@ -649,6 +659,60 @@ mod tests {
         assert!(drain_actions(&mut d).is_empty(), "one extra place per awaiting call");
         d.on_finished(Ticket::Requests { places: 1, extra: 1 });
         assert_eq!(drain_actions(&mut d), ["start r3"]);
+    }
+
+    #[test]
+    fn a_cancel_that_frees_the_head_of_the_queue_starts_what_waited_behind_it() {
+        let mut d = dispatcher(1, 4);
+        d.on_frame(request(1));
+        d.on_frame(request(2));
+        d.on_frame(notification(3));
+        assert_eq!(drain_actions(&mut d), ["start r1"]);
+        d.on_frame(cancel(2));
+        let actions = drain_actions(&mut d);
+        assert!(actions[0].contains(r#""id":2,"error":{"code":-32800"#), "{actions:?}");
+        assert_eq!(actions[1..], ["start n[3]"]);
+    }
+
+    #[test]
+    fn extra_places_follow_the_calls_pending_now() {
+        let mut d = dispatcher(1, 4);
+        d.on_frame(request(1));
+        d.calls_pending(5);
+        d.calls_pending(0);
+        d.on_frame(request(2));
+        assert_eq!(
+            drain_actions(&mut d),
+            ["start r1"],
+            "no call awaits an answer: no extra place"
+        );
+        assert_eq!(d.queued(), (1, 0));
+    }
+
+    #[test]
+    fn a_batch_with_requests_and_notifications_counts_its_bytes_once_against_the_queue() {
+        let config = PeerConfig::default()
+            .max_concurrent_requests(1)
+            .max_queued_received_bytes(200);
+        let mut d = Dispatcher::new(router(), &config);
+        d.on_frame(request(1));
+        let batch = |a: u64, b: u64| {
+            let (n, r) = (notification(a), request(b));
+            Bytes::from(format!(
+                "[{},{}]",
+                String::from_utf8_lossy(&n),
+                String::from_utf8_lossy(&r)
+            ))
+        };
+        d.on_frame(batch(10, 2));
+        // The batch's requests go first, then its notification, which waits behind them.
+        assert_eq!(drain_actions(&mut d), ["start r1"]);
+        // The first batch holds its frame's bytes while its request waits: a second does not fit.
+        d.on_frame(batch(11, 3));
+        let actions = drain_actions(&mut d);
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(actions[0].contains(r#""id":3,"error":{"code":-32005"#), "{actions:?}");
+        assert_eq!(d.queued(), (1, 2));
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub(super) async fn drive<T: Transport>(
         stash: VecDeque::new(),
         stash_bytes: 0,
         last_heard: Instant::now(),
+        published: (0, 0, 0),
         shared,
     };
     let reason = driver.run(sink, &mut stream, writer_lifecycle).await;
@@ -102,6 +103,8 @@ struct Driver {
     stash_bytes: usize,
     /// When anything last arrived (set once per burst of reads), for the heartbeat.
     last_heard: Instant,
+    /// The figures last published for [`PeerHandle::stats`](crate::PeerHandle::stats).
+    published: (usize, usize, usize),
 }
 
 impl Driver {
@@ -128,29 +131,40 @@ impl Driver {
         let mut drain: Option<Drain> = None;
         let requested = || shared.lifecycle.borrow().close_request.clone();
         let mut watching_calls = false;
+        // One timer, moved only when the earliest deadline changes (not made anew each turn).
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let closing = close_deadline.is_some();
             let draining = drain.as_ref().filter(|_| !closing);
+            // The pending table is looked at once a turn: its size lends extra places, its earliest
+            // deadline sets the timer.
+            let (calls_pending, earliest_call) = shared.pending.load();
+            self.dispatcher.calls_pending(calls_pending);
+            self.act();
             let watch_calls = self.dispatcher.waits_for_calls();
             if watch_calls != watching_calls {
                 shared.pending.watch_growth(watch_calls);
                 watching_calls = watch_calls;
-            }
-            if watch_calls {
-                self.dispatcher.calls_pending(shared.pending.len());
-                self.act();
             }
             self.publish_stats();
             // One timer for everything timed.
             let timer = [
                 close_deadline,
                 draining.map(|d| d.deadline),
-                shared.pending.earliest(),
+                earliest_call,
                 heartbeat.deadline().filter(|_| !closing),
             ]
             .into_iter()
             .flatten()
             .min();
+            if let Some(at) = timer
+                && armed != Some(at)
+            {
+                sleep.as_mut().reset(at);
+                armed = Some(at);
+            }
             let stash_front = self.stash.front().map(String::len);
             tokio::select! {
                 next = stream.next(), if !matches!(reading, Reading::Done) => {
@@ -238,7 +252,8 @@ impl Driver {
                     }
                 }
                 () = shared.pending.deadline_moved() => {}
-                () = sleep_until(timer), if timer.is_some() => {
+                () = &mut sleep, if timer.is_some() => {
+                    armed = None;
                     let now = Instant::now();
                     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
                     if due(close_deadline) {
@@ -404,25 +419,22 @@ impl Driver {
         }
     }
 
-    /// During a graceful close: once no request runs, close.
+    /// During a graceful close: once no request runs and no notification runs or waits, close.
     fn check_drained(&self, drain: Option<&Drain>) {
         if let Some(drain) = drain
-            && self.dispatcher.running_requests() == 0
+            && self.dispatcher.is_idle()
         {
             self.shared.request_close(drain.frame.clone());
         }
     }
 
-    fn publish_stats(&self) {
+    /// Publishes what only the driver knows, when it changed.
+    fn publish_stats(&mut self) {
         let (requests, notifications) = self.dispatcher.queued();
-        self.shared.stats.publish(self.handlers.len(), requests, notifications);
-    }
-}
-
-/// Sleeps until `deadline`; forever when there is none (the branch is disabled then anyway).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        let now = (self.handlers.len(), requests, notifications);
+        if now != self.published {
+            self.published = now;
+            self.shared.stats.publish(now.0, now.1, now.2);
+        }
     }
 }

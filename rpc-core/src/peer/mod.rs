@@ -1,8 +1,11 @@
 //! The symmetric peer: one per connection, the same on both sides.
 //!
-//! A [`Peer`] drives one connection: its reader parses what arrives and admits requests to their handlers,
-//! its writer sends what is queued, and notifications are handled one after another. A [`PeerHandle`] is
-//! how the rest of the program calls the other side. "Server" and "client" only say who dialled.
+//! A [`Peer`] drives one connection. Its driver (`driver.rs`) owns the connection's IO and state and always
+//! reads; the dispatcher (`dispatch.rs`, sans-IO) decides what each received message does: answers go to
+//! the pending calls (`pending.rs`), requests and notifications to their handlers (`handlers.rs`) within
+//! the running and queue bounds, the rest is refused or answered at once. The writer (`outbound.rs`) sends
+//! what is queued (`queue.rs`). A [`PeerHandle`] is how the rest of the program calls the other side.
+//! "Server" and "client" only say who dialled.
 
 mod batch;
 mod dispatch;

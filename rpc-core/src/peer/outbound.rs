@@ -45,8 +45,8 @@ async fn timed<T>(
 ///
 /// On a close request the frames already queued are sent first, then the close frame.
 ///
-/// The bytes of a burst count against the queue's bound until they are flushed. A burst (or the close
-/// frame) not written within `write_timeout` ends the writer with [`WriterEnd::Stalled`].
+/// The bytes of a burst count against the queue's bound until they are flushed. A frame, a flush or the
+/// close not taken by the transport within `write_timeout` ends the writer with [`WriterEnd::Stalled`].
 pub(super) async fn write<S>(
     mut sink: S,
     queue: &FrameQueue,
@@ -80,7 +80,7 @@ where
                     // driver ends it.
                     return futures::future::pending().await;
                 }
-                if let Err(end) = timed(write_timeout, send_batch(&mut sink, queue, &mut batch)).await {
+                if let Err(end) = send_batch(&mut sink, queue, &mut batch, write_timeout).await {
                     return end;
                 }
             }
@@ -88,17 +88,24 @@ where
     }
 }
 
-/// Writes and flushes `batch`, then gives its bytes back to the queue's bound.
-async fn send_batch<S>(sink: &mut S, queue: &FrameQueue, batch: &mut VecDeque<Outbound>) -> Result<(), TransportError>
+/// Writes and flushes `batch`, then gives its bytes back to the queue's bound. Each frame, and the flush,
+/// must be taken by the transport within `write_timeout`: the timer measures a lack of progress, not the
+/// time a long burst takes.
+async fn send_batch<S>(
+    sink: &mut S,
+    queue: &FrameQueue,
+    batch: &mut VecDeque<Outbound>,
+    write_timeout: Option<Duration>,
+) -> Result<(), WriterEnd>
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
     let mut written = 0;
     while let Some(frame) = batch.pop_front() {
         written += FrameQueue::cost(&frame);
-        sink.feed(frame).await?;
+        timed(write_timeout, sink.feed(frame)).await?;
     }
-    sink.flush().await?;
+    timed(write_timeout, sink.flush()).await?;
     queue.written(written, batch);
     Ok(())
 }
@@ -122,7 +129,7 @@ where
 {
     let mut batch = VecDeque::new();
     while queue.take(&mut batch).await {
-        if let Err(end) = timed(write_timeout, send_batch(sink, queue, &mut batch)).await {
+        if let Err(end) = send_batch(sink, queue, &mut batch, write_timeout).await {
             return end;
         }
     }

@@ -235,8 +235,15 @@ impl Pending {
     }
 
     /// The earliest deadline of a pending call, if any.
+    #[cfg(test)]
     pub(crate) fn earliest(&self) -> Option<Instant> {
         self.lock().earliest
+    }
+
+    /// The number of pending calls and the earliest deadline among them, in one look.
+    pub(crate) fn load(&self) -> (usize, Option<Instant>) {
+        let table = self.lock();
+        (table.calls.len(), table.earliest)
     }
 
     /// Resolves when a call brings an earlier deadline.
