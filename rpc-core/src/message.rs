@@ -100,7 +100,7 @@ pub enum Message<'a> {
     /// An answer to one of this side's requests.
     Response {
         /// The JSON text of the id it names.
-        id: Bytes,
+        id: &'a str,
         /// The `result` member's JSON text, or the `error` member decoded.
         outcome: Result<Bytes, ErrorObject>,
     },
@@ -114,7 +114,7 @@ pub enum Message<'a> {
     /// A malformed response; reported to the call it names, if any, and never answered.
     InvalidResponse {
         /// The JSON text of the id, when present.
-        id: Option<Bytes>,
+        id: Option<&'a str>,
         /// What was wrong.
         reason: &'static str,
     },
@@ -160,7 +160,7 @@ impl<'a> Message<'a> {
                 }
             }
             Item::Response(response) => Message::Response {
-                id: part(response.id),
+                id: response.id.get(),
                 outcome: response.outcome.map(part),
             },
             Item::Invalid { id, error } => Message::Invalid {
@@ -168,7 +168,7 @@ impl<'a> Message<'a> {
                 error,
             },
             Item::InvalidResponse { id, reason } => Message::InvalidResponse {
-                id: id.map(part),
+                id: id.map(RawValue::get),
                 reason,
             },
         }

@@ -72,12 +72,25 @@ pub(super) enum Action {
     Reply(String),
     /// Run this job's handler now; give the ticket back when it is done.
     Start(Job, Ticket),
-    /// Hand this answer to the call of this side whose id is this JSON text.
-    Answer(Bytes, Answer),
+    /// Hand this answer to the call of this side with this id.
+    Answer(u64, Answer),
     /// Abort the running handler answering this id, if there is one (`$/cancelRequest`).
     Cancel(RawId),
     /// The other side broke a rule: close the connection with this frame.
     Close(CloseFrame),
+}
+
+/// Where the dispatcher's actions go, in order, as they are decided: the driver carries each out at once
+/// (tests collect them in a `Vec`). Pushing them into the driver, instead of queueing them in the
+/// dispatcher, saves a queue's round trip per message.
+pub(super) trait Act {
+    fn act(&mut self, action: Action);
+}
+
+impl Act for Vec<Action> {
+    fn act(&mut self, action: Action) {
+        self.push(action);
+    }
 }
 
 /// A job waiting for its turn, with what it counts against the queue's bounds.
@@ -124,7 +137,6 @@ pub(super) struct Dispatcher {
     draining: bool,
     /// A rule was broken and the connection is closing: nothing more is dispatched.
     broken: bool,
-    actions: VecDeque<Action>,
 }
 
 impl Dispatcher {
@@ -149,18 +161,7 @@ impl Dispatcher {
             queued_bytes: 0,
             draining: false,
             broken: false,
-            actions: VecDeque::new(),
         }
-    }
-
-    /// The next thing to do, in order.
-    pub(super) fn next_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front();
-        if action.is_none() && self.actions.capacity() > 64 {
-            // A burst does not leave its storage behind on an idle connection.
-            self.actions = VecDeque::new();
-        }
-        action
     }
 
     /// Whether nothing runs or waits: no request, no notification (a graceful close waits for this).
@@ -183,16 +184,16 @@ impl Dispatcher {
 
     /// This side now has `count` calls awaiting answers: as many extra places are usable (told before
     /// every turn, so that it is never stale).
-    pub(super) fn calls_pending(&mut self, count: usize) {
+    pub(super) fn calls_pending(&mut self, count: usize, out: &mut impl Act) {
         let grew = count > self.calls_pending;
         self.calls_pending = count;
         if grew {
-            self.advance();
+            self.advance(out);
         }
     }
 
     /// A started job's handler is done: its places (or the notification lane) are free again.
-    pub(super) fn on_finished(&mut self, ticket: Ticket) {
+    pub(super) fn on_finished(&mut self, ticket: Ticket, out: &mut impl Act) {
         match ticket {
             Ticket::Requests { places, extra } => {
                 self.running = self.running.saturating_sub(places);
@@ -200,12 +201,12 @@ impl Dispatcher {
             }
             Ticket::Notification => self.notifying = false,
         }
-        self.advance();
+        self.advance(out);
     }
 
     /// A graceful close began: requests that have not started are answered -32002 Shutting down, and so
     /// is every request from now on. Waiting notifications still run.
-    pub(super) fn drain(&mut self) {
+    pub(super) fn drain(&mut self, out: &mut impl Act) {
         if std::mem::replace(&mut self.draining, true) {
             return;
         }
@@ -216,15 +217,15 @@ impl Dispatcher {
                 job => {
                     self.queued_requests -= job.requests();
                     self.queued_bytes -= waiting.bytes;
-                    self.refuse(job, &ErrorObject::shutting_down());
+                    self.refuse(job, &ErrorObject::shutting_down(), out);
                 }
             }
         }
-        self.advance();
+        self.advance(out);
     }
 
     /// One received frame (a WebSocket message, a line).
-    pub(super) fn on_frame(&mut self, frame: Bytes) {
+    pub(super) fn on_frame(&mut self, frame: Bytes, out: &mut impl Act) {
         if self.broken {
             return;
         }
@@ -234,17 +235,17 @@ impl Dispatcher {
                 frame.len(),
                 self.max_message_size
             );
-            return self.close(CloseFrame::new(CloseCode::TOO_BIG, detail));
+            return self.close(CloseFrame::new(CloseCode::TOO_BIG, detail), out);
         }
         // The frame's bytes are counted against the queue's bound by the first job that holds it.
         let mut bytes = frame.len();
         match message::receive(&frame, self.max_batch_len) {
-            Received::Rejected(error) => self.reply(message::encode_error(None, &error)),
-            Received::Single(message) => match self.on_message(message) {
+            Received::Rejected(error) => self.reply(message::encode_error(None, &error), out),
+            Received::Single(message) => match self.on_message(message, out) {
                 Step::Nothing => {}
-                Step::Reply(answer) => self.reply(answer),
-                Step::Run(request) => self.submit(Job::Request(request), bytes),
-                Step::Notify(notification) => self.submit(Job::Notification(notification), bytes),
+                Step::Reply(answer) => self.reply(answer, out),
+                Step::Run(request) => self.submit(Job::Request(request), bytes, out),
+                Step::Notify(notification) => self.submit(Job::Notification(notification), bytes, out),
             },
             Received::Batch(messages) => {
                 // The entries of a batch may be handled in any order (JSON-RPC 2.0, section 6): its
@@ -253,7 +254,7 @@ impl Dispatcher {
                 let mut answered = Vec::new();
                 let mut notifications = Vec::new();
                 for message in messages {
-                    match self.on_message(message) {
+                    match self.on_message(message, out) {
                         Step::Nothing => {}
                         Step::Reply(answer) => answered.push(answer),
                         Step::Run(request) => requests.push(request),
@@ -261,20 +262,24 @@ impl Dispatcher {
                     }
                 }
                 if !requests.is_empty() {
-                    self.submit(Job::Batch(BatchJob { requests, answered }), std::mem::take(&mut bytes));
+                    self.submit(
+                        Job::Batch(BatchJob { requests, answered }),
+                        std::mem::take(&mut bytes),
+                        out,
+                    );
                 } else if !answered.is_empty() {
                     let answer = fit_batch(answered, self.max_message_size);
-                    self.reply(answer);
+                    self.reply(answer, out);
                 }
                 for notification in notifications {
-                    self.submit(Job::Notification(notification), std::mem::take(&mut bytes));
+                    self.submit(Job::Notification(notification), std::mem::take(&mut bytes), out);
                 }
                 // A batch of notifications and responses only gets no answer at all.
             }
         }
     }
 
-    fn on_message(&mut self, message: Message<'_>) -> Step {
+    fn on_message(&mut self, message: Message<'_>, out: &mut impl Act) -> Step {
         match message {
             Message::Request { id, method, params } => match self.router.get(&method) {
                 Some(method) => Step::Run(RequestJob {
@@ -286,7 +291,7 @@ impl Dispatcher {
             },
             Message::Notification { method, params } => {
                 if method == CANCEL_METHOD {
-                    self.on_cancel(&params);
+                    self.on_cancel(&params, out);
                     return Step::Nothing;
                 }
                 match self.router.get(&method) {
@@ -305,13 +310,13 @@ impl Dispatcher {
                     Ok(result) => Answer::Result(result),
                     Err(error) => Answer::Error(error),
                 };
-                self.actions.push_back(Action::Answer(id, answer));
+                self.answer(id, answer, out);
                 Step::Nothing
             }
             Message::Invalid { id, error } => Step::Reply(message::encode_error(id.as_ref(), &error)),
             Message::InvalidResponse { id, reason } => {
                 match id {
-                    Some(id) => self.actions.push_back(Action::Answer(id, Answer::Invalid(reason))),
+                    Some(id) => self.answer(id, Answer::Invalid(reason), out),
                     None => tracing::debug!(reason, "dropped an invalid response without an id"),
                 }
                 Step::Nothing
@@ -321,15 +326,15 @@ impl Dispatcher {
 
     /// Starts `job` now if it may (nothing waits before it and it has places), queues it if the queue has
     /// room, refuses it otherwise.
-    fn submit(&mut self, job: Job, bytes: usize) {
+    fn submit(&mut self, job: Job, bytes: usize, out: &mut impl Act) {
         let is_notification = matches!(job, Job::Notification(_));
         if self.draining && !is_notification {
-            return self.refuse(job, &ErrorObject::shutting_down());
+            return self.refuse(job, &ErrorObject::shutting_down(), out);
         }
         if self.waiting.is_empty()
             && let Some(ticket) = self.ticket_for(&job)
         {
-            return self.start(job, ticket);
+            return self.start(job, ticket, out);
         }
         let bytes_fit = self.queued_bytes == 0 || self.queued_bytes.saturating_add(bytes) <= self.max_queued_bytes;
         if is_notification {
@@ -339,12 +344,15 @@ impl Dispatcher {
                 self.waiting.push_back(Waiting { job, bytes });
             } else {
                 let limit = self.max_queued_notifications;
-                self.close(CloseFrame::new(
-                    CloseCode::POLICY,
-                    format!(
-                        "too many notifications waiting (at most {limit}, or their bytes): sent faster than handled"
+                self.close(
+                    CloseFrame::new(
+                        CloseCode::POLICY,
+                        format!(
+                            "too many notifications waiting (at most {limit}, or their bytes): sent faster than handled"
+                        ),
                     ),
-                ));
+                    out,
+                );
             }
             return;
         }
@@ -355,7 +363,7 @@ impl Dispatcher {
             self.waiting.push_back(Waiting { job, bytes });
         } else {
             let busy = self.busy.clone();
-            self.refuse(job, &busy);
+            self.refuse(job, &busy, out);
         }
     }
 
@@ -373,7 +381,7 @@ impl Dispatcher {
         (self.extra + places <= extra_allowed).then_some(Ticket::Requests { places, extra: places })
     }
 
-    fn start(&mut self, job: Job, ticket: Ticket) {
+    fn start(&mut self, job: Job, ticket: Ticket, out: &mut impl Act) {
         match ticket {
             Ticket::Requests { places, extra } => {
                 self.running += places;
@@ -381,11 +389,11 @@ impl Dispatcher {
             }
             Ticket::Notification => self.notifying = true,
         }
-        self.actions.push_back(Action::Start(job, ticket));
+        out.act(Action::Start(job, ticket));
     }
 
     /// Starts waiting jobs, in order, while the first one may start.
-    fn advance(&mut self) {
+    fn advance(&mut self, out: &mut impl Act) {
         while let Some(front) = self.waiting.front() {
             let Some(ticket) = self.ticket_for(&front.job) else {
                 break;
@@ -396,14 +404,14 @@ impl Dispatcher {
                 job => self.queued_requests -= job.requests(),
             }
             self.queued_bytes -= waiting.bytes;
-            self.start(waiting.job, ticket);
+            self.start(waiting.job, ticket, out);
         }
     }
 
     /// Answers every request of a job that will not run with `error`.
-    fn refuse(&mut self, job: Job, error: &ErrorObject) {
+    fn refuse(&mut self, job: Job, error: &ErrorObject, out: &mut impl Act) {
         match job {
-            Job::Request(request) => self.reply(message::encode_error(Some(&request.id), error)),
+            Job::Request(request) => self.reply(message::encode_error(Some(&request.id), error), out),
             Job::Batch(batch) => {
                 let mut answers = batch.answered;
                 answers.extend(
@@ -413,7 +421,7 @@ impl Dispatcher {
                         .map(|request| message::encode_error(Some(&request.id), error)),
                 );
                 let answer = fit_batch(answers, self.max_message_size);
-                self.reply(answer);
+                self.reply(answer, out);
             }
             Job::Notification(_) => {}
         }
@@ -421,7 +429,7 @@ impl Dispatcher {
 
     /// `$/cancelRequest {"id": …}`: a waiting request is answered -32800 at once and never runs; a running
     /// one is aborted by the driver.
-    fn on_cancel(&mut self, params: &Params) {
+    fn on_cancel(&mut self, params: &Params, out: &mut impl Act) {
         #[derive(Deserialize)]
         struct Cancel<'a> {
             #[serde(borrow)]
@@ -441,9 +449,9 @@ impl Dispatcher {
                     self.queued_requests -= 1;
                     self.queued_bytes -= waiting.bytes;
                     self.waiting.remove(index);
-                    self.reply(answer);
+                    self.reply(answer, out);
                     // What waited behind it may start now.
-                    return self.advance();
+                    return self.advance(out);
                 }
                 Job::Batch(batch) => {
                     let Some(entry) = batch.requests.iter().position(|r| r.id.as_bytes() == id) else {
@@ -461,26 +469,35 @@ impl Dispatcher {
                         }) = self.waiting.remove(index)
                         {
                             let answer = fit_batch(batch.answered, self.max_message_size);
-                            self.reply(answer);
+                            self.reply(answer, out);
                         }
                     }
                     // What waited behind it (or the batch itself, now smaller) may start now.
-                    return self.advance();
+                    return self.advance(out);
                 }
                 _ => {}
             }
         }
         let id = RawId::from_checked(Bytes::copy_from_slice(id));
-        self.actions.push_back(Action::Cancel(id));
+        out.act(Action::Cancel(id));
     }
 
-    fn reply(&mut self, answer: String) {
-        self.actions.push_back(Action::Reply(answer));
+    /// An answer for the call of this side whose id is the JSON text `id`. This side numbers its calls
+    /// with plain decimal integers; an answer naming anything else answers none of them.
+    fn answer(&mut self, id: &str, answer: Answer, out: &mut impl Act) {
+        match our_id(id) {
+            Some(id) => out.act(Action::Answer(id, answer)),
+            None => tracing::debug!(id, "dropped an answer to no call of this side"),
+        }
     }
 
-    fn close(&mut self, frame: CloseFrame) {
+    fn reply(&mut self, answer: String, out: &mut impl Act) {
+        out.act(Action::Reply(answer));
+    }
+
+    fn close(&mut self, frame: CloseFrame, out: &mut impl Act) {
         self.broken = true;
-        self.actions.push_back(Action::Close(frame));
+        out.act(Action::Close(frame));
     }
 }
 
@@ -490,6 +507,15 @@ enum Step {
     Reply(String),
     Run(RequestJob),
     Notify(NotificationJob),
+}
+
+/// The id of a call of this side written as `text`: a plain decimal integer that fits in a `u64`.
+fn our_id(text: &str) -> Option<u64> {
+    match text.as_bytes() {
+        [b'0'..=b'9'] => text.parse().ok(),
+        [b'1'..=b'9', ..] => text.parse().ok(),
+        _ => None,
+    }
 }
 
 /// Joins batch answers into one frame, replacing the largest results by -32003 errors until it fits.
@@ -539,12 +565,42 @@ mod tests {
             )
     }
 
-    fn dispatcher(running: usize, queued: usize) -> Dispatcher {
+    /// A dispatcher with the actions it decided, collected.
+    struct Lab {
+        d: Dispatcher,
+        out: Vec<Action>,
+    }
+
+    impl Lab {
+        fn new(d: Dispatcher) -> Self {
+            Self { d, out: Vec::new() }
+        }
+        fn on_frame(&mut self, frame: Bytes) {
+            self.d.on_frame(frame, &mut self.out);
+        }
+        fn on_finished(&mut self, ticket: Ticket) {
+            self.d.on_finished(ticket, &mut self.out);
+        }
+        fn calls_pending(&mut self, count: usize) {
+            self.d.calls_pending(count, &mut self.out);
+        }
+        fn drain(&mut self) {
+            self.d.drain(&mut self.out);
+        }
+        fn queued(&self) -> (usize, usize) {
+            self.d.queued()
+        }
+        fn waits_for_calls(&self) -> bool {
+            self.d.waits_for_calls()
+        }
+    }
+
+    fn dispatcher(running: usize, queued: usize) -> Lab {
         let config = PeerConfig::default()
             .max_concurrent_requests(running)
             .max_queued_requests(queued)
             .max_queued_notifications(2);
-        Dispatcher::new(router(), &config)
+        Lab::new(Dispatcher::new(router(), &config))
     }
 
     fn request(id: u64) -> Bytes {
@@ -564,8 +620,9 @@ mod tests {
     }
 
     /// The actions, each as a short text: `start r1`, `start n1`, `reply …`, `answer 7`, `cancel 3`, `close 1008`.
-    fn drain_actions(d: &mut Dispatcher) -> Vec<String> {
-        std::iter::from_fn(|| d.next_action())
+    fn drain_actions(d: &mut Lab) -> Vec<String> {
+        std::mem::take(&mut d.out)
+            .into_iter()
             .map(|action| match action {
                 Action::Reply(text) => format!("reply {text}"),
                 Action::Start(Job::Request(r), _) => format!("start r{}", r.id),
@@ -576,7 +633,7 @@ mod tests {
                     )
                 }
                 Action::Start(Job::Batch(b), _) => format!("start batch of {}", b.requests.len()),
-                Action::Answer(id, _) => format!("answer {}", String::from_utf8_lossy(&id)),
+                Action::Answer(id, _) => format!("answer {id}"),
                 Action::Cancel(id) => format!("cancel {id}"),
                 Action::Close(frame) => format!("close {}", frame.code.0),
             })
@@ -694,7 +751,7 @@ mod tests {
         let config = PeerConfig::default()
             .max_concurrent_requests(1)
             .max_queued_received_bytes(200);
-        let mut d = Dispatcher::new(router(), &config);
+        let mut d = Lab::new(Dispatcher::new(router(), &config));
         d.on_frame(request(1));
         let batch = |a: u64, b: u64| {
             let (n, r) = (notification(a), request(b));
@@ -751,9 +808,28 @@ mod tests {
     #[test]
     fn an_oversized_frame_closes_with_1009() {
         let config = PeerConfig::default().max_message_size(8);
-        let mut d = Dispatcher::new(router(), &config);
+        let mut d = Lab::new(Dispatcher::new(router(), &config));
         d.on_frame(request(1));
         assert_eq!(drain_actions(&mut d), ["close 1009"]);
+    }
+
+    #[test]
+    fn only_plain_integers_name_calls_of_this_side() {
+        assert_eq!(our_id("0"), Some(0));
+        assert_eq!(our_id("18446744073709551615"), Some(u64::MAX));
+        for other in [
+            "",
+            "01",
+            "-1",
+            "1.0",
+            "1e0",
+            "\"1\"",
+            "null",
+            "18446744073709551616",
+            " 1",
+        ] {
+            assert_eq!(our_id(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::dispatch::{Action, Dispatcher};
+use super::dispatch::{Act, Action, Dispatcher, Ticket};
 use super::handle::PeerHandle;
 use super::handlers::{Handlers, Started};
 use super::heartbeat::{Beat, Heartbeat};
@@ -75,9 +75,13 @@ pub(super) async fn drive<T: Transport>(
     let shared = ending.0.clone();
     let mut driver = Driver {
         dispatcher: Dispatcher::new(router, &shared.config),
-        handlers: Handlers::new(shared.clone(), handle),
-        stash: VecDeque::new(),
-        stash_bytes: 0,
+        exec: Executor {
+            handlers: Handlers::new(shared.clone(), handle),
+            stash: VecDeque::new(),
+            stash_bytes: 0,
+            finished: Vec::new(),
+            shared: shared.clone(),
+        },
         last_heard: Instant::now(),
         published: (0, 0, 0),
         shared,
@@ -96,11 +100,7 @@ pub(super) async fn drive<T: Transport>(
 struct Driver {
     shared: Arc<Shared>,
     dispatcher: Dispatcher,
-    handlers: Handlers,
-    /// Answers the dispatcher made waiting for room in the outgoing queue (see [`Driver::reply`]).
-    stash: VecDeque<String>,
-    /// Their bytes, each counted with [`STASH_OVERHEAD`].
-    stash_bytes: usize,
+    exec: Executor,
     /// When anything last arrived (set once per burst of reads), for the heartbeat.
     last_heard: Instant,
     /// The figures last published for [`PeerHandle::stats`](crate::PeerHandle::stats).
@@ -141,8 +141,8 @@ impl Driver {
             // The pending table is looked at once a turn: its size lends extra places, its earliest
             // deadline sets the timer.
             let (calls_pending, earliest_call) = shared.pending.load();
-            self.dispatcher.calls_pending(calls_pending);
-            self.act();
+            self.dispatcher.calls_pending(calls_pending, &mut self.exec);
+            self.settle();
             let watch_calls = self.dispatcher.waits_for_calls();
             if watch_calls != watching_calls {
                 shared.pending.watch_growth(watch_calls);
@@ -165,7 +165,7 @@ impl Driver {
                 sleep.as_mut().reset(at);
                 armed = Some(at);
             }
-            let stash_front = self.stash.front().map(String::len);
+            let stash_front = self.exec.stash.front().map(String::len);
             tokio::select! {
                 next = stream.next(), if !matches!(reading, Reading::Done) => {
                     if let Some(Ok(_)) = &next {
@@ -177,7 +177,7 @@ impl Driver {
                     loop {
                         let inbound = self.on_inbound(next, &mut reading);
                         // What the frame asked for is done before anything else is read.
-                        self.act();
+                        self.settle();
                         match inbound {
                             Ok(()) => {}
                             Err(end) => match requested() {
@@ -224,15 +224,13 @@ impl Driver {
                         }
                     }
                 }
-                () = shared.finished.wait(), if self.handlers.len() > 0 => {
-                    for ticket in self.handlers.finished() {
-                        self.dispatcher.on_finished(ticket);
-                    }
-                    self.act();
+                () = shared.finished.wait(), if self.exec.handlers.len() > 0 => {
+                    self.exec.finished.extend(self.exec.handlers.finished());
+                    self.settle();
                     self.check_drained(drain.as_ref());
                 }
                 () = shared.queue.room_for(stash_front.unwrap_or(0)), if stash_front.is_some() => {
-                    self.flush_stash();
+                    self.exec.flush_stash();
                 }
                 () = shared.pending.grew(), if watch_calls => {}
                 Ok(()) = lifecycle.changed(), if !closing || drain.is_none() => {
@@ -245,8 +243,8 @@ impl Driver {
                     }
                     // A graceful close: once the running requests are done (or at the deadline), close.
                     if drain.is_none() && let Some(started) = started {
-                        self.dispatcher.drain();
-                        self.act();
+                        self.dispatcher.drain(&mut self.exec);
+                        self.settle();
                         drain = Some(started);
                         self.check_drained(drain.as_ref());
                     }
@@ -306,7 +304,7 @@ impl Driver {
         }
         match next {
             Some(Ok(Inbound::Frame(frame))) => {
-                self.dispatcher.on_frame(frame);
+                self.dispatcher.on_frame(frame, &mut self.exec);
                 Ok(())
             }
             Some(Ok(Inbound::Close(frame))) => {
@@ -318,7 +316,7 @@ impl Driver {
             Some(Err(e)) => match e.close_code() {
                 Some(code) => {
                     // The other side broke a rule: close with the code that says which.
-                    self.violation(CloseFrame::new(code, e.to_string()));
+                    self.exec.violation(CloseFrame::new(code, e.to_string()));
                     *reading = Reading::Done;
                     Ok(())
                 }
@@ -330,43 +328,77 @@ impl Driver {
         }
     }
 
-    /// Carries out what the dispatcher decided, in order.
-    fn act(&mut self) {
-        while let Some(action) = self.dispatcher.next_action() {
-            match action {
-                Action::Reply(answer) => self.reply(answer),
-                Action::Start(job, ticket) => match self.handlers.start(job, ticket) {
-                    Started::Done(None) => self.dispatcher.on_finished(ticket),
-                    // A handler done at once whose answer finds no room keeps its places while it waits
-                    // for room, as a handler running as a task does: answers never pile up here.
-                    Started::Done(Some(answer)) => match self.shared.try_send(answer, true) {
-                        Ok(()) | Err(Refused::Closed) => self.dispatcher.on_finished(ticket),
-                        Err(Refused::Full(answer)) => self.handlers.hold(answer, ticket),
-                    },
-                    Started::Running => {}
-                },
-                Action::Answer(id, answer) => {
-                    let delivered = std::str::from_utf8(&id)
-                        .ok()
-                        .and_then(|id| id.parse::<u64>().ok())
-                        .is_some_and(|id| self.shared.pending.complete(id, answer));
-                    if !delivered {
-                        tracing::debug!(
-                            id = %String::from_utf8_lossy(&id),
-                            "dropped an answer to no pending call (late, withdrawn or unknown)"
-                        );
-                    }
-                }
-                Action::Cancel(id) => {
-                    if !self.handlers.cancel(&id) {
-                        tracing::debug!(%id, "ignored a $/cancelRequest for no running request");
-                    }
-                }
-                Action::Close(frame) => self.violation(frame),
-            }
+    /// Gives the dispatcher back the places of handlers that are done, until no more are.
+    fn settle(&mut self) {
+        while let Some(ticket) = self.exec.finished.pop() {
+            self.dispatcher.on_finished(ticket, &mut self.exec);
         }
     }
 
+    /// During a graceful close: once no request runs and no notification runs or waits, close.
+    fn check_drained(&self, drain: Option<&Drain>) {
+        if let Some(drain) = drain
+            && self.dispatcher.is_idle()
+        {
+            self.shared.request_close(drain.frame.clone());
+        }
+    }
+
+    /// Publishes what only the driver knows, when it changed.
+    fn publish_stats(&mut self) {
+        let (requests, notifications) = self.dispatcher.queued();
+        let now = (self.exec.handlers.len(), requests, notifications);
+        if now != self.published {
+            self.published = now;
+            self.shared.stats.publish(now.0, now.1, now.2);
+        }
+    }
+}
+
+/// Carries out the dispatcher's actions as they are decided: starts handlers, delivers answers, applies
+/// cancels, queues replies. The places of handlers done at once are collected in `finished` and given
+/// back to the dispatcher by [`Driver::settle`].
+struct Executor {
+    shared: Arc<Shared>,
+    handlers: Handlers,
+    /// Answers the dispatcher made waiting for room in the outgoing queue (see [`Executor::reply`]).
+    stash: VecDeque<String>,
+    /// Their bytes, each counted with [`STASH_OVERHEAD`].
+    stash_bytes: usize,
+    /// Tickets of handlers done, not yet given back.
+    finished: Vec<Ticket>,
+}
+
+impl Act for Executor {
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Reply(answer) => self.reply(answer),
+            Action::Start(job, ticket) => match self.handlers.start(job, ticket) {
+                Started::Done(None) => self.finished.push(ticket),
+                // A handler done at once whose answer finds no room keeps its places while it waits
+                // for room, as a handler running as a task does: answers never pile up here.
+                Started::Done(Some(answer)) => match self.shared.try_send(answer, true) {
+                    Ok(()) | Err(Refused::Closed) => self.finished.push(ticket),
+                    Err(Refused::Full(answer)) => self.handlers.hold(answer, ticket),
+                },
+                Started::Running => {}
+            },
+            Action::Answer(id, answer) => {
+                if !self.shared.pending.complete(id, answer) {
+                    tracing::debug!(id, "dropped an answer to no pending call (late, withdrawn or unknown)");
+                }
+            }
+            Action::Cancel(id) => {
+                if !self.handlers.cancel(&id) {
+                    tracing::debug!(%id, "ignored a $/cancelRequest for no running request");
+                }
+            }
+            Action::Close(frame) => self.violation(frame),
+        }
+    }
+}
+
+impl Executor {
     /// The other side broke a rule: the connection closes with `frame`.
     fn violation(&mut self, frame: CloseFrame) {
         tracing::debug!(%frame, "closing a connection whose other side broke a rule");
@@ -416,25 +448,6 @@ impl Driver {
                     self.stash_bytes = 0;
                 }
             }
-        }
-    }
-
-    /// During a graceful close: once no request runs and no notification runs or waits, close.
-    fn check_drained(&self, drain: Option<&Drain>) {
-        if let Some(drain) = drain
-            && self.dispatcher.is_idle()
-        {
-            self.shared.request_close(drain.frame.clone());
-        }
-    }
-
-    /// Publishes what only the driver knows, when it changed.
-    fn publish_stats(&mut self) {
-        let (requests, notifications) = self.dispatcher.queued();
-        let now = (self.handlers.len(), requests, notifications);
-        if now != self.published {
-            self.published = now;
-            self.shared.stats.publish(now.0, now.1, now.2);
         }
     }
 }

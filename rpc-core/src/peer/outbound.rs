@@ -1,6 +1,7 @@
 //! The writer: the one place that sends on the connection.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{FutureExt, Sink, SinkExt};
@@ -22,22 +23,33 @@ pub(super) enum WriterEnd {
     Stalled(Duration),
 }
 
-/// Runs one write, giving up when it has not completed within `limit`. A write that completes at once
-/// (the socket had room: nearly always) costs no timer.
+/// Runs one write, giving up when it has made no progress for `limit`: when `progress` (bumped by the
+/// write as it goes) has not moved over a whole `limit`. A write that completes at once (the socket had
+/// room: nearly always) costs no timer.
 async fn timed<T>(
     limit: Option<Duration>,
+    progress: &AtomicUsize,
     write: impl Future<Output = Result<T, TransportError>>,
 ) -> Result<T, WriterEnd> {
     let mut write = std::pin::pin!(write);
     if let Some(done) = write.as_mut().now_or_never() {
         return done.map_err(WriterEnd::Failed);
     }
-    match limit {
-        Some(limit) => match tokio::time::timeout(limit, write).await {
-            Ok(done) => done.map_err(WriterEnd::Failed),
-            Err(_) => Err(WriterEnd::Stalled(limit)),
-        },
-        None => write.await.map_err(WriterEnd::Failed),
+    let Some(limit) = limit else {
+        return write.await.map_err(WriterEnd::Failed);
+    };
+    let mut seen = progress.load(Ordering::Relaxed);
+    loop {
+        match tokio::time::timeout(limit, write.as_mut()).await {
+            Ok(done) => return done.map_err(WriterEnd::Failed),
+            Err(_) => {
+                let now = progress.load(Ordering::Relaxed);
+                if now == seen {
+                    return Err(WriterEnd::Stalled(limit));
+                }
+                seen = now;
+            }
+        }
     }
 }
 
@@ -64,7 +76,8 @@ where
                 let frame = lifecycle.borrow_and_update().close_request.clone();
                 match (changed, frame) {
                     (Ok(()), Some(frame)) => {
-                        return match timed(write_timeout, close(&mut sink, queue, frame)).await {
+                        let progress = AtomicUsize::new(0);
+                        return match timed(write_timeout, &progress, close(&mut sink, queue, frame)).await {
                             Ok(frame) => WriterEnd::SentClose(frame),
                             Err(end) => end,
                         };
@@ -88,9 +101,9 @@ where
     }
 }
 
-/// Writes and flushes `batch`, then gives its bytes back to the queue's bound. Each frame, and the flush,
-/// must be taken by the transport within `write_timeout`: the timer measures a lack of progress, not the
-/// time a long burst takes.
+/// Writes and flushes `batch`, then gives its bytes back to the queue's bound. The write ends with
+/// [`WriterEnd::Stalled`] when no frame of it has been taken by the transport for `write_timeout`: the
+/// timer measures a lack of progress, not the time a long burst takes.
 async fn send_batch<S>(
     sink: &mut S,
     queue: &FrameQueue,
@@ -100,12 +113,17 @@ async fn send_batch<S>(
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
+    let progress = AtomicUsize::new(0);
     let mut written = 0;
-    while let Some(frame) = batch.pop_front() {
-        written += FrameQueue::cost(&frame);
-        timed(write_timeout, sink.feed(frame)).await?;
-    }
-    timed(write_timeout, sink.flush()).await?;
+    let write = async {
+        while let Some(frame) = batch.pop_front() {
+            written += FrameQueue::cost(&frame);
+            sink.feed(frame).await?;
+            progress.fetch_add(1, Ordering::Relaxed);
+        }
+        sink.flush().await
+    };
+    timed(write_timeout, &progress, write).await?;
     queue.written(written, batch);
     Ok(())
 }
