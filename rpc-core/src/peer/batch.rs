@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
-use super::handle::{CallFuture, PeerHandle};
+use super::call::{CallFuture, CallGuard, deadline, encode, outcome, within};
+use super::handle::PeerHandle;
 use super::pending::Answer;
-use super::shared::{Outstanding, Shared, effective_timeout, encode, within};
+use super::shared::Shared;
 use crate::call_error::CallError;
 use crate::message;
 
@@ -124,7 +124,7 @@ impl<'a> Batch<'a> {
         let ids: Vec<u64> = self.calls.iter().map(|(id, _)| *id).collect();
         let sent_on = self.sent_on.clone();
         let calls = self.calls;
-        let deadline = effective_timeout(config, self.timeout).map(|limit| (Instant::now() + limit, limit));
+        let deadline = deadline(config, self.timeout);
         let mut registered_on = None;
         let outcome = within(deadline, async {
             let shared = link.connection().await?;
@@ -183,10 +183,10 @@ async fn wait<R: DeserializeOwned>(
     id: u64,
     answer: oneshot::Receiver<Answer>,
 ) -> Result<R, CallError> {
-    let mut call = Outstanding::new(shared, id);
+    let mut call = CallGuard::new(shared, id);
     call.sent = true;
     let answer = answer.await;
     call.answered = true;
-    let result = call.shared.resolve(answer)?;
+    let result = outcome(&call.shared, answer)?;
     serde_json::from_slice(&result).map_err(CallError::Decode)
 }

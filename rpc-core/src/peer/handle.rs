@@ -1,22 +1,16 @@
 //! The cloneable handle through which user code calls the other side.
 
 use std::fmt;
-use std::future::Future;
-use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::batch::Batch;
+use super::call::{Call, deadline, encode, within};
 use super::link::Link;
-use super::pending::{Answer, Deadline, Refusal};
-use super::shared::{Drain, Outstanding, Refused, Shared, bounded, effective_timeout, encode, within};
+use super::shared::{Drain, Refused, Shared};
 use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
@@ -83,15 +77,8 @@ impl PeerHandle {
     /// ```
     pub fn call<R>(&self, method: &str, params: impl Serialize) -> Call<R> {
         let id = self.link.next_id();
-        Call {
-            state: CallState::Ready {
-                frame: encode(self.link.config(), Some(id), method, &params),
-                link: self.link.clone(),
-                id,
-                timeout: None,
-            },
-            _result: PhantomData,
-        }
+        let frame = encode(self.link.config(), Some(id), method, &params);
+        Call::new(self.link.clone(), id, frame)
     }
 
     /// Sends a notification: a call without an answer. Returns once it is queued for sending (waiting for
@@ -101,7 +88,7 @@ impl PeerHandle {
     /// [`CallError::Encode`], [`CallError::TooLarge`], [`CallError::Disconnected`], [`CallError::Timeout`].
     pub async fn notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), CallError> {
         let frame = encode(self.link.config(), None, method, &params)?;
-        bounded(effective_timeout(self.link.config(), None), async {
+        within(deadline(self.link.config(), None), async {
             self.link.connection().await?.send(frame).await
         })
         .await
@@ -208,153 +195,4 @@ impl fmt::Debug for PeerHandle {
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }
-}
-
-/// The boxed future of a call that had to wait (for room, for a place, for a connection).
-pub(crate) type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send>>;
-
-/// A call; await it to send it and get the answer. See [`PeerHandle::call`].
-///
-/// The params are encoded when the call is made; nothing is sent until it is first polled. It owns what
-/// it needs, so it can be moved into a task. When the connection has room, the first poll registers the
-/// call and queues it without waiting, and later polls only look for the answer; the call's timeout is kept
-/// by the connection (one timer for all its calls), not by a timer of its own.
-#[must_use = "a call does nothing until it is awaited"]
-pub struct Call<R> {
-    state: CallState,
-    _result: PhantomData<fn() -> R>,
-}
-
-enum CallState {
-    Ready {
-        link: Link,
-        id: u64,
-        frame: Result<String, CallError>,
-        timeout: Option<Option<Duration>>,
-    },
-    /// Registered and queued: only the answer is awaited.
-    Waiting {
-        call: Outstanding,
-        answer: oneshot::Receiver<Answer>,
-    },
-    /// Waiting for room, a place or a connection first.
-    Slow(CallFuture<Bytes>),
-    Done,
-}
-
-impl<R> Call<R> {
-    /// Sets this call's timeout, replacing the peer's default; `None` waits forever. Has no effect once the
-    /// call has been polled.
-    pub fn timeout(mut self, limit: Option<Duration>) -> Self {
-        if let CallState::Ready { timeout, .. } = &mut self.state {
-            *timeout = Some(limit);
-        }
-        self
-    }
-}
-
-impl<R: DeserializeOwned> Future for Call<R> {
-    type Output = Result<R, CallError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        loop {
-            let result = match &mut self.state {
-                CallState::Ready { .. } => {
-                    let state = std::mem::replace(&mut self.state, CallState::Done);
-                    if let CallState::Ready {
-                        link,
-                        id,
-                        frame,
-                        timeout,
-                    } = state
-                    {
-                        match start(link, id, frame, timeout) {
-                            Ok(next) => self.state = next,
-                            Err(error) => return std::task::Poll::Ready(Err(error)),
-                        }
-                    }
-                    continue;
-                }
-                CallState::Waiting { call, answer } => {
-                    let answer = std::task::ready!(Pin::new(answer).poll(cx));
-                    call.answered = true;
-                    call.shared.resolve(answer)
-                }
-                CallState::Slow(running) => std::task::ready!(running.as_mut().poll(cx)),
-                CallState::Done => Err(CallError::NotSent),
-            };
-            self.state = CallState::Done;
-            return std::task::Poll::Ready(
-                result.and_then(|bytes| serde_json::from_slice(&bytes).map_err(CallError::Decode)),
-            );
-        }
-    }
-}
-
-/// Starts a call: at once when the connection has a place and room, else through the slow path.
-fn start(
-    link: Link,
-    id: u64,
-    frame: Result<String, CallError>,
-    timeout: Option<Option<Duration>>,
-) -> Result<CallState, CallError> {
-    let frame = frame?;
-    let deadline = effective_timeout(link.config(), timeout).map(|limit| (Instant::now() + limit, limit));
-    if let Some(shared) = link.now() {
-        let (tx, answer) = oneshot::channel();
-        match shared.pending.try_insert(id, tx, deadline, true) {
-            Ok(()) => {
-                let mut call = Outstanding::new(shared, id);
-                return match call.shared.try_send(frame, true) {
-                    Ok(()) => {
-                        call.sent = true;
-                        Ok(CallState::Waiting { call, answer })
-                    }
-                    Err(Refused::Full(frame)) => {
-                        call.shared.pending.set_unsent(id);
-                        Ok(CallState::Slow(Box::pin(finish_sending(call, frame, answer, deadline))))
-                    }
-                    Err(Refused::Closed) => Err(call.shared.disconnected()),
-                };
-            }
-            Err(Refusal::Closed) => return Err(shared.disconnected()),
-            Err(Refusal::Full) => {}
-        }
-    }
-    Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))))
-}
-
-/// A registered call whose frame found no room: waits for room, then for the answer.
-async fn finish_sending(
-    mut call: Outstanding,
-    frame: String,
-    answer: oneshot::Receiver<Answer>,
-    deadline: Option<Deadline>,
-) -> Result<Bytes, CallError> {
-    within(deadline, call.shared.send(frame)).await?;
-    call.queued();
-    let answer = answer.await;
-    call.answered = true;
-    call.shared.resolve(answer)
-}
-
-/// A call that must wait for a connection or a place in the pending table first.
-async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadline>) -> Result<Bytes, CallError> {
-    let (mut call, answer) = within(deadline, async {
-        let shared = link.connection().await?;
-        let (tx, answer) = oneshot::channel();
-        shared
-            .pending
-            .insert_all(vec![(id, tx)], deadline)
-            .await
-            .map_err(|()| shared.disconnected())?;
-        let mut call = Outstanding::new(shared, id);
-        call.shared.send(frame).await?;
-        call.queued();
-        Ok((call, answer))
-    })
-    .await?;
-    let answer = answer.await;
-    call.answered = true;
-    call.shared.resolve(answer)
 }

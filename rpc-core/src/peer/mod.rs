@@ -8,6 +8,7 @@
 //! "Server" and "client" only say who dialled.
 
 mod batch;
+mod call;
 mod dispatch;
 mod driver;
 mod handle;
@@ -26,8 +27,9 @@ use std::sync::atomic::AtomicU64;
 use tokio::sync::watch;
 
 pub use self::batch::{Batch, BatchCall};
+pub use self::call::Call;
 use self::driver::Ending;
-pub use self::handle::{Call, PeerHandle};
+pub use self::handle::PeerHandle;
 pub use self::link::{Relay, WhileDown};
 use self::shared::{Lifecycle, Shared};
 pub use self::stats::PeerStats;

@@ -1,17 +1,14 @@
 //! The state of one connection shared by its handles, its driver and its handler tasks.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::handlers::Finished;
-use super::pending::{Answer, Deadline, Pending};
+use super::pending::Pending;
 use super::queue::FrameQueue;
 pub(crate) use super::queue::Refused;
 use super::stats::{PeerStats, StatsCell};
@@ -179,105 +176,6 @@ impl Shared {
         }
         if let Ok(frame) = message::encode_call(None, CANCEL_METHOD, Some(&CancelParams { id })) {
             let _ = self.try_send(frame, false);
-        }
-    }
-
-    /// Turns what arrived for a call into its outcome.
-    pub(crate) fn resolve(&self, answer: Result<Answer, oneshot::error::RecvError>) -> Result<Bytes, CallError> {
-        match answer {
-            Ok(Answer::Result(result)) => Ok(result),
-            Ok(Answer::Error(error)) => Err(CallError::from_error_object(error)),
-            Ok(Answer::Invalid(reason)) => Err(CallError::InvalidResponse(reason)),
-            Ok(Answer::TimedOut(limit)) => Err(CallError::Timeout(limit)),
-            Err(_) => Err(self.disconnected()),
-        }
-    }
-}
-
-/// The effective timeout of a call: its own, or the peer's default.
-pub(crate) fn effective_timeout(config: &PeerConfig, own: Option<Option<Duration>>) -> Option<Duration> {
-    own.unwrap_or(config.call_timeout)
-}
-
-/// Runs `exchange` within `timeout`, if any.
-pub(crate) async fn bounded<T>(
-    timeout: Option<Duration>,
-    exchange: impl Future<Output = Result<T, CallError>>,
-) -> Result<T, CallError> {
-    match timeout {
-        Some(limit) => tokio::time::timeout(limit, exchange)
-            .await
-            .unwrap_or(Err(CallError::Timeout(limit))),
-        None => exchange.await,
-    }
-}
-
-/// Runs `exchange` until `deadline`, if any.
-pub(crate) async fn within<T>(
-    deadline: Option<Deadline>,
-    exchange: impl Future<Output = Result<T, CallError>>,
-) -> Result<T, CallError> {
-    match deadline {
-        Some((at, limit)) => tokio::time::timeout_at(at, exchange)
-            .await
-            .unwrap_or(Err(CallError::Timeout(limit))),
-        None => exchange.await,
-    }
-}
-
-/// Encodes a call or notification, refusing one larger than the maximum message size.
-pub(crate) fn encode<P: Serialize>(
-    config: &PeerConfig,
-    id: Option<u64>,
-    method: &str,
-    params: &P,
-) -> Result<String, CallError> {
-    // Params that serialize to `null` (`()`, `None`, a unit struct) are left out: the specification allows
-    // only an array, an object, or no params member.
-    let params = (!message::serializes_to_null(params)).then_some(params);
-    let frame = message::encode_call(id, method, params).map_err(CallError::Encode)?;
-    let limit = config.max_message_size;
-    if frame.len() > limit {
-        return Err(CallError::TooLarge {
-            size: frame.len(),
-            limit,
-        });
-    }
-    Ok(frame)
-}
-
-/// A call registered in the pending table. Given up before its answer came (its future dropped, its
-/// timeout passed while it waited for room), it leaves the table, and if it was sent the other side is
-/// told.
-pub(crate) struct Outstanding {
-    pub(crate) shared: Arc<Shared>,
-    id: u64,
-    pub(crate) sent: bool,
-    pub(crate) answered: bool,
-}
-
-impl Outstanding {
-    pub(crate) fn new(shared: Arc<Shared>, id: u64) -> Self {
-        Self {
-            shared,
-            id,
-            sent: false,
-            answered: false,
-        }
-    }
-
-    /// The request was queued (after waiting for room): the call is now withdrawn at the other side if it
-    /// times out, or at once if it already has.
-    pub(crate) fn queued(&mut self) {
-        self.sent = true;
-        self.shared.withdraw_if_gone(&[self.id]);
-    }
-}
-
-impl Drop for Outstanding {
-    fn drop(&mut self) {
-        if !self.answered && self.shared.pending.remove(self.id) && self.sent {
-            self.shared.send_cancel(self.id);
         }
     }
 }

@@ -1,0 +1,277 @@
+//! A call of this side: its future, and the guard that owns it while it is pending.
+//!
+//! A call is encoded when it is made and sent when first polled. From then until its answer (or its
+//! end), one [`CallGuard`] owns its place in the pending table: dropped before the answer came (the caller
+//! gave up, the call timed out while it waited for room), it takes the call out of the table and, if the
+//! request went out, tells the other side with `$/cancelRequest`. A call has one deadline, set when it
+//! starts: waiting for a connection, a place or room is bounded by it here; waiting for the answer is
+//! bounded by the connection's timer, which times out every call of the pending table at its deadline.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::link::Link;
+use super::pending::{Answer, Deadline, Refusal};
+use super::shared::{Refused, Shared};
+use crate::call_error::CallError;
+use crate::config::PeerConfig;
+use crate::message;
+
+/// The boxed future of a call that had to wait (for room, for a place, for a connection).
+pub(crate) type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send>>;
+
+/// A call; await it to send it and get the answer. See [`PeerHandle::call`].
+///
+/// The params are encoded when the call is made; nothing is sent until it is first polled. It owns what
+/// it needs, so it can be moved into a task. When the connection has room, the first poll registers the
+/// call and queues it without waiting, and later polls only look for the answer; the call's timeout is kept
+/// by the connection (one timer for all its calls), not by a timer of its own.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<R> {
+    state: CallState,
+    _result: PhantomData<fn() -> R>,
+}
+
+enum CallState {
+    Ready {
+        link: Link,
+        id: u64,
+        frame: Result<String, CallError>,
+        timeout: Option<Option<Duration>>,
+    },
+    /// Registered and queued: only the answer is awaited.
+    Waiting {
+        call: CallGuard,
+        answer: oneshot::Receiver<Answer>,
+    },
+    /// Waiting for room, a place or a connection first.
+    Slow(CallFuture<Bytes>),
+    Done,
+}
+
+impl<R> Call<R> {
+    /// A call numbered `id` on `link`, its request encoded (or the encoding's failure, returned when the
+    /// call is first polled).
+    pub(crate) fn new(link: Link, id: u64, frame: Result<String, CallError>) -> Self {
+        Self {
+            state: CallState::Ready {
+                link,
+                id,
+                frame,
+                timeout: None,
+            },
+            _result: PhantomData,
+        }
+    }
+
+    /// Sets this call's timeout, replacing the peer's default; `None` waits forever. Has no effect once the
+    /// call has been polled.
+    pub fn timeout(mut self, limit: Option<Duration>) -> Self {
+        if let CallState::Ready { timeout, .. } = &mut self.state {
+            *timeout = Some(limit);
+        }
+        self
+    }
+}
+
+impl<R: DeserializeOwned> Future for Call<R> {
+    type Output = Result<R, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        loop {
+            let result = match &mut self.state {
+                CallState::Ready { .. } => {
+                    let state = std::mem::replace(&mut self.state, CallState::Done);
+                    if let CallState::Ready {
+                        link,
+                        id,
+                        frame,
+                        timeout,
+                    } = state
+                    {
+                        match start(link, id, frame, timeout) {
+                            Ok(next) => self.state = next,
+                            Err(error) => return std::task::Poll::Ready(Err(error)),
+                        }
+                    }
+                    continue;
+                }
+                CallState::Waiting { call, answer } => {
+                    let answer = std::task::ready!(Pin::new(answer).poll(cx));
+                    call.answered = true;
+                    outcome(&call.shared, answer)
+                }
+                CallState::Slow(running) => std::task::ready!(running.as_mut().poll(cx)),
+                CallState::Done => Err(CallError::NotSent),
+            };
+            self.state = CallState::Done;
+            return std::task::Poll::Ready(
+                result.and_then(|bytes| serde_json::from_slice(&bytes).map_err(CallError::Decode)),
+            );
+        }
+    }
+}
+
+/// Starts a call: at once when the connection has a place and room, else through the slow path.
+fn start(
+    link: Link,
+    id: u64,
+    frame: Result<String, CallError>,
+    timeout: Option<Option<Duration>>,
+) -> Result<CallState, CallError> {
+    let frame = frame?;
+    let deadline = deadline(link.config(), timeout);
+    if let Some(shared) = link.now() {
+        let (tx, answer) = oneshot::channel();
+        match shared.pending.try_insert(id, tx, deadline, true) {
+            Ok(()) => {
+                let mut call = CallGuard::new(shared, id);
+                return match call.shared.try_send(frame, true) {
+                    Ok(()) => {
+                        call.sent = true;
+                        Ok(CallState::Waiting { call, answer })
+                    }
+                    Err(Refused::Full(frame)) => {
+                        call.shared.pending.set_unsent(id);
+                        Ok(CallState::Slow(Box::pin(finish_sending(call, frame, answer, deadline))))
+                    }
+                    Err(Refused::Closed) => Err(call.shared.disconnected()),
+                };
+            }
+            Err(Refusal::Closed) => return Err(shared.disconnected()),
+            Err(Refusal::Full) => {}
+        }
+    }
+    Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))))
+}
+
+/// A registered call whose frame found no room: waits for room, then for the answer.
+async fn finish_sending(
+    mut call: CallGuard,
+    frame: String,
+    answer: oneshot::Receiver<Answer>,
+    deadline: Option<Deadline>,
+) -> Result<Bytes, CallError> {
+    within(deadline, call.shared.send(frame)).await?;
+    call.queued();
+    let answer = answer.await;
+    call.answered = true;
+    outcome(&call.shared, answer)
+}
+
+/// A call that must wait for a connection or a place in the pending table first.
+async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadline>) -> Result<Bytes, CallError> {
+    let (mut call, answer) = within(deadline, async {
+        let shared = link.connection().await?;
+        let (tx, answer) = oneshot::channel();
+        shared
+            .pending
+            .insert_all(vec![(id, tx)], deadline)
+            .await
+            .map_err(|()| shared.disconnected())?;
+        let mut call = CallGuard::new(shared, id);
+        call.shared.send(frame).await?;
+        call.queued();
+        Ok((call, answer))
+    })
+    .await?;
+    let answer = answer.await;
+    call.answered = true;
+    outcome(&call.shared, answer)
+}
+
+/// Turns what arrived for a call into its outcome.
+pub(crate) fn outcome(shared: &Shared, answer: Result<Answer, oneshot::error::RecvError>) -> Result<Bytes, CallError> {
+    match answer {
+        Ok(Answer::Result(result)) => Ok(result),
+        Ok(Answer::Error(error)) => Err(CallError::from_error_object(error)),
+        Ok(Answer::Invalid(reason)) => Err(CallError::InvalidResponse(reason)),
+        Ok(Answer::TimedOut(limit)) => Err(CallError::Timeout(limit)),
+        Err(_) => Err(shared.disconnected()),
+    }
+}
+
+/// The deadline of a call starting now: at its own timeout, or the peer's default (`None`: none).
+pub(crate) fn deadline(config: &PeerConfig, own: Option<Option<Duration>>) -> Option<Deadline> {
+    own.unwrap_or(config.call_timeout)
+        .map(|limit| (Instant::now() + limit, limit))
+}
+
+/// Runs `exchange` until `deadline`, if any.
+pub(crate) async fn within<T>(
+    deadline: Option<Deadline>,
+    exchange: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    match deadline {
+        Some((at, limit)) => tokio::time::timeout_at(at, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout(limit))),
+        None => exchange.await,
+    }
+}
+
+/// Encodes a call or notification, refusing one larger than the maximum message size.
+pub(crate) fn encode<P: Serialize>(
+    config: &PeerConfig,
+    id: Option<u64>,
+    method: &str,
+    params: &P,
+) -> Result<String, CallError> {
+    // Params that serialize to `null` (`()`, `None`, a unit struct) are left out: the specification allows
+    // only an array, an object, or no params member.
+    let params = (!message::serializes_to_null(params)).then_some(params);
+    let frame = message::encode_call(id, method, params).map_err(CallError::Encode)?;
+    let limit = config.max_message_size;
+    if frame.len() > limit {
+        return Err(CallError::TooLarge {
+            size: frame.len(),
+            limit,
+        });
+    }
+    Ok(frame)
+}
+
+/// The owner of a call registered in the pending table. Given up before its answer came (its future
+/// dropped, its timeout passed while it waited for room), it takes the call out of the table, and if the
+/// request was sent the other side is told.
+pub(crate) struct CallGuard {
+    pub(crate) shared: Arc<Shared>,
+    id: u64,
+    pub(crate) sent: bool,
+    pub(crate) answered: bool,
+}
+
+impl CallGuard {
+    pub(crate) fn new(shared: Arc<Shared>, id: u64) -> Self {
+        Self {
+            shared,
+            id,
+            sent: false,
+            answered: false,
+        }
+    }
+
+    /// The request was queued (after waiting for room): the call is now withdrawn at the other side if it
+    /// times out, or at once if it already has.
+    pub(crate) fn queued(&mut self) {
+        self.sent = true;
+        self.shared.withdraw_if_gone(&[self.id]);
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if !self.answered && self.shared.pending.remove(self.id) && self.sent {
+            self.shared.send_cancel(self.id);
+        }
+    }
+}
