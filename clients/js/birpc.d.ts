@@ -22,6 +22,11 @@ export declare const ErrorCode: Readonly<{
   SHUTTING_DOWN: -32002;
   RESPONSE_TOO_LARGE: -32003;
   BATCH_TOO_LARGE: -32004;
+  /**
+   * The peer had every handler place taken and its queue of waiting requests full: the request did not
+   * run and may be sent again after `error.data.retry_after_ms` milliseconds.
+   */
+  BUSY: -32005;
 }>;
 
 /** WebSocket close codes that birpc servers use. */

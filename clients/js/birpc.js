@@ -17,6 +17,7 @@ export const ErrorCode = Object.freeze({
   SHUTTING_DOWN: -32002,
   RESPONSE_TOO_LARGE: -32003,
   BATCH_TOO_LARGE: -32004,
+  BUSY: -32005,
 });
 
 /** WebSocket close codes that birpc servers use. */
@@ -46,6 +47,7 @@ const DEFAULT_MESSAGES = new Map([
   [ErrorCode.SHUTTING_DOWN, "Shutting down"],
   [ErrorCode.RESPONSE_TOO_LARGE, "Response too large"],
   [ErrorCode.BATCH_TOO_LARGE, "Batch too large"],
+  [ErrorCode.BUSY, "Busy"],
 ]);
 
 // WebSocket.readyState values (read as numbers so that any WebSocket-like object works).

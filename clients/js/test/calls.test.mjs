@@ -80,6 +80,41 @@ describe("calls to the server", () => {
   });
 });
 
+describe("a busy server", () => {
+  test("past its running and waiting bounds a call is refused with BUSY and a retry hint", async (t) => {
+    // The Rust server runs 256 requests and holds 768 waiting; a client allowed more in flight than that
+    // gets the rest refused at once, without their handlers running.
+    const c = await client(t, { maxPendingCalls: 1100 });
+    const controller = new AbortController();
+    const calls = Array.from({ length: 1100 }, () =>
+      c.call("sleep", [60_000], { signal: controller.signal, timeout: null }).then(
+        () => "answered",
+        (error) => error,
+      ),
+    );
+    const busy = [];
+    await new Promise((resolve) => {
+      for (const call of calls) {
+        call.then((outcome) => {
+          if (outcome instanceof RpcError && outcome.code === ErrorCode.BUSY) {
+            busy.push(outcome);
+            if (busy.length === 1100 - 1024) resolve();
+          }
+        });
+      }
+    });
+    for (const error of busy) {
+      assert.equal(error.message, "Busy");
+      assert.ok(Number.isInteger(error.data.retry_after_ms) && error.data.retry_after_ms > 0, JSON.stringify(error.data));
+    }
+    // The others wait or run; withdrawn, each is settled by the abort.
+    controller.abort();
+    const outcomes = await Promise.all(calls);
+    assert.equal(outcomes.filter((o) => o instanceof RpcError && o.code === ErrorCode.BUSY).length, 1100 - 1024);
+    assert.equal(outcomes.filter((o) => o === "answered").length, 0);
+  });
+});
+
 describe("notifications", () => {
   test("a notification gets no answer, and reaches the server", async (t) => {
     const spy = spySockets();
