@@ -339,3 +339,53 @@ async fn a_panicking_connection_task_resolves_every_pending_call() {
     }
     lab.server.shutdown().await;
 }
+
+/// Chains of nested calls through the interoperability server (each `ask_client` calls this client's
+/// `deep`, which calls `ask_client` again). Within the pending tables (450 chains of depth 3 need 1,800
+/// places on this side: 450 of the application's, then its handlers' calls up to twice
+/// `max_pending_calls`) every chain finishes; past them (1,000 of depth 4 need 5,000) chains fail at once
+/// instead of waiting for their timeout, and the connection serves the next round whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_of_nested_calls_through_the_interop_server_never_stall() {
+    let (_child, addr) = interop_server().await;
+    let deep = Router::new().method("deep", |ctx: Context, (n,): (u64,)| async move {
+        if n == 0 {
+            return Ok::<_, ErrorObject>(0);
+        }
+        let below: Result<u64, CallError> = ctx.peer().call("ask_client", ("deep", [n - 1])).await;
+        below.map(|depth| depth + 1).map_err(|error| {
+            error
+                .error_object()
+                .cloned()
+                .unwrap_or_else(|| ErrorObject::new(-1, error.to_string()))
+        })
+    });
+    let client = Client::builder()
+        .router(deep)
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    for (chains, depth) in [(450u64, 3u64), (1000, 4), (450, 3)] {
+        let calls: Vec<_> = (0..chains)
+            .map(|_| tokio::spawn(client.call::<u64>("ask_client", ("deep", [depth]))))
+            .collect();
+        let mut done = 0;
+        let mut seen = std::collections::BTreeMap::new();
+        for call in calls {
+            // Far within the 60 s call timeout: a stalled chain would wait for it.
+            match within("a chain", call).await.unwrap() {
+                Ok(reached) => {
+                    assert_eq!(reached, depth);
+                    done += 1;
+                }
+                Err(error @ (CallError::Busy { .. } | CallError::Remote(_))) => {
+                    *seen.entry(error.to_string()).or_insert(0) += 1;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        if chains * (depth + 1) <= 2048 {
+            assert_eq!(done, chains, "{chains} chains of depth {depth}: {seen:?}");
+        }
+    }
+}

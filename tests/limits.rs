@@ -150,7 +150,8 @@ async fn a_flood_of_requests_past_the_queue_is_refused_busy_and_nothing_is_lost(
 }
 
 /// A client asks for large results and never reads them: the server's writer blocks, its queue fills up
-/// to the byte budget, its handlers wait; memory stays bounded, and the connection is given up within
+/// to the byte budget, as many bytes of answers wait for room, and no further request starts (with the
+/// default 256 handler places); memory stays bounded, and the connection is given up within
 /// `write_timeout` (or sooner, when the refusals it cannot write pile up), with 1008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_cannot_grow_server_memory_and_is_given_up() {
@@ -158,7 +159,6 @@ async fn a_client_that_stops_reading_cannot_grow_server_memory_and_is_given_up()
     const RESULT: usize = 1 << 20;
     let gate = Arc::new(Gate::default());
     let config = PeerConfig::default()
-        .max_concurrent_requests(4)
         .max_queued_bytes(4 << 20)
         .write_timeout(Some(Duration::from_secs(2)))
         .heartbeat_interval(None)
@@ -187,9 +187,11 @@ async fn a_client_that_stops_reading_cannot_grow_server_memory_and_is_given_up()
     .await;
     let stats = peer.stats();
     assert!(stats.queued_bytes <= 4 << 20, "{stats:?}");
-    // 300 MiB were asked for; what the server holds is a few results (queued, written, being written).
+    // 300 MiB were asked for; what the server holds is a few results (queued, waiting for room, written,
+    // being written).
     let grown = resident_bytes().saturating_sub(before);
     assert!(grown < 64 << 20, "the server grew by {grown} bytes");
+    assert!(stats.running_handlers <= 8, "{stats:?}");
     let reason = within("the connection to be given up", peer.closed()).await;
     assert_eq!(reason.code(), CloseCode::POLICY, "{reason}");
     assert!(matches!(reason, CloseReason::Local(_)), "{reason}");

@@ -63,6 +63,15 @@ pub enum CallError<E = Infallible> {
         /// The maximum number of pending calls.
         limit: usize,
     },
+    /// A call made by one of the connection's own handlers found the pending table full, reserve
+    /// included (twice [`PeerConfig::max_pending_calls`](crate::PeerConfig::max_pending_calls)); it was
+    /// not sent. Handlers' calls never wait for a place: the calls holding the places may be waiting on
+    /// these very handlers (nested calls), and waiting could deadlock.
+    #[error("{limit} calls are already awaiting answers on this connection")]
+    TooManyPending {
+        /// The places in the table, reserve included.
+        limit: usize,
+    },
     /// The outgoing queue is full (only from methods that do not wait, such as
     /// [`PeerHandle::try_notify`](crate::PeerHandle::try_notify)).
     #[error("the outgoing queue is full")]
@@ -103,6 +112,7 @@ impl CallError {
             CallError::Decode(e) => CallError::Decode(e),
             CallError::TooLarge { size, limit } => CallError::TooLarge { size, limit },
             CallError::TooManyCalls { count, limit } => CallError::TooManyCalls { count, limit },
+            CallError::TooManyPending { limit } => CallError::TooManyPending { limit },
             CallError::Full => CallError::Full,
             CallError::NotSent => CallError::NotSent,
             CallError::InvalidResponse(r) => CallError::InvalidResponse(r),

@@ -34,7 +34,8 @@ pub struct PeerConfig {
     /// and `$/cancelRequest` arrive on the same connection): a request past this limit waits in a queue
     /// ([`max_queued_requests`](Self::max_queued_requests)), and starts, in arrival order, when a place
     /// frees up. While calls of this side await answers, a waiting request may also start on an extra
-    /// place, one per awaiting call (at most [`max_pending_calls`](Self::max_pending_calls) extra): it may
+    /// place (at most twice [`max_pending_calls`](Self::max_pending_calls) extra, as many as this side can
+    /// have calls pending, the handlers' reserve included): it may
     /// be the nested call an awaiting handler needs (a handler calling back its caller, who calls back
     /// again), which must not wait for that handler's place. A batch takes a place per request (at most
     /// all of them).
@@ -71,7 +72,12 @@ pub struct PeerConfig {
     pub busy_retry_after: Duration,
     /// The most calls of this side awaiting an answer at once. Default: 1024.
     ///
-    /// A further call waits for one to end (within its timeout).
+    /// A further call waits for one to end (within its timeout). Calls made by this connection's own
+    /// handlers (through their [`Context`](crate::Context)) may use as many places again (a reserve, so
+    /// that nested calls find room while the application's calls fill the table), and never wait: past
+    /// the reserve they fail at once with
+    /// [`CallError::TooManyPending`](crate::CallError::TooManyPending), since the calls holding the places
+    /// may be waiting on those very handlers.
     pub max_pending_calls: usize,
     /// The most frames waiting to be written. Default: 256.
     ///
@@ -83,6 +89,12 @@ pub struct PeerConfig {
     /// Together with [`max_queued_frames`](Self::max_queued_frames) this bounds the memory a connection
     /// whose other side reads slowly (or not at all) can hold: senders wait as above. A frame larger than
     /// the whole budget is sent when the queue is empty.
+    ///
+    /// Handlers' answers that find no room wait for it, holding their places; once their bytes reach
+    /// this budget too, no further request starts (they wait in the queue, then are refused with -32005
+    /// Busy) until the other side reads: at most this many bytes again, plus the answers of handlers
+    /// already running then. Errors and refusals the peer makes itself may wait this many bytes more;
+    /// past that the other side sends faster than it reads, and the connection closes with 1008.
     pub max_queued_bytes: usize,
     /// How long a write to the connection may make no progress. Default: 30 s; `None` waits forever.
     ///

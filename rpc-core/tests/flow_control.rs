@@ -155,34 +155,39 @@ async fn pings_answers_and_cancels_take_effect_while_every_place_is_taken() {
     let stats = server.stats();
     assert_eq!((stats.running_handlers, stats.waiting_requests), (256, 44), "{stats:?}");
 
-    // The server calls this side while saturated; the answer reaches it at once.
-    let call = tokio::spawn({
-        let server = server.clone();
-        async move { server.call::<String>("client.name", ()).await }
-    });
-    let request = raw.recv().await;
-    assert_eq!(request["method"], "client.name");
-    raw.send(json!({"jsonrpc": "2.0", "id": request["id"], "result": "raw"}))
-        .await;
-    assert_eq!(call.await.unwrap().unwrap(), "raw");
-
     // A waiting request is withdrawn: answered -32800 at once, and it never runs.
     raw.notify("$/cancelRequest", json!({"id": 299})).await;
     let answer = raw.recv().await;
     assert_eq!(answer["id"], 299);
     assert_eq!(answer["error"]["code"], code::REQUEST_CANCELLED);
-    // A running one is aborted and answered -32800 too.
+    // A running one is aborted and answered -32800 too; its place goes to the first waiting request.
     raw.notify("$/cancelRequest", json!({"id": 3})).await;
     let answer = raw.recv().await;
     assert_eq!(
         (answer["id"].clone(), answer["error"]["code"].clone()),
         (json!(3), json!(code::REQUEST_CANCELLED))
     );
-    assert_eq!(start.elapsed(), Duration::ZERO);
-    // While the server's own call awaited its answer, one waiting request started on the extra place it
-    // lent; the aborted handler's place went to the next: 44 - 1 - 1 (cancelled while waiting) - 1.
     tokio::task::yield_now().await;
-    assert_eq!(server.stats().waiting_requests, 41);
+    assert_eq!(server.stats().waiting_requests, 42);
+
+    // The server calls this side while saturated; the answer reaches it at once. (While the call awaits
+    // it, the waiting requests may start on extra places.)
+    let call = tokio::spawn({
+        let server = server.clone();
+        async move { server.call::<String>("client.name", ()).await }
+    });
+    let request = loop {
+        let message = raw.recv().await;
+        if message.get("method").is_some() {
+            break message;
+        }
+    };
+    assert_eq!(request["method"], "client.name");
+    raw.send(json!({"jsonrpc": "2.0", "id": request["id"], "result": "raw"}))
+        .await;
+    assert_eq!(call.await.unwrap().unwrap(), "raw");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(server.stats().waiting_requests, 0);
 }
 
 /// Past running and waiting, requests are refused at once with -32005 and a retry hint, and never run;
@@ -453,4 +458,79 @@ async fn a_peer_dropped_unrun_leaves_no_call_waiting() {
     tokio::task::yield_now().await;
     drop(peer);
     assert!(matches!(call.await.unwrap(), Err(CallError::Disconnected(_))));
+}
+
+/// Chains of nested calls, each side calling the other back `depth` times, many at once, with default
+/// limits: no chain waits for a timeout. Each finishes, or (past the bounds, at this load) fails at once
+/// with `Busy` or `TooManyPending`.
+#[tokio::test(start_paused = true)]
+async fn chains_of_nested_calls_never_wait_for_a_timeout() {
+    fn chain_router(next: &'static str) -> Router {
+        Router::new().method("deep", move |ctx: Context, (n,): (u64,)| async move {
+            if n == 0 {
+                return Ok::<_, ErrorObject>(0);
+            }
+            match ctx.peer().call::<u64>(next, (n - 1,)).await {
+                Ok(depth) => Ok(depth + 1),
+                Err(error) => Err(error
+                    .error_object()
+                    .cloned()
+                    .unwrap_or_else(|| ErrorObject::new(-1, error.to_string()))),
+            }
+        })
+    }
+    for (chains, depth) in [(200, 5), (1000, 1), (1000, 4), (600, 6)] {
+        let (ours, theirs) = memory::pair(8192);
+        let server = Peer::builder().router(chain_router("deep")).spawn(ours);
+        let client = Peer::builder().router(chain_router("deep")).spawn(theirs);
+        let start = Instant::now();
+        let calls: Vec<_> = (0..chains)
+            .map(|_| tokio::spawn(client.call::<u64>("deep", (depth,))))
+            .collect();
+        let mut done = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                Ok(reached) => {
+                    assert_eq!(reached, depth);
+                    done += 1;
+                }
+                Err(CallError::Busy { .. } | CallError::Remote(_)) => {}
+                Err(other) => panic!("{chains}×{depth}: {other}"),
+            }
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "{chains}×{depth}: a chain waited");
+        println!("{chains} chains of depth {depth}: {done} done");
+        if chains * depth <= 1000 {
+            assert_eq!(done, chains, "{chains}×{depth}");
+        }
+        drop((server, client));
+    }
+}
+
+/// A peer that asks for large results and reads none: after the outgoing queue's bytes and as many again
+/// of answers waiting for room, no further request starts; they wait, then are refused. What the
+/// connection holds stays within those two budgets, whatever the number of handler places.
+#[tokio::test(start_paused = true)]
+async fn answers_nobody_reads_stop_new_requests_instead_of_piling_up() {
+    const MIB: usize = 1 << 20;
+    let (ours, theirs) = memory::pair(1);
+    let blobs = Router::new().method("blob", |_: Context, (len,): (usize,)| async move {
+        Ok::<_, ErrorObject>("b".repeat(len))
+    });
+    let config = PeerConfig::default()
+        .max_queued_bytes(8 * MIB)
+        .heartbeat_interval(None)
+        .write_timeout(None);
+    let server = Peer::builder().router(blobs).config(config).spawn(ours);
+    let mut raw = Raw::new(theirs);
+    for id in 0..300 {
+        raw.request(id, "blob", json!([MIB])).await;
+    }
+    tokio::task::yield_now().await;
+    let stats = server.stats();
+    // 8 answers (and the one the writer holds) in the queue, 8 waiting for room, the rest waiting to start.
+    assert!(stats.queued_bytes <= 9 * MIB, "{stats:?}");
+    assert!(stats.running_handlers <= 9, "{stats:?}");
+    assert!(stats.waiting_requests >= 280, "{stats:?}");
+    drop(raw);
 }

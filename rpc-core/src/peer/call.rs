@@ -29,7 +29,7 @@ use crate::message;
 /// The boxed future of a call that had to wait (for room, for a place, for a connection).
 pub(crate) type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send>>;
 
-/// A call; await it to send it and get the answer. See [`PeerHandle::call`].
+/// A call; await it to send it and get the answer. See [`PeerHandle::call`](crate::PeerHandle::call).
 ///
 /// The params are encoded when the call is made; nothing is sent until it is first polled. It owns what
 /// it needs, so it can be moved into a task. When the connection has room, the first poll registers the
@@ -47,6 +47,7 @@ enum CallState {
         id: u64,
         frame: Result<String, CallError>,
         timeout: Option<Option<Duration>>,
+        from_handler: bool,
     },
     /// Registered and queued: only the answer is awaited.
     Waiting {
@@ -61,13 +62,16 @@ enum CallState {
 impl<R> Call<R> {
     /// A call numbered `id` on `link`, its request encoded (or the encoding's failure, returned when the
     /// call is first polled).
-    pub(crate) fn new(link: Link, id: u64, frame: Result<String, CallError>) -> Self {
+    /// `from_handler`: made by one of the connection's own handlers, which may use the pending table's
+    /// reserve and never wait for a place.
+    pub(crate) fn new(link: Link, id: u64, frame: Result<String, CallError>, from_handler: bool) -> Self {
         Self {
             state: CallState::Ready {
                 link,
                 id,
                 frame,
                 timeout: None,
+                from_handler,
             },
             _result: PhantomData,
         }
@@ -96,9 +100,10 @@ impl<R: DeserializeOwned> Future for Call<R> {
                         id,
                         frame,
                         timeout,
+                        from_handler,
                     } = state
                     {
-                        match start(link, id, frame, timeout) {
+                        match start(link, id, frame, timeout, from_handler) {
                             Ok(next) => self.state = next,
                             Err(error) => return std::task::Poll::Ready(Err(error)),
                         }
@@ -121,18 +126,21 @@ impl<R: DeserializeOwned> Future for Call<R> {
     }
 }
 
-/// Starts a call: at once when the connection has a place and room, else through the slow path.
+/// Starts a call: at once when the connection has a place and room, else through the slow path. A call
+/// of one of the connection's handlers that finds no place fails at once instead: the calls holding the
+/// places may be waiting on that very handler.
 fn start(
     link: Link,
     id: u64,
     frame: Result<String, CallError>,
     timeout: Option<Option<Duration>>,
+    from_handler: bool,
 ) -> Result<CallState, CallError> {
     let frame = frame?;
     let deadline = deadline(link.config(), timeout);
     if let Some(shared) = link.now() {
         let (tx, answer) = oneshot::channel();
-        match shared.pending.try_insert(id, tx, deadline, true) {
+        match shared.pending.try_insert(id, tx, deadline, true, from_handler) {
             Ok(()) => {
                 let mut call = CallGuard::new(shared, id);
                 return match call.shared.try_send(frame, true) {
@@ -148,6 +156,11 @@ fn start(
                 };
             }
             Err(Refusal::Closed) => return Err(shared.disconnected()),
+            Err(Refusal::Full) if from_handler => {
+                return Err(CallError::TooManyPending {
+                    limit: shared.pending.limit(true),
+                });
+            }
             Err(Refusal::Full) => {}
         }
     }

@@ -1,14 +1,18 @@
 //! The dispatcher: what to do with each received message, decided without IO.
 //!
 //! Frames and events go in ([`Dispatcher::on_frame`], [`on_finished`](Dispatcher::on_finished),
-//! [`calls_pending`](Dispatcher::calls_pending), [`drain`](Dispatcher::drain)); [`Action`]s come out
-//! ([`Dispatcher::next_action`]). The dispatcher owns the admission of received work and nothing else: it
-//! never reads or writes, never runs a handler, knows no clock, and is tested without a runtime.
+//! [`calls_pending`](Dispatcher::calls_pending), [`drain`](Dispatcher::drain)); [`Action`]s come out, in
+//! order, to whatever [`Act`]s on them (the driver; a `Vec` in tests). The dispatcher owns the admission
+//! of received work and nothing else: it never reads or writes, never runs a handler, knows no clock, and
+//! is tested without a runtime.
 //!
 //! Work is bounded the way HTTP/2 bounds streams (RFC 9113, `SETTINGS_MAX_CONCURRENT_STREAMS` and
 //! `REFUSED_STREAM`), never by no longer reading:
-//! - requests run on up to `max_concurrent_requests` places; while this side's calls await answers, on one
-//!   extra place per awaiting call (the nested call an awaiting handler needs must not wait for it);
+//! - requests run on up to `max_concurrent_requests` places; while calls of this side await answers, on
+//!   extra places too, as many as this side can have calls pending (twice `max_pending_calls`): the
+//!   nested call an awaiting handler needs must not wait for that handler's place. Since more handlers
+//!   may run than calls may await answers, some handler can always finish; and when the pending table is
+//!   full the handlers' calls fail at once: nested calls never wait on each other in a circle;
 //! - past that they wait, in arrival order, in a queue bounded by count and bytes; past the queue they are
 //!   refused at once with -32005 Busy and never run;
 //! - notifications run one after another; past their queue the connection closes with 1008;
@@ -85,6 +89,12 @@ pub(super) enum Action {
 /// dispatcher, saves a queue's round trip per message.
 pub(super) trait Act {
     fn act(&mut self, action: Action);
+
+    /// Whether handlers' answers wait for room beyond the outgoing budget: then no further request
+    /// starts (they wait, then are refused Busy), so that answers nobody reads cannot pile up.
+    fn congested(&self) -> bool {
+        false
+    }
 }
 
 impl Act for Vec<Action> {
@@ -146,7 +156,9 @@ impl Dispatcher {
             max_message_size: config.max_message_size,
             max_batch_len: config.max_batch_len.max(1),
             max_running: config.max_concurrent_requests.max(1),
-            max_extra: config.max_pending_calls.max(1),
+            // As many as this side can have calls pending, reserve included: a waiting request then always
+            // finds a place while every running handler awaits an answer (see `ticket_for`).
+            max_extra: config.max_pending_calls.max(1).saturating_mul(2),
             max_queued_requests: config.max_queued_requests,
             max_queued_notifications: config.max_queued_notifications.max(1),
             max_queued_bytes: config.max_queued_received_bytes,
@@ -174,16 +186,17 @@ impl Dispatcher {
         (self.queued_requests, self.queued_notifications)
     }
 
-    /// Whether a waiting request could start if this side had more calls awaiting answers.
+    /// Whether a waiting request could start if this side had a call awaiting an answer.
     pub(super) fn waits_for_calls(&self) -> bool {
-        self.waiting
-            .front()
-            .is_some_and(|w| !matches!(w.job, Job::Notification(_)))
-            && self.extra < self.max_extra
+        self.calls_pending == 0
+            && self
+                .waiting
+                .front()
+                .is_some_and(|w| !matches!(w.job, Job::Notification(_)))
     }
 
-    /// This side now has `count` calls awaiting answers: as many extra places are usable (told before
-    /// every turn, so that it is never stale).
+    /// This side now has `count` calls awaiting answers: while it has any, extra places are usable (told
+    /// before every turn, so that it is never stale).
     pub(super) fn calls_pending(&mut self, count: usize, out: &mut impl Act) {
         let grew = count > self.calls_pending;
         self.calls_pending = count;
@@ -332,7 +345,7 @@ impl Dispatcher {
             return self.refuse(job, &ErrorObject::shutting_down(), out);
         }
         if self.waiting.is_empty()
-            && let Some(ticket) = self.ticket_for(&job)
+            && let Some(ticket) = self.ticket_for(&job, out)
         {
             return self.start(job, ticket, out);
         }
@@ -368,17 +381,18 @@ impl Dispatcher {
     }
 
     /// The places `job` would take now, if it may start.
-    fn ticket_for(&self, job: &Job) -> Option<Ticket> {
+    fn ticket_for(&self, job: &Job, out: &impl Act) -> Option<Ticket> {
         let places = match job {
             Job::Notification(_) => return (!self.notifying).then_some(Ticket::Notification),
+            _ if out.congested() => return None,
             job => job.requests().clamp(1, self.max_running),
         };
         if self.running - self.extra + places <= self.max_running {
             return Some(Ticket::Requests { places, extra: 0 });
         }
-        // Extra places, one per call of this side awaiting an answer.
-        let extra_allowed = self.calls_pending.min(self.max_extra);
-        (self.extra + places <= extra_allowed).then_some(Ticket::Requests { places, extra: places })
+        // Extra places, while calls of this side await answers.
+        (self.calls_pending > 0 && self.extra + places <= self.max_extra)
+            .then_some(Ticket::Requests { places, extra: places })
     }
 
     fn start(&mut self, job: Job, ticket: Ticket, out: &mut impl Act) {
@@ -395,7 +409,7 @@ impl Dispatcher {
     /// Starts waiting jobs, in order, while the first one may start.
     fn advance(&mut self, out: &mut impl Act) {
         while let Some(front) = self.waiting.front() {
-            let Some(ticket) = self.ticket_for(&front.job) else {
+            let Some(ticket) = self.ticket_for(&front.job, out) else {
                 break;
             };
             let Some(waiting) = self.waiting.pop_front() else { break };
@@ -704,18 +718,30 @@ mod tests {
     }
 
     #[test]
-    fn awaiting_calls_lend_extra_places_for_nested_calls() {
+    fn awaiting_calls_open_extra_places_for_nested_calls() {
         let mut d = dispatcher(1, 4);
         d.on_frame(request(1));
         d.on_frame(request(2));
         assert_eq!(drain_actions(&mut d), ["start r1"]);
         assert!(d.waits_for_calls());
         d.calls_pending(1);
+        assert!(!d.waits_for_calls());
         assert_eq!(drain_actions(&mut d), ["start r2"]);
         d.on_frame(request(3));
-        assert!(drain_actions(&mut d).is_empty(), "one extra place per awaiting call");
-        d.on_finished(Ticket::Requests { places: 1, extra: 1 });
         assert_eq!(drain_actions(&mut d), ["start r3"]);
+        d.calls_pending(0);
+        d.on_frame(request(4));
+        assert!(
+            drain_actions(&mut d).is_empty(),
+            "no call awaits an answer: no extra place"
+        );
+        d.on_finished(Ticket::Requests { places: 1, extra: 1 });
+        assert!(
+            drain_actions(&mut d).is_empty(),
+            "an extra place does not make a regular one"
+        );
+        d.on_finished(Ticket::Requests { places: 1, extra: 0 });
+        assert_eq!(drain_actions(&mut d), ["start r4"]);
     }
 
     #[test]
@@ -770,6 +796,39 @@ mod tests {
         assert_eq!(actions.len(), 1, "{actions:?}");
         assert!(actions[0].contains(r#""id":3,"error":{"code":-32005"#), "{actions:?}");
         assert_eq!(d.queued(), (1, 2));
+    }
+
+    /// Actions collected by an executor whose answers are congested.
+    struct Congested(Vec<Action>);
+
+    impl Act for Congested {
+        fn act(&mut self, action: Action) {
+            self.0.push(action);
+        }
+        fn congested(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn while_answers_are_congested_requests_wait_and_notifications_run() {
+        let mut d = dispatcher(4, 1);
+        let mut out = Congested(Vec::new());
+        d.d.on_frame(request(1), &mut out);
+        d.d.on_frame(request(2), &mut out);
+        d.d.on_frame(notification(3), &mut out);
+        d.out = out.0;
+        let actions = drain_actions(&mut d);
+        assert!(actions[0].contains(r#""id":2,"error":{"code":-32005"#), "{actions:?}");
+        assert_eq!(
+            actions.len(),
+            1,
+            "the notification waits behind the waiting request: {actions:?}"
+        );
+        assert_eq!(d.queued(), (1, 1));
+        // Once answers flow again, what waits starts in order.
+        d.on_finished(Ticket::Notification);
+        assert_eq!(drain_actions(&mut d), ["start r1", "start n[3]"]);
     }
 
     #[test]

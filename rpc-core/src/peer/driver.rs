@@ -140,14 +140,15 @@ impl Driver {
             let draining = drain.as_ref().filter(|_| !closing);
             // The pending table is looked at once a turn: its size lends extra places, its earliest
             // deadline sets the timer.
-            let (calls_pending, earliest_call) = shared.pending.load();
-            self.dispatcher.calls_pending(calls_pending, &mut self.exec);
-            self.settle();
+            // The table is watched before it is looked at: a call added after the look wakes this loop.
             let watch_calls = self.dispatcher.waits_for_calls();
             if watch_calls != watching_calls {
                 shared.pending.watch_growth(watch_calls);
                 watching_calls = watch_calls;
             }
+            let (calls_pending, earliest_call) = shared.pending.load();
+            self.dispatcher.calls_pending(calls_pending, &mut self.exec);
+            self.settle();
             self.publish_stats();
             // One timer for everything timed.
             let timer = [
@@ -395,6 +396,10 @@ impl Act for Executor {
             }
             Action::Close(frame) => self.violation(frame),
         }
+    }
+
+    fn congested(&self) -> bool {
+        self.shared.answers_congested()
     }
 }
 

@@ -199,8 +199,7 @@ impl Handlers {
         tokio::spawn(async move {
             let report = Report { shared, key };
             if let Some(answer) = running.await {
-                // Fails only when the connection has ended; then the answer has nowhere to go.
-                let _ = report.shared.send(answer).await;
+                report.shared.send_answer(answer).await;
             }
             drop(report);
         });

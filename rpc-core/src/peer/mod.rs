@@ -108,7 +108,7 @@ impl PeerBuilder {
         let peer = Peer {
             transport,
             router: self.router,
-            handle: PeerHandle::new(shared.clone(), false),
+            handle: PeerHandle::for_handlers(shared.clone()),
             ending: Ending(shared.clone()),
             lifecycle,
         };

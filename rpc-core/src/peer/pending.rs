@@ -89,16 +89,23 @@ impl Pending {
         self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The most calls the table holds: `max_pending_calls`, or twice that for calls of the connection's
+    /// own handlers (the reserve).
+    pub(crate) fn limit(&self, reserve: bool) -> usize {
+        if reserve { self.max.saturating_mul(2) } else { self.max }
+    }
+
     /// Registers call `id` if there is room now; `sent` tells whether its request is queued already (see
-    /// [`set_sent`](Self::set_sent)).
+    /// [`set_sent`](Self::set_sent)); `reserve`, whether the call may use the reserve.
     pub(crate) fn try_insert(
         &self,
         id: u64,
         answer: oneshot::Sender<Answer>,
         deadline: Option<Deadline>,
         sent: bool,
+        reserve: bool,
     ) -> Result<(), Refusal> {
-        self.try_admit(1, deadline, |calls| {
+        self.try_admit(1, deadline, self.limit(reserve), |calls| {
             calls.insert(id, Entry { answer, deadline, sent });
         })
     }
@@ -115,7 +122,7 @@ impl Pending {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let admitted = self.try_admit(calls.len(), deadline, |table| {
+            let admitted = self.try_admit(calls.len(), deadline, self.max, |table| {
                 for (id, answer) in calls.drain(..) {
                     let sent = false;
                     table.insert(id, Entry { answer, deadline, sent });
@@ -135,13 +142,14 @@ impl Pending {
         &self,
         count: usize,
         deadline: Option<Deadline>,
+        limit: usize,
         add: impl FnOnce(&mut FxHashMap<u64, Entry>),
     ) -> Result<(), Refusal> {
         let mut table = self.lock();
         if table.closed {
             return Err(Refusal::Closed);
         }
-        if table.calls.len() + count > self.max {
+        if table.calls.len() + count > limit {
             table.blocked = true;
             return Err(Refusal::Full);
         }
@@ -302,7 +310,7 @@ mod tests {
     async fn answers_reach_their_caller_once() {
         let pending = Pending::new(2);
         let (tx, rx) = oneshot::channel();
-        pending.try_insert(7, tx, None, true).unwrap();
+        pending.try_insert(7, tx, None, true, false).unwrap();
         assert_eq!(pending.len(), 1);
         assert!(pending.complete(7, Answer::Invalid("x")));
         assert!(!pending.complete(7, Answer::Invalid("y")));
@@ -314,9 +322,12 @@ mod tests {
     async fn a_full_table_makes_calls_wait_for_a_place() {
         let pending = Pending::new(1);
         let (tx, _rx) = oneshot::channel();
-        pending.try_insert(1, tx, None, true).unwrap();
+        pending.try_insert(1, tx, None, true, false).unwrap();
         let (tx, _rx2) = oneshot::channel();
-        assert!(matches!(pending.try_insert(2, tx, None, true), Err(Refusal::Full)));
+        assert!(matches!(
+            pending.try_insert(2, tx, None, true, false),
+            Err(Refusal::Full)
+        ));
         let (tx, _rx3) = oneshot::channel();
         let waiting = pending.insert_all(vec![(3, tx)], None);
         tokio::pin!(waiting);
@@ -334,8 +345,8 @@ mod tests {
         let later = (now + Duration::from_secs(10), Duration::from_secs(10));
         let (tx1, rx1) = oneshot::channel();
         let (tx2, _rx2) = oneshot::channel();
-        pending.try_insert(1, tx1, Some(later), true).unwrap();
-        pending.try_insert(2, tx2, Some(soon), true).unwrap();
+        pending.try_insert(1, tx1, Some(later), true, false).unwrap();
+        pending.try_insert(2, tx2, Some(soon), true, false).unwrap();
         assert_eq!(pending.earliest(), Some(soon.0));
         assert!(pending.expire(now).is_empty());
         let expired = pending.expire(soon.0);
@@ -351,7 +362,7 @@ mod tests {
         let now = Instant::now();
         let (tx, rx) = oneshot::channel();
         pending
-            .try_insert(1, tx, Some((now, Duration::from_secs(3))), true)
+            .try_insert(1, tx, Some((now, Duration::from_secs(3))), true, false)
             .unwrap();
         pending.expire(now);
         assert!(matches!(rx.await.unwrap(), Answer::TimedOut(d) if d == Duration::from_secs(3)));
@@ -364,14 +375,32 @@ mod tests {
         let (tx1, _rx1) = oneshot::channel();
         let (tx2, _rx2) = oneshot::channel();
         pending
-            .try_insert(1, tx1, Some((now, Duration::from_secs(1))), false)
+            .try_insert(1, tx1, Some((now, Duration::from_secs(1))), false, false)
             .unwrap();
         pending
-            .try_insert(2, tx2, Some((now, Duration::from_secs(1))), false)
+            .try_insert(2, tx2, Some((now, Duration::from_secs(1))), false, false)
             .unwrap();
         assert!(pending.set_sent(&[2]).is_empty());
         assert_eq!(pending.expire(now), vec![2]);
         assert_eq!(pending.set_sent(&[1, 3]), vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn handlers_calls_have_a_reserve_as_large_again() {
+        let pending = Pending::new(2);
+        let mut held = Vec::new();
+        for id in 0..4 {
+            let (tx, rx) = oneshot::channel();
+            let reserve = id >= 2;
+            assert!(pending.try_insert(id, tx, None, true, reserve).is_ok());
+            held.push(rx);
+        }
+        let (tx, _rx) = oneshot::channel();
+        assert!(matches!(
+            pending.try_insert(9, tx, None, true, true),
+            Err(Refusal::Full)
+        ));
+        assert_eq!(pending.limit(true), 4);
     }
 
     #[tokio::test]
@@ -380,7 +409,7 @@ mod tests {
         let mut held = Vec::new();
         for id in 0..3 {
             let (tx, rx) = oneshot::channel();
-            pending.try_insert(id, tx, None, true).unwrap();
+            pending.try_insert(id, tx, None, true, false).unwrap();
             held.push(rx);
         }
         let batch = |first: u64| {
@@ -408,10 +437,13 @@ mod tests {
     async fn closing_ends_every_call_and_refuses_new_ones() {
         let pending = Pending::new(2);
         let (tx, rx) = oneshot::channel();
-        pending.try_insert(1, tx, None, true).unwrap();
+        pending.try_insert(1, tx, None, true, false).unwrap();
         pending.close();
         assert!(rx.await.is_err());
         let (tx, _rx) = oneshot::channel();
-        assert!(matches!(pending.try_insert(2, tx, None, true), Err(Refusal::Closed)));
+        assert!(matches!(
+            pending.try_insert(2, tx, None, true, false),
+            Err(Refusal::Closed)
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! The state of one connection shared by its handles, its driver and its handler tasks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     pub(crate) finished: Finished,
     /// What the driver holds, published for [`PeerHandle::stats`](crate::PeerHandle::stats).
     pub(crate) stats: StatsCell,
+    /// Bytes of handlers' answers waiting for room in the outgoing queue. While they reach
+    /// [`PeerConfig::max_queued_bytes`], no further request starts (see [`Shared::answers_congested`]).
+    answers_waiting: AtomicUsize,
     /// Where the connection is in its life.
     pub(crate) lifecycle: watch::Sender<Lifecycle>,
 }
@@ -81,6 +84,7 @@ impl Shared {
             config,
             finished: Finished::default(),
             stats: StatsCell::default(),
+            answers_waiting: AtomicUsize::new(0),
             lifecycle: watch::Sender::new(Lifecycle::default()),
         }
     }
@@ -148,6 +152,31 @@ impl Shared {
             .push(Outbound::Frame(frame))
             .await
             .map_err(|_| self.disconnected())
+    }
+
+    /// Queues a handler's answer, waiting for room; while it waits its bytes count as waiting answers.
+    /// Nothing is reported when the connection has ended: the answer has nowhere to go then.
+    pub(crate) async fn send_answer(&self, answer: String) {
+        let answer = match self.try_send(answer, true) {
+            Ok(()) | Err(Refused::Closed) => return,
+            Err(Refused::Full(answer)) => answer,
+        };
+        /// Takes the bytes back however the wait ends (queued, or the task dropped).
+        struct Waiting<'a>(&'a AtomicUsize, usize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(self.1, Ordering::Relaxed);
+            }
+        }
+        self.answers_waiting.fetch_add(answer.len(), Ordering::Relaxed);
+        let _waiting = Waiting(&self.answers_waiting, answer.len());
+        let _ = self.send(answer).await;
+    }
+
+    /// Whether handlers' answers waiting for room reach [`PeerConfig::max_queued_bytes`]: the other side
+    /// reads more slowly than answers are made, and no further request should start until it catches up.
+    pub(crate) fn answers_congested(&self) -> bool {
+        self.answers_waiting.load(Ordering::Relaxed) >= self.config.max_queued_bytes.max(1)
     }
 
     /// Queues a frame if there is room now; gives it back otherwise. `will_wait`: when refused, the

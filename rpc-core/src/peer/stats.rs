@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct PeerStats {
-    /// Calls of this side awaiting an answer (at most `max_pending_calls`).
+    /// Calls of this side awaiting an answer (at most `max_pending_calls`, twice that with the handlers'
+    /// reserve).
     pub pending_calls: usize,
     /// Handlers of received requests and notifications running as tasks (handlers that finished at once
     /// are not counted).
