@@ -46,8 +46,10 @@ pub struct PeerConfig {
     /// [`max_queued_received_bytes`](Self::max_queued_received_bytes) used up, is refused at once with
     /// -32005 Busy and a retry hint, and never runs (HTTP/2's `REFUSED_STREAM`, RFC 9113 section 8.7).
     /// The default makes the two sides of birpc fit together: running plus waiting (256 + 768) is the
-    /// 1024 calls a birpc peer with default limits keeps pending at most
-    /// ([`max_pending_calls`](Self::max_pending_calls)), so such a peer is never refused as busy.
+    /// 1024 calls a birpc peer with default limits keeps pending for its application at most
+    /// ([`max_pending_calls`](Self::max_pending_calls)), so those are never refused as busy. (Its
+    /// handlers' nested calls, which may use a reserve beyond that, come back to a side that awaits an
+    /// answer, and find extra places there.)
     pub max_queued_requests: usize,
     /// The most received notifications waiting for their turn (they are handled one after another, in
     /// the order they arrived, and a request that arrived after one starts after it). Default: 1024.
@@ -72,12 +74,12 @@ pub struct PeerConfig {
     pub busy_retry_after: Duration,
     /// The most calls of this side awaiting an answer at once. Default: 1024.
     ///
-    /// A further call waits for one to end (within its timeout). Calls made by this connection's own
-    /// handlers (through their [`Context`](crate::Context)) may use as many places again (a reserve, so
-    /// that nested calls find room while the application's calls fill the table), and never wait: past
-    /// the reserve they fail at once with
-    /// [`CallError::TooManyPending`](crate::CallError::TooManyPending), since the calls holding the places
-    /// may be waiting on those very handlers.
+    /// A further call waits for one to end (within its timeout). Calls that this connection's own
+    /// handlers make to it while they run (in the handler's task, through any handle of the connection;
+    /// not from tasks they spawn) may use as many places again (a reserve, so that nested calls find room
+    /// while the application's calls fill the table), and never wait: past the reserve they fail at once
+    /// with [`CallError::TooManyPending`](crate::CallError::TooManyPending), since the calls holding the
+    /// places may be waiting on those very handlers.
     pub max_pending_calls: usize,
     /// The most frames waiting to be written. Default: 256.
     ///
@@ -98,8 +100,9 @@ pub struct PeerConfig {
     pub max_queued_bytes: usize,
     /// How long a write to the connection may make no progress. Default: 30 s; `None` waits forever.
     ///
-    /// When the transport has not taken one frame (or a flush, or the close frame) within it, the other
-    /// side is taken to have stopped reading: the connection ends at once, without a closing
+    /// When the transport has taken nothing (no frame, no flush, no close frame) for this long, the other
+    /// side is taken to have stopped reading (progress is checked each `write_timeout`, so the end comes
+    /// between one and two of them after the last progress): the connection ends at once, without a closing
     /// handshake, with [`CloseReason::Local`](crate::CloseReason::Local) 1008 saying so. Pending calls fail
     /// with [`CallError::Disconnected`](crate::CallError::Disconnected) and running handlers are
     /// cancelled.

@@ -534,3 +534,62 @@ async fn answers_nobody_reads_stop_new_requests_instead_of_piling_up() {
     assert!(stats.waiting_requests >= 280, "{stats:?}");
     drop(raw);
 }
+
+/// A handler's own calls (in its task) may use the reserve and fail at once past it; the same handle used
+/// from a task the handler spawned is an ordinary caller, which waits for a place.
+#[tokio::test(start_paused = true)]
+async fn the_reserve_is_for_calls_made_while_handling() {
+    let (ours, theirs) = memory::pair(64);
+    let spawned = Arc::new(std::sync::Mutex::new(None));
+    let slot = spawned.clone();
+    let router = Router::new().method("fan", move |ctx: Context, (n,): (usize,)| {
+        let slot = slot.clone();
+        async move {
+            let calls = (0..n).map(|_| ctx.peer().call::<Value>("client.never", ()).timeout(None));
+            let outcomes = futures::future::join_all(calls).await;
+            let refused = outcomes
+                .iter()
+                .filter(|o| matches!(o, Err(CallError::TooManyPending { limit: 4 })))
+                .count();
+            // The same handle, from a task of its own: it waits for a place instead.
+            let peer = ctx.peer().clone();
+            *slot.lock().unwrap() = Some(tokio::spawn(async move {
+                peer.call::<Value>("client.never", ())
+                    .timeout(Some(Duration::from_secs(5)))
+                    .await
+            }));
+            Ok::<_, ErrorObject>(refused)
+        }
+    });
+    let config = PeerConfig::default().max_pending_calls(2).heartbeat_interval(None);
+    let server = Peer::builder().router(router).config(config).spawn(ours);
+    let mut raw = Raw::new(theirs);
+    // Five calls at once from one handler: four fit (2 + the reserve of 2), one is refused at once; the
+    // four stay pending, since nobody answers them.
+    raw.request(1, "fan", json!([5])).await;
+    for _ in 0..4 {
+        assert_eq!(raw.recv().await["method"], "client.never");
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(server.stats().pending_calls, 4);
+    // The handler waits for its four calls; meanwhile an ordinary caller finds the table full and waits.
+    let ordinary = server
+        .call::<Value>("client.never", ())
+        .timeout(Some(Duration::from_secs(5)));
+    let start = Instant::now();
+    assert!(matches!(ordinary.await, Err(CallError::Timeout(_))));
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    // Answer the four: the handler reports one refusal, and its spawned task then waits like anyone.
+    for id in 1..=4 {
+        raw.send(json!({"jsonrpc": "2.0", "id": id, "result": null})).await;
+    }
+    let answer = raw.recv().await;
+    assert_eq!(answer["result"], 1, "{answer}");
+    let task = spawned.lock().unwrap().take().unwrap();
+    assert_eq!(
+        raw.recv().await["method"],
+        "client.never",
+        "the spawned task's call was sent"
+    );
+    assert!(matches!(task.await.unwrap(), Err(CallError::Timeout(_))));
+}

@@ -11,7 +11,9 @@ use tokio::sync::oneshot;
 
 use super::call::{CallFuture, CallGuard, deadline, encode, outcome, within};
 use super::handle::PeerHandle;
+use super::handlers::handling;
 use super::pending::Answer;
+use super::pending::Refusal;
 use super::shared::Shared;
 use crate::call_error::CallError;
 use crate::message;
@@ -100,6 +102,8 @@ impl<'a> Batch<'a> {
     /// # Errors
     /// [`CallError::TooLarge`] when the whole frame is over the maximum message size,
     /// [`CallError::TooManyCalls`] when it holds more calls than may be pending at once,
+    /// [`CallError::TooManyPending`] when it is sent by one of the connection's own handlers and the
+    /// pending table has no room for it (such a batch does not wait),
     /// [`CallError::Disconnected`], [`CallError::Timeout`]. The calls of a batch that failed to be sent
     /// resolve with [`CallError::NotSent`] (or the disconnection).
     pub async fn send(self) -> Result<(), CallError> {
@@ -129,11 +133,17 @@ impl<'a> Batch<'a> {
         let outcome = within(deadline, async {
             let shared = link.connection().await?;
             registered_on = Some(shared.clone());
-            shared
-                .pending
-                .insert_all(calls, deadline)
-                .await
-                .map_err(|()| shared.disconnected())?;
+            // A batch of one of the connection's own handlers may use the reserve and never waits.
+            let reserve = handling(shared.connection_id);
+            match shared.pending.insert_all(calls, deadline, reserve).await {
+                Ok(()) => {}
+                Err(Refusal::Full) => {
+                    return Err(CallError::TooManyPending {
+                        limit: shared.pending.limit(true),
+                    });
+                }
+                Err(Refusal::Closed) => return Err(shared.disconnected()),
+            }
             shared.send(frame).await?;
             shared.withdraw_if_gone(&ids);
             let _ = sent_on.set(shared);

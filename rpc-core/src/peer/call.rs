@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::handlers::handling;
 use super::link::Link;
 use super::pending::{Answer, Deadline, Refusal};
 use super::shared::{Refused, Shared};
@@ -47,7 +48,6 @@ enum CallState {
         id: u64,
         frame: Result<String, CallError>,
         timeout: Option<Option<Duration>>,
-        from_handler: bool,
     },
     /// Registered and queued: only the answer is awaited.
     Waiting {
@@ -62,16 +62,13 @@ enum CallState {
 impl<R> Call<R> {
     /// A call numbered `id` on `link`, its request encoded (or the encoding's failure, returned when the
     /// call is first polled).
-    /// `from_handler`: made by one of the connection's own handlers, which may use the pending table's
-    /// reserve and never wait for a place.
-    pub(crate) fn new(link: Link, id: u64, frame: Result<String, CallError>, from_handler: bool) -> Self {
+    pub(crate) fn new(link: Link, id: u64, frame: Result<String, CallError>) -> Self {
         Self {
             state: CallState::Ready {
                 link,
                 id,
                 frame,
                 timeout: None,
-                from_handler,
             },
             _result: PhantomData,
         }
@@ -100,10 +97,9 @@ impl<R: DeserializeOwned> Future for Call<R> {
                         id,
                         frame,
                         timeout,
-                        from_handler,
                     } = state
                     {
-                        match start(link, id, frame, timeout, from_handler) {
+                        match start(link, id, frame, timeout) {
                             Ok(next) => self.state = next,
                             Err(error) => return std::task::Poll::Ready(Err(error)),
                         }
@@ -127,18 +123,19 @@ impl<R: DeserializeOwned> Future for Call<R> {
 }
 
 /// Starts a call: at once when the connection has a place and room, else through the slow path. A call
-/// of one of the connection's handlers that finds no place fails at once instead: the calls holding the
-/// places may be waiting on that very handler.
+/// made by one of the connection's own handlers (while it runs, in its task) may use the reserve, and
+/// fails at once when it finds no place: the calls holding the places may be waiting on that very
+/// handler.
 fn start(
     link: Link,
     id: u64,
     frame: Result<String, CallError>,
     timeout: Option<Option<Duration>>,
-    from_handler: bool,
 ) -> Result<CallState, CallError> {
     let frame = frame?;
     let deadline = deadline(link.config(), timeout);
     if let Some(shared) = link.now() {
+        let from_handler = handling(shared.connection_id);
         let (tx, answer) = oneshot::channel();
         match shared.pending.try_insert(id, tx, deadline, true, from_handler) {
             Ok(()) => {
@@ -188,9 +185,9 @@ async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadli
         let (tx, answer) = oneshot::channel();
         shared
             .pending
-            .insert_all(vec![(id, tx)], deadline)
+            .insert_all(vec![(id, tx)], deadline, false)
             .await
-            .map_err(|()| shared.disconnected())?;
+            .map_err(|_| shared.disconnected())?;
         let mut call = CallGuard::new(shared, id);
         call.shared.send(frame).await?;
         call.queued();

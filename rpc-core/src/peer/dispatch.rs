@@ -12,7 +12,8 @@
 //!   extra places too, as many as this side can have calls pending (twice `max_pending_calls`): the
 //!   nested call an awaiting handler needs must not wait for that handler's place. Since more handlers
 //!   may run than calls may await answers, some handler can always finish; and when the pending table is
-//!   full the handlers' calls fail at once: nested calls never wait on each other in a circle;
+//!   full the handlers' calls fail at once: nested calls between request handlers never wait on each
+//!   other in a circle (a request behind waiting notifications waits for them, see below);
 //! - past that they wait, in arrival order, in a queue bounded by count and bytes; past the queue they are
 //!   refused at once with -32005 Busy and never run;
 //! - notifications run one after another; past their queue the connection closes with 1008;

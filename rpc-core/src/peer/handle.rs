@@ -26,10 +26,6 @@ pub struct PeerHandle {
     /// Present on the handles given to the application that opened a client connection: when the last of
     /// them is dropped, the connection closes (and a relay stops).
     _owner: Option<Arc<CloseOnDrop>>,
-    /// Set on the handle given to this connection's handlers (through their [`Context`](crate::Context)):
-    /// their calls may use the pending table's reserve and never wait for a place (see
-    /// [`PeerConfig::max_pending_calls`](crate::PeerConfig::max_pending_calls)).
-    for_handlers: bool,
 }
 
 /// Closes the connection when the last owning handle goes.
@@ -48,19 +44,7 @@ impl PeerHandle {
 
     pub(crate) fn from_link(link: Link, close_on_drop: bool) -> Self {
         let owner = close_on_drop.then(|| Arc::new(CloseOnDrop(link.clone())));
-        Self {
-            link,
-            _owner: owner,
-            for_handlers: false,
-        }
-    }
-
-    /// The handle given to the connection's own handlers.
-    pub(crate) fn for_handlers(shared: Arc<Shared>) -> Self {
-        Self {
-            for_handlers: true,
-            ..Self::new(shared, false)
-        }
+        Self { link, _owner: owner }
     }
 
     pub(crate) fn link(&self) -> &Link {
@@ -94,7 +78,7 @@ impl PeerHandle {
     pub fn call<R>(&self, method: &str, params: impl Serialize) -> Call<R> {
         let id = self.link.next_id();
         let frame = encode(self.link.config(), Some(id), method, &params);
-        Call::new(self.link.clone(), id, frame, self.for_handlers)
+        Call::new(self.link.clone(), id, frame)
     }
 
     /// Sends a notification: a call without an answer. Returns once it is queued for sending (waiting for

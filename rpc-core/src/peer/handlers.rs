@@ -20,6 +20,17 @@ use crate::id::RawId;
 use crate::message;
 use crate::router::HandlerFuture;
 
+tokio::task_local! {
+    /// The connection whose handler the current task is running, while it runs one.
+    static HANDLING: u64;
+}
+
+/// Whether the current task is running a handler of connection `connection_id` (its calls to that
+/// connection may then use the pending table's reserve, and must not wait for a place).
+pub(crate) fn handling(connection_id: u64) -> bool {
+    HANDLING.try_with(|id| *id == connection_id).unwrap_or(false)
+}
+
 /// Keys of handler tasks that ended, reported by the tasks to the driver. It holds at most one key per
 /// running task (each reports once), so it is bounded by the handler places.
 #[derive(Default)]
@@ -71,6 +82,8 @@ struct Task {
 /// aborts them all.
 pub(super) struct Handlers {
     shared: Arc<Shared>,
+    /// The connection's id, which marks the tasks running its handlers (see [`handling`]).
+    connection: u64,
     handle: PeerHandle,
     tasks: FxHashMap<u64, Task>,
     next_key: u64,
@@ -87,6 +100,7 @@ pub(super) enum Started {
 impl Handlers {
     pub(super) fn new(shared: Arc<Shared>, handle: PeerHandle) -> Self {
         Self {
+            connection: shared.connection_id,
             shared,
             handle,
             tasks: FxHashMap::default(),
@@ -106,11 +120,13 @@ impl Handlers {
             Job::Request(request) => {
                 let ctx = Context::new(self.handle.clone());
                 let id = request.id;
-                let mut running =
-                    AssertUnwindSafe(request.method.call(ctx, request.params, Some(id.clone()))).catch_unwind();
-                if let Some(outcome) = (&mut running).now_or_never() {
+                let running = request.method.call(ctx, request.params, Some(id.clone()));
+                let mut running = AssertUnwindSafe(running).catch_unwind();
+                let connection = self.connection;
+                if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {
                     return Started::Done(finish(outcome, &id, max));
                 }
+                let running = HANDLING.scope(connection, running);
                 let (abort, registration) = AbortHandle::new_pair();
                 let answer_id = id.clone();
                 let running = async move {
@@ -145,10 +161,10 @@ impl Handlers {
                     })
                     .collect();
                 let mut answered = batch.answered;
-                let mut running = Box::pin(async move {
+                let mut running = Box::pin(HANDLING.scope(self.connection, async move {
                     answered.extend(join_all(entries).await.into_iter().flatten());
                     Some(fit_batch(answered, max))
-                });
+                }));
                 if let Some(answer) = (&mut running).now_or_never() {
                     return Started::Done(answer);
                 }
@@ -162,12 +178,14 @@ impl Handlers {
             }
             Job::Notification(notification) => {
                 let ctx = Context::new(self.handle.clone());
-                let mut running =
-                    AssertUnwindSafe(notification.method.call(ctx, notification.params, None)).catch_unwind();
-                if let Some(outcome) = (&mut running).now_or_never() {
+                let running = notification.method.call(ctx, notification.params, None);
+                let mut running = AssertUnwindSafe(running).catch_unwind();
+                let connection = self.connection;
+                if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {
                     notified(outcome);
                     return Started::Done(None);
                 }
+                let running = HANDLING.scope(connection, running);
                 let (abort, registration) = AbortHandle::new_pair();
                 let running = async move {
                     if let Ok(outcome) = Abortable::new(running, registration).await {

@@ -108,7 +108,7 @@ impl PeerBuilder {
         let peer = Peer {
             transport,
             router: self.router,
-            handle: PeerHandle::for_handlers(shared.clone()),
+            handle: PeerHandle::new(shared.clone(), false),
             ending: Ending(shared.clone()),
             lifecycle,
         };

@@ -112,26 +112,28 @@ impl Pending {
 
     /// Registers the calls `calls` (their requests not sent yet), all at once: waits until the table has
     /// room for every one of them. (Taking places one by one, two batches could each hold some and wait
-    /// for ever for the rest.) `Err` once the connection has ended.
+    /// for ever for the rest.) With `reserve` (a batch of one of the connection's own handlers) the table's
+    /// reserve may be used and nothing waits: `Err(Refusal::Full)` when there is no room now.
+    /// `Err(Refusal::Closed)` once the connection has ended.
     pub(crate) async fn insert_all(
         &self,
         mut calls: Vec<(u64, oneshot::Sender<Answer>)>,
         deadline: Option<Deadline>,
-    ) -> Result<(), ()> {
+        reserve: bool,
+    ) -> Result<(), Refusal> {
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let admitted = self.try_admit(calls.len(), deadline, self.max, |table| {
+            let admitted = self.try_admit(calls.len(), deadline, self.limit(reserve), |table| {
                 for (id, answer) in calls.drain(..) {
                     let sent = false;
                     table.insert(id, Entry { answer, deadline, sent });
                 }
             });
             match admitted {
-                Ok(()) => return Ok(()),
-                Err(Refusal::Closed) => return Err(()),
-                Err(Refusal::Full) => room.await,
+                Err(Refusal::Full) if !reserve => room.await,
+                done => return done,
             }
         }
     }
@@ -329,7 +331,7 @@ mod tests {
             Err(Refusal::Full)
         ));
         let (tx, _rx3) = oneshot::channel();
-        let waiting = pending.insert_all(vec![(3, tx)], None);
+        let waiting = pending.insert_all(vec![(3, tx)], None, false);
         tokio::pin!(waiting);
         assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
         assert!(pending.remove(1));
@@ -417,8 +419,8 @@ mod tests {
                 .map(|id| (id, oneshot::channel().0))
                 .collect::<Vec<_>>()
         };
-        let a = pending.insert_all(batch(10), None);
-        let b = pending.insert_all(batch(20), None);
+        let a = pending.insert_all(batch(10), None, false);
+        let b = pending.insert_all(batch(20), None, false);
         tokio::pin!(a, b);
         assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
         assert!(futures::FutureExt::now_or_never(b.as_mut()).is_none());
