@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use birpc::prelude::*;
 use birpc::{CloseCode, CloseReason, Inbound, ServerHandle, Transport, TransportError, WsTransport, code};
-use common::{interop_server, within};
+use common::{eventually, interop_server, within};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -142,6 +142,21 @@ struct Lab {
     peer: Arc<Mutex<Option<PeerHandle>>>,
 }
 
+impl Lab {
+    /// The server's side of the connection, once `handlers` of its handlers run.
+    async fn connection_running(&self, handlers: usize) -> PeerHandle {
+        eventually("the handlers to run", || {
+            self.peer
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|peer| peer.stats().running_handlers == handlers)
+        })
+        .await;
+        self.peer.lock().unwrap().clone().unwrap()
+    }
+}
+
 async fn lab(config: PeerConfig) -> Lab {
     let dropped = Arc::new(AtomicUsize::new(0));
     let dropped_signal = Arc::new(Semaphore::new(0));
@@ -207,17 +222,7 @@ async fn the_handlers_of_a_saturated_connection_are_dropped_when_its_peer_vanish
         .unwrap();
     }
     ws.flush().await.unwrap();
-    let peer = within("the connection", async {
-        loop {
-            if let Some(peer) = lab.peer.lock().unwrap().clone()
-                && peer.stats().running_handlers == 256
-            {
-                return peer;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let peer = lab.connection_running(256).await;
     // From now on the client reads nothing and says nothing.
     let reason = within("the server to give the client up", peer.closed()).await;
     assert!(
@@ -321,17 +326,7 @@ async fn a_panicking_connection_task_resolves_every_pending_call() {
     let calls: Vec<_> = (0..3)
         .map(|_| tokio::spawn(client.call::<u64>("sleep", (3_600_000,))))
         .collect();
-    let server_side = within("the connection", async {
-        loop {
-            if let Some(peer) = lab.peer.lock().unwrap().clone()
-                && peer.stats().running_handlers == 3
-            {
-                return peer;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let server_side = lab.connection_running(3).await;
     server_side.notify("boom", ()).await.unwrap();
     for call in calls {
         let outcome = within("the call to resolve", call).await.unwrap();
