@@ -112,3 +112,79 @@ async fn the_two_directions_never_confuse_their_ids() {
     let answer: i64 = peer.call("ask_back", ()).await.unwrap();
     assert_eq!(answer, 40);
 }
+
+/// An answer matches its call by the id's value: `1.0`, `1e0` and `1.00e0` answer call 1, a string id
+/// `"1"` answers nothing. A malformed answer (neither result nor error) fails its call at once with
+/// `CallError::InvalidResponse`, and is never answered: nothing goes back under that id.
+#[tokio::test]
+async fn answers_match_calls_by_the_id_s_value_and_malformed_ones_are_never_answered() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let raw_server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut next = async || -> serde_json::Value {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let mut requests = Vec::new();
+        for _ in 0..4 {
+            requests.push(next().await);
+        }
+        drop(next);
+        for request in requests {
+            let id = request["id"].as_u64().unwrap();
+            let answers = match request["method"].as_str().unwrap() {
+                "one" => vec![
+                    format!(r#"{{"jsonrpc":"2.0","id":"{id}","result":"wrong"}}"#),
+                    format!(r#"{{"jsonrpc":"2.0","id":{id}.0,"result":"one"}}"#),
+                ],
+                "two" => vec![format!(r#"{{"jsonrpc":"2.0","id":{id}e0,"result":"two"}}"#)],
+                "three" => vec![format!(r#"{{"jsonrpc":"2.0","id":{id}.00e0,"result":"three"}}"#)],
+                _ => vec![format!(r#"{{"jsonrpc":"2.0","id":{id}}}"#)],
+            };
+            for answer in answers {
+                ws.send(Message::text(answer)).await.unwrap();
+            }
+        }
+        // A probe: the next thing the client sends must be its answer, not an answer to the malformed one.
+        ws.send(Message::text(r#"{"jsonrpc":"2.0","id":"probe","method":"nope"}"#))
+            .await
+            .unwrap();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    let calls: Vec<_> = ["one", "two", "three", "bad"]
+        .into_iter()
+        .map(|method| tokio::spawn(peer.call::<String>(method, ())))
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(common::within("an answer", call).await.unwrap());
+    }
+    assert_eq!(outcomes[0].as_deref().unwrap(), "one");
+    assert_eq!(outcomes[1].as_deref().unwrap(), "two");
+    assert_eq!(outcomes[2].as_deref().unwrap(), "three");
+    assert!(
+        matches!(outcomes[3], Err(CallError::InvalidResponse(_))),
+        "{:?}",
+        outcomes[3]
+    );
+    let first_reply = common::within("the probe's answer", raw_server).await.unwrap();
+    assert_eq!(first_reply["id"], "probe", "{first_reply}");
+    assert_eq!(first_reply["error"]["code"], -32601);
+}

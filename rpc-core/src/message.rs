@@ -475,7 +475,16 @@ impl<'a> Fields<'a> {
             });
         }
         if self.result.is_none() && self.error.is_none() {
-            return invalid("a message needs a method, a result or an error");
+            // Without a method it is no request: with an id, it is taken for a malformed answer to the
+            // call of that id, and never answered (an answer under that id could land on the other
+            // side's own call of the same number).
+            return match usable_id.filter(|id| IdKind::of(id) != IdKind::Null) {
+                Some(id) => Item::InvalidResponse {
+                    id: Some(id),
+                    reason: "a response with neither a result nor an error",
+                },
+                None => invalid("a message needs a method, a result or an error"),
+            };
         }
         let bad = |reason| Item::InvalidResponse { id: self.id, reason };
         let Some(id) = self.id else {
@@ -690,6 +699,24 @@ pub fn encode_batch<S: AsRef<str>>(messages: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_without_method_result_or_error_is_a_malformed_answer_when_it_has_an_id() {
+        for frame in [r#"{"jsonrpc":"2.0","id":3}"#, r#"{"id":3,"params":[]}"#] {
+            let Parsed::Single(Item::InvalidResponse { id, .. }) = parse(frame.as_bytes(), 8) else {
+                panic!("{frame}: not a malformed answer");
+            };
+            assert_eq!(id.map(RawValue::get), Some("3"));
+        }
+        // Without an id (or with id null) nothing can be mistaken: it is an invalid request, answered
+        // with id null.
+        for frame in [r#"{"jsonrpc":"2.0"}"#, r#"{"jsonrpc":"2.0","id":null}"#] {
+            assert!(
+                matches!(parse(frame.as_bytes(), 8), Parsed::Single(Item::Invalid { .. })),
+                "{frame}"
+            );
+        }
+    }
 
     #[test]
     fn received_parts_are_slices_of_the_frame() {

@@ -524,13 +524,64 @@ enum Step {
     Notify(NotificationJob),
 }
 
-/// The id of a call of this side written as `text`: a plain decimal integer that fits in a `u64`.
+/// The id of a call of this side that the JSON number `text` names. This side numbers its calls with
+/// integers; an answer matches by the id's value, not its text (JSON-RPC 2.0 compares ids as values), so
+/// `1`, `1.0`, `1e0` and `10e-1` all name call 1. A string, `null`, a negative or fractional number, or one
+/// beyond `u64` names none.
 fn our_id(text: &str) -> Option<u64> {
-    match text.as_bytes() {
-        [b'0'..=b'9'] => text.parse().ok(),
-        [b'1'..=b'9', ..] => text.parse().ok(),
-        _ => None,
+    // The common case, as this side writes its ids: plain decimal digits.
+    if let [b'1'..=b'9', ..] | [b'0'] = text.as_bytes()
+        && text.bytes().all(|b| b.is_ascii_digit())
+    {
+        return text.parse().ok();
     }
+    integer_value(text)
+}
+
+/// The value of the JSON number `text` if it is a non-negative integer that fits in a `u64`, computed
+/// exactly from its digits (no floating point).
+fn integer_value(text: &str) -> Option<u64> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((_, "")) => return None,
+        Some(parts) => parts,
+        None => (mantissa, ""),
+    };
+    if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // The value is `digits` × 10^`scale`.
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        // Zero, whatever its sign or form.
+        return Some(0);
+    }
+    if text.starts_with('-') {
+        return None;
+    }
+    let scale = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let trailing_zeros = digits.len() - digits.trim_end_matches('0').len();
+    let digits = if scale < 0 {
+        // A fraction: only as many trailing zeros as the scale takes away leave an integer.
+        let cut = usize::try_from(scale.unsigned_abs()).ok()?;
+        if cut > trailing_zeros {
+            return None;
+        }
+        &digits[..digits.len() - cut]
+    } else {
+        digits
+    };
+    let zeros = usize::try_from(scale.max(0)).ok()?;
+    if digits.len() + zeros > 20 {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    value.checked_mul(10u64.checked_pow(u32::try_from(zeros).ok()?)?)
 }
 
 /// Joins batch answers into one frame, replacing the largest results by -32003 errors until it fits.
@@ -874,19 +925,39 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_integers_name_calls_of_this_side() {
-        assert_eq!(our_id("0"), Some(0));
-        assert_eq!(our_id("18446744073709551615"), Some(u64::MAX));
+    fn answers_name_calls_of_this_side_by_the_id_s_value() {
+        for (text, id) in [
+            ("0", 0),
+            ("7", 7),
+            ("1.0", 1),
+            ("1e0", 1),
+            ("1.00e0", 1),
+            ("1E+0", 1),
+            ("10e-1", 1),
+            ("0.1e1", 1),
+            ("-0", 0),
+            ("0.0e5", 0),
+            ("12e3", 12_000),
+            ("18446744073709551615", u64::MAX),
+            ("1.8446744073709551615e19", u64::MAX),
+        ] {
+            assert_eq!(our_id(text), Some(id), "{text}");
+        }
         for other in [
             "",
-            "01",
             "-1",
-            "1.0",
-            "1e0",
+            "1.5",
+            "1e-1",
             "\"1\"",
             "null",
+            "true",
             "18446744073709551616",
+            "1e20",
+            "1e999999999999",
             " 1",
+            "1.",
+            ".5",
+            "0x1",
         ] {
             assert_eq!(our_id(other), None, "{other}");
         }
