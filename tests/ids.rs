@@ -139,7 +139,6 @@ async fn answers_match_calls_by_the_id_s_value_and_malformed_ones_are_never_answ
         for _ in 0..4 {
             requests.push(next().await);
         }
-        drop(next);
         for request in requests {
             let id = request["id"].as_u64().unwrap();
             let answers = match request["method"].as_str().unwrap() {
