@@ -195,7 +195,8 @@ async fn start_server(listen: &str) -> std::io::Result<birpc::ServerHandle> {
 
 async fn run_server(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
     let running = start_server(listen).await?;
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001.
+    birpc::shutdown_signal().await?;
     running.shutdown().await;
     Ok(())
 }

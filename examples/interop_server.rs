@@ -125,7 +125,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on ws://{}", server.local_addr());
     std::io::stdout().flush()?;
     let running = server.serve(|_| router());
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001.
+    birpc::shutdown_signal().await?;
     running.shutdown().await;
     Ok(())
 }

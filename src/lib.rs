@@ -129,7 +129,7 @@ pub use rpc_transport::ws::{
     Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Reconnect, ReconnectingClient, Reject,
     SUBPROTOCOL, Server, ServerBuilder, ServerHandle, WsTransport,
 };
-pub use rpc_transport::{http, memory};
+pub use rpc_transport::{http, memory, shutdown_signal};
 /// The TLS library `wss://` runs on, re-exported so that its configurations match birpc's version.
 #[cfg(feature = "tls")]
 pub use rustls;

@@ -146,3 +146,23 @@ async fn the_quickstart_prints_the_conversation() {
         );
     }
 }
+
+/// SIGTERM, which service managers send, stops the interoperability server gracefully, as Ctrl-C does: a
+/// call in flight is answered, then the connection closes with 1001 and the process exits cleanly.
+#[tokio::test]
+async fn the_interop_server_shuts_down_gracefully_on_sigterm() {
+    let (mut child, addr) = interop_server().await;
+    let client = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    let slow = tokio::spawn(client.call::<u64>("sleep", (1000,)));
+    // Handlers start in arrival order: once `echo` is answered, `sleep` is running.
+    let echoed: String = within("echo", client.call("echo", ("x",))).await.unwrap();
+    assert_eq!(echoed, "x");
+    let pid = child.id().expect("the server runs").to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(killed.success());
+    assert_eq!(within("the call in flight", slow).await.unwrap().unwrap(), 1000);
+    let reason = within("the close", client.closed()).await;
+    assert_eq!(reason.code(), birpc::CloseCode::GOING_AWAY, "{reason}");
+    let status = within("the exit", child.wait()).await.unwrap();
+    assert!(status.success(), "{status}");
+}

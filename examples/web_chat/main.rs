@@ -357,7 +357,8 @@ async fn serve(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("listening on http://{}", server.local_addr());
     let running = server.serve(move |_| service.clone().into_router());
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001.
+    birpc::shutdown_signal().await?;
     running.shutdown().await;
     Ok(())
 }

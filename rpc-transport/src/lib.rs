@@ -6,4 +6,7 @@
 pub use http;
 /// The in-memory pair, which lives in `birpc-core` (re-exported here where it was first published).
 pub use rpc_core::memory;
+mod signal;
 pub mod ws;
+
+pub use signal::shutdown_signal;
