@@ -165,3 +165,53 @@ async fn dropping_the_last_client_handle_closes_the_connection() {
     assert_eq!(reason.code(), CloseCode::NORMAL, "{reason}");
     server.shutdown().await;
 }
+
+/// A server that shuts down while a client keeps sending: the client reports the server's 1001, not an
+/// error of its own about sending after the close, and every call cut off carries that 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_through_a_shutdown_reports_the_servers_going_away() {
+    let server = Server::builder()
+        .shutdown_grace(std::time::Duration::from_millis(200))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| {
+            Router::new().method("work", |_: Context, (ms,): (u64,)| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok::<_, ErrorObject>(ms)
+            })
+        });
+    let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let sender = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let mut calls = Vec::new();
+            while !client.is_closed() {
+                calls.push(tokio::spawn(client.call::<u64>("work", (1,))));
+                tokio::task::yield_now().await;
+            }
+            calls
+        }
+    });
+    // Let the calls flow, then shut down under them.
+    let first: u64 = within("a first answer", client.call("work", (0,))).await.unwrap();
+    assert_eq!(first, 0);
+    server.shutdown().await;
+    let reason = within("the close", client.closed()).await;
+    assert!(
+        matches!(&reason, CloseReason::Remote(frame) if frame.code == CloseCode::GOING_AWAY),
+        "{reason}"
+    );
+    let calls = within("the sender", sender).await.unwrap();
+    assert!(!calls.is_empty());
+    for call in calls {
+        match within("a call", call).await.unwrap() {
+            Ok(_) => {}
+            Err(CallError::Remote(error)) => assert_eq!(error.code(), birpc::code::SHUTTING_DOWN),
+            Err(CallError::Disconnected(reason)) => {
+                assert_eq!(reason.code(), CloseCode::GOING_AWAY, "{reason}");
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
