@@ -337,3 +337,31 @@ async fn try_notify_fails_when_the_queue_is_full() {
     drop(raw);
     server.shutdown().await;
 }
+
+/// RFC 6455 section 4.2.1: an upgrade over HTTP/1.0, or whose `Sec-WebSocket-Key` is not 16 bytes in
+/// base64, is refused with 400; the well-formed one is accepted.
+#[tokio::test]
+async fn malformed_upgrades_are_refused_with_400() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(|_| Router::new());
+    let upgrade = |version: &str, key: &str| {
+        format!(
+            "GET / {version}\r\nHost: example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+        )
+    };
+    let cases = [
+        (upgrade("HTTP/1.0", "dGhlIHNhbXBsZSBub25jZQ=="), "HTTP/1.0 400"),
+        (upgrade("HTTP/1.1", "c2hvcnQ="), "HTTP/1.1 400"),
+        (upgrade("HTTP/1.1", "not base64 at all, no!!"), "HTTP/1.1 400"),
+        (upgrade("HTTP/1.1", "dGhlIHNhbXBsZSBub25jZQ=="), "HTTP/1.1 101"),
+    ];
+    for (request, expected) in cases {
+        let mut tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 512];
+        let n = within("the answer", tcp.read(&mut answer)).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with(expected), "{request:?} got {answer}");
+    }
+    server.shutdown().await;
+}

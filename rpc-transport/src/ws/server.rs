@@ -549,9 +549,16 @@ where
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return response;
     }
+    // RFC 6455 section 4.2.1: an upgrade is an HTTP/1.1 (or later) GET whose key is 16 bytes in base64.
+    if request.version() < http::Version::HTTP_11 {
+        return plain(StatusCode::BAD_REQUEST, "a WebSocket upgrade needs HTTP/1.1");
+    }
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
         return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
+    if !is_websocket_key(key.as_bytes()) {
+        return plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key must be 16 bytes in base64");
+    }
     let Ok(accept) = HeaderValue::try_from(derive_accept_key(key.as_bytes())) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "");
     };
@@ -702,6 +709,20 @@ fn detached_uri(uri: &Uri) -> Uri {
     Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
+/// Whether `key` is the base64 encoding of 16 bytes (RFC 6455 section 4.2.1): 22 characters of the
+/// base64 alphabet (RFC 4648 section 4), the last of which leaves no stray bits, then `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    let is_base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    match key {
+        [data @ .., b'=', b'='] if data.len() == 22 && data.iter().all(is_base64) => {
+            // The 22nd character carries 2 bits of the 16th byte and 4 padding bits, which must be zero:
+            // it is one of A, Q, g, w.
+            matches!(data[21], b'A' | b'Q' | b'g' | b'w')
+        }
+        _ => false,
+    }
+}
+
 /// Whether a comma-separated header holds `token` (case-insensitively).
 fn header_has_token(headers: &HeaderMap, name: &http::HeaderName, token: &str) -> bool {
     headers
@@ -720,4 +741,27 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_keys_are_16_bytes_in_base64() {
+        // The example key of RFC 6455 section 1.3.
+        assert!(is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_websocket_key(b"AAAAAAAAAAAAAAAAAAAAAA=="));
+        for bad in [
+            &b""[..],
+            b"abc",
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZR==",
+            b"dGhlIHNhbXBsZSBub25j*Q==",
+            b"dGhlIHNhbXBsZSBub25jZQ==AA",
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+        ] {
+            assert!(!is_websocket_key(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }
