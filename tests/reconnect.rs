@@ -250,3 +250,31 @@ async fn closing_the_client_stops_it_for_good() {
     assert_eq!(within("closed", client.closed()).await, reason);
     server.shutdown().await;
 }
+
+/// `Connected` is sent once the client follows the new connection: a call made the moment the event
+/// arrives goes over it, even when calls made while down fail at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_on_connected_goes_over_the_new_connection() {
+    let counts = Counts::default();
+    let mut server = start("127.0.0.1:0".parse().unwrap(), counts.clone()).await;
+    let addr = server.local_addr();
+    let client = client(addr, quick().while_down(WhileDown::Fail));
+    let mut events = client.events();
+    let counter = CounterClient::new(client.peer().clone());
+    for round in 1..=5u64 {
+        wait_for(&mut events, "a connection", |e| {
+            matches!(e, ClientEvent::Connected { .. })
+        })
+        .await;
+        let outcome = counter.count().await;
+        assert_eq!(outcome.unwrap(), round, "round {round}");
+        server.shutdown().await;
+        wait_for(&mut events, "the disconnection", |e| {
+            matches!(e, ClientEvent::Disconnected { .. })
+        })
+        .await;
+        server = start(addr, counts.clone()).await;
+    }
+    client.close();
+    server.shutdown().await;
+}

@@ -247,10 +247,11 @@ async fn supervise(
         };
         let error = match dialed {
             Ok(socket) => {
-                let _ = events.send(ClientEvent::Connected { attempt });
-                attempt = 0;
                 let peer = relay.attach(Peer::builder().router(router.clone()), WsTransport::new(socket));
                 up.send_replace(true);
+                // Told once the relay follows the new connection: a call made in answer goes over it.
+                let _ = events.send(ClientEvent::Connected { attempt });
+                attempt = 0;
                 let reason = peer.run().await;
                 up.send_replace(false);
                 let _ = events.send(ClientEvent::Disconnected { reason: reason.clone() });
