@@ -133,3 +133,36 @@ async fn a_batch_is_one_frame() {
     assert!(sent[1].get("id").is_none() && sent[1].get("params").is_none());
     assert_eq!(sent[2]["params"], serde_json::json!({"k": true}));
 }
+
+/// A batch the other side rejects as a whole (one error with id `null`, here -32004 Batch too large) fails
+/// every call of it at once with that error, instead of each waiting for its timeout.
+#[tokio::test]
+async fn a_batch_rejected_as_a_whole_fails_every_call_at_once() {
+    let server = Server::builder()
+        .config(PeerConfig::default().max_batch_len(2))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| Router::new().method("one", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) }));
+    let peer = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    // A batch that fits, then one that does not, then another that fits.
+    let mut fits = peer.batch();
+    let first = fits.call::<i64>("one", ()).unwrap();
+    fits.send().await.unwrap();
+    let mut too_long = peer.batch();
+    let calls: Vec<_> = (0..3).map(|_| too_long.call::<i64>("one", ()).unwrap()).collect();
+    too_long.send().await.unwrap();
+    let mut fits_too = peer.batch();
+    let last = fits_too.call::<i64>("one", ()).unwrap();
+    fits_too.send().await.unwrap();
+    for call in calls {
+        let outcome = within("the rejection", call).await;
+        assert!(
+            matches!(&outcome, Err(CallError::Remote(e)) if e.code() == birpc::code::BATCH_TOO_LARGE),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(within("the first batch", first).await.unwrap(), 1);
+    assert_eq!(within("the last batch", last).await.unwrap(), 1);
+    server.shutdown().await;
+}

@@ -135,7 +135,7 @@ impl<'a> Batch<'a> {
             registered_on = Some(shared.clone());
             // A batch of one of the connection's own handlers may use the reserve and never waits.
             let reserve = handling(shared.connection_id);
-            match shared.pending.insert_all(calls, deadline, reserve).await {
+            match shared.pending.insert_all(calls, deadline, reserve, true).await {
                 Ok(()) => {}
                 Err(Refusal::Full) => {
                     return Err(CallError::TooManyPending {

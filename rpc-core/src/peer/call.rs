@@ -185,7 +185,7 @@ async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadli
         let (tx, answer) = oneshot::channel();
         shared
             .pending
-            .insert_all(vec![(id, tx)], deadline, false)
+            .insert_all(vec![(id, tx)], deadline, false, false)
             .await
             .map_err(|_| shared.disconnected())?;
         let mut call = CallGuard::new(shared, id);

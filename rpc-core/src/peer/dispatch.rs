@@ -79,6 +79,8 @@ pub(super) enum Action {
     Start(Job, Ticket),
     /// Hand this answer to the call of this side with this id.
     Answer(u64, Answer),
+    /// An error answered with id `null`: a batch of this side's rejected as a whole fails with it.
+    BatchRejected(ErrorObject),
     /// Abort the running handler answering this id, if there is one (`$/cancelRequest`).
     Cancel(RawId),
     /// The other side broke a rule: close the connection with this frame.
@@ -318,6 +320,13 @@ impl Dispatcher {
                         Step::Nothing
                     }
                 }
+            }
+            Message::Response {
+                id: "null",
+                outcome: Err(error),
+            } => {
+                out.act(Action::BatchRejected(error));
+                Step::Nothing
             }
             Message::Response { id, outcome } => {
                 let answer = match outcome {
@@ -700,6 +709,7 @@ mod tests {
                 }
                 Action::Start(Job::Batch(b), _) => format!("start batch of {}", b.requests.len()),
                 Action::Answer(id, _) => format!("answer {id}"),
+                Action::BatchRejected(error) => format!("batch rejected {}", error.code()),
                 Action::Cancel(id) => format!("cancel {id}"),
                 Action::Close(frame) => format!("close {}", frame.code.0),
             })

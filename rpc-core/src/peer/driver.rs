@@ -389,6 +389,11 @@ impl Act for Executor {
                     tracing::debug!(id, "dropped an answer to no pending call (late, withdrawn or unknown)");
                 }
             }
+            Action::BatchRejected(error) => {
+                if self.shared.pending.reject_batch(&error) == 0 {
+                    tracing::debug!(%error, "dropped an error answered with id null to no batch of this side");
+                }
+            }
             Action::Cancel(id) => {
                 if !self.handlers.cancel(&id) {
                     tracing::debug!(%id, "ignored a $/cancelRequest for no running request");

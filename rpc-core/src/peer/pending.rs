@@ -4,6 +4,7 @@
 //! deadline, so that one timer of the connection's driver times every call out (instead of a timer per
 //! call).
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,9 +56,29 @@ struct Table {
     earliest: Option<Instant>,
     /// Whether a call found the table full since a place last freed up.
     blocked: bool,
-    /// Whether the driver wants to know when calls are added (received requests wait for extra places,
-    /// one per call awaiting an answer).
+    /// Whether the driver wants to know when calls are added (received requests wait for extra places
+    /// while calls await answers).
     watched: bool,
+    /// The calls of each batch sent, in the order the batches were registered, for an error answered with
+    /// id `null` to a whole batch (see [`Pending::reject_batch`]). Entries whose batch got an answer are
+    /// pruned from the front as batches come, and all of them when there are more than calls may be
+    /// pending.
+    batches: VecDeque<Vec<u64>>,
+}
+
+impl Table {
+    /// Remembers the calls of a batch, first dropping what can no longer be rejected as a whole.
+    fn remember_batch(&mut self, ids: Vec<u64>, limit: usize) {
+        let Table { calls, batches, .. } = self;
+        let live = |ids: &Vec<u64>| ids.iter().all(|id| calls.contains_key(id));
+        while batches.front().is_some_and(|front| !live(front)) {
+            batches.pop_front();
+        }
+        if batches.len() >= limit {
+            batches.retain(live);
+        }
+        batches.push_back(ids);
+    }
 }
 
 /// The pending table. Entries leave it when answered, withdrawn (a dropped call), timed out, or when the
@@ -105,8 +126,8 @@ impl Pending {
         sent: bool,
         reserve: bool,
     ) -> Result<(), Refusal> {
-        self.try_admit(1, deadline, self.limit(reserve), |calls| {
-            calls.insert(id, Entry { answer, deadline, sent });
+        self.try_admit(1, deadline, self.limit(reserve), |table| {
+            table.calls.insert(id, Entry { answer, deadline, sent });
         })
     }
 
@@ -115,20 +136,27 @@ impl Pending {
     /// for ever for the rest.) With `reserve` (a batch of one of the connection's own handlers) the table's
     /// reserve may be used and nothing waits: `Err(Refusal::Full)` when there is no room now.
     /// `Err(Refusal::Closed)` once the connection has ended.
+    /// With `batch`, the calls are remembered as one batch (see [`reject_batch`](Self::reject_batch)).
     pub(crate) async fn insert_all(
         &self,
         mut calls: Vec<(u64, oneshot::Sender<Answer>)>,
         deadline: Option<Deadline>,
         reserve: bool,
+        batch: bool,
     ) -> Result<(), Refusal> {
+        let limit = self.limit(reserve);
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let admitted = self.try_admit(calls.len(), deadline, self.limit(reserve), |table| {
+            let admitted = self.try_admit(calls.len(), deadline, limit, |table| {
+                if batch {
+                    let ids = calls.iter().map(|(id, _)| *id).collect();
+                    table.remember_batch(ids, limit);
+                }
                 for (id, answer) in calls.drain(..) {
                     let sent = false;
-                    table.insert(id, Entry { answer, deadline, sent });
+                    table.calls.insert(id, Entry { answer, deadline, sent });
                 }
             });
             match admitted {
@@ -145,7 +173,7 @@ impl Pending {
         count: usize,
         deadline: Option<Deadline>,
         limit: usize,
-        add: impl FnOnce(&mut FxHashMap<u64, Entry>),
+        add: impl FnOnce(&mut Table),
     ) -> Result<(), Refusal> {
         let mut table = self.lock();
         if table.closed {
@@ -160,7 +188,7 @@ impl Pending {
         if earlier {
             table.earliest = deadline.map(|(at, _)| at);
         }
-        add(&mut table.calls);
+        add(&mut table);
         drop(table);
         if watched {
             self.grew.notify_one();
@@ -292,6 +320,42 @@ impl Pending {
             .collect()
     }
 
+    /// Fails every call of one batch with `error`, an error the other side answered with id `null`: a
+    /// batch rejected as a whole (too long, not parsed). The batch is the oldest one of which no call has
+    /// been answered (nor withdrawn) yet, and, when the error is -32004 Batch too large with birpc's
+    /// `"at most N entries"` as its data, longer than N. Returns how many calls it failed.
+    pub(crate) fn reject_batch(&self, error: &ErrorObject) -> usize {
+        let longer_than = (error.code() == crate::error_object::code::BATCH_TOO_LARGE)
+            .then(|| error.parse_data::<String>()?.ok())
+            .flatten()
+            .and_then(|detail| {
+                detail
+                    .strip_prefix("at most ")?
+                    .strip_suffix(" entries")?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let rejected = {
+            let mut table = self.lock();
+            let Table { calls, batches, .. } = &mut *table;
+            let found = batches
+                .iter()
+                .position(|ids| ids.len() > longer_than && ids.iter().all(|id| calls.contains_key(id)));
+            let Some(index) = found else { return 0 };
+            let ids = batches.remove(index).unwrap_or_default();
+            let entries: Vec<Entry> = ids.iter().filter_map(|id| calls.remove(id)).collect();
+            self.freed(table);
+            entries
+        };
+        let count = rejected.len();
+        for entry in rejected {
+            // The caller may have given up already.
+            let _ = entry.answer.send(Answer::Error(error.clone()));
+        }
+        count
+    }
+
     /// Ends every pending call (their callers see the connection gone) and refuses new ones.
     pub(crate) fn close(&self) {
         let calls = {
@@ -331,7 +395,7 @@ mod tests {
             Err(Refusal::Full)
         ));
         let (tx, _rx3) = oneshot::channel();
-        let waiting = pending.insert_all(vec![(3, tx)], None, false);
+        let waiting = pending.insert_all(vec![(3, tx)], None, false, false);
         tokio::pin!(waiting);
         assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
         assert!(pending.remove(1));
@@ -419,8 +483,8 @@ mod tests {
                 .map(|id| (id, oneshot::channel().0))
                 .collect::<Vec<_>>()
         };
-        let a = pending.insert_all(batch(10), None, false);
-        let b = pending.insert_all(batch(20), None, false);
+        let a = pending.insert_all(batch(10), None, false, true);
+        let b = pending.insert_all(batch(20), None, false, true);
         tokio::pin!(a, b);
         assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
         assert!(futures::FutureExt::now_or_never(b.as_mut()).is_none());
@@ -433,6 +497,35 @@ mod tests {
         let first = tokio::select! { r = &mut a => r, r = &mut b => r };
         assert!(first.is_ok());
         assert_eq!(pending.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_batch_rejected_as_a_whole_fails_every_call_of_it() {
+        let pending = Pending::new(16);
+        let batch = |ids: std::ops::Range<u64>| {
+            let (senders, receivers): (Vec<_>, Vec<_>) = ids
+                .map(|id| {
+                    let (tx, rx) = oneshot::channel();
+                    ((id, tx), rx)
+                })
+                .unzip();
+            (senders, receivers)
+        };
+        let (a, a_answers) = batch(1..3);
+        let (b, b_answers) = batch(3..7);
+        pending.insert_all(a, None, false, true).await.unwrap();
+        pending.insert_all(b, None, false, true).await.unwrap();
+        // "at most 3 entries": the batch of two was not the one.
+        let too_long = ErrorObject::batch_too_large(3);
+        assert_eq!(pending.reject_batch(&too_long), 4);
+        for answer in b_answers {
+            assert!(matches!(answer.await.unwrap(), Answer::Error(e) if e.code() == -32004));
+        }
+        // Once one of its calls is answered, a batch was not rejected as a whole.
+        assert!(pending.complete(1, Answer::Invalid("x")));
+        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), 0);
+        assert_eq!(pending.len(), 1);
+        drop(a_answers);
     }
 
     #[tokio::test]
