@@ -224,3 +224,36 @@ async fn a_peer_that_leaves_mid_batch_leaves_nothing_behind() {
     eventually("the connection to be released", || server.connection_count() == 0).await;
     server.shutdown().await;
 }
+
+/// RFC 6455 section 5.2: a frame whose 64-bit length has its most significant bit set is a protocol
+/// error, answered with close code 1002 (not 1009, as a merely large frame would be).
+#[tokio::test]
+async fn a_frame_length_with_its_top_bit_set_is_a_protocol_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(|_| Router::new());
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The 101 answer, up to its blank line.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within("the upgrade", tcp.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    // A masked binary frame claiming 2^63 + 16 bytes.
+    let frame = [0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0x10, 1, 2, 3, 4];
+    tcp.write_all(&frame).await.unwrap();
+    // The server's close frame: opcode 8, then the code.
+    let mut close = [0u8; 4];
+    within("the close frame", tcp.read_exact(&mut close)).await.unwrap();
+    assert_eq!(close[0], 0x88, "{close:?}");
+    assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1002, "{close:?}");
+    server.shutdown().await;
+}

@@ -119,6 +119,13 @@ pub(crate) fn transport_error(error: WsError) -> TransportError {
     match error {
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Closed,
         WsError::Io(e) => TransportError::Io(e),
+        // RFC 6455 section 5.2: the most significant bit of a 64-bit payload length must be 0. Such a
+        // frame is a protocol error, not merely a large one.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. })
+            if u64::try_from(size).is_ok_and(|s| s >> 63 == 1) =>
+        {
+            TransportError::Protocol("a frame length with its most significant bit set (RFC 6455 section 5.2)".into())
+        }
         WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             TransportError::TooLarge { size, limit: max_size }
         }
