@@ -1535,8 +1535,10 @@ export class Client {
    * @param {any} message
    */
   #onResponse(connection, message) {
+    // Matched by value (1, 1.0 and 1e0 are one id; a string never matches), and only within the integers
+    // a double holds exactly: a larger one may have been rounded onto another call's id.
     const id = message.id;
-    const part = typeof id === "number" ? connection.inflight.get(id) : undefined;
+    const part = Number.isSafeInteger(id) ? connection.inflight.get(id) : undefined;
     if (!part) {
       // Late (withdrawn), unknown, or without an id (an error the server could not pin on a request).
       if ((id === null || id === undefined) && isPlainObject(message.error)) {

@@ -84,6 +84,19 @@ describe("calls of the page", () => {
     assert.deepEqual(errors, []);
   });
 
+  test("answers match calls by the id's value, never by a string or a rounded id", async (t) => {
+    const { client, ws } = await setup(t);
+    const calls = ["a", "b", "c"].map((m) => client.call(m));
+    for (const [i, m] of ["a", "b", "c"].entries()) assert.deepEqual(await ws.nextMessage(), request(i + 1, m));
+    // A string id and an id past 2^53 (which a double would round) answer nothing.
+    ws.serverSend('{"jsonrpc":"2.0","id":"1","result":"wrong"}');
+    ws.serverSend('{"jsonrpc":"2.0","id":9007199254740993,"result":"wrong"}');
+    ws.serverSend('{"jsonrpc":"2.0","id":1.0,"result":"one"}');
+    ws.serverSend('{"jsonrpc":"2.0","id":2e0,"result":"two"}');
+    ws.serverSend('{"jsonrpc":"2.0","id":3.00e0,"result":"three"}');
+    assert.deepEqual(await Promise.all(calls), ["one", "two", "three"]);
+  });
+
   test("an error answer without an id is reported as an error event", async (t) => {
     const { client, ws } = await setup(t);
     const reported = client.once("error");
