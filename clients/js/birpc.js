@@ -517,6 +517,8 @@ function partText(part, id) {
  * @property {boolean} ended
  * @property {number} nextId
  * @property {Map<number, Part>} inflight our calls awaiting answers, by id
+ * @property {number[][]} batches the ids of the calls of each batch sent, oldest first, for an error the
+ *   server answers with id null to a whole batch; a batch leaves once one of its calls has been answered
  * @property {Map<string, {controller: AbortController, settle: (answer: string | null | typeof CANCELLED) => void}>} running
  *   the server's requests being handled, by id
  * @property {string[]} urgent answers and cancellations, sent before the outbox
@@ -1152,6 +1154,16 @@ export class Client {
     }
     env.sent?.resolve();
     for (const part of env.parts) if (part.notification) this.#settle(part, true, undefined);
+    if (env.batch) {
+      const ids = env.parts.filter((part) => !part.notification).map((part) => /** @type {number} */ (part.id));
+      if (ids.length > 0) {
+        // Batches of which a call was answered can no longer be rejected whole; they go first.
+        const live = (/** @type {number[]} */ batch) => batch.every((id) => connection.inflight.has(id));
+        while (connection.batches.length > 0 && !live(connection.batches[0])) connection.batches.shift();
+        if (connection.batches.length >= this.#maxPendingCalls) connection.batches = connection.batches.filter(live);
+        connection.batches.push(ids);
+      }
+    }
   }
 
   // -- the connection -------------------------------------------------------------------------------------
@@ -1181,6 +1193,7 @@ export class Client {
       ended: false,
       nextId: 0,
       inflight: new Map(),
+      batches: [],
       running: new Map(),
       urgent: [],
       notifications: Promise.resolve(),
@@ -1540,9 +1553,11 @@ export class Client {
     const id = message.id;
     const part = Number.isSafeInteger(id) ? connection.inflight.get(id) : undefined;
     if (!part) {
-      // Late (withdrawn), unknown, or without an id (an error the server could not pin on a request).
+      // Late (withdrawn), unknown, or without an id (an error the server could not pin on a request): a
+      // batch rejected as a whole fails all its calls; any other is reported.
       if ((id === null || id === undefined) && isPlainObject(message.error)) {
-        this.#emit("error", { error: toRpcError(message.error) });
+        const error = toRpcError(message.error);
+        if (!this.#rejectBatch(connection, error)) this.#emit("error", { error });
       }
       return;
     }
@@ -1553,6 +1568,31 @@ export class Client {
     else if (hasError && !hasResult && isErrorObject(message.error)) this.#settle(part, false, toRpcError(message.error));
     else this.#settle(part, false, new ProtocolError("the answer is not a valid JSON-RPC response", message));
   }
+  /**
+   * Fails every call of the batch `error` (answered with id null) rejects: the oldest batch of which no
+   * call has been answered yet, and for -32004 Batch too large whose data says "at most N entries", the
+   * oldest one longer than N. Returns whether there was one.
+   * @param {Connection} connection
+   * @param {RpcError} error
+   */
+  #rejectBatch(connection, error) {
+    const limit =
+      error.code === ErrorCode.BATCH_TOO_LARGE && typeof error.data === "string"
+        ? Number(/^at most (\d+) entries$/.exec(error.data)?.[1] ?? 0)
+        : 0;
+    const index = connection.batches.findIndex(
+      (batch) => batch.length > limit && batch.every((id) => connection.inflight.has(id)),
+    );
+    if (index < 0) return false;
+    const [ids] = connection.batches.splice(index, 1);
+    for (const id of ids) {
+      const part = /** @type {Part} */ (connection.inflight.get(id));
+      connection.inflight.delete(id);
+      this.#settle(part, false, error);
+    }
+    return true;
+  }
+
 }
 
 /** Marks a request answered with -32800 because the server withdrew it. */

@@ -97,6 +97,22 @@ describe("calls of the page", () => {
     assert.deepEqual(await Promise.all(calls), ["one", "two", "three"]);
   });
 
+  test("an error answered with id null to a whole batch fails every call of that batch", async (t) => {
+    const { client, ws } = await setup(t);
+    const short = client.batch((b) => [b.call("a")]);
+    const long = client.batch((b) => [b.call("b"), b.call("c"), b.call("d")]);
+    assert.equal((await ws.nextMessage()).length, 1);
+    assert.equal((await ws.nextMessage()).length, 3);
+    const errors = [];
+    client.on("error", ({ error }) => errors.push(error));
+    // birpc's -32004 names its limit: the batch longer than it is the one rejected.
+    ws.serverSend({ jsonrpc: "2.0", id: null, error: { code: -32004, message: "Batch too large", data: "at most 2 entries" } });
+    await assert.rejects(long, (error) => error instanceof RpcError && error.code === ErrorCode.BATCH_TOO_LARGE);
+    ws.serverSend([{ jsonrpc: "2.0", id: 1, result: "a" }]);
+    assert.deepEqual(await short, ["a"]);
+    assert.deepEqual(errors, []);
+  });
+
   test("an error answer without an id is reported as an error event", async (t) => {
     const { client, ws } = await setup(t);
     const reported = client.once("error");
