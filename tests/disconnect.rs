@@ -215,3 +215,86 @@ async fn a_client_sending_through_a_shutdown_reports_the_servers_going_away() {
         }
     }
 }
+
+/// The close codes RFC 6455 and the IANA registry allow a peer to send pass through in both directions
+/// and are what `closed()` reports on the other side. (1014 is not among them yet: tungstenite 0.30
+/// refuses it on receipt.)
+#[tokio::test]
+async fn allowed_close_codes_pass_through_both_ways() {
+    let codes = [
+        1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 3000, 3999, 4000, 4999,
+    ];
+    let (reasons_tx, mut reasons) = mpsc::channel(4);
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        let reasons = reasons_tx.clone();
+        Router::new()
+            .method("watch", move |ctx: Context, _: NoParams| {
+                let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
+                tokio::spawn(async move { reasons.send(peer.closed().await).await });
+                async { Ok::<_, ErrorObject>(()) }
+            })
+            .method("close_with", |ctx: Context, (code,): (u16,)| async move {
+                ctx.peer().close_with(CloseCode(code), "from the server");
+                Ok::<_, ErrorObject>(())
+            })
+    });
+    let url = format!("ws://{}", server.local_addr());
+    for code in codes {
+        // Client → server.
+        let client = Client::connect(&url).await.unwrap();
+        client.call::<()>("watch", ()).await.unwrap();
+        client.close_with(CloseCode(code), "from the client");
+        let seen = within("the server's close reason", reasons.recv()).await.unwrap();
+        assert!(
+            matches!(&seen, CloseReason::Remote(frame) if frame.code == CloseCode(code) && &*frame.reason == "from the client"),
+            "{code}: {seen}"
+        );
+        // Server → client.
+        let client = Client::connect(&url).await.unwrap();
+        client.call::<()>("watch", ()).await.unwrap();
+        let _ = client.call::<()>("close_with", (code,)).await;
+        let seen = within("the client's close reason", client.closed()).await;
+        assert!(
+            matches!(&seen, CloseReason::Remote(frame) if frame.code == CloseCode(code) && &*frame.reason == "from the server"),
+            "{code}: {seen}"
+        );
+        within("the server's side", reasons.recv()).await.unwrap();
+    }
+    server.shutdown().await;
+}
+
+/// Close codes a peer may not send (1004–1006, 1015, below 1000, 1016–2999, 5000 and up) are a protocol
+/// violation: the connection ends with 1002.
+#[tokio::test]
+async fn forbidden_close_codes_get_1002() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
+
+    let (reasons_tx, mut reasons) = mpsc::channel(4);
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        let reasons = reasons_tx.clone();
+        Router::new().method("watch", move |ctx: Context, _: NoParams| {
+            let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
+            tokio::spawn(async move { reasons.send(peer.closed().await).await });
+            async { Ok::<_, ErrorObject>(()) }
+        })
+    });
+    for code in [999u16, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}", server.local_addr()))
+            .await
+            .unwrap();
+        ws.send(Message::text(r#"{"jsonrpc":"2.0","method":"watch","id":1}"#))
+            .await
+            .unwrap();
+        let _answer = within("the answer", ws.next()).await;
+        let frame = WsCloseFrame {
+            code: code.into(),
+            reason: "".into(),
+        };
+        let _ = ws.send(Message::Close(Some(frame))).await;
+        let seen = within("the server's close reason", reasons.recv()).await.unwrap();
+        assert_eq!(seen.code(), CloseCode::PROTOCOL_ERROR, "{code}: {seen}");
+    }
+    server.shutdown().await;
+}
