@@ -21,6 +21,15 @@ impl Drop for OnDrop {
     }
 }
 
+/// `watch()`: sends the connection's close reason on `reasons` once it has ended.
+fn watching(reasons: mpsc::Sender<CloseReason>) -> Router {
+    Router::new().method("watch", move |ctx: Context, _: NoParams| {
+        let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
+        tokio::spawn(async move { reasons.send(peer.closed().await).await });
+        async { Ok::<_, ErrorObject>(()) }
+    })
+}
+
 /// `hang()`: reports its arrival, then never answers; reports when it is cancelled.
 fn hanging(arrived: Arc<Semaphore>, cancelled: mpsc::Sender<()>) -> Router {
     Router::new().method("hang", move |_: Context, _: NoParams| {
@@ -112,11 +121,7 @@ async fn closing_fails_pending_calls_and_both_sides_learn_the_reason() {
     let hang_arrived = arrived.clone();
     let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
         let reasons = reasons_tx.clone();
-        hanging(hang_arrived.clone(), cancelled_tx.clone()).method("watch", move |ctx: Context, _: NoParams| {
-            let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
-            tokio::spawn(async move { reasons.send(peer.closed().await).await });
-            async { Ok::<_, ErrorObject>(()) }
-        })
+        hanging(hang_arrived.clone(), cancelled_tx.clone()).merge(watching(reasons))
     });
     let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
     client.call::<()>("watch", ()).await.unwrap();
@@ -149,11 +154,7 @@ async fn dropping_the_last_client_handle_closes_the_connection() {
     let (reasons_tx, mut reasons) = mpsc::channel(1);
     let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
         let reasons = reasons_tx.clone();
-        Router::new().method("watch", move |ctx: Context, _: NoParams| {
-            let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
-            tokio::spawn(async move { reasons.send(peer.closed().await).await });
-            async { Ok::<_, ErrorObject>(()) }
-        })
+        watching(reasons)
     });
     let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
     let clone = client.clone();
@@ -227,16 +228,10 @@ async fn allowed_close_codes_pass_through_both_ways() {
     let (reasons_tx, mut reasons) = mpsc::channel(4);
     let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
         let reasons = reasons_tx.clone();
-        Router::new()
-            .method("watch", move |ctx: Context, _: NoParams| {
-                let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
-                tokio::spawn(async move { reasons.send(peer.closed().await).await });
-                async { Ok::<_, ErrorObject>(()) }
-            })
-            .method("close_with", |ctx: Context, (code,): (u16,)| async move {
-                ctx.peer().close_with(CloseCode(code), "from the server");
-                Ok::<_, ErrorObject>(())
-            })
+        watching(reasons).method("close_with", |ctx: Context, (code,): (u16,)| async move {
+            ctx.peer().close_with(CloseCode(code), "from the server");
+            Ok::<_, ErrorObject>(())
+        })
     });
     let url = format!("ws://{}", server.local_addr());
     for code in codes {
@@ -274,11 +269,7 @@ async fn forbidden_close_codes_get_1002() {
     let (reasons_tx, mut reasons) = mpsc::channel(4);
     let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
         let reasons = reasons_tx.clone();
-        Router::new().method("watch", move |ctx: Context, _: NoParams| {
-            let (peer, reasons) = (ctx.peer().clone(), reasons.clone());
-            tokio::spawn(async move { reasons.send(peer.closed().await).await });
-            async { Ok::<_, ErrorObject>(()) }
-        })
+        watching(reasons)
     });
     for code in [999u16, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}", server.local_addr()))
