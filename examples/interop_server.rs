@@ -16,10 +16,12 @@
 //! | `sleep(ms)` | `ms`, after that many milliseconds |
 //! | `ask_client(method, params)` | what the calling client answers to `method(params)`, its error included |
 //! | `notify_client(method, params)` | `null`, after sending the client that notification |
+//! | `close(code, reason)` | nothing: closes the connection with that close code and reason (RFC 6455 section 7.4) |
 
 use std::io::Write;
 use std::time::Duration;
 
+use birpc::CloseCode;
 use birpc::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -40,6 +42,13 @@ struct Sum {
 #[derive(Deserialize)]
 struct Echo {
     value: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Close {
+    code: u16,
+    #[serde(default)]
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +100,10 @@ fn router() -> Router {
                 None => ctx.peer().notify(&p.method, ()).await,
             };
             sent.map_err(|error| ErrorObject::internal_error().with_detail(error))?;
+            Ok::<_, ErrorObject>(())
+        })
+        .method("close", |ctx: Context, p: Close| async move {
+            ctx.peer().close_with(CloseCode(p.code), &p.reason);
             Ok::<_, ErrorObject>(())
         })
 }

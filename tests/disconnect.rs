@@ -218,8 +218,8 @@ async fn a_client_sending_through_a_shutdown_reports_the_servers_going_away() {
 }
 
 /// The close codes RFC 6455 and the IANA registry allow a peer to send pass through in both directions
-/// and are what `closed()` reports on the other side. (1014 is not among them yet: tungstenite 0.30
-/// refuses it on receipt.)
+/// and are what `closed()` reports on the other side. (1014 is not among them: tokio-tungstenite 0.30
+/// refuses it on receipt; the JavaScript client's tests show a birpc server sending it.)
 #[tokio::test]
 async fn allowed_close_codes_pass_through_both_ways() {
     let codes = [

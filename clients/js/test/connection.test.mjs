@@ -79,6 +79,18 @@ describe("closing", () => {
     await c.close();
   });
 
+  test("every close code a server may send reaches the page as sent, 1014 included", { timeout: 30_000 }, async () => {
+    for (const code of [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999]) {
+      const c = await connect(server.url, { reconnect: false });
+      const closed = events(c, "close", 1);
+      // The answer (null) may come before the close frame or be cut off by it.
+      await c.call("close", [code, `code ${code}`]).catch((error) => assert.equal(error.code, code));
+      const [event] = await closed;
+      assert.deepEqual([event.code, event.reason], [code, `code ${code}`]);
+      await assert.rejects(c.call("echo", [1]), { name: "DisconnectedError", code });
+    }
+  });
+
   test("a message over maxMessageSize is refused without sending; the connection lives", async () => {
     const c = await connect(server.url, { reconnect: false });
     await assert.rejects(c.call("echo", ["x".repeat(5 * 1024 * 1024)]), (error) => {
