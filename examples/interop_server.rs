@@ -16,13 +16,17 @@
 //! | `sleep(ms)` | `ms`, after that many milliseconds |
 //! | `ask_client(method, params)` | what the calling client answers to `method(params)`, its error included |
 //! | `notify_client(method, params)` | `null`, after sending the client that notification |
+//! | `ticks(count, every_ms)` | a stream (`docs/streams.md`) of the numbers 0 to count-1, one every `every_ms` milliseconds (0: as fast as credit allows) |
+//! | `sum_upload(numbers)` | the sum of the items of the upload `numbers` (a stream of integers the caller sends) |
+//! | `ask_client_stream(method, params)` | the list of the items of the stream method `method` the calling client exports, or its error unchanged |
 //! | `close(code, reason)` | nothing: closes the connection with that close code and reason (RFC 6455 section 7.4) |
 
 use std::io::Write;
 use std::time::Duration;
 
-use birpc::CloseCode;
 use birpc::prelude::*;
+use birpc::{CloseCode, UploadId};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -42,6 +46,17 @@ struct Sum {
 #[derive(Deserialize)]
 struct Echo {
     value: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Ticks {
+    count: u64,
+    every_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct SumUpload {
+    numbers: UploadId,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +116,40 @@ fn router() -> Router {
             };
             sent.map_err(|error| ErrorObject::internal_error().with_detail(error))?;
             Ok::<_, ErrorObject>(())
+        })
+        .stream("ticks", |_: Context, p: Ticks| async move {
+            let every = Duration::from_millis(p.every_ms);
+            Ok::<_, ErrorObject>(futures::stream::iter(0..p.count).then(move |n| async move {
+                if n > 0 && !every.is_zero() {
+                    tokio::time::sleep(every).await;
+                }
+                Ok::<_, ErrorObject>(n)
+            }))
+        })
+        .method("sum_upload", |ctx: Context, p: SumUpload| async move {
+            let mut numbers = ctx.upload::<i64>(p.numbers)?;
+            let mut sum = 0_i64;
+            while let Some(n) = numbers.next().await {
+                let n = n.map_err(|error| ErrorObject::invalid_params(error))?;
+                sum = sum.wrapping_add(n);
+            }
+            Ok::<_, ErrorObject>(sum)
+        })
+        .method("ask_client_stream", |ctx: Context, p: Forward| async move {
+            let fail = |error: CallError| match error.error_object() {
+                Some(object) => object.clone(),
+                None => ErrorObject::internal_error().with_detail(error),
+            };
+            let mut items = match &p.params {
+                Some(params) => ctx.peer().subscribe::<Box<RawValue>>(&p.method, params).await,
+                None => ctx.peer().subscribe::<Box<RawValue>>(&p.method, ()).await,
+            }
+            .map_err(fail)?;
+            let mut all = Vec::new();
+            while let Some(item) = items.next().await {
+                all.push(item.map_err(fail)?);
+            }
+            Ok::<_, ErrorObject>(all)
         })
         .method("close", |ctx: Context, p: Close| async move {
             ctx.peer().close_with(CloseCode(p.code), &p.reason);

@@ -3,8 +3,10 @@
 
 pub use async_trait;
 pub use rpc_core::support::{DecodeError, Decoding, EncodeError, Encoding};
+pub use futures::{Stream, StreamExt};
 pub use rpc_core::{
-    CallError, Context, ErrorObject, MethodInfo, ParamInfo, Params, ParamsStyle, PeerHandle, Router, TypedCall,
+    CallError, Context, ErrorObject, MethodInfo, ParamInfo, OutgoingUpload, Params, ParamsStyle, PeerHandle,
+    Router, Subscribe, TypedCall, UploadId,
 };
 pub use serde;
 

@@ -56,6 +56,8 @@ pub struct Param {
     name: &'static str,
     ty: String,
     option: bool,
+    /// An upload: `ty` is the type of its items.
+    upload: bool,
 }
 
 impl Param {
@@ -65,6 +67,26 @@ impl Param {
             name,
             ty: type_of::<T>(),
             option: T::IS_OPTION,
+            upload: false,
+        }
+    }
+
+    /// The upload param `name`, a stream of `T` items the caller sends.
+    pub fn upload<T: TS + ?Sized>(name: &'static str) -> Self {
+        Self {
+            name,
+            ty: type_of::<T>(),
+            option: false,
+            upload: true,
+        }
+    }
+
+    /// Its TypeScript type where a caller passes it.
+    fn caller_type(&self) -> String {
+        if self.upload {
+            format!("AsyncIterable<{0}> | Iterable<{0}>", self.ty)
+        } else {
+            self.ty.clone()
         }
     }
 }
@@ -84,8 +106,10 @@ pub struct Method {
     pub named: bool,
     /// The params in order.
     pub params: Vec<Param>,
-    /// The TypeScript type of the result.
+    /// The TypeScript type of the result; for a stream method, of its items.
     pub result: String,
+    /// Whether it is a stream method (a download of `result` items).
+    pub stream: bool,
     /// The TypeScript type of the method's own error, carried in an error's `data`.
     pub error: Option<String>,
     /// The documentation comment.
@@ -189,7 +213,7 @@ impl Module {
         let mut out = self.header();
         let _ = writeln!(
             out,
-            "import type {{ CallOptions, Client, HandlerContext }} from {};\n",
+            "import type {{ CallOptions, Client, HandlerContext, ItemStream, StreamOptions }} from {};\n",
             quote(&self.client)
         );
         let mut seen = HashSet::new();
@@ -244,9 +268,14 @@ fn declare_service(out: &mut String, service: &Service) {
             method.result.clone()
         };
         let params = signature_params(method);
+        let (options, returns) = if method.stream {
+            ("StreamOptions", format!("ItemStream<{result}>"))
+        } else {
+            ("CallOptions", format!("Promise<{result}>"))
+        };
         let _ = writeln!(
             out,
-            "{}  {}({params}options?: CallOptions): Promise<{result}>;",
+            "{}  {}({params}options?: {options}): {returns};",
             doc_comment(&docs, "  "),
             method.ident
         );
@@ -266,9 +295,14 @@ fn declare_service(out: &mut String, service: &Service) {
         } else {
             method.result.clone()
         };
+        let returns = if method.stream {
+            format!("AsyncIterable<{result}> | Iterable<{result}>")
+        } else {
+            format!("{result} | PromiseLike<{result}>")
+        };
         let _ = writeln!(
             out,
-            "{}  {}({}context: HandlerContext): {result} | PromiseLike<{result}>;",
+            "{}  {}({}context: HandlerContext): {returns};",
             doc_comment(method.docs, "  "),
             method.ident,
             handler_params(method)
@@ -298,20 +332,33 @@ fn implement_service(out: &mut String, service: &Service) {
     let _ = writeln!(out, "export function {lower}Client(client) {{\n  return {{");
     for method in &service.methods {
         let args: Vec<String> = (0..method.params.len()).map(|i| format!("a{i}")).collect();
+        // An upload's items go as a stream of this side; its id takes the param's place.
+        let values: Vec<String> = method
+            .params
+            .iter()
+            .zip(&args)
+            .map(|(p, a)| if p.upload { format!("client.upload({a})") } else { a.clone() })
+            .collect();
         let params = if method.params.is_empty() {
             "undefined".to_owned()
         } else if method.named {
             let fields: Vec<String> = method
                 .params
                 .iter()
-                .zip(&args)
+                .zip(&values)
                 .map(|(p, a)| format!("{}: {a}", quote(p.name)))
                 .collect();
             format!("{{ {} }}", fields.join(", "))
         } else {
-            format!("[{}]", args.join(", "))
+            format!("[{}]", values.join(", "))
         };
-        let verb = if method.notification { "notify" } else { "call" };
+        let verb = if method.notification {
+            "notify"
+        } else if method.stream {
+            "stream"
+        } else {
+            "call"
+        };
         let mut all = args.clone();
         all.push("options".to_owned());
         let _ = writeln!(
@@ -347,8 +394,9 @@ fn implement_service(out: &mut String, service: &Service) {
             call(&positional),
             call(&named)
         );
+        let expose = if method.stream { "exposeStream" } else { "expose" };
         for name in std::iter::once(&method.name).chain(method.aliases) {
-            let _ = writeln!(out, "  client.expose({}, {});", quote(name), identifier(method.ident));
+            let _ = writeln!(out, "  client.{expose}({}, {});", quote(name), identifier(method.ident));
         }
     }
     out.push_str("}\n");
@@ -369,7 +417,7 @@ fn signature_params(method: &Method) -> String {
         .enumerate()
         .map(|(i, p)| {
             let mark = if i >= optional_from { "?" } else { "" };
-            format!("{}{mark}: {}, ", identifier(p.name), p.ty)
+            format!("{}{mark}: {}, ", identifier(p.name), p.caller_type())
         })
         .collect()
 }

@@ -1,5 +1,7 @@
 // Type declarations of birpc.js, the browser client of birpc (bidirectional JSON-RPC 2.0 over WebSocket).
 
+/// <reference lib="es2018.asynciterable" />
+
 /** Any JSON value. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -27,6 +29,8 @@ export declare const ErrorCode: Readonly<{
    * run and may be sent again after `error.data.retry_after_ms` milliseconds.
    */
   BUSY: -32005;
+  /** The peer carries as many streams as it allows on the connection; no stream was opened. */
+  TOO_MANY_STREAMS: -32006;
 }>;
 
 /** WebSocket close codes that birpc servers use. */
@@ -43,6 +47,21 @@ export declare const CloseCode: Readonly<{
 
 /** The notification that withdraws a call: `{"method": "$/cancelRequest", "params": {"id": ...}}`. */
 export declare const CANCEL_METHOD: "$/cancelRequest";
+
+/** The methods of the stream protocol (docs/streams.md); the client handles them itself. */
+export declare const StreamMethod: Readonly<{
+  /** `{"id": ID, "window": N}`: the request with that id opens a download granting credits. */
+  OPEN: "$/stream.open";
+  /** `{"subscription": S, "credit": N}`: the producer may send N more items. */
+  CREDIT: "$/stream.credit";
+  /** `{"subscription": S}` or `{"subscription": S, "error": ERROR}`: the stream ended. */
+  END: "$/stream.end";
+  /** `{"subscription": S}` or `[S]`: the consumer wants no more items. */
+  CANCEL: "$/stream.cancel";
+}>;
+
+/** A stream id: a JSON number or string, chosen by the stream's producer. */
+export type StreamId = string | number;
 
 /** A JSON-RPC error object as it travels. */
 export interface ErrorObject<D = unknown> {
@@ -90,7 +109,7 @@ export declare class LimitExceededError extends Error {
   constructor(limit: LimitExceededError["limit"], max: number, message: string);
   readonly name: "LimitExceededError";
   /** The option that was exceeded. */
-  limit: "maxPendingCalls" | "maxQueuedBytes" | "maxMessageSize";
+  limit: "maxPendingCalls" | "maxQueuedBytes" | "maxMessageSize" | "maxStreams";
   /** Its value. */
   max: number;
 }
@@ -127,6 +146,17 @@ export type Handler<P = any, R = unknown> = (params: P, context: HandlerContext)
 
 /** Methods of the page by name. */
 export type Methods = { [name: string]: Handler };
+
+/**
+ * A stream method of the page: gives the stream's items (an async iterable, an iterable, or a promise of
+ * one). Throwing an RpcError (before or during the iteration) ends the stream with that error; anything
+ * else thrown ends it with -32603. `context.signal` is aborted when the server cancels the stream or the
+ * connection ends.
+ */
+export type StreamHandler<P = any, T = unknown> = (
+  params: P,
+  context: HandlerContext,
+) => AsyncIterable<T> | Iterable<T> | PromiseLike<AsyncIterable<T> | Iterable<T>>;
 
 export interface ReconnectOptions {
   /** The delay before the first retry, in ms. Default 250. */
@@ -180,6 +210,12 @@ export interface ClientOptions {
   whenDisconnected?: "wait" | "fail";
   /** Reconnecting: true (default settings, the default), false (off) or settings. */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * Streams at most, each way: downloads open (a further one fails with LimitExceededError), and streams
+   * the page produces (a call with a further upload is refused with LimitExceededError; a further request
+   * of a stream method is answered -32006 Too many streams). Default 1024.
+   */
+  maxStreams?: number;
 }
 
 export interface CallOptions {
@@ -189,6 +225,55 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Overrides the client's `whenDisconnected` for this call. */
   whenDisconnected?: "wait" | "fail";
+}
+
+export interface StreamOptions {
+  /** The items the page holds at most, not yet taken: the credit granted (1 to 2^31 - 1). Default 64. */
+  window?: number;
+  /** Stops the stream when aborted (before or after it opens); the iteration throws the signal's reason. */
+  signal?: AbortSignal;
+  /** How long the stream request may wait for its answer, in ms; null for no limit. Default: the client's. */
+  timeout?: number | null;
+  /** Whether the request waits for a connection ("wait") or fails at once ("fail"). Default: the client's. */
+  whenDisconnected?: "wait" | "fail";
+}
+
+/**
+ * The items of a stream of the server: an async iterator (`for await (const item of stream)`), to be read
+ * once. Leaving the loop early (break, return) cancels the stream.
+ */
+export interface ItemStream<T = unknown> extends AsyncIterableIterator<T> {
+  next(): Promise<IteratorResult<T, undefined>>;
+  /** Stops the stream (the server is told, items not taken are dropped); done. */
+  return(value?: unknown): Promise<IteratorResult<T, any>>;
+  [Symbol.asyncIterator](): ItemStream<T>;
+  /** Stops the stream, as `return()` does. */
+  cancel(): void;
+  /** Resolves with the stream id once the server opened the stream; rejects with why it did not. */
+  readonly opened: Promise<StreamId>;
+  /** The server's stream id, once open. */
+  readonly id: StreamId | undefined;
+  /** "opening" until the server answers, then "open", then "ended" (items may still wait to be taken). */
+  readonly state: "opening" | "open" | "ended";
+  /** The credit the stream grants: the most items it holds untaken. */
+  readonly window: number;
+  /** Items received and not yet taken (at most `window`). */
+  readonly buffered: number;
+  /** Items received so far. */
+  readonly received: number;
+}
+
+/**
+ * An upload: items the page sends the server while one call runs. Put it in that call's params (anywhere:
+ * it is encoded as its stream id).
+ */
+export interface Upload<T = unknown> {
+  /** The stream id: unique among the streams the client produces. */
+  readonly id: number;
+  /** The stream id, as the upload travels in the params. */
+  toJSON(): number;
+  /** Only to tell uploads of different item types apart. */
+  readonly __items?: T;
 }
 
 /** The builder given to the function passed to {@link Client.batch}. */
@@ -269,6 +354,18 @@ export declare class Client {
   /** Sends a notification; resolves once handed to the socket. Never an unhandled rejection. */
   notify(method: string, params?: Params, options?: CallOptions): Promise<void>;
   /**
+   * Opens a stream of the server (a download) and returns its items as an async iterator; the request
+   * is sent at once. The iteration throws what ends the stream otherwise: the server's RpcError, a
+   * DisconnectedError, a ProtocolError (the server sent beyond the window), the signal's reason, ...
+   */
+  stream<T = unknown>(method: string, params?: Params, options?: StreamOptions): ItemStream<T>;
+  /**
+   * Makes an upload of `items` for one call: `client.call("sum_upload", [client.upload(numbers)])`. Items
+   * go as far as the server's credit allows; production stops when the server cancels the stream, when
+   * the call settles, or when the connection ends.
+   */
+  upload<T>(items: AsyncIterable<T> | Iterable<T>): Upload<T>;
+  /**
    * Sends calls and notifications in one message; resolves with what `build` returned, awaited (an array
    * of promises becomes an array of results, like Promise.all).
    */
@@ -282,7 +379,9 @@ export declare class Client {
   expose<P = any, R = unknown>(name: string, handler: Handler<P, R>): this;
   /** Exports several methods. */
   expose(methods: Methods): this;
-  /** Stops exporting a method; whether it was exported. */
+  /** Exports a stream method for the server to call: it answers a stream id, then sends `items`. */
+  exposeStream<P = any, T = unknown>(name: string, items: StreamHandler<P, T>): this;
+  /** Stops exporting a method (or a stream method); whether it was exported. */
   unexpose(name: string): boolean;
 
   /** Listens to an event; returns a function removing the listener. */

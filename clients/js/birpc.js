@@ -18,6 +18,7 @@ export const ErrorCode = Object.freeze({
   RESPONSE_TOO_LARGE: -32003,
   BATCH_TOO_LARGE: -32004,
   BUSY: -32005,
+  TOO_MANY_STREAMS: -32006,
 });
 
 /** WebSocket close codes that birpc servers use. */
@@ -35,6 +36,20 @@ export const CloseCode = Object.freeze({
 /** The notification that withdraws a call. */
 export const CANCEL_METHOD = "$/cancelRequest";
 
+/** The methods of the stream protocol (docs/streams.md). */
+export const StreamMethod = Object.freeze({
+  OPEN: "$/stream.open",
+  CREDIT: "$/stream.credit",
+  END: "$/stream.end",
+  CANCEL: "$/stream.cancel",
+});
+
+/** The most credit a producer holds, and the largest window (2^31 - 1). */
+const MAX_CREDIT = 2 ** 31 - 1;
+
+/** The announcements ($/stream.open) kept that no request has claimed yet. */
+const MAX_ANNOUNCEMENTS = 16;
+
 /** @type {Map<number, string>} */
 const DEFAULT_MESSAGES = new Map([
   [ErrorCode.PARSE_ERROR, "Parse error"],
@@ -48,6 +63,7 @@ const DEFAULT_MESSAGES = new Map([
   [ErrorCode.RESPONSE_TOO_LARGE, "Response too large"],
   [ErrorCode.BATCH_TOO_LARGE, "Batch too large"],
   [ErrorCode.BUSY, "Busy"],
+  [ErrorCode.TOO_MANY_STREAMS, "Too many streams"],
 ]);
 
 // WebSocket.readyState values (read as numbers so that any WebSocket-like object works).
@@ -65,6 +81,8 @@ const DEFAULTS = Object.freeze({
   maxQueuedBytes: 8 * MiB,
   pollInterval: 16,
   whenDisconnected: "wait",
+  window: 64,
+  maxStreams: 1024,
 });
 
 /**
@@ -161,7 +179,7 @@ export class TimeoutError extends Error {
 /** A call or notification was refused at once because a limit of the client was reached. */
 export class LimitExceededError extends Error {
   /**
-   * @param {"maxPendingCalls" | "maxQueuedBytes" | "maxMessageSize"} limit the option that was exceeded
+   * @param {"maxPendingCalls" | "maxQueuedBytes" | "maxMessageSize" | "maxStreams"} limit the option that was exceeded
    * @param {number} max its value
    * @param {string} message
    */
@@ -325,20 +343,28 @@ function resultFrame(rawId, resultJson) {
  * @param {unknown} [data]
  */
 function errorFrame(rawId, code, message, data) {
+  return `{"jsonrpc":"2.0","id":${rawId},"error":${errorJson(code, message, data)}}`;
+}
+
+/**
+ * The text of an error object; data that cannot be encoded is replaced by a note saying so.
+ * @param {number} code
+ * @param {string} [message]
+ * @param {unknown} [data]
+ */
+function errorJson(code, message, data) {
   /** @type {{code: number, message: string, data?: unknown}} */
   const error = { code, message: message ?? DEFAULT_MESSAGES.get(code) ?? "Error" };
   if (data !== undefined) error.data = data;
-  let json;
   try {
-    json = JSON.stringify(error);
+    return JSON.stringify(error);
   } catch (encodeError) {
-    json = JSON.stringify({
+    return JSON.stringify({
       code,
       message: error.message,
       data: `the error data could not be encoded: ${describe(encodeError)}`,
     });
   }
-  return `{"jsonrpc":"2.0","id":${rawId},"error":${json}}`;
 }
 
 /** @param {unknown} error */
@@ -427,6 +453,8 @@ function handled(promise) {
  * @property {(error: unknown) => void} reject
  * @property {boolean} settled
  * @property {Envelope} envelope
+ * @property {Download} [download] the stream a stream request opens
+ * @property {Producer[]} [uploads] the uploads of a call, produced while it runs
  */
 
 /**
@@ -478,11 +506,25 @@ function envelope(parts, batch) {
  * @param {string} method
  * @param {unknown} params
  * @param {boolean} notification
- * @returns {{part: Part, promise: Promise<any>}}
+ * @param {boolean} [acceptUploads] whether the params may hold uploads (only a call's may)
+ * @returns {{part: Part, promise: Promise<any>, uploads: Upload[]}}
  */
-function makePart(method, params, notification) {
+function makePart(method, params, notification, acceptUploads = false) {
   if (typeof method !== "string") throw new TypeError("the method name must be a string");
-  const paramsJson = encodeParams(params);
+  /** @type {string | undefined} */
+  let paramsJson;
+  // Upload objects met while encoding report themselves (see Upload#toJSON), however deep.
+  /** @type {Upload[]} */
+  const uploads = [];
+  collecting = uploads;
+  try {
+    paramsJson = encodeParams(params);
+  } finally {
+    collecting = null;
+  }
+  if (uploads.length > 0 && !acceptUploads) {
+    throw new TypeError("an upload can only be a param of client.call (not of a notification, a batch or a stream)");
+  }
   const { promise, resolve, reject } = deferred();
   // A notification's own promise is not given out (the envelope's `sent` is): never unhandled.
   if (notification) handled(promise);
@@ -496,8 +538,11 @@ function makePart(method, params, notification) {
     settled: false,
     envelope: /** @type {any} */ (null),
   };
-  return { part, promise };
+  return { part, promise, uploads };
 }
+
+/** @type {Upload[] | null} where the uploads met while makePart encodes params go */
+let collecting = null;
 
 /**
  * @param {Part} part
@@ -527,7 +572,418 @@ function partText(part, id) {
  * @property {ReturnType<typeof setTimeout> | null} connectTimer
  * @property {ReturnType<typeof setTimeout> | null} errorTimer
  * @property {(() => void)[]} onClosed called when the socket reports it closed
+ * @property {Map<string, Download>} downloads the open streams the page consumes, by the JSON text of
+ *   their (the server's) stream ids
+ * @property {Map<string, Producer>} produced the streams the page produces, by the JSON text of their ids
+ * @property {Map<string, number>} announcements the windows `$/stream.open` announced for requests not
+ *   yet received, by idKey of the request id (oldest first)
+ * @property {Set<number>} orphans ids of stream requests withdrawn before their answer: a stream they
+ *   open after all is cancelled
+ * @property {(() => void)[]} roomWaiters producers waiting for the queues to empty and the socket's
+ *   buffer to fall under the high-water mark
  */
+
+// ---------------------------------------------------------------------------------------------------------
+// Streams (docs/streams.md)
+//
+// A Download is a stream of the server's items that the page consumes (client.stream); a Producer is a
+// stream the page produces: an upload of one of its calls (client.upload), or the items of one of its
+// stream methods (client.exposeStream) that the server called.
+
+/**
+ * The key of a stream id in the maps of a connection: its JSON text; null for what is not a stream id.
+ * @param {unknown} id
+ * @returns {string | null}
+ */
+function streamKey(id) {
+  if (typeof id === "string" || (typeof id === "number" && Number.isFinite(id))) return JSON.stringify(id);
+  return null;
+}
+
+/**
+ * The stream named by the params of `$/stream.cancel`: `{"subscription": S}` or `[S]`.
+ * @param {unknown} params
+ */
+function cancelledStream(params) {
+  if (isPlainObject(params)) return /** @type {any} */ (params).subscription;
+  if (Array.isArray(params)) return params[0];
+  return undefined;
+}
+
+/**
+ * The text of a notification.
+ * @param {string} method
+ * @param {string} paramsJson
+ */
+function notificationFrame(method, paramsJson) {
+  return `{"jsonrpc":"2.0","method":${JSON.stringify(method)},"params":${paramsJson}}`;
+}
+
+/** @param {string} key the JSON text of a stream id */
+function cancelFrame(key) {
+  return notificationFrame(StreamMethod.CANCEL, `{"subscription":${key}}`);
+}
+
+/**
+ * The error object (as text) a producer ends its stream with when its items fail: an RpcError's own, or
+ * -32603 with the error as its message.
+ * @param {unknown} error
+ */
+function producerErrorJson(error) {
+  if (error instanceof RpcError) return errorJson(error.code, error.message, error.data);
+  let message;
+  try {
+    message = String(error);
+  } catch {
+    message = "Internal error";
+  }
+  return errorJson(ErrorCode.INTERNAL_ERROR, message);
+}
+
+/** An AbortError, as fetch rejects with. */
+function abortError(/** @type {string} */ message) {
+  return new DOMException(message, "AbortError");
+}
+
+/**
+ * The iterator of an async or sync iterable, as an async one. `close` ends it early (its `return`), never
+ * throwing.
+ * @typedef {{next: () => Promise<IteratorResult<unknown>>, close: () => void}} ItemSource
+ */
+
+/** @param {any} items */
+function isIterable(items) {
+  return (
+    items !== null &&
+    items !== undefined &&
+    (typeof items[Symbol.asyncIterator] === "function" || typeof items[Symbol.iterator] === "function")
+  );
+}
+
+/**
+ * @param {any} items an async iterable or an iterable
+ * @returns {ItemSource}
+ */
+function openItems(items) {
+  if (!isIterable(items)) throw new TypeError("a stream's items must be an async iterable or an iterable");
+  const isAsync = typeof items[Symbol.asyncIterator] === "function";
+  const iterator = isAsync ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
+  if (iterator === null || typeof iterator !== "object" || typeof iterator.next !== "function") {
+    throw new TypeError("the iterable gave no iterator");
+  }
+  return {
+    // A sync iterable's values are awaited, as for await does.
+    next: isAsync
+      ? async () => iterator.next()
+      : async () => {
+          const step = iterator.next();
+          return step.done ? step : { done: false, value: await step.value };
+        },
+    close: () => {
+      try {
+        const result = typeof iterator.return === "function" ? iterator.return() : undefined;
+        if (result && typeof result.then === "function") handled(Promise.resolve(result));
+      } catch {
+        // Closing is a courtesy: its failure changes nothing.
+      }
+    },
+  };
+}
+
+/**
+ * A stream the page produces.
+ * @typedef {object} Producer
+ * @property {number} id the page's stream id
+ * @property {string} key its JSON text
+ * @property {string} method the method its items travel under
+ * @property {unknown} items the iterable
+ * @property {ItemSource | null} source opened at the first item
+ * @property {number} credit the items it may send (Infinity when the consumer grants no credits)
+ * @property {boolean} stopped
+ * @property {Connection | null} connection
+ * @property {(() => void) | null} wake wakes it when it waits for credit
+ * @property {AbortController | null} controller a stream method's: aborted when the stream stops early
+ */
+
+/**
+ * @param {number} id
+ * @param {unknown} items
+ * @param {string} method
+ * @returns {Producer}
+ */
+function producer(id, items, method) {
+  return {
+    id,
+    key: String(id),
+    method,
+    items,
+    source: null,
+    credit: 0,
+    stopped: false,
+    connection: null,
+    wake: null,
+    controller: null,
+  };
+}
+
+/** @type {WeakMap<Upload, {client: Client, producer: Producer, used: boolean}>} */
+const UPLOADS = new WeakMap();
+
+/**
+ * A stream the page uploads while one of its calls runs: made by {@link Client#upload}, put in the call's
+ * params (anywhere), where it is encoded as its stream id.
+ */
+class Upload {
+  #id;
+
+  /** @param {number} id */
+  constructor(id) {
+    this.#id = id;
+  }
+
+  /** The stream id, unique among the streams the client produces. */
+  get id() {
+    return this.#id;
+  }
+
+  /** The stream id: what the upload is in the call's params. */
+  toJSON() {
+    collecting?.push(this);
+    return this.#id;
+  }
+}
+
+/** @type {WeakMap<Function, Function>} the stream methods of the page: their stand-in handler to the function giving the items */
+const STREAM_METHODS = new WeakMap();
+
+/**
+ * What the client does for a download on behalf of its ItemStream.
+ * @typedef {object} DownloadHooks
+ * @property {(credit: number) => void} grant sends `$/stream.credit`
+ * @property {(cancelRemote: boolean) => void} closed the stream ended; the producer is to be told when
+ *   `cancelRemote`
+ */
+
+/**
+ * What the client tells an ItemStream.
+ * @typedef {object} DownloadControl
+ * @property {(id: string | number) => boolean} open the server answered the stream id; false if the stream
+ *   had ended
+ * @property {(value: unknown, message: unknown) => void} item an item arrived
+ * @property {(error: unknown, immediate: boolean, cancelRemote: boolean) => void} end the stream ends, with
+ *   an error unless `error` is undefined; `immediate` drops the items not yet taken
+ */
+
+/**
+ * A download of the page.
+ * @typedef {object} Download
+ * @property {ItemStream<any>} stream
+ * @property {DownloadControl} control
+ * @property {Part | null} part the request, while it is not answered
+ * @property {Connection | null} connection once open
+ * @property {string | null} key the JSON text of the stream id, once open
+ * @property {AbortSignal | undefined} signal
+ * @property {(() => void) | null} onAbort
+ * @property {boolean} counted whether it counts against maxStreams
+ */
+
+/**
+ * The items of a stream of the server, as an async iterator: what {@link Client#stream} returns.
+ * @template T
+ */
+class ItemStream {
+  #window;
+  /** @type {DownloadHooks} */
+  #hooks;
+  /** @type {unknown[]} the items received and not yet taken, from #head on */
+  #buffer = [];
+  #head = 0;
+  /** @type {{resolve: (step: IteratorResult<any, undefined>) => void, reject: (error: unknown) => void}[]} */
+  #waiters = [];
+  /** @type {"opening" | "open" | "ended"} */
+  #state = "opening";
+  #failed = false;
+  /** @type {unknown} */
+  #error = undefined;
+  #errorTaken = false;
+  #credit;
+  #taken = 0;
+  #received = 0;
+  /** @type {string | number | undefined} */
+  #id = undefined;
+  /** @type {ReturnType<typeof deferred<string | number>>} */
+  #opened = deferred();
+
+  /**
+   * @param {number} window
+   * @param {DownloadHooks} hooks
+   * @param {DownloadControl} control filled in here: how the client drives this stream
+   */
+  constructor(window, hooks, control) {
+    this.#window = window;
+    this.#credit = window;
+    this.#hooks = hooks;
+    handled(this.#opened.promise);
+    control.open = (id) => {
+      if (this.#state !== "opening") return false;
+      this.#state = "open";
+      this.#id = id;
+      this.#opened.resolve(id);
+      return true;
+    };
+    control.item = (value, message) => this.#item(value, message);
+    control.end = (error, immediate, cancelRemote) => this.#end(error, immediate, cancelRemote);
+  }
+
+  /** The stream id the server gave, once open. */
+  get id() {
+    return this.#id;
+  }
+
+  /** Resolves with the stream id once the server has opened the stream; rejects if it did not. */
+  get opened() {
+    return this.#opened.promise;
+  }
+
+  /** "opening" (the request is not answered yet), "open" or "ended" (items may still wait to be taken). */
+  get state() {
+    return this.#state;
+  }
+
+  /** The most items the stream holds that were not taken: the credit granted at most. */
+  get window() {
+    return this.#window;
+  }
+
+  /** The items received and not yet taken. */
+  get buffered() {
+    return this.#buffer.length - this.#head;
+  }
+
+  /** The items received so far. */
+  get received() {
+    return this.#received;
+  }
+
+  /**
+   * The next item.
+   * @returns {Promise<IteratorResult<T, undefined>>}
+   */
+  next() {
+    if (this.#head < this.#buffer.length) {
+      const value = /** @type {T} */ (this.#take());
+      this.#took();
+      return Promise.resolve({ value, done: false });
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      if (this.#state === "ended") this.#finish(waiter);
+      else this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Stops the stream (what `break` out of `for await` does): the server is told to stop, items not taken
+   * are dropped, and the iteration is done.
+   * @param {unknown} [value]
+   * @returns {Promise<IteratorResult<T, any>>}
+   */
+  return(value) {
+    this.#end(undefined, true, true);
+    return Promise.resolve({ value, done: true });
+  }
+
+  /** Stops the stream, as `return()` does. */
+  cancel() {
+    this.#end(undefined, true, true);
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  #take() {
+    const value = this.#buffer[this.#head];
+    this.#buffer[this.#head++] = undefined;
+    if (this.#head === this.#buffer.length) {
+      this.#buffer.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#buffer.length) {
+      this.#buffer.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return value;
+  }
+
+  /**
+   * @param {unknown} value
+   * @param {unknown} message
+   */
+  #item(value, message) {
+    if (this.#state !== "open") return;
+    if (this.#credit <= 0) {
+      const error = new ProtocolError(
+        `the producer sent more than the window of ${this.#window} items (overrun); the stream was cancelled`,
+        message,
+      );
+      this.#end(error, false, true);
+      return;
+    }
+    this.#credit--;
+    this.#received++;
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      this.#took();
+      waiter.resolve({ value, done: false });
+    } else this.#buffer.push(value);
+  }
+
+  /** An item was taken: once half a window was, they are granted again. */
+  #took() {
+    if (this.#state !== "open") return;
+    this.#taken++;
+    if (this.#taken * 2 >= this.#window) {
+      const credit = this.#taken;
+      this.#taken = 0;
+      this.#credit += credit;
+      this.#hooks.grant(credit);
+    }
+  }
+
+  /**
+   * @param {unknown} error undefined for a normal end
+   * @param {boolean} immediate drops the items not yet taken
+   * @param {boolean} cancelRemote
+   */
+  #end(error, immediate, cancelRemote) {
+    if (this.#state === "ended") return;
+    const opening = this.#state === "opening";
+    this.#state = "ended";
+    if (error !== undefined) {
+      this.#failed = true;
+      this.#error = error;
+    }
+    if (immediate) {
+      this.#buffer.length = 0;
+      this.#head = 0;
+    }
+    if (opening) this.#opened.reject(error ?? abortError("the stream was cancelled before it opened"));
+    this.#hooks.closed(cancelRemote);
+    // Waiters wait only when no item does.
+    for (const waiter of this.#waiters.splice(0)) this.#finish(waiter);
+  }
+
+  /**
+   * Settles a waiter of an ended stream without items left: the error once, then done.
+   * @param {{resolve: (step: IteratorResult<any, undefined>) => void, reject: (error: unknown) => void}} waiter
+   */
+  #finish(waiter) {
+    if (this.#failed && !this.#errorTaken) {
+      this.#errorTaken = true;
+      waiter.reject(this.#error);
+    } else waiter.resolve({ value: undefined, done: true });
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // The client
@@ -601,6 +1057,7 @@ export class Client {
   #highWaterMark;
   #maxQueuedBytes;
   #pollInterval;
+  #maxStreams;
   /** @type {"wait" | "fail"} */
   #whenDisconnected;
   /** @type {ReconnectSettings | null} */
@@ -623,6 +1080,14 @@ export class Client {
   #lastClose = null;
   /** @type {{resolve: () => void, reject: (error: unknown) => void}[]} */
   #readyWaiters = [];
+  /** The last stream id the page gave (to an upload or a stream of its stream methods). */
+  #lastStreamId = 0;
+  /** The downloads not ended (opening or open). */
+  #downloads = 0;
+  /** The streams the page produces: uploads of calls not settled, streams of its stream methods. */
+  #producing = 0;
+  /** @type {WeakMap<Promise<string | null>, () => void>} what to do once an answer is handed to the socket */
+  #afterAnswer = new WeakMap();
 
   /**
    * @param {string | URL | (() => string | URL)} url the server, or a function giving it for each
@@ -643,6 +1108,7 @@ export class Client {
     this.#highWaterMark = nonNegative("highWaterMark", options.highWaterMark, DEFAULTS.highWaterMark);
     this.#maxQueuedBytes = nonNegative("maxQueuedBytes", options.maxQueuedBytes, DEFAULTS.maxQueuedBytes);
     this.#pollInterval = nonNegative("pollInterval", options.pollInterval, DEFAULTS.pollInterval);
+    this.#maxStreams = positive("maxStreams", options.maxStreams, DEFAULTS.maxStreams);
     this.#whenDisconnected = disconnectedMode(options.whenDisconnected ?? DEFAULTS.whenDisconnected);
     const reconnect = options.reconnect ?? true;
     if (reconnect === false) this.#reconnect = null;
@@ -777,10 +1243,30 @@ export class Client {
       for (const [key, value] of Object.entries(name)) this.expose(key, value);
       return this;
     }
-    if (typeof name !== "string") throw new TypeError("a method name must be a string");
-    if (name === CANCEL_METHOD) throw new TypeError(`${CANCEL_METHOD} is handled by the client itself`);
+    checkMethodName(name);
     if (typeof handler !== "function") throw new TypeError(`the handler of ${name} must be a function`);
     this.#methods.set(name, handler);
+    return this;
+  }
+
+  /**
+   * Exports a stream method for the server to call (replacing a method of the same name): `items(params,
+   * context)` returns the stream's items, an async iterable or an iterable (or a promise of one). The
+   * request is answered with a fresh stream id, then the items follow as far as the server's credit
+   * allows, then `$/stream.end`. An error thrown by `items`, or by the iteration, ends the stream with it
+   * (an RpcError's code, message and data; anything else -32603). `context.signal` is aborted when the
+   * server cancels the stream or the connection ends.
+   * @param {string} name
+   * @param {Function} items `(params, context) => AsyncIterable | Iterable`
+   * @returns {this}
+   */
+  exposeStream(name, items) {
+    checkMethodName(name);
+    if (typeof items !== "function") throw new TypeError(`the items function of ${name} must be a function`);
+    // What a notification of the method would run: nothing (a stream needs a request).
+    const standIn = () => {};
+    STREAM_METHODS.set(standIn, items);
+    this.#methods.set(name, standIn);
     return this;
   }
 
@@ -871,12 +1357,142 @@ export class Client {
   call(method, params, options = {}) {
     let made;
     try {
-      made = makePart(method, params, false);
+      made = makePart(method, params, false, true);
+      if (made.uploads.length > 0) made.part.uploads = this.#bindUploads(made.uploads, method);
     } catch (error) {
       return Promise.reject(error);
     }
     this.#submit(envelope([made.part], false), options);
     return made.promise;
+  }
+
+  /**
+   * Opens a stream of the server (a download): `method(params)` answers a stream id, then sends items.
+   * What is returned is an async iterator of the items (`for await (const item of client.stream(...))`);
+   * the request is sent at once. At most `window` items wait in the page; the server is granted more as
+   * they are taken. Leaving the loop (`break`, `return()`), `cancel()` or the signal stops the stream: the
+   * server is told with `$/stream.cancel`. The iteration throws what ends the stream otherwise: an RpcError
+   * (the server's error answer, or the error it ended the stream with), a DisconnectedError (the
+   * connection ended), a ProtocolError (the server sent beyond its credit), the signal's reason, a
+   * TimeoutError (no answer to the request within `timeout`), a LimitExceededError (`maxStreams` streams
+   * already), a TypeError or RangeError (bad arguments).
+   * @param {string} method
+   * @param {unknown[] | Record<string, unknown>} [params]
+   * @param {import("./birpc.js").StreamOptions} [options]
+   * @returns {ItemStream<any>}
+   */
+  stream(method, params, options = {}) {
+    /** @type {DownloadControl} */
+    const control = /** @type {any} */ ({});
+    /** @type {Download} */
+    const download = /** @type {any} */ ({
+      part: null,
+      connection: null,
+      key: null,
+      signal: undefined,
+      onAbort: null,
+      counted: false,
+      control,
+    });
+    /** @type {unknown} */
+    let problem;
+    let window = /** @type {number} */ (DEFAULTS.window);
+    try {
+      window = streamWindow(options.window);
+    } catch (error) {
+      problem = error;
+    }
+    download.stream = new ItemStream(
+      window,
+      {
+        grant: (credit) => {
+          const connection = download.connection;
+          if (connection && download.key !== null) {
+            this.#sendUrgent(connection, notificationFrame(StreamMethod.CREDIT, `{"subscription":${download.key},"credit":${credit}}`));
+          }
+        },
+        closed: (cancelRemote) => this.#downloadClosed(download, cancelRemote),
+      },
+      control,
+    );
+    const fail = (/** @type {unknown} */ error) => {
+      control.end(error, true, false);
+      return download.stream;
+    };
+    if (problem !== undefined) return fail(problem);
+    const signal = options.signal;
+    if (signal?.aborted) return fail(signal.reason);
+    if (this.#downloads >= this.#maxStreams) {
+      return fail(
+        new LimitExceededError("maxStreams", this.#maxStreams, `${this.#maxStreams} streams are open already (maxStreams)`),
+      );
+    }
+    let made;
+    try {
+      made = makePart(method, params, false);
+    } catch (error) {
+      return fail(error);
+    }
+    const part = made.part;
+    this.#downloads++;
+    download.counted = true;
+    download.part = part;
+    part.download = download;
+    // Settled synchronously, in the turn the answer arrives: the stream is in place for the items that follow.
+    part.resolve = (id) => this.#downloadOpened(download, id);
+    part.reject = (error) => control.end(error, true, false);
+    if (signal) {
+      download.signal = signal;
+      download.onAbort = () => control.end(signal.reason, true, true);
+      signal.addEventListener("abort", download.onAbort, { once: true });
+    }
+    this.#submit(envelope([part], false), { timeout: options.timeout, whenDisconnected: options.whenDisconnected });
+    return download.stream;
+  }
+
+  /**
+   * Makes an upload of `items` for a call: put it in the call's params (`client.call("sum_upload",
+   * [client.upload(numbers)])`), where it travels as its stream id. Nothing is sent before the server
+   * grants credit; then the items go as far as the credit allows, and `$/stream.end` after the last (with
+   * the error if the iteration throws). Production stops (the iterator's `return()`) when the server
+   * cancels the stream, when the call settles, or when the connection ends. One upload serves one call.
+   * @param {AsyncIterable<unknown> | Iterable<unknown>} items
+   * @returns {Upload}
+   */
+  upload(items) {
+    if (!isIterable(items)) throw new TypeError("an upload takes an async iterable or an iterable");
+    const id = ++this.#lastStreamId;
+    const upload = new Upload(id);
+    UPLOADS.set(upload, { client: this, producer: producer(id, items, ""), used: false });
+    return upload;
+  }
+
+  /**
+   * Binds the uploads found in a call's params to it.
+   * @param {Upload[]} uploads
+   * @param {string} method
+   * @returns {Producer[]}
+   */
+  #bindUploads(uploads, method) {
+    const states = [...new Set(uploads)].map((upload) => /** @type {NonNullable<ReturnType<typeof UPLOADS.get>>} */ (UPLOADS.get(upload)));
+    if (states.length < uploads.length) throw new TypeError("an upload can appear once in a call's params");
+    for (const state of states) {
+      if (state.client !== this) throw new TypeError("an upload goes in a call of the client that made it");
+      if (state.used) throw new TypeError("an upload serves one call only; this one was used already");
+    }
+    if (this.#producing + states.length > this.#maxStreams) {
+      throw new LimitExceededError(
+        "maxStreams",
+        this.#maxStreams,
+        `the page produces ${this.#maxStreams} streams already (maxStreams)`,
+      );
+    }
+    this.#producing += states.length;
+    return states.map((state) => {
+      state.used = true;
+      state.producer.method = method;
+      return state.producer;
+    });
   }
 
   /**
@@ -1015,6 +1631,7 @@ export class Client {
     env.state = "settled";
     for (const part of env.parts) {
       part.settled = true;
+      this.#stopUploads(part);
       part.reject(error);
     }
     env.sent?.reject(error);
@@ -1030,6 +1647,8 @@ export class Client {
     if (part.settled) return;
     part.settled = true;
     if (!part.notification) this.#pendingCalls--;
+    // An upload lives as long as its call.
+    this.#stopUploads(part);
     if (ok) part.resolve(value);
     else part.reject(value);
     const env = part.envelope;
@@ -1065,6 +1684,7 @@ export class Client {
         if (connection.inflight.get(part.id) === part) {
           connection.inflight.delete(part.id);
           ids.push(part.id);
+          if (part.download) this.#orphan(connection, part.id);
         }
       }
       if (connection && !connection.ended && ids.length > 0) {
@@ -1101,13 +1721,20 @@ export class Client {
     const connection = this.#connection;
     if (!connection || !connection.open || connection.ended) return;
     const ws = connection.ws;
-    while (connection.urgent.length > 0 || this.#outbox.length > 0) {
+    for (;;) {
+      const waiting = connection.urgent.length > 0 || this.#outbox.length > 0;
+      if (!waiting && connection.roomWaiters.length === 0) return;
       if (ws.readyState !== OPEN) return;
       if (ws.bufferedAmount > this.#highWaterMark) {
         this.#pollTimer ??= setTimeout(() => {
           this.#pollTimer = null;
           this.#flush();
         }, this.#pollInterval);
+        return;
+      }
+      if (!waiting) {
+        // Both queues empty and the buffer low: the producers waiting for room go on.
+        for (const wake of connection.roomWaiters.splice(0)) wake();
         return;
       }
       if (connection.urgent.length > 0) {
@@ -1143,7 +1770,13 @@ export class Client {
     }
     env.state = "sent";
     env.connection = connection;
+    const download = env.batch ? undefined : env.parts[0].download;
     try {
+      // A download's announcement goes right before its request.
+      if (download) {
+        const id = /** @type {number} */ (env.parts[0].id);
+        connection.ws.send(notificationFrame(StreamMethod.OPEN, `{"id":${id},"window":${download.stream.window}}`));
+      }
       connection.ws.send(env.batch ? `[${texts.join(",")}]` : texts[0]);
     } catch (error) {
       for (const part of env.parts) if (part.id !== undefined) connection.inflight.delete(part.id);
@@ -1154,6 +1787,15 @@ export class Client {
     }
     env.sent?.resolve();
     for (const part of env.parts) if (part.notification) this.#settle(part, true, undefined);
+    // Uploads wait on this connection for the credit of the server.
+    for (const part of env.parts) {
+      for (const upload of part.uploads ?? []) {
+        if (upload.stopped) continue;
+        upload.connection = connection;
+        connection.produced.set(upload.key, upload);
+        this.#produce(upload);
+      }
+    }
     if (env.batch) {
       const ids = env.parts.filter((part) => !part.notification).map((part) => /** @type {number} */ (part.id));
       if (ids.length > 0) {
@@ -1201,6 +1843,11 @@ export class Client {
       connectTimer: null,
       errorTimer: null,
       onClosed: [],
+      downloads: new Map(),
+      produced: new Map(),
+      announcements: new Map(),
+      orphans: new Set(),
+      roomWaiters: [],
     };
     this.#connection = connection;
     if (this.#connectTimeout !== null) {
@@ -1272,6 +1919,13 @@ export class Client {
     }
     connection.running.clear();
     connection.urgent.length = 0;
+    // Streams: none survives its connection.
+    for (const download of [...connection.downloads.values()]) download.control.end(error, true, false);
+    connection.downloads.clear();
+    for (const upload of [...connection.produced.values()]) this.#stopProducer(upload, error);
+    for (const wake of connection.roomWaiters.splice(0)) wake();
+    connection.announcements.clear();
+    connection.orphans.clear();
     // Calls in flight: rejected, never sent again.
     const inflight = [...connection.inflight.values()];
     connection.inflight.clear();
@@ -1399,7 +2053,12 @@ export class Client {
 
     if (!Array.isArray(message)) {
       const answer = this.#onItem(connection, message, () => rawIdOf(null));
-      if (answer) answer.then((text) => text !== null && this.#sendUrgent(connection, text));
+      if (answer) {
+        answer.then((text) => {
+          if (text !== null) this.#sendUrgent(connection, text);
+          this.#answered(answer);
+        });
+      }
       return;
     }
     if (message.length === 0) {
@@ -1416,6 +2075,7 @@ export class Client {
     Promise.all(answers).then((texts) => {
       const sent = texts.filter((t) => t !== null);
       if (sent.length > 0 && !connection.ended) this.#sendUrgent(connection, `[${sent.join(",")}]`);
+      for (const answer of answers) this.#answered(answer);
     });
   }
 
@@ -1459,6 +2119,7 @@ export class Client {
    * @param {unknown} params
    */
   #onNotification(connection, method, params) {
+    if (this.#onStreamNotification(connection, method, params)) return;
     if (method === CANCEL_METHOD) {
       const id = isPlainObject(params) ? /** @type {any} */ (params).id : Array.isArray(params) ? params[0] : undefined;
       const entry = connection.running.get(idKey(id));
@@ -1470,7 +2131,7 @@ export class Client {
     // In order: each notification's handler runs when the previous one is done.
     connection.notifications = connection.notifications.then(async () => {
       const handler = this.#methods.get(method);
-      if (!handler || connection.ended) return;
+      if (!handler || STREAM_METHODS.has(handler) || connection.ended) return;
       const context = { signal: connection.controller.signal, client: this, method, id: undefined, notification: true };
       try {
         await handler.call(undefined, params, context);
@@ -1490,10 +2151,22 @@ export class Client {
    * @returns {Promise<string | null>}
    */
   #onRequest(connection, method, params, id, rawId) {
+    const key = idKey(id);
+    // A request claims the announcement of its id, whatever its method.
+    const window = connection.announcements.get(key);
+    if (window !== undefined) connection.announcements.delete(key);
+    if (method === StreamMethod.CANCEL) {
+      return Promise.resolve(resultFrame(rawId, String(this.#cancelProducer(connection, params))));
+    }
     const handler = this.#methods.get(method);
     if (!handler) return Promise.resolve(errorFrame(rawId, ErrorCode.METHOD_NOT_FOUND));
+    const items = STREAM_METHODS.get(handler);
+    if (items && this.#producing >= this.#maxStreams) {
+      return Promise.resolve(
+        errorFrame(rawId, ErrorCode.TOO_MANY_STREAMS, undefined, `at most ${this.#maxStreams} streams`),
+      );
+    }
     const controller = new AbortController();
-    const key = idKey(id);
     /** @type {(answer: string | null) => void} */
     let settle = () => {};
     /** @type {Promise<string | null>} */
@@ -1503,6 +2176,9 @@ export class Client {
     let settled = false;
     const entry = {
       controller,
+      get settled() {
+        return settled;
+      },
       settle: (/** @type {string | null | typeof CANCELLED} */ text) => {
         if (settled) return;
         settled = true;
@@ -1515,12 +2191,13 @@ export class Client {
     /** @type {unknown} */
     let result;
     try {
-      result = handler.call(undefined, params, context);
+      result = (items ?? handler).call(undefined, params, context);
     } catch (error) {
       result = Promise.reject(error);
     }
     Promise.resolve(result).then(
       (value) => {
+        if (items) return this.#openProduced(connection, entry, answer, rawId, method, value, controller, window);
         let json;
         try {
           json = JSON.stringify(value === undefined ? null : value);
@@ -1552,6 +2229,12 @@ export class Client {
     // a double holds exactly: a larger one may have been rounded onto another call's id.
     const id = message.id;
     const part = Number.isSafeInteger(id) ? connection.inflight.get(id) : undefined;
+    if (!part && connection.orphans.delete(id)) {
+      // A stream request withdrawn before its answer: the stream it opened after all is stopped.
+      const key = Object.hasOwn(message, "result") ? streamKey(message.result) : null;
+      if (key !== null) this.#sendUrgent(connection, cancelFrame(key));
+      return;
+    }
     if (!part) {
       // Late (withdrawn), unknown, or without an id (an error the server could not pin on a request): a
       // batch rejected as a whole fails all its calls; any other is reported.
@@ -1568,6 +2251,300 @@ export class Client {
     else if (hasError && !hasResult && isErrorObject(message.error)) this.#settle(part, false, toRpcError(message.error));
     else this.#settle(part, false, new ProtocolError("the answer is not a valid JSON-RPC response", message));
   }
+  // -- streams --------------------------------------------------------------------------------------------
+
+  /**
+   * The server answered a stream request with its stream id: the download is open.
+   * @param {Download} download
+   * @param {unknown} id
+   */
+  #downloadOpened(download, id) {
+    const connection = /** @type {Part} */ (download.part).envelope.connection;
+    download.part = null;
+    const key = streamKey(id);
+    if (key === null || !connection || connection.ended) {
+      const error = new ProtocolError("the answer to a stream request is not a stream id (a number or a string)", id);
+      download.control.end(error, true, false);
+      return;
+    }
+    if (connection.downloads.has(key)) {
+      const error = new ProtocolError(`the server answered the stream id ${key}, which an open stream has`, id);
+      download.control.end(error, true, false);
+      return;
+    }
+    download.connection = connection;
+    download.key = key;
+    connection.downloads.set(key, download);
+    if (!download.control.open(/** @type {string | number} */ (id))) this.#downloadClosed(download, true);
+  }
+
+  /**
+   * A download ended: it is forgotten, and the server told to stop when `cancelRemote`.
+   * @param {Download} download
+   * @param {boolean} cancelRemote
+   */
+  #downloadClosed(download, cancelRemote) {
+    if (download.counted) {
+      download.counted = false;
+      this.#downloads--;
+    }
+    if (download.signal && download.onAbort) download.signal.removeEventListener("abort", download.onAbort);
+    download.onAbort = null;
+    const connection = download.connection;
+    if (connection && download.key !== null) {
+      if (connection.downloads.get(download.key) === download) connection.downloads.delete(download.key);
+      if (cancelRemote) this.#sendUrgent(connection, cancelFrame(download.key));
+    } else if (cancelRemote && download.part && !download.part.settled) {
+      // Not answered yet: the request is withdrawn (and a stream its late answer opens, cancelled).
+      this.#withdraw(download.part.envelope, abortError("the stream was cancelled"));
+    }
+  }
+
+  /**
+   * Remembers a stream request withdrawn in flight, so that a stream its answer opens is cancelled.
+   * @param {Connection} connection
+   * @param {number} id
+   */
+  #orphan(connection, id) {
+    connection.orphans.add(id);
+    if (connection.orphans.size > this.#maxPendingCalls) {
+      connection.orphans.delete(/** @type {number} */ (connection.orphans.values().next().value));
+    }
+  }
+
+  /**
+   * Handles the messages of the stream protocol and the items of downloads; returns whether it did.
+   * @param {Connection} connection
+   * @param {string} method
+   * @param {unknown} params
+   */
+  #onStreamNotification(connection, method, params) {
+    const object = isPlainObject(params) ? /** @type {Record<string, any>} */ (params) : null;
+    switch (method) {
+      case StreamMethod.CREDIT: {
+        const upload = object && connection.produced.get(/** @type {string} */ (streamKey(object.subscription)));
+        const credit = object?.credit;
+        if (upload && Number.isInteger(credit) && credit > 0) {
+          upload.credit = Math.min(MAX_CREDIT, upload.credit + credit);
+          upload.wake?.();
+        }
+        return true;
+      }
+      case StreamMethod.CANCEL:
+        this.#cancelProducer(connection, params);
+        return true;
+      case StreamMethod.END: {
+        const download = object && connection.downloads.get(/** @type {string} */ (streamKey(object.subscription)));
+        if (download) download.control.end(object?.error == null ? undefined : toRpcError(object.error), false, false);
+        return true;
+      }
+      case StreamMethod.OPEN: {
+        const window = object?.window;
+        if (object && (typeof object.id === "string" || typeof object.id === "number") && Number.isInteger(window) && window >= 0) {
+          const key = idKey(object.id);
+          connection.announcements.delete(key);
+          connection.announcements.set(key, Math.min(window, MAX_CREDIT));
+          if (connection.announcements.size > MAX_ANNOUNCEMENTS) {
+            connection.announcements.delete(/** @type {string} */ (connection.announcements.keys().next().value));
+          }
+        }
+        return true;
+      }
+    }
+    // An item, or an error end under the method's name: {subscription, result} or {subscription, error}.
+    if (!object || !Object.hasOwn(object, "subscription")) return false;
+    const hasResult = Object.hasOwn(object, "result");
+    if (!hasResult && !Object.hasOwn(object, "error")) return false;
+    const download = connection.downloads.get(/** @type {string} */ (streamKey(object.subscription)));
+    if (!download) {
+      // Most likely an item of a stream that ended, still in flight: dropped, unless the page has a
+      // method of that name.
+      return !this.#methods.has(method);
+    }
+    if (hasResult) download.control.item(object.result, params);
+    else download.control.end(toRpcError(object.error), false, false);
+    return true;
+  }
+
+  /**
+   * Answers a request of a stream method whose items function gave `items`: with a fresh stream id, after
+   * which the items go (once the answer is handed to the socket).
+   * @param {Connection} connection
+   * @param {{settled: boolean, settle: (answer: string | null) => void}} entry
+   * @param {Promise<string | null>} answer
+   * @param {string} rawId
+   * @param {string} method
+   * @param {unknown} items
+   * @param {AbortController} controller
+   * @param {number | undefined} window the announced window; undefined: the server grants no credit
+   */
+  #openProduced(connection, entry, answer, rawId, method, items, controller, window) {
+    if (entry.settled) return; // withdrawn by the server, or the connection ended
+    let source;
+    try {
+      source = openItems(items);
+    } catch (error) {
+      this.#emit("error", { error, method });
+      entry.settle(errorFrame(rawId, ErrorCode.INTERNAL_ERROR, undefined, describe(error)));
+      return;
+    }
+    if (this.#producing >= this.#maxStreams) {
+      source.close();
+      entry.settle(errorFrame(rawId, ErrorCode.TOO_MANY_STREAMS, undefined, `at most ${this.#maxStreams} streams`));
+      return;
+    }
+    const stream = producer(++this.#lastStreamId, items, method);
+    stream.source = source;
+    stream.credit = window ?? Infinity;
+    stream.controller = controller;
+    stream.connection = connection;
+    connection.produced.set(stream.key, stream);
+    this.#producing++;
+    // The answer goes before the first item.
+    this.#afterAnswer.set(answer, () => {
+      if (!stream.stopped) this.#produce(stream);
+    });
+    entry.settle(resultFrame(rawId, stream.key));
+  }
+
+  /**
+   * An answer of the page was handed to the socket (or dropped): what waited for it goes.
+   * @param {Promise<string | null>} answer
+   */
+  #answered(answer) {
+    const then = this.#afterAnswer.get(answer);
+    if (!then) return;
+    this.#afterAnswer.delete(answer);
+    then();
+  }
+
+  /**
+   * Sends the items of a stream the page produces, within credit, one at a time as the socket takes
+   * them, then its end.
+   * @param {Producer} stream
+   */
+  async #produce(stream) {
+    const connection = /** @type {Connection} */ (stream.connection);
+    try {
+      for (;;) {
+        while (!stream.stopped && stream.credit <= 0) {
+          await new Promise((resolve) => {
+            stream.wake = () => resolve(undefined);
+          });
+          stream.wake = null;
+        }
+        if (stream.stopped) return;
+        await this.#room(connection);
+        if (stream.stopped) return;
+        stream.source ??= openItems(stream.items);
+        const step = await stream.source.next();
+        if (stream.stopped) return; // cancelled meanwhile: the item is dropped
+        if (step.done) {
+          this.#endProducer(stream, null);
+          return;
+        }
+        let text;
+        try {
+          const json = JSON.stringify(step.value === undefined ? null : step.value) ?? "null";
+          text = notificationFrame(stream.method, `{"subscription":${stream.key},"result":${json}}`);
+        } catch (error) {
+          this.#emit("error", { error, method: stream.method });
+          stream.source.close();
+          this.#endProducer(stream, errorJson(ErrorCode.INTERNAL_ERROR, `an item could not be encoded: ${describe(error)}`));
+          return;
+        }
+        const bytes = utf8Length(text);
+        if (this.#maxMessageSize !== null && bytes > this.#maxMessageSize) {
+          stream.source.close();
+          const detail = `an item of ${bytes} bytes is larger than maxMessageSize (${this.#maxMessageSize})`;
+          this.#endProducer(stream, errorJson(ErrorCode.RESPONSE_TOO_LARGE, undefined, detail));
+          return;
+        }
+        stream.credit--;
+        this.#sendUrgent(connection, text);
+      }
+    } catch (error) {
+      if (stream.stopped) return;
+      if (!(error instanceof RpcError)) this.#emit("error", { error, method: stream.method });
+      this.#endProducer(stream, producerErrorJson(error));
+    }
+  }
+
+  /**
+   * Resolves once the connection's queues are empty and its socket's buffer is at most the high-water
+   * mark (or the connection ended).
+   * @param {Connection} connection
+   * @returns {Promise<void>}
+   */
+  #room(connection) {
+    const free =
+      connection.urgent.length === 0 &&
+      this.#outbox.length === 0 &&
+      connection.ws.bufferedAmount <= this.#highWaterMark;
+    if (connection.ended || free) return Promise.resolve();
+    return new Promise((resolve) => {
+      connection.roomWaiters.push(resolve);
+      this.#flush();
+    });
+  }
+
+  /**
+   * A stream the page produces ended: `$/stream.end`, with the error object (text) unless null.
+   * @param {Producer} stream
+   * @param {string | null} errorText
+   */
+  #endProducer(stream, errorText) {
+    if (stream.stopped) return;
+    this.#releaseProducer(stream);
+    const connection = stream.connection;
+    if (!connection) return;
+    const error = errorText === null ? "" : `,"error":${errorText}`;
+    this.#sendUrgent(connection, notificationFrame(StreamMethod.END, `{"subscription":${stream.key}${error}}`));
+  }
+
+  /**
+   * Stops a stream the page produces before its end; returns whether it was live.
+   * @param {Producer} stream
+   * @param {unknown} reason what its signal is aborted with
+   */
+  #stopProducer(stream, reason) {
+    if (stream.stopped) return false;
+    this.#releaseProducer(stream);
+    stream.controller?.abort(reason);
+    stream.wake?.();
+    stream.source?.close();
+    return true;
+  }
+
+  /** @param {Producer} stream */
+  #releaseProducer(stream) {
+    stream.stopped = true;
+    this.#producing--;
+    const connection = stream.connection;
+    if (connection && connection.produced.get(stream.key) === stream) connection.produced.delete(stream.key);
+  }
+
+  /**
+   * `$/stream.cancel` from the server; returns whether the stream was live.
+   * @param {Connection} connection
+   * @param {unknown} params
+   */
+  #cancelProducer(connection, params) {
+    const key = streamKey(cancelledStream(params));
+    const stream = key === null ? undefined : connection.produced.get(key);
+    if (!stream) return false;
+    return this.#stopProducer(stream, new RpcError(ErrorCode.REQUEST_CANCELLED, "the stream was cancelled"));
+  }
+
+  /**
+   * A call settled: its uploads stop.
+   * @param {Part} part
+   */
+  #stopUploads(part) {
+    if (!part.uploads) return;
+    for (const upload of part.uploads) this.#stopProducer(upload, undefined);
+  }
+
   /**
    * Fails every call of the batch `error` (answered with id null) rejects: the oldest batch of which no
    * call has been answered yet, and for -32004 Batch too large whose data says "at most N entries", the
@@ -1670,6 +2647,29 @@ function optionalPositive(name, value, fallback) {
   if (value === undefined) return fallback;
   if (value === null || value === Infinity) return null;
   return positive(name, value, 0);
+}
+
+/**
+ * @param {unknown} name
+ * @returns {asserts name is string}
+ */
+function checkMethodName(name) {
+  if (typeof name !== "string") throw new TypeError("a method name must be a string");
+  if (name === CANCEL_METHOD || /** @type {string[]} */ (Object.values(StreamMethod)).includes(name)) {
+    throw new TypeError(`${name} is handled by the client itself`);
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @returns {number}
+ */
+function streamWindow(value) {
+  if (value === undefined) return DEFAULTS.window;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_CREDIT) {
+    throw new RangeError(`window must be an integer from 1 to ${MAX_CREDIT}`);
+  }
+  return value;
 }
 
 /**

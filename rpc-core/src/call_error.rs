@@ -82,6 +82,21 @@ pub enum CallError<E = Infallible> {
     /// The answer was not a valid JSON-RPC response (both a result and an error, say).
     #[error("invalid response: {0}")]
     InvalidResponse(&'static str),
+    /// The connection already carries [`PeerConfig::max_streams`](crate::PeerConfig::max_streams)
+    /// streams this way; the stream was not opened (nothing was sent).
+    #[error("{limit} streams are already open this way on this connection")]
+    TooManyStreams {
+        /// The limit.
+        limit: usize,
+    },
+    /// The producer of a stream sent more items than the credit it was granted (the window): the stream
+    /// ended, and the producer was told to stop (`$/stream.cancel`). Producers that ignore credit (a
+    /// jsonrpsee server, say) need a window as large as they may run ahead.
+    #[error("the producer sent more than the window of {window} items")]
+    Overrun {
+        /// The window granted, in items.
+        window: u32,
+    },
 }
 
 impl CallError {
@@ -116,6 +131,8 @@ impl CallError {
             CallError::Full => CallError::Full,
             CallError::NotSent => CallError::NotSent,
             CallError::InvalidResponse(r) => CallError::InvalidResponse(r),
+            CallError::TooManyStreams { limit } => CallError::TooManyStreams { limit },
+            CallError::Overrun { window } => CallError::Overrun { window },
         }
     }
 }

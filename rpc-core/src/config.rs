@@ -128,6 +128,23 @@ pub struct PeerConfig {
     /// what it sends: this side never stops reading, so busy handlers do not hide a vanished peer. A ping
     /// that finds the outgoing queue full is not sent, and silence is judged all the same.
     pub heartbeat_timeout: Duration,
+    /// The credit, in items, this side grants each stream it consumes (a subscription of this side, an
+    /// upload to one of its handlers): the most items of one stream held here at once. Default: 64.
+    ///
+    /// The producer sends at most this many items ahead of what the consumer has taken; this side grants
+    /// more as it takes them (the items taken since its last grant, once they reach half the window). A
+    /// slow consumer therefore holds at most a window of items per stream, and holds up nothing else on
+    /// the connection. A producer that sends beyond it (one that ignores credit) ends that stream with
+    /// [`CallError::Overrun`](crate::CallError::Overrun). The protocol: `docs/streams.md`.
+    pub stream_window: u32,
+    /// The most streams this side produces on one connection, and, separately, the most it consumes.
+    /// Default: 1024 each way.
+    ///
+    /// A download request past it is answered -32006 Too many streams (and opens none); an upload or a
+    /// subscription of this side past it fails at once with
+    /// [`CallError::TooManyStreams`](crate::CallError::TooManyStreams); a request binding an upload to a
+    /// handler past it is answered -32006.
+    pub max_streams: usize,
 }
 
 impl Default for PeerConfig {
@@ -148,6 +165,8 @@ impl Default for PeerConfig {
             close_timeout: Duration::from_secs(5),
             heartbeat_interval: Some(Duration::from_secs(30)),
             heartbeat_timeout: Duration::from_secs(10),
+            stream_window: 64,
+            max_streams: 1024,
         }
     }
 }
@@ -199,4 +218,8 @@ setters! {
     heartbeat_interval: Option<Duration>,
     /// Sets [`heartbeat_timeout`](PeerConfig::heartbeat_timeout).
     heartbeat_timeout: Duration,
+    /// Sets [`stream_window`](PeerConfig::stream_window) (at least 1 is used).
+    stream_window: u32,
+    /// Sets [`max_streams`](PeerConfig::max_streams) (at least 1 is used).
+    max_streams: usize,
 }

@@ -1,7 +1,11 @@
 //! What a handler knows about the call it is answering.
 
-use crate::peer::PeerHandle;
+use std::sync::Arc;
+
+use crate::error_object::ErrorObject;
 use crate::peer::link::Link;
+use crate::peer::{PeerHandle, Shared};
+use crate::stream::{Upload, UploadId};
 
 /// The per-call context a handler receives: above all, a handle to the peer that called, so the handler can
 /// call it back and await the answer.
@@ -21,11 +25,39 @@ use crate::peer::link::Link;
 #[derive(Clone, Debug)]
 pub struct Context {
     peer: PeerHandle,
+    /// The credit the caller announced for a download this request opens (`$/stream.open`), if any.
+    window: Option<u32>,
 }
 
 impl Context {
-    pub(crate) fn new(peer: PeerHandle) -> Self {
-        Self { peer }
+    pub(crate) fn new(peer: PeerHandle, window: Option<u32>) -> Self {
+        Self { peer, window }
+    }
+
+    /// The connection the handler runs on.
+    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
+        match self.peer.link() {
+            Link::Fixed(shared) => Some(shared),
+            Link::Relayed(_) => None,
+        }
+    }
+
+    /// The window the caller announced for the download this request opens.
+    pub(crate) fn window(&self) -> Option<u32> {
+        self.window
+    }
+
+    /// Binds the upload the caller named `id` in this call's params: the items it sends while the call
+    /// runs, decoded into `T`. Typed services do this for their [`Upload`] parameters.
+    ///
+    /// # Errors
+    /// -32602 Invalid params when the caller already has an upload of that id bound on this connection;
+    /// -32006 Too many streams past [`PeerConfig::max_streams`](crate::PeerConfig::max_streams).
+    pub fn upload<T>(&self, id: UploadId) -> Result<Upload<T>, ErrorObject> {
+        let shared = self
+            .shared()
+            .ok_or_else(|| ErrorObject::internal_error().with_detail("no connection"))?;
+        Upload::bind(shared.clone(), id)
     }
 
     /// The peer that made this call. Calls made through it go back over the same connection.
@@ -50,10 +82,7 @@ impl Context {
     /// # let _ = router;
     /// ```
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        match self.peer.link() {
-            Link::Fixed(shared) => shared.extensions.get(),
-            // Handlers always run on one connection; their handle is fixed.
-            Link::Relayed(_) => None,
-        }
+        // Handlers always run on one connection; their handle is fixed.
+        self.shared()?.extensions.get()
     }
 }

@@ -39,6 +39,10 @@ pub mod code {
     /// `{"retry_after_ms": N}`, a hint of how long to wait first, in milliseconds (the analogue of
     /// HTTP/2's `REFUSED_STREAM`, RFC 9113 section 8.7).
     pub const BUSY: i64 = -32005;
+    /// -32006: the connection already carries as many streams as the peer allows
+    /// ([`PeerConfig::max_streams`](crate::PeerConfig::max_streams)); no stream was opened. The data says
+    /// the limit.
+    pub const TOO_MANY_STREAMS: i64 = -32006;
 
     /// The message the specification (or birpc) gives for a code it defines, if it defines it.
     pub fn default_message(code: i64) -> Option<&'static str> {
@@ -54,6 +58,7 @@ pub mod code {
             RESPONSE_TOO_LARGE => "Response too large",
             BATCH_TOO_LARGE => "Batch too large",
             BUSY => "Busy",
+            TOO_MANY_STREAMS => "Too many streams",
             _ => return None,
         })
     }
@@ -134,6 +139,11 @@ impl ErrorObject {
     /// -32004 Batch too large, with the limit as its data.
     pub fn batch_too_large(limit: usize) -> Self {
         Self::standard(code::BATCH_TOO_LARGE).with_detail(format_args!("at most {limit} entries"))
+    }
+
+    /// -32006 Too many streams, with the limit as its data.
+    pub fn too_many_streams(limit: usize) -> Self {
+        Self::standard(code::TOO_MANY_STREAMS).with_detail(format_args!("at most {limit} streams"))
     }
 
     /// -32005 Busy, with `{"retry_after_ms": N}` as its data: the request did not run and may be sent

@@ -19,6 +19,7 @@ mod method_info;
 mod params;
 pub(crate) mod peer;
 mod router;
+mod stream;
 mod transport;
 mod typed_error;
 
@@ -34,6 +35,7 @@ pub use method_info::{MethodInfo, ParamInfo, ParamsStyle};
 pub use params::{NoParams, ParamReader, Params};
 pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle, PeerStats, Relay, WhileDown};
 pub use router::Router;
+pub use stream::{ItemStream, OutgoingUpload, Subscribe, Subscription, Upload, UploadId};
 pub use transport::{Inbound, Outbound, Transport, TransportError};
 #[doc(hidden)]
 pub use typed_error::support;

@@ -13,8 +13,10 @@ pub struct MethodInfo {
     pub params_style: ParamsStyle,
     /// Its params in order (a `Context` argument is not one: it never travels).
     pub params: &'static [ParamInfo],
-    /// The Rust type of its result, as written (`()` for none).
+    /// The Rust type of its result, as written (`()` for none); for a stream method, of its items.
     pub result: &'static str,
+    /// Whether it is a stream method: it answers with a stream of `result` items (`docs/streams.md`).
+    pub stream: bool,
     /// The Rust type of its own error, as written, if it returns a `Result`.
     pub error: Option<&'static str>,
     /// Its documentation comment.
@@ -26,8 +28,10 @@ pub struct MethodInfo {
 pub struct ParamInfo {
     /// Its name (the key in the named form).
     pub name: &'static str,
-    /// Its Rust type, as written.
+    /// Its Rust type, as written; for an upload, the type of its items.
     pub ty: &'static str,
+    /// Whether it is an upload: a stream of items the caller sends while the call runs.
+    pub upload: bool,
 }
 
 /// How a typed client sends params.

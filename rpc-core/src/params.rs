@@ -25,6 +25,11 @@ impl Params {
         Self { raw }
     }
 
+    /// The params' JSON text as the frame's bytes, if present.
+    pub(crate) fn raw(&self) -> Option<&Bytes> {
+        self.raw.as_ref()
+    }
+
     /// Params holding `json`, which must be an array or an object; for tests and for dispatching by hand.
     ///
     /// # Errors

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -107,6 +108,69 @@ impl Router {
         self
     }
 
+    /// Exports `name` as a stream method: its handler answers with a stream of items (a download, or
+    /// subscription), which the caller reads with [`PeerHandle::subscribe`](crate::PeerHandle::subscribe)
+    /// (or a typed client's stream method).
+    ///
+    /// The handler decodes its params into `P` and returns the stream, or an error (then no stream opens
+    /// and the caller's subscribe fails with it). The answer to the request is the stream's id; each
+    /// item then travels as a notification `{"subscription": id, "result": item}` under `name`, within
+    /// the credit the caller grants (`docs/streams.md`); the stream's first `Err` ends it with that error
+    /// object. The stream is dropped, unfinished, when the caller cancels it or the connection ends.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use rpc_core::{Context, ErrorObject, Router};
+    ///
+    /// let router = Router::new().stream("count_to", |_ctx: Context, (n,): (u64,)| async move {
+    ///     Ok::<_, ErrorObject>(futures::stream::iter(1..=n).map(Ok::<_, ErrorObject>))
+    /// });
+    /// assert!(router.contains("count_to"));
+    /// ```
+    ///
+    /// # Panics
+    /// When `name` is already exported.
+    #[must_use]
+    pub fn stream<P, T, E, EI, S, F, Fut>(self, name: &str, handler: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Into<ErrorObject> + 'static,
+        EI: Into<ErrorObject> + 'static,
+        S: Stream<Item = Result<T, EI>> + Send + 'static,
+        F: Fn(Context, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+    {
+        self.stream_raw(name, move |ctx, params: Params| {
+            let running = params.parse::<P>().map(|p| handler(ctx, p));
+            async move {
+                let items = running?.await.map_err(Into::into)?;
+                Ok(items.map(|item| item.map_err(Into::into)))
+            }
+        })
+    }
+
+    /// Exports `name` as a stream method whose handler reads its [`Params`] itself and whose items'
+    /// errors are error objects already (what `#[rpc]` generates); see [`stream`](Self::stream).
+    ///
+    /// # Panics
+    /// When `name` is already exported.
+    #[must_use]
+    pub fn stream_raw<T, S, F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        T: Serialize + Send + 'static,
+        S: Stream<Item = Result<T, ErrorObject>> + Send + 'static,
+        F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, ErrorObject>> + Send + 'static,
+    {
+        let method = StreamMethod {
+            name: Arc::from(name),
+            handler,
+        };
+        self.insert(name, Arc::new(method));
+        self
+    }
+
     /// Exports every method of `other` as well.
     ///
     /// # Panics
@@ -190,6 +254,37 @@ where
                 }),
                 Err(error) => message::encode_error(Some(&id), &error),
             })
+        })
+    }
+}
+
+/// A stream method's handler behind [`ErasedHandler`]: its answer is the stream it opens.
+struct StreamMethod<F> {
+    name: Arc<str>,
+    handler: F,
+}
+
+impl<T, S, F, Fut> ErasedHandler for StreamMethod<F>
+where
+    T: Serialize + Send + 'static,
+    S: Stream<Item = Result<T, ErrorObject>> + Send + 'static,
+    F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<S, ErrorObject>> + Send + 'static,
+{
+    fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
+        let opening = (self.handler)(ctx.clone(), params);
+        let name = self.name.clone();
+        Box::pin(async move {
+            let Some(id) = id else {
+                tracing::debug!(method = %name, "ignored a notification to a stream method (it opens no stream)");
+                return None;
+            };
+            let items = match opening.await {
+                Ok(items) => items,
+                Err(error) => return Some(message::encode_error(Some(&id), &error)),
+            };
+            let shared = ctx.shared()?;
+            crate::stream::producer::answer_with_stream(shared, name, &id, ctx.window(), items).await
         })
     }
 }

@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 use crate::call_error::CallError;
 use crate::error_object::{ErrorObject, code};
 use crate::peer::Call;
+use crate::stream::OutgoingUpload;
 
 /// Chooses the code and message a method's error type is sent with.
 ///
@@ -82,12 +83,29 @@ pub(crate) fn encode<E: RpcError + ?Sized>(error: &E) -> ErrorObject {
 pub struct TypedCall<R, E> {
     call: Call<R>,
     decode: fn(CallError) -> CallError<E>,
+    /// The uploads the call's params name, produced while the call runs.
+    uploads: Vec<OutgoingUpload>,
 }
 
 impl<R, E> TypedCall<R, E> {
     /// Wraps `call`, turning its errors into `CallError<E>` with `decode`.
     pub fn new(call: Call<R>, decode: fn(CallError) -> CallError<E>) -> Self {
-        Self { call, decode }
+        Self {
+            call,
+            decode,
+            uploads: Vec::new(),
+        }
+    }
+
+    /// A call that fails with `error` when awaited, sending nothing.
+    pub fn failed(error: CallError, decode: fn(CallError) -> CallError<E>) -> Self {
+        Self::new(Call::failed(error), decode)
+    }
+
+    /// Keeps `upload` (named in the call's params) producing until the call ends.
+    pub fn holding(mut self, upload: OutgoingUpload) -> Self {
+        self.uploads.push(upload);
+        self
     }
 
     /// Sets this call's timeout, replacing the peer's default; `None` waits forever.
@@ -102,7 +120,10 @@ impl<R: serde::de::DeserializeOwned + 'static, E> Future for TypedCall<R, E> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let decode = self.decode;
-        Pin::new(&mut self.call).poll(cx).map(|outcome| outcome.map_err(decode))
+        let outcome = std::task::ready!(Pin::new(&mut self.call).poll(cx));
+        // The answer came: the uploads have nothing more to do.
+        self.uploads.clear();
+        Poll::Ready(outcome.map_err(decode))
     }
 }
 

@@ -75,6 +75,8 @@ pub(crate) struct Param {
     /// The name on the wire (the identifier without `r#`).
     pub(crate) name: String,
     pub(crate) ty: Type,
+    /// For an upload parameter (`Upload<T>`): the item type `T`.
+    pub(crate) upload: Option<Type>,
 }
 
 #[expect(clippy::large_enum_variant, reason = "a handful live while one trait is expanded")]
@@ -82,6 +84,14 @@ pub(crate) enum Output {
     Unit,
     Value(Type),
     Result { ok: Type, err: Type },
+    /// `ItemStream<T, E>`, or `Result<ItemStream<T, E>, E>`: a stream method (a download).
+    Stream {
+        item: Type,
+        /// The items' error type (and the opening's); `None`: `ErrorObject`.
+        err: Option<Type>,
+        /// Whether opening the stream may fail (the method returns a `Result`).
+        fallible: bool,
+    },
 }
 
 impl Method {
@@ -187,6 +197,17 @@ fn read_method(
     check_receiver(function, &mut errors);
     let args_list = read_args(function, &mut errors);
     let output = read_output(&sig.output, &mut errors);
+    let uploads = args_list.iter().filter_map(|arg| match arg {
+        Arg::Param(param) if param.upload.is_some() => Some(&param.ty),
+        _ => None,
+    });
+    for upload in uploads {
+        if args.notification.is_some() {
+            errors.at(upload, "a notification cannot take an upload: the upload lives as long as its call");
+        } else if matches!(output, Output::Stream { .. }) {
+            errors.at(upload, "a stream method cannot also take an upload");
+        }
+    }
     if let Some(notification) = &args.notification
         && !matches!(output, Output::Unit)
     {
@@ -280,6 +301,10 @@ fn read_args(function: &TraitItemFn, errors: &mut Errors) -> Vec<Arg> {
                 ident: pat.ident.clone(),
                 name: pat.ident.unraw().to_string(),
                 ty: ty.clone(),
+                upload: match generic_args(ty, "Upload").as_deref() {
+                    Some([item]) => Some((*item).clone()),
+                    _ => None,
+                },
             })),
         }
     }
@@ -298,11 +323,50 @@ fn is_context(ty: &Type) -> bool {
     }
 }
 
+/// The type arguments of `ty` when it is a path whose last segment is `name` (`Upload<T>`, say).
+fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last().filter(|last| last.ident == name)?;
+    let PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
+    Some(
+        generics
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// A stream method's output: `ItemStream<T>` or `ItemStream<T, E>`.
+fn read_stream(ty: &Type, fallible: bool) -> Option<Output> {
+    match generic_args(ty, "ItemStream")?.as_slice() {
+        [item] => Some(Output::Stream {
+            item: (*item).clone(),
+            err: None,
+            fallible,
+        }),
+        [item, err] => Some(Output::Stream {
+            item: (*item).clone(),
+            err: Some((*err).clone()),
+            fallible,
+        }),
+        _ => None,
+    }
+}
+
 fn read_output(output: &ReturnType, errors: &mut Errors) -> Output {
     let ty = match output {
         ReturnType::Default => return Output::Unit,
         ReturnType::Type(_, ty) => ty,
     };
+    if let Some(stream) = read_stream(ty, false) {
+        return stream;
+    }
     if let Type::Tuple(tuple) = &**ty
         && tuple.elems.is_empty()
     {
@@ -326,6 +390,7 @@ fn read_output(output: &ReturnType, errors: &mut Errors) -> Output {
         })
         .collect();
     match types.as_slice() {
+        [ok, _] if read_stream(ok, true).is_some() => read_stream(ok, true).unwrap_or(Output::Unit),
         [ok, err] => Output::Result {
             ok: (*ok).clone(),
             err: (*err).clone(),

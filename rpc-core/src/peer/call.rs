@@ -74,6 +74,14 @@ impl<R> Call<R> {
         }
     }
 
+    /// A call that fails with `error` when first polled, sending nothing.
+    pub(crate) fn failed(error: CallError) -> Self {
+        Self {
+            state: CallState::Slow(Box::pin(std::future::ready(Err(error)))),
+            _result: PhantomData,
+        }
+    }
+
     /// Sets this call's timeout, replacing the peer's default; `None` waits forever. Has no effect once the
     /// call has been polled.
     pub fn timeout(mut self, limit: Option<Duration>) -> Self {

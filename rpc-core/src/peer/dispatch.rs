@@ -34,12 +34,19 @@ use crate::id::RawId;
 use crate::message::{self, Message, Received};
 use crate::params::Params;
 use crate::router::{Method, Router};
+use crate::stream::wire::{self, Control};
+
+/// The most `$/stream.open` announcements kept that no request has claimed yet; past it the oldest is
+/// forgotten (its stream then runs as for a consumer that grants no credit).
+const MAX_ANNOUNCED: usize = 16;
 
 /// A received request admitted to run.
 pub(super) struct RequestJob {
     pub(super) method: Method,
     pub(super) id: RawId,
     pub(super) params: Params,
+    /// The credit its caller announced for the download it opens, if any.
+    pub(super) window: Option<u32>,
 }
 
 /// A received notification admitted to run.
@@ -98,6 +105,19 @@ pub(super) trait Act {
     fn congested(&self) -> bool {
         false
     }
+
+    /// Whether this side consumes any stream, so that a notification may be one of its items.
+    fn consumes_streams(&self) -> bool {
+        false
+    }
+
+    /// A message of the stream protocol (`docs/streams.md`) for the connection's streams; whether it
+    /// was taken. An item or end of no stream consumed here is not taken (an ordinary notification may
+    /// have that shape); a cancel is taken if its stream was live.
+    fn stream(&mut self, control: Control) -> bool {
+        let _ = control;
+        false
+    }
 }
 
 impl Act for Vec<Action> {
@@ -148,6 +168,8 @@ pub(super) struct Dispatcher {
     queued_notifications: usize,
     queued_bytes: usize,
     draining: bool,
+    /// `$/stream.open` announcements not yet claimed by their request: the id's JSON text, the window.
+    announced: VecDeque<(Box<str>, u32)>,
     /// A rule was broken and the connection is closing: nothing more is dispatched.
     broken: bool,
 }
@@ -175,6 +197,7 @@ impl Dispatcher {
             queued_notifications: 0,
             queued_bytes: 0,
             draining: false,
+            announced: VecDeque::new(),
             broken: false,
         }
     }
@@ -297,18 +320,41 @@ impl Dispatcher {
 
     fn on_message(&mut self, message: Message<'_>, out: &mut impl Act) -> Step {
         match message {
-            Message::Request { id, method, params } => match self.router.get(&method) {
-                Some(method) => Step::Run(RequestJob {
-                    method: method.clone(),
-                    id,
-                    params,
-                }),
-                None => Step::Reply(message::encode_error(Some(&id), &ErrorObject::method_not_found())),
-            },
+            Message::Request { id, method, params } => {
+                let window = self.claim(&id);
+                if method == wire::CANCEL {
+                    return Step::Reply(self.cancel_stream(&id, &params, out));
+                }
+                match self.router.get(&method) {
+                    Some(method) => Step::Run(RequestJob {
+                        method: method.clone(),
+                        id,
+                        params,
+                        window,
+                    }),
+                    None => Step::Reply(message::encode_error(Some(&id), &ErrorObject::method_not_found())),
+                }
+            }
             Message::Notification { method, params } => {
                 if method == CANCEL_METHOD {
                     self.on_cancel(&params, out);
                     return Step::Nothing;
+                }
+                let control = wire::is_control(&method);
+                if control || out.consumes_streams() {
+                    match wire::parse(&method, params.raw()) {
+                        Some(Control::Open { id, window }) => self.announce(id, window),
+                        Some(message) => {
+                            if out.stream(message) || control {
+                                return Step::Nothing;
+                            }
+                        }
+                        None if control => tracing::debug!(%method, "ignored a malformed stream message"),
+                        None => {}
+                    }
+                    if control {
+                        return Step::Nothing;
+                    }
                 }
                 match self.router.get(&method) {
                     Some(method) => Step::Notify(NotificationJob {
@@ -504,6 +550,42 @@ impl Dispatcher {
         }
         let id = RawId::from_checked(Bytes::copy_from_slice(id));
         out.act(Action::Cancel(id));
+    }
+
+    /// `$/stream.open`: the request `id`, coming next, opens a download consumed with `window` credits.
+    fn announce(&mut self, id: Box<str>, window: u64) {
+        if self.announced.len() >= MAX_ANNOUNCED {
+            self.announced.pop_front();
+        }
+        self.announced
+            .push_back((id, u32::try_from(window).unwrap_or(u32::MAX)));
+    }
+
+    /// The window announced for request `id`, taken out of the announcements.
+    fn claim(&mut self, id: &RawId) -> Option<u32> {
+        if self.announced.is_empty() {
+            return None;
+        }
+        let index = self
+            .announced
+            .iter()
+            .position(|(announced, _)| announced.as_bytes() == id.as_bytes())?;
+        self.announced.remove(index).map(|(_, window)| window)
+    }
+
+    /// `$/stream.cancel` sent as a request (a jsonrpsee client's unsubscribe): answered `true` if the
+    /// stream was live.
+    fn cancel_stream(&mut self, id: &RawId, params: &Params, out: &mut impl Act) -> String {
+        match params.as_bytes().and_then(wire::cancelled) {
+            Some(subscription) => {
+                let live = out.stream(Control::Cancel { subscription });
+                message::encode_result(id, &live).unwrap_or_default()
+            }
+            None => message::encode_error(
+                Some(id),
+                &ErrorObject::invalid_params("expected {\"subscription\": id} or [id], id a stream of this side"),
+            ),
+        }
     }
 
     /// An answer for the call of this side whose id is the JSON text `id`. This side numbers its calls

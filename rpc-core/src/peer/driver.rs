@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
+use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -20,10 +21,13 @@ use super::handle::PeerHandle;
 use super::handlers::{Handlers, Started};
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbound::{self, WriterEnd};
+use super::pending::Answer;
 use super::queue::Refused;
 use super::shared::{Drain, Lifecycle, Shared};
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::router::Router;
+use crate::stream::table::Delivery;
+use crate::stream::wire::{self, Control};
 use crate::transport::{Inbound, Outbound, Transport, TransportError};
 
 /// The most frames read in one go before the rest of the connection (writer, timers, handlers' ends)
@@ -52,6 +56,7 @@ impl Drop for Ending {
         });
         shared.pending.close();
         shared.queue.close();
+        shared.streams.close(&shared.close_reason());
     }
 }
 
@@ -385,6 +390,14 @@ impl Act for Executor {
                 Started::Running => {}
             },
             Action::Answer(id, answer) => {
+                if self.shared.streams.any_opening() {
+                    // A download's answer binds its stream before any of its items can arrive.
+                    let subscription = match &answer {
+                        Answer::Result(result) => std::str::from_utf8(result).ok(),
+                        _ => None,
+                    };
+                    self.shared.streams.opened(id, subscription);
+                }
                 if !self.shared.pending.complete(id, answer) {
                     tracing::debug!(id, "dropped an answer to no pending call (late, withdrawn or unknown)");
                 }
@@ -405,6 +418,36 @@ impl Act for Executor {
 
     fn congested(&self) -> bool {
         self.shared.answers_congested()
+    }
+
+    fn consumes_streams(&self) -> bool {
+        self.shared.streams.any_consumed()
+    }
+
+    fn stream(&mut self, control: Control) -> bool {
+        let streams = &self.shared.streams;
+        match control {
+            // The dispatcher keeps announcements itself.
+            Control::Open { .. } => false,
+            Control::Credit { subscription, credit } => {
+                if !streams.credit(subscription, credit) {
+                    tracing::debug!(subscription, "ignored credit for no stream of this side");
+                }
+                true
+            }
+            Control::Cancel { subscription } => streams.cancel(subscription),
+            Control::Payload { subscription, payload } => match streams.deliver(&subscription, payload) {
+                Delivery::Done => true,
+                Delivery::Unknown => false,
+                Delivery::Overrun => {
+                    tracing::debug!(%subscription, "a producer sent beyond its credit: its stream ends");
+                    if let Ok(id) = RawValue::from_string(subscription.into()) {
+                        self.reply(wire::encode_cancel(&id));
+                    }
+                    true
+                }
+            },
+        }
     }
 }
 

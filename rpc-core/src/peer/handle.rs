@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::batch::Batch;
@@ -14,6 +15,9 @@ use super::shared::{Drain, Refused, Shared};
 use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
+use crate::stream::table::Refusal;
+use crate::stream::wire;
+use crate::stream::{Inbox, Opened, OutgoingUpload, Subscribe};
 
 /// A handle to a connection: call the other side, notify it, close the connection, await its end.
 ///
@@ -79,6 +83,85 @@ impl PeerHandle {
         let id = self.link.next_id();
         let frame = encode(self.link.config(), Some(id), method, &params);
         Call::new(self.link.clone(), id, frame)
+    }
+
+    /// Calls the stream method `method` with `params` (as [`call`](Self::call) takes them) and, once the
+    /// other side has answered with the stream's id, gives the [`Subscription`]: its items decoded into
+    /// `T`. The protocol: `docs/streams.md`.
+    ///
+    /// ```no_run
+    /// # async fn f(peer: rpc_core::PeerHandle) -> Result<(), rpc_core::CallError> {
+    /// use futures::StreamExt;
+    /// let mut ticks = peer.subscribe::<u64>("ticks", (3, 10)).await?;
+    /// while let Some(tick) = ticks.next().await {
+    ///     println!("{}", tick?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The subscription fails as a call does (the answer's error, the call's timeout, the connection's
+    /// end), and with [`CallError::TooManyStreams`] when this side already consumes
+    /// [`PeerConfig::max_streams`](crate::PeerConfig::max_streams) streams on the connection. Over a
+    /// reconnecting client's handle, the stream lives on the connection it was opened on and ends with it.
+    pub fn subscribe<T>(&self, method: &str, params: impl Serialize) -> Subscribe<T> {
+        let link = self.link.clone();
+        let id = link.next_id();
+        let frame = encode(link.config(), Some(id), method, &params);
+        Subscribe::new(async move {
+            let frame = frame?;
+            let shared = link.connection().await?;
+            let window = shared.config.stream_window.max(1);
+            let inbox = Arc::new(Inbox::new(window));
+            shared.streams.open(id, inbox.clone()).map_err(|refusal| match refusal {
+                Refusal::Full => CallError::TooManyStreams {
+                    limit: shared.streams.limit(),
+                },
+                Refusal::Closed | Refusal::Taken => shared.disconnected(),
+            })?;
+            /// Forgets the download if it is given up before its answer came.
+            struct Abandon(Arc<Shared>, u64);
+            impl Drop for Abandon {
+                fn drop(&mut self) {
+                    self.0.streams.abandon(self.1);
+                }
+            }
+            let _abandon = Abandon(shared.clone(), id);
+            // The announcement goes first: the other side learns the window before the request.
+            within(deadline(&shared.config, None), shared.send(wire::encode_open(id, window))).await?;
+            let subscription: Box<RawValue> = Call::new(Link::Fixed(shared.clone()), id, Ok(frame)).await?;
+            Ok(Opened {
+                shared,
+                inbox,
+                id: subscription,
+            })
+        })
+    }
+
+    /// Starts an upload under `method`: `items` are sent to the callee of the call whose params carry the
+    /// returned [`OutgoingUpload`] (in the place of the method's upload parameter), within the credit the
+    /// callee grants, then the end. Typed clients do this for their stream parameters.
+    ///
+    /// ```no_run
+    /// # async fn f(peer: rpc_core::PeerHandle) -> Result<(), rpc_core::CallError> {
+    /// let numbers = peer.upload("sum_upload", futures::stream::iter(1..=100_i64))?;
+    /// let sum: i64 = peer.call("sum_upload", (&numbers,)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The items are produced while the returned value lives: drop it once the call is answered (or
+    /// given up). Nothing is sent before the callee's handler takes the upload.
+    ///
+    /// # Errors
+    /// [`CallError::Disconnected`] when no connection is up; [`CallError::TooManyStreams`] past
+    /// [`PeerConfig::max_streams`](crate::PeerConfig::max_streams).
+    pub fn upload<T, S>(&self, method: &str, items: S) -> Result<OutgoingUpload, CallError>
+    where
+        T: Serialize + Send + 'static,
+        S: futures::Stream<Item = T> + Send + 'static,
+    {
+        let shared = self.link.now().ok_or_else(|| self.link.disconnected())?;
+        let id = crate::stream::producer::upload(&shared, method, items)?;
+        Ok(OutgoingUpload { shared, id })
     }
 
     /// Sends a notification: a call without an answer. Returns once it is queued for sending (waiting for

@@ -17,6 +17,7 @@ use crate::close::{CloseFrame, CloseReason};
 use crate::config::PeerConfig;
 use crate::extensions::Extensions;
 use crate::message;
+use crate::stream::table::Streams;
 use crate::transport::Outbound;
 
 /// The method a peer sends to withdraw one of its calls: `{"id": …}`.
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     /// The writer's queue, bounded by [`PeerConfig::max_queued_frames`] and
     /// [`PeerConfig::max_queued_bytes`].
     pub(crate) queue: FrameQueue,
+    /// The streams this side produces and consumes on the connection.
+    pub(crate) streams: Streams,
     /// Where handler tasks report their end to the driver.
     pub(crate) finished: Finished,
     /// What the driver holds, published for [`PeerHandle::stats`](crate::PeerHandle::stats).
@@ -81,6 +84,7 @@ impl Shared {
             extensions,
             pending: Pending::new(config.max_pending_calls),
             queue: FrameQueue::new(config.max_queued_frames, config.max_queued_bytes.max(1)),
+            streams: Streams::new(config.max_streams),
             config,
             finished: Finished::default(),
             stats: StatsCell::default(),
@@ -92,7 +96,9 @@ impl Shared {
     /// A snapshot of what the connection holds.
     pub(crate) fn stats(&self) -> PeerStats {
         let (queued_frames, queued_bytes) = self.queue.usage();
-        self.stats.read(self.pending.len(), queued_frames, queued_bytes)
+        let mut stats = self.stats.read(self.pending.len(), queued_frames, queued_bytes);
+        (stats.streams_produced, stats.streams_consumed) = self.streams.counts();
+        stats
     }
 
     /// A fresh id for a call of this side.

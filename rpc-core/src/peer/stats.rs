@@ -21,6 +21,11 @@ pub struct PeerStats {
     pub queued_frames: usize,
     /// Bytes of those frames (at most `max_queued_bytes`, or one frame when a single frame is larger).
     pub queued_bytes: usize,
+    /// Streams this side produces on the connection (at most `max_streams`).
+    pub streams_produced: usize,
+    /// Streams this side consumes, subscriptions still awaiting their answer included (at most
+    /// `max_streams`).
+    pub streams_consumed: usize,
 }
 
 /// The figures only the connection's driver knows, published by it after each turn.
@@ -47,6 +52,8 @@ impl StatsCell {
             waiting_notifications: self.waiting_notifications.load(Ordering::Relaxed),
             queued_frames,
             queued_bytes,
+            streams_produced: 0,
+            streams_consumed: 0,
         }
     }
 }

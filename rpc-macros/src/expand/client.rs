@@ -57,9 +57,36 @@ fn client_method(method: &Method, vis: &syn::Visibility, private: &TokenStream) 
     let docs = method.item.attrs.iter().filter(|a| a.path().is_ident("doc"));
     let params = method.params().map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
-        quote!(#ident: #ty)
+        match &p.upload {
+            Some(item) => quote!(#ident: impl #private::Stream<Item = #item> + ::core::marker::Send + 'static),
+            None => quote!(#ident: #ty),
+        }
     });
     let encoded = params_expr(method, private);
+    let decode_as = |err: &syn::Type| {
+        quote!(|error| {
+            use #private::DecodeError as _;
+            (&&#private::Decoding::<#err>::new()).decode_error(error)
+        })
+    };
+    if let Output::Stream { item, err, .. } = &method.output {
+        let err = err.clone().unwrap_or_else(|| syn::parse_quote!(#private::ErrorObject));
+        let decode = decode_as(&err);
+        return quote! {
+            #(#docs)*
+            ///
+            /// A stream method: the subscription's items come as a `Stream`; dropping it cancels the stream.
+            #vis fn #ident(&self, #(#params),*) -> #private::Subscribe<#item, #err> {
+                self.peer.subscribe(#wire, #encoded).with_errors(#decode)
+            }
+        };
+    }
+    // Uploads start before the call (their ids go in its params) and live as long as it.
+    let uploads: Vec<_> = method
+        .params()
+        .filter(|p| p.upload.is_some())
+        .map(|p| &p.ident)
+        .collect();
     if method.notification {
         return quote! {
             #(#docs)*
@@ -73,19 +100,32 @@ fn client_method(method: &Method, vis: &syn::Visibility, private: &TokenStream) 
     let (ok, error, decode) = match &method.output {
         Output::Unit => (quote!(()), quote!(::core::convert::Infallible), quote!(|error| error)),
         Output::Value(ty) => (quote!(#ty), quote!(::core::convert::Infallible), quote!(|error| error)),
-        Output::Result { ok, err } => (
-            quote!(#ok),
-            quote!(#err),
-            quote!(|error| {
-                use #private::DecodeError as _;
-                (&&#private::Decoding::<#err>::new()).decode_error(error)
-            }),
-        ),
+        Output::Result { ok, err } => (quote!(#ok), quote!(#err), decode_as(err)),
+        Output::Stream { .. } => unreachable!("handled above"),
     };
+    if uploads.is_empty() {
+        return quote! {
+            #(#docs)*
+            #vis fn #ident(&self, #(#params),*) -> #private::TypedCall<#ok, #error> {
+                #private::TypedCall::new(self.peer.call(#wire, #encoded), #decode)
+            }
+        };
+    }
+    let start_uploads = uploads.iter().map(|upload| {
+        quote! {
+            let #upload = match self.peer.upload(#wire, #upload) {
+                ::core::result::Result::Ok(upload) => upload,
+                ::core::result::Result::Err(error) => return #private::TypedCall::failed(error, __birpc_decode),
+            };
+        }
+    });
     quote! {
         #(#docs)*
         #vis fn #ident(&self, #(#params),*) -> #private::TypedCall<#ok, #error> {
-            #private::TypedCall::new(self.peer.call(#wire, #encoded), #decode)
+            let __birpc_decode: fn(#private::CallError) -> #private::CallError<#error> = #decode;
+            #(#start_uploads)*
+            #private::TypedCall::new(self.peer.call(#wire, #encoded), __birpc_decode)
+                #(.holding(#uploads))*
         }
     }
 }
@@ -97,7 +137,13 @@ fn params_expr(method: &Method, private: &TokenStream) -> TokenStream {
         return quote!(());
     }
     let count = params.len();
-    let types = params.iter().map(|p| &p.ty);
+    let types = params.iter().map(|p| match &p.upload {
+        Some(_) => quote!(#private::OutgoingUpload),
+        None => {
+            let ty = &p.ty;
+            quote!(#ty)
+        }
+    });
     let idents = params.iter().map(|p| &p.ident);
     let indexes = (0..count).map(Index::from);
     let body = match method.style {

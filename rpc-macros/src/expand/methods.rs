@@ -32,15 +32,22 @@ pub(crate) fn methods(service: &Service) -> TokenStream {
             ParamsStyle::Named => quote!(#private::ParamsStyle::Named),
         };
         let params = method.params().map(|p| {
-            let (name, ty) = (&p.name, type_text(&p.ty));
-            quote!(#private::ParamInfo { name: #name, ty: #ty })
+            let name = &p.name;
+            let ty = type_text(p.upload.as_ref().unwrap_or(&p.ty));
+            let upload = p.upload.is_some();
+            quote!(#private::ParamInfo { name: #name, ty: #ty, upload: #upload })
         });
+        let stream = matches!(method.output, Output::Stream { .. });
         let (result, error) = match &method.output {
             Output::Unit => ("()".to_owned(), quote!(::core::option::Option::None)),
             Output::Value(ty) => (type_text(ty), quote!(::core::option::Option::None)),
             Output::Result { ok, err } => {
                 let err = type_text(err);
                 (type_text(ok), quote!(::core::option::Option::Some(#err)))
+            }
+            Output::Stream { item, err, .. } => {
+                let err = err.as_ref().map_or_else(|| "ErrorObject".to_owned(), type_text);
+                (type_text(item), quote!(::core::option::Option::Some(#err)))
             }
         };
         let docs = &method.docs;
@@ -52,6 +59,7 @@ pub(crate) fn methods(service: &Service) -> TokenStream {
                 params_style: #style,
                 params: &[#(#params),*],
                 result: #result,
+                stream: #stream,
                 error: #error,
                 docs: #docs,
             }

@@ -51,7 +51,13 @@ fn registration(method: &Method, private: &TokenStream) -> TokenStream {
     let names = method.params().map(|p| &p.name);
     let decode = method.params().map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
-        quote!(let #ident: #ty = __birpc_reader.arg()?;)
+        match &p.upload {
+            // An upload's parameter carries its stream id; binding it grants the caller credit.
+            Some(item) => quote! {
+                let #ident: #ty = __birpc_ctx.upload::<#item>(__birpc_reader.arg::<#private::UploadId>()?)?;
+            },
+            None => quote!(let #ident: #ty = __birpc_reader.arg()?;),
+        }
     });
     let reader_mut = (method.params().count() > 0).then(|| quote!(mut));
     let call_args = method.args.iter().map(|arg| match arg {
@@ -62,7 +68,30 @@ fn registration(method: &Method, private: &TokenStream) -> TokenStream {
         }
     });
     let invoke = quote!(__birpc_service.#ident(#(#call_args),*).await);
+    let encode = quote! {
+        |error| {
+            use #private::EncodeError as _;
+            (&&&#private::Encoding(&error)).encode_error()
+        }
+    };
+    let register = match &method.output {
+        Output::Stream { .. } => quote!(stream_raw),
+        _ => quote!(method_raw),
+    };
     let outcome = match &method.output {
+        Output::Stream { fallible, .. } => {
+            let opened = if *fallible {
+                quote!(#invoke.map_err(#encode)?)
+            } else {
+                quote!(#invoke)
+            };
+            quote! {
+                let __birpc_items = #opened;
+                ::core::result::Result::Ok::<_, #private::ErrorObject>(
+                    #private::StreamExt::map(__birpc_items, |item| item.map_err(#encode)),
+                )
+            }
+        }
         Output::Unit => quote! {
             #invoke;
             ::core::result::Result::Ok::<(), #private::ErrorObject>(())
@@ -79,7 +108,7 @@ fn registration(method: &Method, private: &TokenStream) -> TokenStream {
         },
     };
     quote! {
-        .method_raw(#wire, {
+        .#register(#wire, {
             let __birpc_service = ::std::sync::Arc::clone(&__birpc_this);
             move |__birpc_ctx: #private::Context, __birpc_params: #private::Params| {
                 let __birpc_service = ::std::sync::Arc::clone(&__birpc_service);

@@ -25,9 +25,16 @@ pub(crate) fn typescript(service: &Service) -> TokenStream {
         let notification = method.notification;
         let named = method.style == ParamsStyle::Named;
         let params = method.params().map(|p| {
-            let (name, ty) = (&p.name, &p.ty);
-            quote!(#ts::Param::of::<#ty>(#name))
+            let name = &p.name;
+            match &p.upload {
+                Some(item) => quote!(#ts::Param::upload::<#item>(#name)),
+                None => {
+                    let ty = &p.ty;
+                    quote!(#ts::Param::of::<#ty>(#name))
+                }
+            }
         });
+        let stream = matches!(method.output, Output::Stream { .. });
         let (result, error) = match &method.output {
             Output::Unit => (quote!(#ts::type_of::<()>()), quote!(::core::option::Option::None)),
             Output::Value(ty) => (quote!(#ts::type_of::<#ty>()), quote!(::core::option::Option::None)),
@@ -35,12 +42,24 @@ pub(crate) fn typescript(service: &Service) -> TokenStream {
                 quote!(#ts::type_of::<#ok>()),
                 quote!(::core::option::Option::Some(#ts::type_of::<#err>())),
             ),
+            Output::Stream { item, err: Some(err), .. } => (
+                quote!(#ts::type_of::<#item>()),
+                quote!(::core::option::Option::Some(#ts::type_of::<#err>())),
+            ),
+            Output::Stream { item, err: None, .. } => {
+                (quote!(#ts::type_of::<#item>()), quote!(::core::option::Option::None))
+            }
         };
-        let types = method.params().map(|p| &p.ty).cloned().chain(match &method.output {
-            Output::Unit => Vec::new(),
-            Output::Value(ty) => vec![ty.clone()],
-            Output::Result { ok, err } => vec![ok.clone(), err.clone()],
-        });
+        let types = method
+            .params()
+            .map(|p| p.upload.as_ref().unwrap_or(&p.ty))
+            .cloned()
+            .chain(match &method.output {
+                Output::Unit => Vec::new(),
+                Output::Value(ty) => vec![ty.clone()],
+                Output::Result { ok, err } => vec![ok.clone(), err.clone()],
+                Output::Stream { item, err, .. } => std::iter::once(item.clone()).chain(err.clone()).collect(),
+            });
         let docs = &method.docs;
         quote! {
             #(service.declare::<#types>();)*
@@ -52,6 +71,7 @@ pub(crate) fn typescript(service: &Service) -> TokenStream {
                 named: #named,
                 params: ::std::vec![#(#params),*],
                 result: #result,
+                stream: #stream,
                 error: #error,
                 docs: #docs,
             });

@@ -1,0 +1,289 @@
+//! The streams of one connection: those this side produces, by id, and those it consumes, by the other
+//! side's id. Held by the connection's shared state; when the connection ends, every stream ends.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::future::AbortHandle;
+use rustc_hash::FxHashMap;
+
+use super::credit::Credit;
+use super::inbox::{End, Inbox, Refused};
+use super::wire::Payload;
+use crate::close::CloseReason;
+
+/// Why a stream could not be registered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The side's limit of streams (`max_streams`) is reached.
+    Full,
+    /// The other side already has a stream of this id bound here.
+    Taken,
+    /// The connection has ended.
+    Closed,
+}
+
+/// What became of a received payload.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Put in its stream's inbox, or the stream ended.
+    Done,
+    /// No stream of that id is consumed here (it may have been cancelled): dropped.
+    Unknown,
+    /// The item was beyond the credit granted; the stream ended, and the producer must be told.
+    Overrun,
+}
+
+struct Producing {
+    credit: Arc<Credit>,
+    /// Stops the producing task; absent while it is being set up.
+    abort: Option<AbortHandle>,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    producing: FxHashMap<u64, Producing>,
+    /// Consumed streams, by the JSON text of the producer's id.
+    consuming: FxHashMap<Box<str>, Arc<Inbox>>,
+    /// Downloads of this side whose answer (the stream id) has not come yet, by call id.
+    opening: FxHashMap<u64, Arc<Inbox>>,
+    closed: Option<CloseReason>,
+}
+
+/// The streams of a connection; see the [module](self).
+pub(crate) struct Streams {
+    table: Mutex<Table>,
+    max: usize,
+}
+
+impl Streams {
+    /// A table allowing `max` streams each way.
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            table: Mutex::new(Table {
+                next_id: 1,
+                ..Table::default()
+            }),
+            max: max.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every change below is complete before the lock is released.
+        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The limit of streams each way.
+    pub(crate) fn limit(&self) -> usize {
+        self.max
+    }
+
+    /// Streams this side produces and consumes now (opening downloads counted as consumed).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let table = self.lock();
+        (table.producing.len(), table.consuming.len() + table.opening.len())
+    }
+
+    /// Registers a stream this side produces, with its credit; its id.
+    pub(crate) fn produce(&self, credit: Arc<Credit>) -> Result<u64, Refusal> {
+        let mut table = self.lock();
+        if table.closed.is_some() {
+            return Err(Refusal::Closed);
+        }
+        if table.producing.len() >= self.max {
+            return Err(Refusal::Full);
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        table.producing.insert(id, Producing { credit, abort: None });
+        Ok(id)
+    }
+
+    /// Gives produced stream `id` the handle that stops its task; stops it at once if the stream was
+    /// cancelled (or the connection ended) meanwhile.
+    pub(crate) fn set_abort(&self, id: u64, abort: AbortHandle) {
+        let mut table = self.lock();
+        match table.producing.get_mut(&id) {
+            Some(producing) => producing.abort = Some(abort),
+            None => abort.abort(),
+        }
+    }
+
+    /// Adds the consumer's grant to produced stream `id`.
+    pub(crate) fn credit(&self, id: u64, credit: u64) -> bool {
+        match self.lock().producing.get(&id) {
+            Some(producing) => {
+                producing.credit.grant(credit);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops produced stream `id` (its consumer cancelled it); whether it was live.
+    pub(crate) fn cancel(&self, id: u64) -> bool {
+        let removed = self.lock().producing.remove(&id);
+        match removed {
+            Some(producing) => {
+                if let Some(abort) = producing.abort {
+                    abort.abort();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Produced stream `id` is over (its task ends).
+    pub(crate) fn produced(&self, id: u64) {
+        self.lock().producing.remove(&id);
+    }
+
+    /// Registers a download of this side, call `call`, whose answer will name the stream.
+    pub(crate) fn open(&self, call: u64, inbox: Arc<Inbox>) -> Result<(), Refusal> {
+        let mut table = self.lock();
+        if table.closed.is_some() {
+            return Err(Refusal::Closed);
+        }
+        if table.consuming.len() + table.opening.len() >= self.max {
+            return Err(Refusal::Full);
+        }
+        table.opening.insert(call, inbox);
+        Ok(())
+    }
+
+    /// Whether any download of this side awaits its answer.
+    pub(crate) fn any_opening(&self) -> bool {
+        !self.lock().opening.is_empty()
+    }
+
+    /// The answer to download `call` came: a result (the stream's id, as JSON text) binds the stream
+    /// before any of its items can arrive; an error drops it.
+    pub(crate) fn opened(&self, call: u64, subscription: Option<&str>) {
+        let mut table = self.lock();
+        let Some(inbox) = table.opening.remove(&call) else { return };
+        if let Some(subscription) = subscription
+            && !table.consuming.contains_key(subscription)
+        {
+            table.consuming.insert(subscription.into(), inbox);
+        }
+    }
+
+    /// Forgets download `call` if it is still opening (its caller gave up).
+    pub(crate) fn abandon(&self, call: u64) {
+        self.lock().opening.remove(&call);
+    }
+
+    /// Binds an upload of the other side, whose id is the JSON text `subscription`.
+    pub(crate) fn bind(&self, subscription: &str, inbox: Arc<Inbox>) -> Result<(), Refusal> {
+        let mut table = self.lock();
+        if table.closed.is_some() {
+            return Err(Refusal::Closed);
+        }
+        if table.consuming.contains_key(subscription) {
+            return Err(Refusal::Taken);
+        }
+        if table.consuming.len() + table.opening.len() >= self.max {
+            return Err(Refusal::Full);
+        }
+        table.consuming.insert(subscription.into(), inbox);
+        Ok(())
+    }
+
+    /// Whether this side consumes any stream (so that notifications may be items).
+    pub(crate) fn any_consumed(&self) -> bool {
+        let table = self.lock();
+        !table.consuming.is_empty()
+    }
+
+    /// Hands what the producer sent to its stream's inbox.
+    pub(crate) fn deliver(&self, subscription: &str, payload: Payload) -> Delivery {
+        let mut table = self.lock();
+        let Some(inbox) = table.consuming.get(subscription) else {
+            return Delivery::Unknown;
+        };
+        match payload {
+            Payload::Item(item) => match inbox.push(item) {
+                Ok(()) => Delivery::Done,
+                Err(Refused::Ended) => Delivery::Unknown,
+                Err(Refused::Overrun) => {
+                    table.consuming.remove(subscription);
+                    Delivery::Overrun
+                }
+            },
+            Payload::End(error) => {
+                inbox.end(error.map_or(End::Finished, End::Failed));
+                table.consuming.remove(subscription);
+                Delivery::Done
+            }
+        }
+    }
+
+    /// The consumer of stream `subscription` is gone; whether the stream was still live (then the
+    /// producer should be told).
+    pub(crate) fn forget(&self, subscription: &str) -> bool {
+        self.lock().consuming.remove(subscription).is_some()
+    }
+
+    /// The connection ended: every stream ends, producers are stopped, consumers get `reason`.
+    pub(crate) fn close(&self, reason: &CloseReason) {
+        let (producing, consuming, opening) = {
+            let mut table = self.lock();
+            if table.closed.is_some() {
+                return;
+            }
+            table.closed = Some(reason.clone());
+            (
+                std::mem::take(&mut table.producing),
+                std::mem::take(&mut table.consuming),
+                std::mem::take(&mut table.opening),
+            )
+        };
+        for producing in producing.into_values() {
+            if let Some(abort) = producing.abort {
+                abort.abort();
+            }
+        }
+        for inbox in consuming.into_values().chain(opening.into_values()) {
+            inbox.end(End::Disconnected(reason.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_limits_hold() {
+        let streams = Streams::new(2);
+        let a = streams.produce(Arc::new(Credit::new(Some(1)))).unwrap();
+        let b = streams.produce(Arc::new(Credit::new(Some(1)))).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(streams.produce(Arc::new(Credit::new(None))), Err(Refusal::Full));
+        assert!(streams.cancel(a));
+        assert!(!streams.cancel(a));
+        streams.bind("5", Arc::new(Inbox::new(4))).unwrap();
+        assert_eq!(streams.bind("5", Arc::new(Inbox::new(4))), Err(Refusal::Taken));
+        streams.open(9, Arc::new(Inbox::new(4))).unwrap();
+        assert_eq!(streams.bind("6", Arc::new(Inbox::new(4))), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn a_download_is_bound_by_its_answer_and_ends_with_the_connection() {
+        let streams = Streams::new(8);
+        let inbox = Arc::new(Inbox::new(4));
+        streams.open(3, inbox.clone()).unwrap();
+        assert_eq!(
+            streams.deliver("1", Payload::Item(Bytes::from_static(b"0"))),
+            Delivery::Unknown
+        );
+        streams.opened(3, Some("1"));
+        assert_eq!(streams.deliver("1", Payload::Item(Bytes::from_static(b"0"))), Delivery::Done);
+        streams.close(&CloseReason::Transport("cut".into()));
+        assert!(inbox.has_ended());
+        assert_eq!(streams.open(4, Arc::new(Inbox::new(4))), Err(Refusal::Closed));
+    }
+}
