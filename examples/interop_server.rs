@@ -130,7 +130,7 @@ fn router() -> Router {
             let mut numbers = ctx.upload::<i64>(p.numbers)?;
             let mut sum = 0_i64;
             while let Some(n) = numbers.next().await {
-                let n = n.map_err(|error| ErrorObject::invalid_params(error))?;
+                let n = n.map_err(ErrorObject::invalid_params)?;
                 sum = sum.wrapping_add(n);
             }
             Ok::<_, ErrorObject>(sum)

@@ -1,6 +1,6 @@
 //! The names most programs need: `use birpc::prelude::*;`.
 
 pub use crate::{
-    CallError, Client, Context, ErrorObject, ItemStream, NoParams, Params, Peer, PeerConfig, PeerHandle, Router, RpcError, Server,
-    Subscription, Upload, async_trait, rpc,
+    CallError, Client, Context, ErrorObject, ItemStream, NoParams, Params, Peer, PeerConfig, PeerHandle, Router,
+    RpcError, Server, Subscription, Upload, async_trait, rpc,
 };

@@ -2,11 +2,11 @@
 //! move freely. Not a public API: it may change in any release.
 
 pub use async_trait;
-pub use rpc_core::support::{DecodeError, Decoding, EncodeError, Encoding};
 pub use futures::{Stream, StreamExt};
+pub use rpc_core::support::{DecodeError, Decoding, EncodeError, Encoding};
 pub use rpc_core::{
-    CallError, Context, ErrorObject, MethodInfo, ParamInfo, OutgoingUpload, Params, ParamsStyle, PeerHandle,
-    Router, Subscribe, TypedCall, UploadId,
+    CallError, Context, ErrorObject, MethodInfo, OutgoingUpload, ParamInfo, Params, ParamsStyle, PeerHandle, Router,
+    Subscribe, TypedCall, UploadId,
 };
 pub use serde;
 

@@ -337,7 +337,13 @@ fn implement_service(out: &mut String, service: &Service) {
             .params
             .iter()
             .zip(&args)
-            .map(|(p, a)| if p.upload { format!("client.upload({a})") } else { a.clone() })
+            .map(|(p, a)| {
+                if p.upload {
+                    format!("client.upload({a})")
+                } else {
+                    a.clone()
+                }
+            })
             .collect();
         let params = if method.params.is_empty() {
             "undefined".to_owned()

@@ -40,10 +40,12 @@ impl Feed for Numbers {
         if from > to {
             return Err(FeedError::NoSuchTopic(format!("{from}..{to}")));
         }
-        Ok(ItemStream::new(futures::stream::iter(from..to).map(move |n| match fail_at {
-            Some(at) if n == at => Err(FeedError::Broken { after: n }),
-            _ => Ok(n),
-        })))
+        Ok(ItemStream::new(futures::stream::iter(from..to).map(
+            move |n| match fail_at {
+                Some(at) if n == at => Err(FeedError::Broken { after: n }),
+                _ => Ok(n),
+            },
+        )))
     }
 
     async fn sum(&self, mut values: Upload<i64>) -> Result<i64, FeedError> {
@@ -116,11 +118,16 @@ async fn the_server_opens_a_stream_its_client_exports() {
     let server = Server::bind("127.0.0.1:0").await.unwrap().serve(|_| {
         Router::new().method("collect_from_caller", |ctx: Context, (n,): (u64,)| async move {
             let caller = FeedClient::new(ctx.peer().clone());
-            let items = caller.numbers(0, n, None).await.map_err(|e| ErrorObject::internal_error().with_detail(e))?;
+            let items = caller
+                .numbers(0, n, None)
+                .await
+                .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
             let items: Vec<u64> = items.map(|item| item.unwrap()).collect().await;
             // And an upload the other way: the server uploads to the client.
             let sum = caller
-                .sum(futures::stream::iter(items.iter().map(|&n| n as i64).collect::<Vec<_>>()))
+                .sum(futures::stream::iter(
+                    items.iter().map(|&n| n as i64).collect::<Vec<_>>(),
+                ))
                 .await
                 .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
             Ok::<_, ErrorObject>((items.len(), sum))
@@ -139,7 +146,10 @@ async fn the_server_opens_a_stream_its_client_exports() {
 }
 
 /// A producing stream that counts what it yields and says when it is dropped.
-fn watched(count: Arc<AtomicU64>, dropped: oneshot::Sender<()>) -> impl futures::Stream<Item = Result<u64, ErrorObject>> {
+fn watched(
+    count: Arc<AtomicU64>,
+    dropped: oneshot::Sender<()>,
+) -> impl futures::Stream<Item = Result<u64, ErrorObject>> {
     struct OnDrop(Option<oneshot::Sender<()>>);
     impl Drop for OnDrop {
         fn drop(&mut self) {
@@ -183,11 +193,18 @@ async fn dropping_a_download_drops_its_producer_and_credit_bounds_it_meanwhile()
     // Not reading: the producer stops at the credit granted: the first window, and back every item
     // taken (granted in steps of half a window, and 100 is a multiple of 4).
     let credit = 100 + u64::from(window);
-    eventually("the producer to use its credit", || produced.load(Ordering::Relaxed) >= credit).await;
+    eventually("the producer to use its credit", || {
+        produced.load(Ordering::Relaxed) >= credit
+    })
+    .await;
     // A round trip over the connection: everything in flight before it has arrived.
     let refused = client.call::<()>("no_such_method", ()).await.unwrap_err();
     assert!(matches!(refused, CallError::MethodNotFound(_)), "{refused}");
-    assert_eq!(produced.load(Ordering::Relaxed), credit, "the producer ran beyond its credit");
+    assert_eq!(
+        produced.load(Ordering::Relaxed),
+        credit,
+        "the producer ran beyond its credit"
+    );
     drop(stream);
     within("the producer to be dropped", dropped).await.unwrap();
     server.shutdown().await;
@@ -254,7 +271,13 @@ async fn a_thousand_streams_share_one_connection() {
     let streams = (0..1000_u64).map(|i| {
         let client = client.clone();
         async move {
-            let items: Vec<u64> = client.numbers(i, i + 100, None).await.unwrap().map(|r| r.unwrap()).collect().await;
+            let items: Vec<u64> = client
+                .numbers(i, i + 100, None)
+                .await
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+                .await;
             assert_eq!(items, (i..i + 100).collect::<Vec<_>>());
         }
     });
@@ -287,8 +310,11 @@ async fn past_the_stream_limit_a_download_is_refused_with_32006() {
 async fn the_wire_is_as_specified() {
     let (server, _url) = feed_server().await;
     let mut raw = RawClient::connect(server.local_addr()).await;
-    raw.send(r#"{"jsonrpc":"2.0","method":"$/stream.open","params":{"id":"a","window":2}}"#).await;
-    let answer = raw.ask(r#"{"jsonrpc":"2.0","id":"a","method":"numbers","params":[10,20]}"#).await;
+    raw.send(r#"{"jsonrpc":"2.0","method":"$/stream.open","params":{"id":"a","window":2}}"#)
+        .await;
+    let answer = raw
+        .ask(r#"{"jsonrpc":"2.0","id":"a","method":"numbers","params":[10,20]}"#)
+        .await;
     let subscription = answer["result"].clone();
     assert!(subscription.is_u64(), "{answer}");
     for n in [10, 11] {
@@ -299,14 +325,21 @@ async fn the_wire_is_as_specified() {
     }
     // No credit left: nothing more comes until granted.
     raw.expect_no_answer().await;
-    raw.send(&format!(r#"{{"jsonrpc":"2.0","method":"$/stream.credit","params":{{"subscription":{subscription},"credit":1}}}}"#)).await;
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"$/stream.credit","params":{{"subscription":{subscription},"credit":1}}}}"#
+    ))
+    .await;
     assert_eq!(raw.recv_json().await["params"]["result"], 12);
     let cancelled = raw
-        .ask(&format!(r#"{{"jsonrpc":"2.0","id":9,"method":"$/stream.cancel","params":[{subscription}]}}"#))
+        .ask(&format!(
+            r#"{{"jsonrpc":"2.0","id":9,"method":"$/stream.cancel","params":[{subscription}]}}"#
+        ))
         .await;
     assert_eq!(cancelled, json!({"jsonrpc":"2.0","id":9,"result":true}));
     // A stream that ends sends `$/stream.end`; without an announcement it runs without credit.
-    let answer = raw.ask(r#"{"jsonrpc":"2.0","id":2,"method":"numbers","params":[0,3]}"#).await;
+    let answer = raw
+        .ask(r#"{"jsonrpc":"2.0","id":2,"method":"numbers","params":[0,3]}"#)
+        .await;
     let subscription = answer["result"].clone();
     for n in 0..3 {
         assert_eq!(raw.recv_json().await["params"]["result"], n);

@@ -79,11 +79,13 @@ pub(crate) struct Param {
     pub(crate) upload: Option<Type>,
 }
 
-#[expect(clippy::large_enum_variant, reason = "a handful live while one trait is expanded")]
 pub(crate) enum Output {
     Unit,
     Value(Type),
-    Result { ok: Type, err: Type },
+    Result {
+        ok: Type,
+        err: Type,
+    },
     /// `ItemStream<T, E>`, or `Result<ItemStream<T, E>, E>`: a stream method (a download).
     Stream {
         item: Type,
@@ -203,7 +205,10 @@ fn read_method(
     });
     for upload in uploads {
         if args.notification.is_some() {
-            errors.at(upload, "a notification cannot take an upload: the upload lives as long as its call");
+            errors.at(
+                upload,
+                "a notification cannot take an upload: the upload lives as long as its call",
+            );
         } else if matches!(output, Output::Stream { .. }) {
             errors.at(upload, "a stream method cannot also take an upload");
         }

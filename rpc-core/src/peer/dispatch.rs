@@ -342,17 +342,20 @@ impl Dispatcher {
                 }
                 let control = wire::is_control(&method);
                 if control || out.consumes_streams() {
-                    match wire::parse(&method, params.raw()) {
-                        Some(Control::Open { id, window }) => self.announce(id, window),
-                        Some(message) => {
-                            if out.stream(message) || control {
-                                return Step::Nothing;
-                            }
+                    let taken = match wire::parse(&method, params.raw()) {
+                        Some(Control::Open { id, window }) => {
+                            self.announce(id, window);
+                            true
                         }
-                        None if control => tracing::debug!(%method, "ignored a malformed stream message"),
-                        None => {}
-                    }
-                    if control {
+                        Some(message) => out.stream(message),
+                        None => {
+                            if control {
+                                tracing::debug!(%method, "ignored a malformed stream message");
+                            }
+                            false
+                        }
+                    };
+                    if taken || control {
                         return Step::Nothing;
                     }
                 }

@@ -112,12 +112,15 @@ impl PeerHandle {
             let shared = link.connection().await?;
             let window = shared.config.stream_window.max(1);
             let inbox = Arc::new(Inbox::new(window));
-            shared.streams.open(id, inbox.clone()).map_err(|refusal| match refusal {
-                Refusal::Full => CallError::TooManyStreams {
-                    limit: shared.streams.limit(),
-                },
-                Refusal::Closed | Refusal::Taken => shared.disconnected(),
-            })?;
+            shared
+                .streams
+                .open(id, inbox.clone())
+                .map_err(|refusal| match refusal {
+                    Refusal::Full => CallError::TooManyStreams {
+                        limit: shared.streams.limit(),
+                    },
+                    Refusal::Closed | Refusal::Taken => shared.disconnected(),
+                })?;
             /// Forgets the download if it is given up before its answer came.
             struct Abandon(Arc<Shared>, u64);
             impl Drop for Abandon {
@@ -127,7 +130,11 @@ impl PeerHandle {
             }
             let _abandon = Abandon(shared.clone(), id);
             // The announcement goes first: the other side learns the window before the request.
-            within(deadline(&shared.config, None), shared.send(wire::encode_open(id, window))).await?;
+            within(
+                deadline(&shared.config, None),
+                shared.send(wire::encode_open(id, window)),
+            )
+            .await?;
             let subscription: Box<RawValue> = Call::new(Link::Fixed(shared.clone()), id, Ok(frame)).await?;
             Ok(Opened {
                 shared,

@@ -160,7 +160,10 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(matches!(inbox.poll_take(&mut cx), Poll::Ready(Taken::Item(b)) if &b[..] == b"1"));
         assert!(matches!(inbox.poll_take(&mut cx), Poll::Ready(Taken::Item(b)) if &b[..] == b"2"));
-        assert!(matches!(inbox.poll_take(&mut cx), Poll::Ready(Taken::End(End::Overrun(2)))));
+        assert!(matches!(
+            inbox.poll_take(&mut cx),
+            Poll::Ready(Taken::End(End::Overrun(2)))
+        ));
     }
 
     #[test]
@@ -174,6 +177,9 @@ mod tests {
         assert_eq!(inbox.push(Bytes::from_static(b"3")), Err(Refused::Ended));
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(matches!(inbox.poll_take(&mut cx), Poll::Ready(Taken::End(End::Disconnected(_)))));
+        assert!(matches!(
+            inbox.poll_take(&mut cx),
+            Poll::Ready(Taken::End(End::Disconnected(_)))
+        ));
     }
 }

@@ -24,8 +24,8 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use futures::stream::BoxStream;
 
-pub use self::consume::{OutgoingUpload, Subscribe, Subscription, Upload, UploadId};
 pub(crate) use self::consume::Opened;
+pub use self::consume::{OutgoingUpload, Subscribe, Subscription, Upload, UploadId};
 pub(crate) use self::inbox::Inbox;
 
 /// What a stream method of an `#[rpc]` trait returns: its items, each an item or the error that ends

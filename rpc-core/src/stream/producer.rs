@@ -64,7 +64,12 @@ async fn produce(shared: Arc<Shared>, id: u64, credit: Arc<Credit>, mut frames: 
                 continue;
             }
             Some(Ok(frame)) => {
-                tracing::warn!(stream = id, size = frame.len(), max, "a stream item was too large to send");
+                tracing::warn!(
+                    stream = id,
+                    size = frame.len(),
+                    max,
+                    "a stream item was too large to send"
+                );
                 Some(ErrorObject::response_too_large())
             }
             Some(Err(error)) => Some(error),
@@ -123,12 +128,15 @@ where
     S: Stream<Item = T> + Send + 'static,
 {
     let credit = Arc::new(Credit::new(Some(0)));
-    let id = shared.streams.produce(credit.clone()).map_err(|refusal| match refusal {
-        Refusal::Full => CallError::TooManyStreams {
-            limit: shared.streams.limit(),
-        },
-        Refusal::Closed | Refusal::Taken => shared.disconnected(),
-    })?;
+    let id = shared
+        .streams
+        .produce(credit.clone())
+        .map_err(|refusal| match refusal {
+            Refusal::Full => CallError::TooManyStreams {
+                limit: shared.streams.limit(),
+            },
+            Refusal::Closed | Refusal::Taken => shared.disconnected(),
+        })?;
     start(shared.clone(), id, credit, frames(method.into(), id, items.map(Ok)));
     Ok(id)
 }

@@ -161,7 +161,9 @@ impl Streams {
     /// before any of its items can arrive; an error drops it.
     pub(crate) fn opened(&self, call: u64, subscription: Option<&str>) {
         let mut table = self.lock();
-        let Some(inbox) = table.opening.remove(&call) else { return };
+        let Some(inbox) = table.opening.remove(&call) else {
+            return;
+        };
         if let Some(subscription) = subscription
             && !table.consuming.contains_key(subscription)
         {
@@ -281,7 +283,10 @@ mod tests {
             Delivery::Unknown
         );
         streams.opened(3, Some("1"));
-        assert_eq!(streams.deliver("1", Payload::Item(Bytes::from_static(b"0"))), Delivery::Done);
+        assert_eq!(
+            streams.deliver("1", Payload::Item(Bytes::from_static(b"0"))),
+            Delivery::Done
+        );
         streams.close(&CloseReason::Transport("cut".into()));
         assert!(inbox.has_ended());
         assert_eq!(streams.open(4, Arc::new(Inbox::new(4))), Err(Refusal::Closed));

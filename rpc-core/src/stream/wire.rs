@@ -32,7 +32,14 @@ pub(crate) fn encode_item<T: Serialize + ?Sized>(method: &str, id: u64, item: &T
         subscription: u64,
         result: &'a T,
     }
-    message::encode_call(None, method, Some(&Item { subscription: id, result: item }))
+    message::encode_call(
+        None,
+        method,
+        Some(&Item {
+            subscription: id,
+            result: item,
+        }),
+    )
 }
 
 /// The end of stream `id`, failed with `error` if given.
@@ -43,8 +50,15 @@ pub(crate) fn encode_end(id: u64, error: Option<&ErrorObject>) -> String {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a ErrorObject>,
     }
-    message::encode_call(None, END, Some(&End { subscription: id, error }))
-        .unwrap_or_else(|_| format!(r#"{{"jsonrpc":"2.0","method":"{END}","params":{{"subscription":{id}}}}}"#))
+    message::encode_call(
+        None,
+        END,
+        Some(&End {
+            subscription: id,
+            error,
+        }),
+    )
+    .unwrap_or_else(|_| format!(r#"{{"jsonrpc":"2.0","method":"{END}","params":{{"subscription":{id}}}}}"#))
 }
 
 /// A grant of `credit` items to the other side's stream whose id is the JSON text `subscription`.

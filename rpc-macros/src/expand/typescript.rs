@@ -42,7 +42,9 @@ pub(crate) fn typescript(service: &Service) -> TokenStream {
                 quote!(#ts::type_of::<#ok>()),
                 quote!(::core::option::Option::Some(#ts::type_of::<#err>())),
             ),
-            Output::Stream { item, err: Some(err), .. } => (
+            Output::Stream {
+                item, err: Some(err), ..
+            } => (
                 quote!(#ts::type_of::<#item>()),
                 quote!(::core::option::Option::Some(#ts::type_of::<#err>())),
             ),
