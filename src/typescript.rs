@@ -30,6 +30,32 @@
 //! assert!(module.javascript().contains("export function searchClient(client)"));
 //! // module.write("web/", "search")? writes web/search.d.ts and web/search.js
 //! ```
+//!
+//! Stream methods and uploads (`docs/streams.md`) get the JavaScript client's stream types, both for
+//! calling them and for a page that implements them:
+//!
+//! ```
+//! use birpc::typescript::Module;
+//! use birpc::{ItemStream, Upload};
+//!
+//! #[birpc::rpc(typescript)]
+//! trait Meter {
+//!     async fn readings(&self, sensor: String) -> ItemStream<f64>;
+//!     async fn mean(&self, samples: Upload<f64>) -> f64;
+//! }
+//!
+//! let module = Module::new("./birpc.js").service(MeterMethods::typescript());
+//! let types = module.declarations();
+//! assert!(types.contains("readings(sensor: string, options?: StreamOptions): ItemStream<number>;"));
+//! assert!(types.contains("mean(samples: AsyncIterable<number> | Iterable<number>, options?: CallOptions): Promise<number>;"));
+//! assert!(types.contains("readings(sensor: string, context: HandlerContext): AsyncIterable<number> | Iterable<number>;"));
+//! assert!(types.contains("mean(samples: AsyncIterable<number>, context: HandlerContext): number | PromiseLike<number>;"));
+//! let code = module.javascript();
+//! assert!(code.contains(r#"readings: (a0, options) => client.stream("readings", [a0], options),"#));
+//! assert!(code.contains(r#"mean: (a0, options) => client.call("mean", [client.upload(a0)], options),"#));
+//! assert!(code.contains(r#"client.exposeStream("readings", readings);"#));
+//! assert!(code.contains("client.receiveUpload(params[0])"));
+//! ```
 
 use std::any::TypeId;
 use std::collections::HashSet;
@@ -382,11 +408,24 @@ fn implement_service(out: &mut String, service: &Service) {
     );
     let _ = writeln!(out, "export function expose{name}(client, handlers) {{");
     for method in &service.methods {
-        let positional: Vec<String> = (0..method.params.len()).map(|i| format!("params[{i}]")).collect();
+        // An upload param carries the caller's stream id: the handler gets the stream.
+        let receive = |p: &Param, arg: String| {
+            if p.upload {
+                format!("client.receiveUpload({arg})")
+            } else {
+                arg
+            }
+        };
+        let positional: Vec<String> = method
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| receive(p, format!("params[{i}]")))
+            .collect();
         let named: Vec<String> = method
             .params
             .iter()
-            .map(|p| format!("params?.[{}]", quote(p.name)))
+            .map(|p| receive(p, format!("params?.[{}]", quote(p.name))))
             .collect();
         let call = |args: &[String]| {
             let mut args = args.to_vec();
@@ -433,7 +472,13 @@ fn handler_params(method: &Method) -> String {
     method
         .params
         .iter()
-        .map(|p| format!("{}: {}, ", identifier(p.name), p.ty))
+        .map(|p| {
+            if p.upload {
+                format!("{}: AsyncIterable<{}>, ", identifier(p.name), p.ty)
+            } else {
+                format!("{}: {}, ", identifier(p.name), p.ty)
+            }
+        })
         .collect()
 }
 
