@@ -27,11 +27,18 @@ pub struct Context {
     peer: PeerHandle,
     /// The credit the caller announced for a download this request opens (`$/stream.open`), if any.
     window: Option<u32>,
+    /// Whether the request came in a batch (whose answers travel together, so it cannot open a stream).
+    in_batch: bool,
 }
 
 impl Context {
-    pub(crate) fn new(peer: PeerHandle, window: Option<u32>) -> Self {
-        Self { peer, window }
+    pub(crate) fn new(peer: PeerHandle, window: Option<u32>, in_batch: bool) -> Self {
+        Self { peer, window, in_batch }
+    }
+
+    /// Whether the request came in a batch.
+    pub(crate) fn in_batch(&self) -> bool {
+        self.in_batch
     }
 
     /// The connection the handler runs on.

@@ -272,8 +272,14 @@ where
     Fut: Future<Output = Result<S, ErrorObject>> + Send + 'static,
 {
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
-        let opening = (self.handler)(ctx.clone(), params);
         let name = self.name.clone();
+        if ctx.in_batch() {
+            // A batch's answers travel together, after all of its requests are done: a stream's answer
+            // must go before its first item.
+            let error = ErrorObject::invalid_request().with_detail("a stream method cannot be called in a batch");
+            return Box::pin(std::future::ready(id.map(|id| message::encode_error(Some(&id), &error))));
+        }
+        let opening = (self.handler)(ctx.clone(), params);
         Box::pin(async move {
             let Some(id) = id else {
                 tracing::debug!(method = %name, "ignored a notification to a stream method (it opens no stream)");

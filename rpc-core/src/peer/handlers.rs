@@ -118,7 +118,7 @@ impl Handlers {
         let max = self.shared.config.max_message_size;
         match job {
             Job::Request(request) => {
-                let ctx = Context::new(self.handle.clone(), request.window);
+                let ctx = Context::new(self.handle.clone(), request.window, false);
                 let id = request.id;
                 let running = request.method.call(ctx, request.params, Some(id.clone()));
                 let mut running = AssertUnwindSafe(running).catch_unwind();
@@ -152,7 +152,7 @@ impl Handlers {
                     .requests
                     .into_iter()
                     .map(|request| {
-                        let ctx = Context::new(self.handle.clone(), request.window);
+                        let ctx = Context::new(self.handle.clone(), request.window, true);
                         let id = request.id;
                         let running = request.method.call(ctx, request.params, Some(id.clone()));
                         let (abort, registration) = AbortHandle::new_pair();
@@ -177,7 +177,7 @@ impl Handlers {
                 )
             }
             Job::Notification(notification) => {
-                let ctx = Context::new(self.handle.clone(), None);
+                let ctx = Context::new(self.handle.clone(), None, false);
                 let running = notification.method.call(ctx, notification.params, None);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;

@@ -1,6 +1,7 @@
 //! The streams of one connection: those this side produces, by id, and those it consumes, by the other
 //! side's id. Held by the connection's shared state; when the connection ends, every stream ends.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::AbortHandle;
@@ -54,6 +55,11 @@ struct Table {
 pub(crate) struct Streams {
     table: Mutex<Table>,
     max: usize,
+    /// How many downloads of this side are opening, and how many streams it consumes, kept beside the
+    /// table so that every answer and notification of a connection without streams is checked without
+    /// taking the lock (updated under it).
+    opening: AtomicUsize,
+    consuming: AtomicUsize,
 }
 
 impl Streams {
@@ -65,7 +71,15 @@ impl Streams {
                 ..Table::default()
             }),
             max: max.max(1),
+            opening: AtomicUsize::new(0),
+            consuming: AtomicUsize::new(0),
         }
+    }
+
+    /// Publishes the sizes of the opening and consuming maps (called with the lock held, after a change).
+    fn publish(&self, table: &Table) {
+        self.opening.store(table.opening.len(), Ordering::Relaxed);
+        self.consuming.store(table.consuming.len(), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -149,12 +163,13 @@ impl Streams {
             return Err(Refusal::Full);
         }
         table.opening.insert(call, inbox);
+        self.publish(&table);
         Ok(())
     }
 
     /// Whether any download of this side awaits its answer.
     pub(crate) fn any_opening(&self) -> bool {
-        !self.lock().opening.is_empty()
+        self.opening.load(Ordering::Relaxed) > 0
     }
 
     /// The answer to download `call` came: a result (the stream's id, as JSON text) binds the stream
@@ -164,16 +179,25 @@ impl Streams {
         let Some(inbox) = table.opening.remove(&call) else {
             return;
         };
-        if let Some(subscription) = subscription
-            && !table.consuming.contains_key(subscription)
-        {
-            table.consuming.insert(subscription.into(), inbox);
+        if let Some(subscription) = subscription {
+            if table.consuming.contains_key(subscription) {
+                // Items of the two could not be told apart: this one ends at once.
+                inbox.end(End::Failed(crate::error_object::ErrorObject::invalid_request().with_detail(
+                    format_args!("the producer named a stream {subscription} that is already live"),
+                )));
+            } else {
+                table.consuming.insert(subscription.into(), inbox);
+            }
         }
+        self.publish(&table);
     }
 
     /// Forgets download `call` if it is still opening (its caller gave up).
     pub(crate) fn abandon(&self, call: u64) {
-        self.lock().opening.remove(&call);
+        let mut table = self.lock();
+        if table.opening.remove(&call).is_some() {
+            self.publish(&table);
+        }
     }
 
     /// Binds an upload of the other side, whose id is the JSON text `subscription`.
@@ -189,13 +213,13 @@ impl Streams {
             return Err(Refusal::Full);
         }
         table.consuming.insert(subscription.into(), inbox);
+        self.publish(&table);
         Ok(())
     }
 
     /// Whether this side consumes any stream (so that notifications may be items).
     pub(crate) fn any_consumed(&self) -> bool {
-        let table = self.lock();
-        !table.consuming.is_empty()
+        self.consuming.load(Ordering::Relaxed) > 0
     }
 
     /// Hands what the producer sent to its stream's inbox.
@@ -210,12 +234,14 @@ impl Streams {
                 Err(Refused::Ended) => Delivery::Unknown,
                 Err(Refused::Overrun) => {
                     table.consuming.remove(subscription);
+                    self.publish(&table);
                     Delivery::Overrun
                 }
             },
             Payload::End(error) => {
                 inbox.end(error.map_or(End::Finished, End::Failed));
                 table.consuming.remove(subscription);
+                self.publish(&table);
                 Delivery::Done
             }
         }
@@ -224,7 +250,10 @@ impl Streams {
     /// The consumer of stream `subscription` is gone; whether the stream was still live (then the
     /// producer should be told).
     pub(crate) fn forget(&self, subscription: &str) -> bool {
-        self.lock().consuming.remove(subscription).is_some()
+        let mut table = self.lock();
+        let live = table.consuming.remove(subscription).is_some();
+        self.publish(&table);
+        live
     }
 
     /// The connection ended: every stream ends, producers are stopped, consumers get `reason`.
@@ -235,11 +264,13 @@ impl Streams {
                 return;
             }
             table.closed = Some(reason.clone());
-            (
+            let taken = (
                 std::mem::take(&mut table.producing),
                 std::mem::take(&mut table.consuming),
                 std::mem::take(&mut table.opening),
-            )
+            );
+            self.publish(&table);
+            taken
         };
         for producing in producing.into_values() {
             if let Some(abort) = producing.abort {
