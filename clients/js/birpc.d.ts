@@ -211,9 +211,11 @@ export interface ClientOptions {
   /** Reconnecting: true (default settings, the default), false (off) or settings. */
   reconnect?: boolean | ReconnectOptions;
   /**
-   * Streams at most, each way: downloads open (a further one fails with LimitExceededError), and streams
-   * the page produces (a call with a further upload is refused with LimitExceededError; a further request
-   * of a stream method is answered -32006 Too many streams). Default 1024.
+   * Streams at most, each way. Streams the page consumes (downloads, received uploads): a further
+   * download fails with LimitExceededError, a further receiveUpload throws RpcError -32006. Streams the
+   * page produces (uploads, streams of its stream methods): a call with a further upload is refused with
+   * LimitExceededError, a further request of a stream method is answered -32006 Too many streams.
+   * Default 1024.
    */
   maxStreams?: number;
 }
@@ -272,8 +274,6 @@ export interface Upload<T = unknown> {
   readonly id: number;
   /** The stream id, as the upload travels in the params. */
   toJSON(): number;
-  /** Only to tell uploads of different item types apart. */
-  readonly __items?: T;
 }
 
 /** The builder given to the function passed to {@link Client.batch}. */
@@ -365,6 +365,13 @@ export declare class Client {
    * the call settles, or when the connection ends.
    */
   upload<T>(items: AsyncIterable<T> | Iterable<T>): Upload<T>;
+  /**
+   * Takes an upload the server sends a handler of the page: call it on the param carrying the upload's
+   * stream id, synchronously while the handler is called (as generated bindings do). The stream is
+   * cancelled once the handler has answered (a stream method: once its stream ended), if not ended by then.
+   * Throws a TypeError when no handler is being called, an RpcError -32602 for an id bound already.
+   */
+  receiveUpload<T = unknown>(id: unknown, options?: { window?: number }): ItemStream<T>;
   /**
    * Sends calls and notifications in one message; resolves with what `build` returned, awaited (an array
    * of promises becomes an array of results, like Promise.all).

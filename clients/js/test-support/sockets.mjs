@@ -105,24 +105,33 @@ export function fakeSockets() {
 }
 
 /**
- * A subclass of the real WebSocket recording the frames sent and received by every socket it makes.
- * @returns {{WebSocket: typeof globalThis.WebSocket, sent: Feed, received: Feed}}
+ * A subclass of the real WebSocket recording the frames sent and received by every socket it makes; `wire`
+ * has both, in the order the page saw them, as `{sent: message}` or `{received: message}`.
+ * @returns {{WebSocket: typeof globalThis.WebSocket, sent: Feed, received: Feed, wire: Feed}}
  */
 export function spySockets() {
   const sent = new Feed();
   const received = new Feed();
+  const wire = new Feed();
   class WebSocket extends globalThis.WebSocket {
     constructor(url, protocols) {
       super(url, protocols);
-      this.addEventListener("message", (event) => received.push(JSON.parse(event.data)));
+      // Registered before the client's listener: a message is logged before the client acts on it.
+      this.addEventListener("message", (event) => {
+        const message = JSON.parse(event.data);
+        received.push(message);
+        wire.push({ received: message });
+      });
     }
 
     send(data) {
-      sent.push(JSON.parse(data));
+      const message = JSON.parse(data);
+      sent.push(message);
+      wire.push({ sent: message });
       super.send(data);
     }
   }
-  return { WebSocket, sent, received };
+  return { WebSocket, sent, received, wire };
 }
 
 /** A promise and its resolve function, for handlers that a test releases. */

@@ -10,12 +10,17 @@ import {
   ErrorCode,
   LimitExceededError,
   RpcError,
+  StreamMethod,
   TimeoutError,
   connect,
   type CloseEvent,
   type Handler,
   type HandlerContext,
+  type ItemStream,
   type ReconnectingEvent,
+  type StreamHandler,
+  type StreamId,
+  type Upload,
 } from "../birpc.js";
 
 interface Point {
@@ -96,7 +101,7 @@ async function main(): Promise<void> {
       const ms: number = error.timeout;
       void ms;
     } else if (error instanceof LimitExceededError) {
-      const limit: "maxPendingCalls" | "maxQueuedBytes" | "maxMessageSize" = error.limit;
+      const limit: "maxPendingCalls" | "maxQueuedBytes" | "maxMessageSize" | "maxStreams" = error.limit;
       void limit;
     }
   }
@@ -120,6 +125,77 @@ async function main(): Promise<void> {
 
 void main;
 
+// Streams: downloads, uploads, and stream methods of the page.
+async function streams(client: Client): Promise<void> {
+  const controller = new AbortController();
+  const ticks: ItemStream<number> = client.stream<number>("ticks", [5, 10], {
+    window: 16,
+    signal: controller.signal,
+    timeout: null,
+    whenDisconnected: "fail",
+  });
+  for await (const tick of ticks) {
+    const n: number = tick;
+    if (n > 2) break;
+  }
+  const id: StreamId = await ticks.opened;
+  const buffered: number = ticks.buffered + ticks.received + ticks.window;
+  const state: "opening" | "open" | "ended" = ticks.state;
+  const current: StreamId | undefined = ticks.id;
+  ticks.cancel();
+  await ticks.return();
+  void id, buffered, state, current;
+
+  const step = await client.stream<string>("words", { lang: "en" }).next();
+  if (!step.done) {
+    const word: string = step.value;
+    void word;
+  }
+  for await (const item of client.stream("anything")) {
+    const value: unknown = item;
+    void value;
+  }
+
+  async function* numbers(): AsyncGenerator<number> {
+    yield 1;
+    yield 2;
+  }
+  const upload: Upload<number> = client.upload(numbers());
+  const uploadId: number = upload.id;
+  const sum: number = await client.call<number>("sum_upload", [upload]);
+  const byName = await client.call<number>("sum_upload", { numbers: client.upload([1, 2, 3]) });
+  void uploadId, sum, byName;
+
+  client
+    .exposeStream<[number], number>("count_to", async function* ([n], context) {
+      for (let i = 0; i < n; i++) {
+        context.signal.throwIfAborted();
+        yield i;
+      }
+    })
+    .exposeStream("letters", ({ text }: { text: string }) => text.split(""))
+    .exposeStream("later", async () => [1, 2, 3]);
+  client.expose<[number]>("mean", async ([id]) => {
+    let sum = 0;
+    for await (const sample of client.receiveUpload<number>(id, { window: 8 })) sum += sample;
+    return sum;
+  });
+  const digits: StreamHandler<[number], string> = ([n]) => [String(n)];
+  client.exposeStream("digits", digits);
+  client.unexpose("digits");
+
+  const open: "$/stream.open" = StreamMethod.OPEN;
+  const tooMany: -32006 = ErrorCode.TOO_MANY_STREAMS;
+  void open, tooMany;
+  try {
+    await client.stream("ticks").next();
+  } catch (error) {
+    if (error instanceof LimitExceededError && error.limit === "maxStreams") console.log(error.max);
+  }
+}
+
+void streams;
+
 // Misuse is a type error.
 // @ts-expect-error params must be an array or an object
 void new Client("ws://x/").call("echo", "text");
@@ -130,3 +206,12 @@ const wrong: string = await new Client("ws://x/").call<number>("n");
 void wrong;
 // @ts-expect-error unknown event
 new Client("ws://x/").on("opened", () => {});
+// @ts-expect-error an upload takes an iterable
+new Client("ws://x/").upload(5);
+// @ts-expect-error the items of a stream are of the type given
+const wrongItems: AsyncIterable<string> = new Client("ws://x/").stream<number>("n");
+void wrongItems;
+// @ts-expect-error a stream method gives an iterable
+new Client("ws://x/").exposeStream("bad", () => 5);
+// @ts-expect-error the window is a number
+new Client("ws://x/").stream("ticks", [], { window: "large" });
