@@ -323,8 +323,9 @@ async fn the_wire_is_as_specified() {
             json!({"jsonrpc":"2.0","method":"numbers","params":{"subscription":subscription,"result":n}})
         );
     }
-    // No credit left: nothing more comes until granted.
-    raw.expect_no_answer().await;
+    // No credit left: nothing more comes until granted (the answer to a later request comes first).
+    let answer = raw.ask(r#"{"jsonrpc":"2.0","id":"ping","method":"no_such_method"}"#).await;
+    assert_eq!(answer["id"], "ping", "{answer}");
     raw.send(&format!(
         r#"{{"jsonrpc":"2.0","method":"$/stream.credit","params":{{"subscription":{subscription},"credit":1}}}}"#
     ))
@@ -348,5 +349,12 @@ async fn the_wire_is_as_specified() {
         raw.recv_json().await,
         json!({"jsonrpc":"2.0","method":"$/stream.end","params":{"subscription":subscription}})
     );
+    // In a batch (answered as a whole, after all of its requests) a stream cannot open.
+    let answers = raw
+        .ask(r#"[{"jsonrpc":"2.0","id":3,"method":"numbers","params":[0,3]}]"#)
+        .await;
+    assert_eq!(answers[0]["error"]["code"], code::INVALID_REQUEST, "{answers}");
+    // Gone without a closing handshake: the server does not wait for one.
+    drop(raw);
     server.shutdown().await;
 }
