@@ -181,12 +181,8 @@ async fn dropping_a_download_drops_its_producer_and_credit_bounds_it_meanwhile()
         })
     });
     let window = 8;
-    let client = Client::builder()
-        .config(PeerConfig::default().stream_window(window))
-        .connect(&format!("ws://{}", server.local_addr()))
-        .await
-        .unwrap();
-    let mut stream = client.subscribe::<u64>("forever", ()).await.unwrap();
+    let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let mut stream = client.subscribe::<u64>("forever", ()).window(window).await.unwrap();
     for expected in 0..100 {
         assert_eq!(within("an item", stream.next()).await.unwrap().unwrap(), expected);
     }

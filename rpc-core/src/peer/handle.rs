@@ -107,10 +107,22 @@ impl PeerHandle {
         let link = self.link.clone();
         let id = link.next_id();
         let frame = encode(link.config(), Some(id), method, &params);
-        Subscribe::new(async move {
+        Subscribe::new(Box::new(move |window: Option<u32>| {
+            Box::pin(Self::open(link, id, frame, window))
+        }))
+    }
+
+    /// Opens download `id` with `window` credits (the peer's default if `None`).
+    async fn open(
+        link: Link,
+        id: u64,
+        frame: Result<String, CallError>,
+        window: Option<u32>,
+    ) -> Result<Opened, CallError> {
+        {
             let frame = frame?;
             let shared = link.connection().await?;
-            let window = shared.config.stream_window.max(1);
+            let window = window.unwrap_or(shared.config.stream_window).max(1);
             let inbox = Arc::new(Inbox::new(window));
             shared
                 .streams
@@ -141,7 +153,7 @@ impl PeerHandle {
                 inbox,
                 id: subscription,
             })
-        })
+        }
     }
 
     /// Starts an upload under `method`: `items` are sent to the callee of the call whose params carry the

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::Stream;
+use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -140,9 +141,19 @@ impl<T, E> fmt::Debug for Subscription<T, E> {
 /// [`PeerHandle::subscribe`](crate::PeerHandle::subscribe) and by typed clients' stream methods.
 #[must_use = "a subscription does nothing until it is awaited"]
 pub struct Subscribe<T, E = Infallible> {
-    opening: Pin<Box<dyn Future<Output = Result<Opened, CallError>> + Send>>,
+    opening: Opening,
     decode: fn(CallError) -> CallError<E>,
     _item: PhantomData<fn() -> T>,
+}
+
+/// Opens a download with the window given (`None`: the peer's `stream_window`).
+pub(crate) type Open = Box<dyn FnOnce(Option<u32>) -> BoxFuture<'static, Result<Opened, CallError>> + Send>;
+
+enum Opening {
+    /// Not polled yet: the window may still be chosen.
+    Ready(Open, Option<u32>),
+    Running(BoxFuture<'static, Result<Opened, CallError>>),
+    Done,
 }
 
 /// A download whose answer came: its stream is bound.
@@ -153,9 +164,9 @@ pub(crate) struct Opened {
 }
 
 impl<T> Subscribe<T> {
-    pub(crate) fn new(opening: impl Future<Output = Result<Opened, CallError>> + Send + 'static) -> Self {
+    pub(crate) fn new(open: Open) -> Self {
         Self {
-            opening: Box::pin(opening),
+            opening: Opening::Ready(open, None),
             decode: |error| error,
             _item: PhantomData,
         }
@@ -172,12 +183,34 @@ impl<T> Subscribe<T> {
     }
 }
 
+impl<T, E> Subscribe<T, E> {
+    /// Grants this stream a window of `items` (at least 1) instead of the peer's
+    /// [`stream_window`](crate::PeerConfig::stream_window): a larger one for a producer that ignores
+    /// credit and may run that far ahead, a smaller one to hold less. No effect once polled.
+    pub fn window(mut self, items: u32) -> Self {
+        if let Opening::Ready(_, window) = &mut self.opening {
+            *window = Some(items.max(1));
+        }
+        self
+    }
+}
+
 impl<T, E> Future for Subscribe<T, E> {
     type Output = Result<Subscription<T, E>, CallError<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let decode = self.decode;
-        self.opening.as_mut().poll(cx).map(|opened| {
+        if let Opening::Ready(..) = self.opening
+            && let Opening::Ready(open, window) = std::mem::replace(&mut self.opening, Opening::Done)
+        {
+            self.opening = Opening::Running(open(window));
+        }
+        let Opening::Running(running) = &mut self.opening else {
+            return Poll::Ready(Err(decode(CallError::NotSent)));
+        };
+        let opened = std::task::ready!(running.as_mut().poll(cx));
+        self.opening = Opening::Done;
+        Poll::Ready({
             let opened = opened.map_err(decode)?;
             Ok(Subscription {
                 consumer: Consumer {
