@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! cargo run --example interop_server -- --listen 127.0.0.1:0
+//! cargo run --features redis --example interop_server -- --listen 127.0.0.1:0 --redis redis://127.0.0.1:6379/
 //! ```
 //!
-//! The first line on stdout is `listening on ws://HOST:PORT` (the real port). Every method takes its params
-//! by position or by name:
+//! The first line on stdout is `listening on ws://HOST:PORT` (the real port). With `--redis URL` (and
+//! optionally `--hub NAME`, default `interop`, and `--liveness-ms N`, default 3000) its hub spans every
+//! interop server on that Redis with the same hub name. Every method takes its params by position or by
+//! name:
 //!
 //! | method | answers |
 //! | --- | --- |
@@ -19,13 +22,19 @@
 //! | `ticks(count, every_ms)` | a stream (`docs/streams.md`) of the numbers 0 to count-1, one every `every_ms` milliseconds (0: as fast as credit allows) |
 //! | `sum_upload(numbers)` | the sum of the items of the upload `numbers` (a stream of integers the caller sends) |
 //! | `ask_client_stream(method, params)` | the list of the items of the stream method `method` the calling client exports, or its error unchanged |
+//! | `id()` | this connection's hub-wide id |
+//! | `join(group)`, `leave(group)` | `true` (`leave`: whether it was in the group) after this connection joins or leaves `group` |
+//! | `members(group)` | the hub-wide ids of `group`'s members on every server of the hub |
+//! | `notify_group(group, method, params)` | `null`, after sending every member of `group`, on every server, that notification |
+//! | `call_group(group, method, params, timeout_ms)` | an object from each member's id to `{"result": …}`, `{"error": {…}}` or `{"timeout": true}` (or `{"gone": "why"}` when its connection or server went away) |
+//! | `call_member(id, method, params, timeout_ms)` | what connection `id`, on any server, answers to `method(params)`, its error unchanged |
 //! | `close(code, reason)` | nothing: closes the connection with that close code and reason (RFC 6455 section 7.4) |
 
 use std::io::Write;
 use std::time::Duration;
 
 use birpc::prelude::*;
-use birpc::{CloseCode, UploadId};
+use birpc::{CloseCode, Hub, UploadId};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -60,6 +69,31 @@ struct SumUpload {
 }
 
 #[derive(Deserialize)]
+struct Group {
+    group: String,
+}
+
+#[derive(Deserialize)]
+struct GroupCall {
+    group: String,
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct MemberCall {
+    id: u64,
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
 struct Close {
     code: u16,
     #[serde(default)]
@@ -74,6 +108,118 @@ struct Sleep {
 /// A method of the client to call, and the params to call it with (none when absent or null).
 #[derive(Deserialize)]
 struct Forward {
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+/// The hub methods: groups, broadcasts and calls across every server of the hub.
+fn hub_router(hub: &Hub) -> Router {
+    Router::new()
+        .method("id", {
+            let hub = hub.clone();
+            move |ctx: Context, _: NoParams| {
+                let id = hub.id_of(ctx.peer());
+                async move { Ok::<_, ErrorObject>(id) }
+            }
+        })
+        .method("join", {
+            let hub = hub.clone();
+            move |ctx: Context, p: Group| {
+                let joined = hub.join(ctx.peer().id(), &p.group);
+                async move { Ok::<_, ErrorObject>(joined) }
+            }
+        })
+        .method("leave", {
+            let hub = hub.clone();
+            move |ctx: Context, p: Group| {
+                let left = hub.leave(ctx.peer().id(), &p.group);
+                async move { Ok::<_, ErrorObject>(left) }
+            }
+        })
+        .method("members", {
+            let hub = hub.clone();
+            move |_: Context, p: Group| {
+                let hub = hub.clone();
+                async move {
+                    let mut ids = hub
+                        .member_ids(&p.group)
+                        .await
+                        .map_err(|e| ErrorObject::internal_error().with_detail(e))?;
+                    ids.sort_unstable();
+                    Ok::<_, ErrorObject>(ids)
+                }
+            }
+        })
+        .method("notify_group", {
+            let hub = hub.clone();
+            move |_: Context, p: GroupNotice| {
+                match &p.params {
+                    Some(params) => hub.notify_group(&p.group, &p.method, params),
+                    None => hub.notify_group(&p.group, &p.method, ()),
+                };
+                async move { Ok::<_, ErrorObject>(()) }
+            }
+        })
+        .method("call_group", {
+            let hub = hub.clone();
+            move |_: Context, p: GroupCall| {
+                let hub = hub.clone();
+                async move {
+                    let timeout = p.timeout_ms.map(Duration::from_millis);
+                    let outcomes = match &p.params {
+                        Some(params) => {
+                            hub.call_group::<Box<RawValue>, _>(&p.group, &p.method, params, timeout)
+                                .await
+                        }
+                        None => {
+                            hub.call_group::<Box<RawValue>, _>(&p.group, &p.method, (), timeout)
+                                .await
+                        }
+                    };
+                    let by_id: serde_json::Map<String, serde_json::Value> = outcomes
+                        .into_iter()
+                        .map(|(id, outcome)| (id.to_string(), outcome_json(outcome)))
+                        .collect();
+                    Ok::<_, ErrorObject>(by_id)
+                }
+            }
+        })
+        .method("call_member", {
+            let hub = hub.clone();
+            move |_: Context, p: MemberCall| {
+                let hub = hub.clone();
+                async move {
+                    let timeout = p.timeout_ms.map(Duration::from_millis);
+                    let answer = match &p.params {
+                        Some(params) => hub.call::<Box<RawValue>, _>(p.id, &p.method, params, timeout).await,
+                        None => hub.call::<Box<RawValue>, _>(p.id, &p.method, (), timeout).await,
+                    };
+                    answer.map_err(|error| match error.error_object() {
+                        Some(object) => object.clone(),
+                        None => ErrorObject::internal_error().with_detail(error),
+                    })
+                }
+            }
+        })
+}
+
+/// `{"result": …}`, `{"error": {…}}`, `{"timeout": true}` or `{"gone": "why"}`.
+fn outcome_json(outcome: Result<Box<RawValue>, CallError>) -> serde_json::Value {
+    match outcome {
+        Ok(result) => serde_json::json!({ "result": result }),
+        Err(CallError::Timeout(_)) => serde_json::json!({ "timeout": true }),
+        Err(error) => match error.error_object() {
+            Some(object) => serde_json::json!({ "error": object }),
+            None => serde_json::json!({ "gone": error.to_string() }),
+        },
+    }
+}
+
+/// A notification for a group's members.
+#[derive(Deserialize)]
+struct GroupNotice {
+    group: String,
     method: String,
     #[serde(default)]
     params: Option<Box<RawValue>>,
@@ -157,38 +303,80 @@ fn router() -> Router {
         })
 }
 
-fn listen_address() -> Result<String, String> {
+const USAGE: &str = "usage: interop_server [--listen HOST:PORT] [--redis URL [--hub NAME] [--liveness-ms N]]";
+
+/// The command line.
+struct Options {
+    listen: String,
+    redis: Option<String>,
+    hub: String,
+    liveness: Duration,
+}
+
+fn options() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
-    let mut listen = "127.0.0.1:9000".to_owned();
+    let mut options = Options {
+        listen: "127.0.0.1:9000".to_owned(),
+        redis: None,
+        hub: "interop".to_owned(),
+        liveness: Duration::from_secs(3),
+    };
     while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}; {USAGE}"));
         match arg.as_str() {
-            "--listen" => listen = args.next().ok_or("--listen needs an address, such as 127.0.0.1:0")?,
-            "--help" | "-h" => return Err("usage: interop_server [--listen HOST:PORT]".into()),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: interop_server [--listen HOST:PORT]"
-                ));
+            "--listen" => options.listen = value("an address, such as 127.0.0.1:0")?,
+            "--redis" => options.redis = Some(value("a URL, such as redis://127.0.0.1:6379/")?),
+            "--hub" => options.hub = value("a name")?,
+            "--liveness-ms" => {
+                let ms = value("a number of milliseconds")?;
+                options.liveness = Duration::from_millis(ms.parse().map_err(|_| format!("bad --liveness-ms {ms:?}"))?);
             }
+            "--help" | "-h" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
     }
-    Ok(listen)
+    Ok(options)
+}
+
+/// The hub: of this server alone, or across every interop server on a Redis.
+async fn hub(options: &Options) -> Result<Hub, Box<dyn std::error::Error>> {
+    let Some(url) = &options.redis else {
+        return Ok(Hub::new());
+    };
+    #[cfg(feature = "redis")]
+    {
+        let backplane = birpc::redis::RedisBackplane::builder(url)
+            .hub(&options.hub)
+            .liveness(options.liveness)
+            .build()?;
+        Ok(Hub::with_backplane(backplane).await?)
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, &options.hub, options.liveness);
+        Err("--redis needs the redis feature: cargo run --features redis --example interop_server".into())
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listen = match listen_address() {
-        Ok(listen) => listen,
+    let options = match options() {
+        Ok(options) => options,
         Err(usage) => {
             eprintln!("{usage}");
             std::process::exit(2);
         }
     };
-    let server = Server::bind(&listen).await?;
+    let hub = hub(&options).await?;
+    let server = Server::builder().hub(hub.clone()).bind(&options.listen).await?;
     println!("listening on ws://{}", server.local_addr());
     std::io::stdout().flush()?;
-    let running = server.serve(|_| router());
-    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001.
+    let routes = router().merge(hub_router(&hub));
+    let running = server.serve(move |_| routes.clone());
+    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001, and
+    // this server leaves the hub.
     birpc::shutdown_signal().await?;
     running.shutdown().await;
+    hub.detach().await;
     Ok(())
 }

@@ -118,6 +118,7 @@ pub mod js;
 pub mod prelude;
 
 pub use async_trait::async_trait;
+pub use rpc_core::{Attached, Backplane, BackplaneError, Destination, Event, MAX_NODE, NodeId};
 pub use rpc_core::{
     Batch, BatchCall, Broadcast, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, Departure, ErrorObject,
     Extensions, Hub, Inbound, ItemStream, MethodInfo, NoParams, Outbound, OutgoingUpload, ParamInfo, ParamReader,
@@ -126,6 +127,11 @@ pub use rpc_core::{
     WhileDown, code, message,
 };
 pub use rpc_macros::rpc;
+/// A hub across many servers on Redis: [`RedisBackplane`](redis::RedisBackplane) (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use rpc_redis::{RedisBackplane, RedisBackplaneBuilder};
+}
 pub use rpc_transport::ws::{
     Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Reconnect, ReconnectingClient, Reject,
     SUBPROTOCOL, Server, ServerBuilder, ServerHandle, WsTransport,

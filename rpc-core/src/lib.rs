@@ -29,7 +29,10 @@ pub use config::PeerConfig;
 pub use context::Context;
 pub use error_object::{ErrorObject, code};
 pub use extensions::Extensions;
-pub use hub::{Broadcast, Departure, Hub, Registration, SLOW_CONSUMER};
+pub use hub::{
+    Attached, Backplane, BackplaneError, Broadcast, Departure, Destination, Event, Hub, MAX_NODE, NodeId, Registration,
+    SLOW_CONSUMER,
+};
 pub use id::RawId;
 pub use method_info::{MethodInfo, ParamInfo, ParamsStyle};
 pub use params::{NoParams, ParamReader, Params};

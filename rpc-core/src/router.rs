@@ -277,7 +277,9 @@ where
             // A batch's answers travel together, after all of its requests are done: a stream's answer
             // must go before its first item.
             let error = ErrorObject::invalid_request().with_detail("a stream method cannot be called in a batch");
-            return Box::pin(std::future::ready(id.map(|id| message::encode_error(Some(&id), &error))));
+            return Box::pin(std::future::ready(
+                id.map(|id| message::encode_error(Some(&id), &error)),
+            ));
         }
         let opening = (self.handler)(ctx.clone(), params);
         Box::pin(async move {

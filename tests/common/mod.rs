@@ -212,9 +212,96 @@ pub fn run_bounded(mut command: std::process::Command, limit: Duration) -> std::
 
 /// Starts the interoperability server and returns it with the address from its first line.
 pub async fn interop_server() -> (tokio::process::Child, SocketAddr) {
+    let (child, addr) = interop_server_with(&[]).await;
+    assert_ne!(addr.port(), 0, "the real port is printed");
+    (child, addr)
+}
+
+/// A `redis-server` of the test's own on a free loopback port (Debian's package; `.ci/run` installs
+/// it), without persistence. Dropped, it is killed.
+pub struct RedisServer {
+    child: Option<std::process::Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts one on a free port; `None` (after [`skip_or_fail`]) where `redis-server` is missing.
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self { child: None, port };
+        if !server.restart().await {
+            skip_or_fail("the Redis tests need redis-server (Debian: apt-get install redis-server)");
+            return None;
+        }
+        Some(server)
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts it (again) on its port and waits until it answers; `false` when it cannot be started.
+    pub async fn restart(&mut self) -> bool {
+        let spawned = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = spawned else { return false };
+        self.child = Some(child);
+        within("redis-server to answer", async {
+            loop {
+                if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut reply = [0_u8; 7];
+                    if stream.write_all(b"PING\r\n").await.is_ok()
+                        && stream.read_exact(&mut reply).await.is_ok()
+                        && &reply == b"+PONG\r\n"
+                    {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        true
+    }
+
+    /// Kills it (SIGKILL): everything it held is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts the interoperability server with `args` (after `--listen 127.0.0.1:0`) and returns it with its
+/// address.
+pub async fn interop_server_with(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(example("interop_server"))
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -227,7 +314,5 @@ pub async fn interop_server() -> (tokio::process::Child, SocketAddr) {
     let url = first
         .strip_prefix("listening on ws://")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-    let addr: SocketAddr = url.parse().unwrap();
-    assert_ne!(addr.port(), 0, "the real port is printed");
-    (child, addr)
+    (child, url.parse().unwrap())
 }

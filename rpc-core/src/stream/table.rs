@@ -182,9 +182,11 @@ impl Streams {
         if let Some(subscription) = subscription {
             if table.consuming.contains_key(subscription) {
                 // Items of the two could not be told apart: this one ends at once.
-                inbox.end(End::Failed(crate::error_object::ErrorObject::invalid_request().with_detail(
-                    format_args!("the producer named a stream {subscription} that is already live"),
-                )));
+                inbox.end(End::Failed(
+                    crate::error_object::ErrorObject::invalid_request().with_detail(format_args!(
+                        "the producer named a stream {subscription} that is already live"
+                    )),
+                ));
             } else {
                 table.consuming.insert(subscription.into(), inbox);
             }
