@@ -320,7 +320,9 @@ async fn the_wire_is_as_specified() {
         );
     }
     // No credit left: nothing more comes until granted (the answer to a later request comes first).
-    let answer = raw.ask(r#"{"jsonrpc":"2.0","id":"ping","method":"no_such_method"}"#).await;
+    let answer = raw
+        .ask(r#"{"jsonrpc":"2.0","id":"ping","method":"no_such_method"}"#)
+        .await;
     assert_eq!(answer["id"], "ping", "{answer}");
     raw.send(&format!(
         r#"{{"jsonrpc":"2.0","method":"$/stream.credit","params":{{"subscription":{subscription},"credit":1}}}}"#
