@@ -159,7 +159,7 @@ async fn a_killed_node_leaves_no_ghosts_and_redis_can_come_back() {
     let (_a, a) = node(&redis, "faults").await;
     let (mut b, b_addr) = node(&redis, "faults").await;
     let (mut c, c_addr) = node(&redis, "faults").await;
-    let mut on_a = vec![member(a, "a0", false).await, member(a, "a1", false).await];
+    let mut on_a = [member(a, "a0", false).await, member(a, "a1", false).await];
     let on_b = member(b_addr, "b0", false).await;
     let on_c = member(c_addr, "c0", true).await;
     for m in on_a.iter().chain([&on_b, &on_c]) {

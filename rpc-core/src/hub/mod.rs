@@ -583,7 +583,15 @@ impl Hub {
         }
         let encoded = match encode_params(&params) {
             Ok(encoded) => encoded,
-            Err(_) => None,
+            Err(error) => {
+                // Nothing to send: the members of other nodes fail as those of this node do.
+                let mut outcomes = local.await;
+                let message = error.to_string();
+                outcomes.extend(remote.into_values().flatten().map(|id| {
+                    (id, Err(CallError::Encode(serde::ser::Error::custom(&message))))
+                }));
+                return outcomes;
+            }
         };
         let remote = remote
             .into_iter()
