@@ -86,7 +86,7 @@ impl PeerHandle {
     }
 
     /// Calls the stream method `method` with `params` (as [`call`](Self::call) takes them) and, once the
-    /// other side has answered with the stream's id, gives the [`Subscription`]: its items decoded into
+    /// other side has answered with the stream's id, gives the [`Subscription`](crate::Subscription): its items decoded into
     /// `T`. The protocol: `docs/streams.md`.
     ///
     /// ```no_run
