@@ -8,12 +8,16 @@
 //! ```
 //!
 //! The page calls the server (`Chat`), and the server calls the page (`Page`): it pushes messages, presence
-//! and typing, and asks every member of a room "are you still there?", collecting who answered. The page's
-//! JavaScript uses the TypeScript bindings generated from these two traits.
+//! and typing, and asks every member of a room "are you still there?", collecting who answered. Two streams
+//! run over the same connection: the room's live activity, which the server streams to the page while it
+//! is in the room (`Chat::activity`), and text files, which the page uploads in chunks for the server to
+//! post to the room (`Chat::share`). The page's JavaScript uses the TypeScript bindings generated from
+//! these two traits.
 // `Page` is implemented by the page, in JavaScript; the test build also leaves `main` unused.
 #![cfg_attr(test, allow(dead_code))]
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +26,9 @@ use birpc::prelude::*;
 use birpc::typescript::Module;
 use birpc::{Admit, ConnectionInfo, Hub, Reject, TS};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 /// A message posted to a room.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
@@ -33,6 +39,53 @@ struct Message {
     from: String,
     text: String,
     /// When the server received it, in milliseconds since the Unix epoch.
+    at_ms: u64,
+    /// The file it shares, if it is a shared file.
+    // Inline: ts-rs orders the declarations of nested types differently from one build to the next, and the
+    // checked-in bindings must not change.
+    #[ts(inline)]
+    attachment: Option<Attachment>,
+}
+
+/// A text file shared to a room (the whole of it went through the server, which keeps only this).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(crate = "birpc::ts_rs")]
+struct Attachment {
+    name: String,
+    /// Its size in bytes, as UTF-8.
+    bytes: u64,
+    lines: u64,
+    /// Its first line that is not blank, cut at 120 characters.
+    preview: String,
+}
+
+/// What happened in a room, as its live activity tells.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(crate = "birpc::ts_rs")]
+#[serde(tag = "kind")]
+enum Happening {
+    /// How the room is when the activity starts: its first item.
+    Now,
+    /// A page of `name` arrived.
+    Joined { name: String },
+    /// A page of `name` left (for another room, or for good).
+    Left { name: String },
+    /// `name` posted message number `seq`.
+    Posted { name: String, seq: u64 },
+    /// `name` shared the file `file`, of `bytes` bytes.
+    Shared { name: String, file: String, bytes: u64 },
+}
+
+/// An item of a room's live activity: what happened, and the room's figures right after.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(crate = "birpc::ts_rs")]
+struct Activity {
+    what: Happening,
+    /// The pages in the room (a member with two tabs open counts twice).
+    members: u32,
+    /// The messages posted to the room since it started.
+    messages: u64,
+    /// When, in milliseconds since the Unix epoch.
     at_ms: u64,
 }
 
@@ -75,6 +128,14 @@ enum ChatError {
     BadRoomName,
     /// Messages are 1 to 2,000 characters.
     BadMessage,
+    /// File names are 1 to 100 characters, none of them a control character.
+    BadFileName,
+    /// Files are at most 1 MiB.
+    FileTooLarge,
+    /// The file could not be read, or its upload broke off.
+    BadFile,
+    /// This page is sharing another file: one at a time.
+    AlreadySharing,
 }
 
 impl RpcError for ChatError {
@@ -99,6 +160,12 @@ trait Chat {
     async fn slow(&self, ms: u64) -> String;
     /// The rooms with people in them, and how many.
     async fn rooms(&self) -> Vec<(String, u32)>;
+    /// The live activity of the room this page is in: how it is now, then an item whenever someone joins,
+    /// leaves, posts or shares a file. It ends once this page leaves the room (cancel it before).
+    async fn activity(&self, ctx: &Context) -> Result<ItemStream<Activity, ChatError>, ChatError>;
+    /// Shares a text file with the room: the page uploads its text in chunks, the server posts it as a
+    /// message once the whole is in, and returns the message's sequence number. At most 1 MiB.
+    async fn share(&self, ctx: &Context, name: String, chunks: Upload<String>) -> Result<u64, ChatError>;
 }
 
 /// What every page exports, for the server to call.
@@ -121,15 +188,52 @@ trait Page {
 /// Who a connection is, from the admission hook.
 struct Member {
     name: String,
+    /// Whether a file of this connection is being shared.
+    sharing: AtomicBool,
 }
 
 /// How many messages a room remembers for those who join later.
 const HISTORY: usize = 50;
+/// How many activity items of a room wait for its slowest watcher; one that falls further behind skips
+/// the oldest (each item carries the room's figures, so the next one is right all the same).
+const ACTIVITY_BACKLOG: usize = 32;
+/// The largest file a page may share, in bytes.
+const MAX_FILE: usize = 1 << 20;
+/// How much of a shared file's first line the message shows, in characters.
+const PREVIEW_CHARS: usize = 120;
 
-#[derive(Default)]
+/// The limits of each connection: a page needs one activity stream and one upload at a time, and an
+/// upload holds at most `stream_window` chunks of at most `max_message_size` bytes before the handler
+/// takes them.
+fn connection_limits() -> PeerConfig {
+    PeerConfig::default()
+        .max_streams(8)
+        .stream_window(8)
+        .max_message_size(1 << 20)
+}
+
 struct Room {
     next_seq: u64,
     history: VecDeque<Message>,
+    /// What happens in the room, for the activity streams watching it (a bounded backlog).
+    activity: broadcast::Sender<Event>,
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Self {
+            next_seq: 0,
+            history: VecDeque::new(),
+            activity: broadcast::channel(ACTIVITY_BACKLOG).0,
+        }
+    }
+}
+
+/// An activity item, and the connection whose doing it is.
+#[derive(Clone)]
+struct Event {
+    by: u64,
+    activity: Activity,
 }
 
 #[derive(Clone)]
@@ -152,13 +256,115 @@ impl ChatService {
             .ok_or(ChatError::NotInARoom)
     }
 
-    fn announce(&self, room: &str, name: &str, here: bool) {
+    /// Tells the pages in `room` (and the activity streams watching it) that connection `by` arrived or left.
+    fn announce(&self, room: &str, by: u64, name: &str, here: bool) {
         let presence = Presence {
             room: room.to_owned(),
             name: name.to_owned(),
             here,
         };
         self.hub.notify_group(room, PageMethods::PRESENCE, (presence,));
+        let what = if here {
+            Happening::Joined { name: name.to_owned() }
+        } else {
+            Happening::Left { name: name.to_owned() }
+        };
+        self.happened(room, by, what);
+    }
+
+    /// Tells the activity streams watching `room` what connection `by` did.
+    fn happened(&self, room: &str, by: u64, what: Happening) {
+        // The hub is asked before the rooms are locked, never while.
+        let members = u32::try_from(self.hub.members(room).len()).unwrap_or(u32::MAX);
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let state = rooms.entry(room.to_owned()).or_default();
+        let activity = Activity {
+            what,
+            members,
+            messages: state.next_seq,
+            at_ms: now_ms(),
+        };
+        // Fails when no page watches the room, which is fine.
+        let _ = state.activity.send(Event { by, activity });
+    }
+
+    /// Posts a message to `room` and sends it to the pages there.
+    fn publish(&self, room: &str, from: String, text: String, attachment: Option<Attachment>) -> Message {
+        let message = {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            let state = rooms.entry(room.to_owned()).or_default();
+            state.next_seq += 1;
+            let message = Message {
+                seq: state.next_seq,
+                from,
+                text,
+                at_ms: now_ms(),
+                attachment,
+            };
+            if state.history.len() == HISTORY {
+                state.history.pop_front();
+            }
+            state.history.push_back(message.clone());
+            message
+        };
+        self.hub.notify_group(room, PageMethods::MESSAGE, (message.clone(),));
+        message
+    }
+}
+
+/// One file a connection is sharing; dropping it lets the connection share another.
+struct Sharing(Arc<Member>);
+
+impl Sharing {
+    fn start(member: Arc<Member>) -> Result<Self, ChatError> {
+        if member.sharing.swap(true, Ordering::AcqRel) {
+            return Err(ChatError::AlreadySharing);
+        }
+        Ok(Self(member))
+    }
+}
+
+impl Drop for Sharing {
+    fn drop(&mut self) {
+        self.0.sharing.store(false, Ordering::Release);
+    }
+}
+
+/// Says when an activity stream stops: the page cancelled it or disconnected, or (`left`) the server ended
+/// it when the page left the room without cancelling it first.
+struct Watching {
+    name: String,
+    room: String,
+    left: bool,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if self.left {
+            println!(
+                "{}'s activity of {} ended: the page left the room",
+                self.name, self.room
+            );
+        } else {
+            println!("{} stopped watching {}", self.name, self.room);
+        }
+    }
+}
+
+/// What the message about a shared file tells of it.
+fn describe_file(name: String, text: &str) -> Attachment {
+    let bytes = u64::try_from(text.len()).unwrap_or(u64::MAX);
+    let lines = text.lines().count();
+    let first = text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("");
+    let mut preview: String = first.chars().take(PREVIEW_CHARS).collect();
+    if preview.len() < first.len() {
+        preview.push('…');
+    }
+    Attachment {
+        name,
+        bytes,
+        lines: u64::try_from(lines).unwrap_or(u64::MAX),
+        preview,
     }
 }
 
@@ -181,10 +387,10 @@ impl Chat for ChatService {
         let (id, name) = (ctx.peer().id(), member_name(ctx.peer()));
         for previous in self.hub.groups_of(id) {
             self.hub.leave(id, &previous);
-            self.announce(&previous, &name, false);
+            self.announce(&previous, id, &name, false);
         }
         self.hub.join(id, &room);
-        self.announce(&room, &name, true);
+        self.announce(&room, id, &name, true);
         let members = self.hub.members(&room).iter().map(member_name).collect();
         let history = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,24 +406,9 @@ impl Chat for ChatService {
         if text.is_empty() || text.chars().count() > 2000 {
             return Err(ChatError::BadMessage);
         }
-        let message = {
-            let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            let state = rooms.entry(room.clone()).or_default();
-            state.next_seq += 1;
-            let message = Message {
-                seq: state.next_seq,
-                from: member_name(ctx.peer()),
-                text,
-                at_ms: now_ms(),
-            };
-            if state.history.len() == HISTORY {
-                state.history.pop_front();
-            }
-            state.history.push_back(message.clone());
-            message
-        };
-        let seq = message.seq;
-        self.hub.notify_group(&room, PageMethods::MESSAGE, (message,));
+        let name = member_name(ctx.peer());
+        let seq = self.publish(&room, name.clone(), text, None).seq;
+        self.happened(&room, ctx.peer().id(), Happening::Posted { name, seq });
         Ok(seq)
     }
 
@@ -290,12 +481,99 @@ impl Chat for ChatService {
         rooms.sort();
         rooms
     }
+
+    async fn activity(&self, ctx: &Context) -> Result<ItemStream<Activity, ChatError>, ChatError> {
+        let room = self.room_of(ctx)?;
+        let (me, name) = (ctx.peer().id(), member_name(ctx.peer()));
+        let members = u32::try_from(self.hub.members(&room).len()).unwrap_or(u32::MAX);
+        // Subscribed before the figures are read: nothing that happens after them is missed.
+        let (events, now) = {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            let state = rooms.entry(room.clone()).or_default();
+            let now = Activity {
+                what: Happening::Now,
+                members,
+                messages: state.next_seq,
+                at_ms: now_ms(),
+            };
+            (state.activity.subscribe(), now)
+        };
+        println!("{name} watches {room}");
+        let watching = Watching {
+            name,
+            room,
+            left: false,
+        };
+        // Polled only while the page grants credit: a page that stops reading holds up nobody, and
+        // skips what it missed once it reads again.
+        let feed = futures::stream::unfold(Some((events, watching)), move |state| async move {
+            let (mut events, mut watching) = state?;
+            loop {
+                match events.recv().await {
+                    Ok(Event { by, activity }) => {
+                        // This page leaving the room is the last item.
+                        if by == me && matches!(activity.what, Happening::Left { .. }) {
+                            watching.left = true;
+                            return Some((Ok(activity), None));
+                        }
+                        return Some((Ok(activity), Some((events, watching))));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(ItemStream::new(
+            futures::stream::once(async move { Ok(now) }).chain(feed),
+        ))
+    }
+
+    async fn share(&self, ctx: &Context, name: String, mut chunks: Upload<String>) -> Result<u64, ChatError> {
+        let room = self.room_of(ctx)?;
+        let file = name.trim().to_owned();
+        if !(1..=100).contains(&file.chars().count()) || file.chars().any(char::is_control) {
+            return Err(ChatError::BadFileName);
+        }
+        let member = ctx.peer().state::<Member>().ok_or(ChatError::NotInARoom)?;
+        let from = member.name.clone();
+        let _sharing = Sharing::start(member)?;
+        let (mut text, mut count) = (String::new(), 0_u32);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|_| ChatError::BadFile)?;
+            if text.len() + chunk.len() > MAX_FILE {
+                // Returning drops the upload: the page is told to stop sending (`$/stream.cancel`).
+                println!("{from}'s file {file} was refused: over {MAX_FILE} bytes");
+                return Err(ChatError::FileTooLarge);
+            }
+            text.push_str(&chunk);
+            count += 1;
+        }
+        let attachment = describe_file(file.clone(), &text);
+        let bytes = attachment.bytes;
+        println!("{from} shared {file} ({bytes} bytes in {count} chunks) in {room}");
+        let message = self.publish(
+            &room,
+            from.clone(),
+            format!("📎 {file} ({bytes} bytes)"),
+            Some(attachment),
+        );
+        let what = Happening::Shared {
+            name: from,
+            file,
+            bytes,
+        };
+        self.happened(&room, ctx.peer().id(), what);
+        Ok(message.seq)
+    }
 }
 
 /// Admits a page that gives a name (`?name=`, 1 to 24 characters).
 async fn admit(request: ConnectionInfo) -> Result<Admit, Reject> {
     match request.query("name").map(|n| n.trim().to_owned()) {
-        Some(name) if (1..=24).contains(&name.chars().count()) => Ok(Admit::new().with_state(Member { name })),
+        Some(name) if (1..=24).contains(&name.chars().count()) => Ok(Admit::new().with_state(Member {
+            name,
+            sharing: AtomicBool::new(false),
+        })),
         _ => Err(Reject::unauthorized("give a name of 1 to 24 characters: ?name=...")),
     }
 }
@@ -345,11 +623,12 @@ async fn serve(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
             let name = member_name(&departure.peer);
             for room in &departure.groups {
                 println!("{name} left {room}");
-                service.announce(room, &name, false);
+                service.announce(room, departure.peer.id(), &name, false);
             }
         }
     });
     let server = Server::builder()
+        .config(connection_limits())
         .admit(admit)
         .hub(hub)
         .http(serve_page)

@@ -1,6 +1,8 @@
 // @ts-check
 // The web_chat page: calls the server's `chat` service through the generated bindings, and exports the
-// `page` service for the server to call (messages, presence, typing, "are you still there?").
+// `page` service for the server to call (messages, presence, typing, "are you still there?"). Two streams
+// share the connection: the room's live activity, which the server streams to the page, and text files,
+// which the page uploads to the server in chunks.
 
 import { Client } from "./birpc.js";
 import { chatClient, exposePage } from "./chat.js";
@@ -11,6 +13,8 @@ import { chatClient, exposePage } from "./chat.js";
 /** @typedef {import("./chat.js").Joined} Joined */
 /** @typedef {import("./chat.js").RollCallAnswer} RollCallAnswer */
 /** @typedef {import("./chat.js").ChatError} ChatError */
+/** @typedef {import("./chat.js").Activity} Activity */
+/** @typedef {NonNullable<Message["attachment"]>} Attachment */
 /** @typedef {import("./chat.js").PageHandlers} PageHandlers */
 /** @typedef {import("./birpc.js").CloseEvent} ClientCloseEvent */
 /** @typedef {import("./birpc.js").ReconnectingEvent} ReconnectingEvent */
@@ -24,12 +28,22 @@ const TYPING_SHOWN_MS = 4_000;
 /** How long a notice stays, in milliseconds. */
 const NOTICE_MS = 8_000;
 const ROOM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+/** How many items of the room's activity the panel shows, the latest first. */
+const ACTIVITY_SHOWN = 4;
+/** The most characters in one chunk of a shared file (the server takes 1 MiB in all). */
+const SHARE_CHUNK_CHARS = 16_384;
+/** How long sharing a file may take, in milliseconds. */
+const SHARE_TIMEOUT_MS = 120_000;
 
 /** Why the server refused, in words. @type {Record<ChatError, string>} */
 const CHAT_ERRORS = {
   NotInARoom: "you are not in a room yet",
   BadRoomName: "room names are 1 to 32 letters, digits, - or _",
   BadMessage: "messages are 1 to 2,000 characters",
+  BadFileName: "file names are 1 to 100 characters",
+  FileTooLarge: "files are at most 1 MiB",
+  BadFile: "the file is not UTF-8 text, or could not be read",
+  AlreadySharing: "a file is being shared already",
 };
 
 // -- the elements -----------------------------------------------------------------------------------------
@@ -71,12 +85,21 @@ const ui = {
   slowCancel: byId("slow-cancel", HTMLButtonElement),
   slowProgress: byId("slow-progress", HTMLProgressElement),
   slowStatus: byId("slow-status", HTMLElement),
+  activity: byId("activity", HTMLElement),
+  activityMembers: byId("activity-members", HTMLElement),
+  activityMessages: byId("activity-messages", HTMLElement),
+  activityLog: byId("activity-log", HTMLOListElement),
   messages: byId("messages", HTMLOListElement),
   typing: byId("typing", HTMLElement),
   postForm: byId("post-form", HTMLFormElement),
   postText: byId("post-text", HTMLInputElement),
   postSubmit: byId("post-submit", HTMLButtonElement),
   postError: byId("post-error", HTMLElement),
+  sharePick: byId("share-pick", HTMLLabelElement),
+  shareFile: byId("share-file", HTMLInputElement),
+  shareStatus: byId("share-status", HTMLElement),
+  shareText: byId("share-text", HTMLElement),
+  shareProgress: byId("share-progress", HTMLProgressElement),
   notices: byId("notices", HTMLElement),
 };
 
@@ -100,6 +123,8 @@ const ui = {
  * @property {Map<string, ReturnType<typeof setTimeout>>} typists who is typing, until when
  * @property {number} lastTyping when this page last said it was typing
  * @property {AbortController | null} slow the slow call in flight, if any
+ * @property {AbortController | null} feed stops the stream of the room's activity shown, if one is open
+ * @property {AbortController | null} sharing stops the file being shared, if any
  * @property {Array<() => void>} cleanup undoes the listeners on the client
  */
 
@@ -126,6 +151,8 @@ function updateControls() {
     control.disabled = !ready;
   }
   ui.slowStart.disabled = !ready || session?.slow != null;
+  ui.shareFile.disabled = !ready || session?.sharing != null;
+  ui.sharePick.classList.toggle("disabled", ui.shareFile.disabled);
   ui.postText.placeholder = ready ? "Write a message…" : "Waiting for the connection…";
   ui.members.classList.toggle("stale", !ready);
 }
@@ -163,6 +190,8 @@ function signIn(name, room) {
     typists: new Map(),
     lastTyping: 0,
     slow: null,
+    feed: null,
+    sharing: null,
     cleanup: [],
   };
   session = current;
@@ -217,6 +246,8 @@ function signOut() {
   if (current === null) return;
   session = null;
   current.slow?.abort();
+  current.sharing?.abort();
+  stopActivity(current);
   for (const undo of current.cleanup) undo();
   for (const timer of current.typists.values()) clearTimeout(timer);
   void current.client.close(1000, "signed out");
@@ -237,6 +268,8 @@ function signOut() {
  */
 async function join(current, room) {
   const ticket = ++current.joins;
+  // Leaving the room: its activity stream is cancelled before the server is asked.
+  stopActivity(current);
   /** @type {Array<() => void>} */
   const held = [];
   current.held = held;
@@ -250,6 +283,7 @@ async function join(current, room) {
     // What the server pushed while the join was on its way comes after what the join told.
     for (const apply of held) apply();
     refreshRooms(current);
+    void watchActivity(current);
   } catch (error) {
     if (session !== current || ticket !== current.joins) return;
     current.held = null;
@@ -315,6 +349,10 @@ function clearRoom(current) {
   for (const timer of current.typists.values()) clearTimeout(timer);
   current.typists.clear();
   showTyping(current);
+  ui.activityLog.replaceChildren();
+  ui.activityMembers.textContent = "–";
+  ui.activityMessages.textContent = "–";
+  ui.shareStatus.hidden = true;
 }
 
 /**
@@ -415,6 +453,7 @@ function addMessage(current, message) {
   text.className = "text";
   text.textContent = message.text;
   bubble.append(meta, text);
+  if (message.attachment !== null) bubble.append(attachmentCard(message.attachment));
   item.append(avatar, bubble);
 
   // Usually the last; one that overtook another goes before it.
@@ -427,6 +466,28 @@ function addMessage(current, message) {
   if (after === null) ui.messages.prepend(item);
   else after.after(item);
   if (stick || message.from === current.name) scrollDown();
+}
+
+/**
+ * What a message about a shared file shows of it, below its text.
+ * @param {Attachment} attachment
+ */
+function attachmentCard(attachment) {
+  const card = document.createElement("div");
+  card.className = "attachment";
+  card.dataset.name = attachment.name;
+  card.dataset.bytes = String(attachment.bytes);
+  const lines = document.createElement("span");
+  lines.className = "attachment-lines";
+  lines.textContent = `${attachment.lines.toLocaleString("en")} ${attachment.lines === 1 ? "line" : "lines"}`;
+  card.append(lines);
+  if (attachment.preview !== "") {
+    const preview = document.createElement("code");
+    preview.className = "attachment-preview";
+    preview.textContent = attachment.preview;
+    card.append(preview);
+  }
+  return card;
 }
 
 /** @param {string} text */
@@ -687,6 +748,202 @@ function switchTo(room) {
   void join(current, room);
 }
 
+// -- the room's live activity: a stream from the server --------------------------------------------------
+
+/**
+ * Shows the activity of the room just joined as the server streams it, until the page leaves the room or
+ * signs out (which cancel the stream through its signal) or the connection ends (which ends the stream;
+ * the next connection joins again, and opens a new one).
+ * @param {Session} current
+ */
+async function watchActivity(current) {
+  stopActivity(current);
+  const controller = new AbortController();
+  current.feed = controller;
+  ui.activity.dataset.state = "opening";
+  try {
+    for await (const activity of current.chat.activity({ signal: controller.signal, whenDisconnected: "fail" })) {
+      showActivity(current, activity);
+    }
+    // The server ends it when this connection leaves the room, which the page does only after cancelling.
+  } catch (error) {
+    if (controller.signal.aborted || session !== current) return;
+    // A lost connection is shown by the status badge; the next one opens a new stream.
+    if (current.client.connected) notice(`The live activity stopped: ${describe(error)}`, "error");
+  } finally {
+    if (current.feed === controller) {
+      current.feed = null;
+      if (session === current) ui.activity.dataset.state = "stale";
+    }
+  }
+}
+
+/**
+ * Cancels the activity stream shown, if any.
+ * @param {Session} current
+ */
+function stopActivity(current) {
+  const feed = current.feed;
+  if (feed === null) return;
+  current.feed = null;
+  feed.abort();
+  if (session === current) ui.activity.dataset.state = "stale";
+}
+
+/**
+ * @param {Session} current
+ * @param {Activity} activity
+ */
+function showActivity(current, activity) {
+  ui.activity.dataset.state = "live";
+  showFigure(ui.activityMembers, activity.members);
+  showFigure(ui.activityMessages, activity.messages);
+  const what = activity.what;
+  if (what.kind === "Now") {
+    // The first item: how the room is as the stream starts.
+    ui.activityLog.replaceChildren();
+    return;
+  }
+  const who = what.name === current.name ? "you" : what.name;
+  /** @type {string} */
+  let text;
+  switch (what.kind) {
+    case "Joined":
+      text = `${who} joined`;
+      break;
+    case "Left":
+      text = `${who} left`;
+      break;
+    case "Posted":
+      text = `${who} posted #${what.seq}`;
+      break;
+    case "Shared":
+      text = `${who} shared ${what.file} (${formatBytes(what.bytes)})`;
+      break;
+  }
+  const item = document.createElement("li");
+  item.className = "activity-item";
+  item.dataset.kind = what.kind;
+  item.dataset.name = what.name;
+  const label = document.createElement("span");
+  label.className = "activity-text";
+  label.textContent = text;
+  const time = document.createElement("time");
+  const at = new Date(activity.at_ms);
+  time.dateTime = at.toISOString();
+  time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  item.append(label, time);
+  ui.activityLog.prepend(item);
+  while (ui.activityLog.children.length > ACTIVITY_SHOWN) ui.activityLog.lastElementChild?.remove();
+}
+
+/**
+ * Shows a figure of the room, flashing it when it changed.
+ * @param {HTMLElement} element
+ * @param {number} value
+ */
+function showFigure(element, value) {
+  const text = value.toLocaleString("en");
+  if (element.textContent === text) return;
+  element.textContent = text;
+  element.classList.remove("changed");
+  void element.offsetWidth; // restarts the animation
+  element.classList.add("changed");
+}
+
+// -- sharing a file: a stream to the server ---------------------------------------------------------------
+
+/**
+ * Shares `file` with the room: its text goes to the server in chunks, read from the file only as the
+ * upload sends them, and the server posts it once the whole is in (or refuses it past 1 MiB, which stops
+ * the upload, and the reading, there).
+ * @param {File} file
+ */
+async function share(file) {
+  const current = session;
+  if (current === null || current.sharing !== null) return;
+  const controller = new AbortController();
+  current.sharing = controller;
+  updateControls();
+  const total = formatBytes(file.size);
+  showShare("running", `Sharing ${file.name}…`, 0, file.size);
+  try {
+    const chunks = fileChunks(file, (sent) => {
+      if (session === current) showShare("running", `Sharing ${file.name}… ${formatBytes(sent)} of ${total}`, sent, file.size);
+    });
+    await current.chat.share(file.name, chunks, {
+      signal: controller.signal,
+      timeout: SHARE_TIMEOUT_MS,
+      whenDisconnected: "fail",
+    });
+    if (session === current) showShare("done", `Shared ${file.name} (${total})`, file.size, file.size);
+  } catch (error) {
+    if (session === current) showShare("failed", `Not shared: ${describe(error)}`, 0, file.size);
+  } finally {
+    if (current.sharing === controller) current.sharing = null;
+    if (session === current) updateControls();
+  }
+}
+
+/**
+ * The text of `file`, decoded as UTF-8, in chunks of at most `SHARE_CHUNK_CHARS` characters; the file is
+ * read as the chunks are taken, and no further once the upload stops taking them. A file that is not UTF-8
+ * text throws a `TypeError`, which ends the upload with an error (the server then refuses the file).
+ * @param {File} file
+ * @param {(sent: number) => void} onSent told the bytes taken so far
+ * @returns {AsyncGenerator<string, void, undefined>}
+ */
+async function* fileChunks(file, onSent) {
+  const reader = file.stream().pipeThrough(new TextDecoderStream("utf-8", { fatal: true })).getReader();
+  const encoder = new TextEncoder();
+  let sent = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      for (let start = 0; start < value.length; ) {
+        let end = Math.min(start + SHARE_CHUNK_CHARS, value.length);
+        // Never between the two halves of a surrogate pair (JSON could not carry either half alone).
+        const last = value.charCodeAt(end - 1);
+        if (end < value.length && end - start > 1 && last >= 0xd800 && last <= 0xdbff) end -= 1;
+        const chunk = value.slice(start, end);
+        start = end;
+        yield chunk;
+        sent += encoder.encode(chunk).length;
+        onSent(sent);
+      }
+    }
+  } finally {
+    // Done, or the upload stopped (the server refused the file, the call ended): the file is let go.
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * @param {"running" | "done" | "failed"} state
+ * @param {string} text
+ * @param {number} value
+ * @param {number} max
+ */
+function showShare(state, text, value, max) {
+  ui.shareStatus.hidden = false;
+  ui.shareStatus.dataset.state = state;
+  ui.shareText.textContent = text;
+  ui.shareProgress.max = Math.max(max, 1);
+  ui.shareProgress.value = value;
+  ui.shareProgress.hidden = state !== "running";
+}
+
+/**
+ * A size, in words.
+ * @param {number} bytes
+ */
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
 // -- notices and small things -------------------------------------------------------------------------------
 
 /**
@@ -774,6 +1031,12 @@ ui.signinForm.addEventListener("submit", (event) => {
 ui.leave.addEventListener("click", signOut);
 ui.postForm.addEventListener("submit", (event) => void post(event));
 ui.postText.addEventListener("input", typed);
+ui.shareFile.addEventListener("change", () => {
+  const file = ui.shareFile.files?.[0];
+  // Cleared, so that the same file can be picked again.
+  ui.shareFile.value = "";
+  if (file !== undefined) void share(file);
+});
 ui.rollCall.addEventListener("click", () => void rollCall());
 ui.slowStart.addEventListener("click", () => void startSlowCall());
 ui.slowCancel.addEventListener("click", () => session?.slow?.abort());

@@ -19,15 +19,43 @@ seq: number, from: string, text: string,
 /**
  * When the server received it, in milliseconds since the Unix epoch.
  */
-at_ms: number, };
+at_ms: number, 
+/**
+ * The file it shares, if it is a shared file.
+ */
+attachment: { name: string, 
+/**
+ * Its size in bytes, as UTF-8.
+ */
+bytes: number, lines: number, 
+/**
+ * Its first line that is not blank, cut at 120 characters.
+ */
+preview: string, } | null, };
 
-export type ChatError = "NotInARoom" | "BadRoomName" | "BadMessage";
+export type ChatError = "NotInARoom" | "BadRoomName" | "BadMessage" | "BadFileName" | "FileTooLarge" | "BadFile" | "AlreadySharing";
 
 export type RollCallAnswer = { name: string, 
 /**
  * The member's own answer, or `None` if none came in time.
  */
 answer: string | null, };
+
+export type Activity = { what: Happening, 
+/**
+ * The pages in the room (a member with two tabs open counts twice).
+ */
+members: number, 
+/**
+ * The messages posted to the room since it started.
+ */
+messages: number, 
+/**
+ * When, in milliseconds since the Unix epoch.
+ */
+at_ms: number, };
+
+export type Happening = { "kind": "Now" } | { "kind": "Joined", name: string, } | { "kind": "Left", name: string, } | { "kind": "Posted", name: string, seq: number, } | { "kind": "Shared", name: string, file: string, bytes: number, };
 
 export type Presence = { room: string, name: string, here: boolean, };
 
@@ -65,6 +93,20 @@ export interface Chat {
    * The rooms with people in them, and how many.
    */
   rooms(options?: CallOptions): Promise<Array<[string, number]>>;
+  /**
+   * The live activity of the room this page is in: how it is now, then an item whenever someone joins,
+   * leaves, posts or shares a file. It ends once this page leaves the room (cancel it before).
+   *
+   * Fails with an `RpcError` whose `data` is a `ChatError` when the method does.
+   */
+  activity(options?: StreamOptions): ItemStream<Activity>;
+  /**
+   * Shares a text file with the room: the page uploads its text in chunks, the server posts it as a
+   * message once the whole is in, and returns the message's sequence number. At most 1 MiB.
+   *
+   * Fails with an `RpcError` whose `data` is a `ChatError` when the method does.
+   */
+  share(name: string, chunks: AsyncIterable<string> | Iterable<string>, options?: CallOptions): Promise<number>;
 }
 
 /** A typed client of Chat over a birpc client. */
@@ -96,6 +138,16 @@ export interface ChatHandlers {
    * The rooms with people in them, and how many.
    */
   rooms(context: HandlerContext): Array<[string, number]> | PromiseLike<Array<[string, number]>>;
+  /**
+   * The live activity of the room this page is in: how it is now, then an item whenever someone joins,
+   * leaves, posts or shares a file. It ends once this page leaves the room (cancel it before).
+   */
+  activity(context: HandlerContext): AsyncIterable<Activity> | Iterable<Activity>;
+  /**
+   * Shares a text file with the room: the page uploads its text in chunks, the server posts it as a
+   * message once the whole is in, and returns the message's sequence number. At most 1 MiB.
+   */
+  share(name: string, chunks: AsyncIterable<string>, context: HandlerContext): number | PromiseLike<number>;
 }
 
 /** Exports `handlers` on `client`: the other side calls them, with params by position or by name. */
@@ -109,6 +161,8 @@ export declare const ChatMethods: {
   readonly roll_call: "chat.roll_call";
   readonly slow: "chat.slow";
   readonly rooms: "chat.rooms";
+  readonly activity: "chat.activity";
+  readonly share: "chat.share";
 };
 
 /**

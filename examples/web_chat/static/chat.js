@@ -9,6 +9,8 @@ export function chatClient(client) {
     roll_call: (options) => client.call("chat.roll_call", undefined, options),
     slow: (a0, options) => client.call("chat.slow", [a0], options),
     rooms: (options) => client.call("chat.rooms", undefined, options),
+    activity: (options) => client.stream("chat.activity", undefined, options),
+    share: (a0, a1, options) => client.call("chat.share", [a0, client.upload(a1)], options),
   };
 }
 
@@ -26,6 +28,10 @@ export function exposeChat(client, handlers) {
   client.expose("chat.slow", slow);
   const rooms = (params, context) => Array.isArray(params) ? handlers.rooms(context) : handlers.rooms(context);
   client.expose("chat.rooms", rooms);
+  const activity = (params, context) => Array.isArray(params) ? handlers.activity(context) : handlers.activity(context);
+  client.exposeStream("chat.activity", activity);
+  const share = (params, context) => Array.isArray(params) ? handlers.share(params[0], client.receiveUpload(params[1]), context) : handlers.share(params?.["name"], client.receiveUpload(params?.["chunks"]), context);
+  client.expose("chat.share", share);
 }
 
 /** The wire names of Chat's methods. */
@@ -36,6 +42,8 @@ export const ChatMethods = Object.freeze({
   roll_call: "chat.roll_call",
   slow: "chat.slow",
   rooms: "chat.rooms",
+  activity: "chat.activity",
+  share: "chat.share",
 });
 
 /** A typed client of Page over a birpc client. */
