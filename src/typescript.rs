@@ -242,11 +242,18 @@ impl Module {
             "import type {{ CallOptions, Client, HandlerContext, ItemStream, StreamOptions }} from {};\n",
             quote(&self.client)
         );
-        let mut seen = HashSet::new();
-        for declaration in self.services.iter().flat_map(|s| &s.declarations) {
-            if seen.insert(declaration.as_str()) {
-                let _ = writeln!(out, "{declaration}\n");
-            }
+        // In a stable order (TypeScript needs none): the order ts-rs visits a type's dependencies in can
+        // change from one build to the next.
+        let mut declarations: Vec<&str> = self
+            .services
+            .iter()
+            .flat_map(|s| &s.declarations)
+            .map(String::as_str)
+            .collect();
+        declarations.sort_unstable();
+        declarations.dedup();
+        for declaration in declarations {
+            let _ = writeln!(out, "{declaration}\n");
         }
         for service in &self.services {
             declare_service(&mut out, service);
