@@ -222,3 +222,99 @@ async fn a_killed_node_leaves_no_ghosts_and_redis_can_come_back() {
     expected.sort_unstable();
     assert_eq!(left, expected);
 }
+
+/// Two hubs of one process on one Redis (each its own node): what the interop server does not reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_methods_reach_connections_of_another_node() {
+    use birpc::redis::RedisBackplane;
+    use birpc::{CallError, Hub, ServerHandle};
+
+    let Some(redis) = RedisServer::start().await else { return };
+    async fn node_of(redis: &RedisServer) -> (Hub, ServerHandle) {
+        let backplane = RedisBackplane::builder(&redis.url()).hub("methods").build().unwrap();
+        let hub = Hub::with_backplane(backplane).await.unwrap();
+        let ids = hub.clone();
+        let server = Server::builder()
+            .hub(hub.clone())
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .serve(move |_| {
+                let hub = ids.clone();
+                Router::new().method("id", move |ctx: Context, _: NoParams| {
+                    let id = hub.id_of(ctx.peer());
+                    async move { Ok::<_, ErrorObject>(id) }
+                })
+            });
+        (hub, server)
+    }
+    let (one, server_one) = node_of(&redis).await;
+    let (two, server_two) = node_of(&redis).await;
+    assert_ne!(one.node(), two.node());
+    // A member on each node; the server's id for it, as the other node knows it.
+    let mut a = member(server_one.local_addr(), "a", false).await;
+    let mut b = member(server_two.local_addr(), "b", false).await;
+    let (a_id, b_id) = (a.id, b.id);
+    eventually_known(&one, a_id).await;
+    eventually_known(&two, b_id).await;
+
+    // Node one puts node two's connection in a group, and reaches it there.
+    assert!(one.join(b_id, "pair"));
+    assert!(one.join(a_id, "pair"));
+    let mut expected = vec![a_id, b_id];
+    expected.sort_unstable();
+    within("the pair", async {
+        loop {
+            let mut ids = one.member_ids("pair").await.unwrap();
+            ids.sort_unstable();
+            if ids == expected && two.groups_of(b_id) == ["pair"] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    one.notify(b_id, "news", ["to b"]).await.unwrap();
+    assert_eq!(within("b's news", b.news.recv()).await.unwrap(), json!(["to b"]));
+    // Everyone but a (named by its hub-wide id on node two).
+    two.notify_group_except("pair", a_id, "news", ["not to a"]);
+    assert_eq!(within("b's news", b.news.recv()).await.unwrap(), json!(["not to a"]));
+    one.notify_all("news", ["to all"]);
+    assert_eq!(within("a's news", a.news.recv()).await.unwrap(), json!(["to all"]));
+    assert_eq!(within("b's news", b.news.recv()).await.unwrap(), json!(["to all"]));
+
+    // Typed calls to a connection of the other node, its errors as they are.
+    let name: String = one.call(b_id, "whoami", (), None).await.unwrap();
+    assert_eq!(name, "b");
+    match one.call::<String, _>(b_id, "no_such_method", (), None).await {
+        Err(CallError::MethodNotFound(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    let nobody = (u64::from(two.node()) << 32) | 0xffff_fff0;
+    match one.call::<String, _>(nobody, "whoami", (), Some(Duration::from_secs(5))).await {
+        Err(CallError::Disconnected(reason)) => assert!(reason.to_string().contains("no such connection"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // Leaving from the other node.
+    assert!(one.leave(b_id, "pair"));
+    within("b to leave", async {
+        while !two.groups_of(b_id).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    server_one.shutdown().await;
+    server_two.shutdown().await;
+    one.detach().await;
+    two.detach().await;
+}
+
+/// Waits until `hub` has connection `id` (registered as the connection is accepted).
+async fn eventually_known(hub: &birpc::Hub, id: u64) {
+    within("the connection in the hub", async {
+        while hub.get(id).is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
