@@ -229,7 +229,9 @@ async fn hub_methods_reach_connections_of_another_node() {
     use birpc::redis::RedisBackplane;
     use birpc::{CallError, Hub, ServerHandle};
 
-    let Some(redis) = RedisServer::start().await else { return };
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
     async fn node_of(redis: &RedisServer) -> (Hub, ServerHandle) {
         let backplane = RedisBackplane::builder(&redis.url()).hub("methods").build().unwrap();
         let hub = Hub::with_backplane(backplane).await.unwrap();
@@ -291,7 +293,10 @@ async fn hub_methods_reach_connections_of_another_node() {
         other => panic!("{other:?}"),
     }
     let nobody = (u64::from(two.node()) << 32) | 0xffff_fff0;
-    match one.call::<String, _>(nobody, "whoami", (), Some(Duration::from_secs(5))).await {
+    match one
+        .call::<String, _>(nobody, "whoami", (), Some(Duration::from_secs(5)))
+        .await
+    {
         Err(CallError::Disconnected(reason)) => assert!(reason.to_string().contains("no such connection"), "{reason}"),
         other => panic!("{other:?}"),
     }

@@ -587,9 +587,12 @@ impl Hub {
                 // Nothing to send: the members of other nodes fail as those of this node do.
                 let mut outcomes = local.await;
                 let message = error.to_string();
-                outcomes.extend(remote.into_values().flatten().map(|id| {
-                    (id, Err(CallError::Encode(serde::ser::Error::custom(&message))))
-                }));
+                outcomes.extend(
+                    remote
+                        .into_values()
+                        .flatten()
+                        .map(|id| (id, Err(CallError::Encode(serde::ser::Error::custom(&message))))),
+                );
                 return outcomes;
             }
         };

@@ -46,6 +46,9 @@ struct Consumer {
     /// Items taken since the last grant.
     taken: u64,
     done: bool,
+    /// The method a cancel is sent as a request of (a foreign producer's unsubscribe method), instead of
+    /// the `$/stream.cancel` notification.
+    unsubscribe: Option<Box<str>>,
 }
 
 impl Consumer {
@@ -85,8 +88,16 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        if self.shared.streams.forget(self.id.get()) {
-            send_soon(&self.shared, wire::encode_cancel(&self.id));
+        if !self.shared.streams.forget(self.id.get()) {
+            return;
+        }
+        let cancel = match &self.unsubscribe {
+            // Its answer, to no pending call, is dropped when it comes.
+            Some(method) => crate::message::encode_call(Some(self.shared.next_id()), method, Some(&[&self.id])).ok(),
+            None => Some(wire::encode_cancel(&self.id)),
+        };
+        if let Some(cancel) = cancel {
+            send_soon(&self.shared, cancel);
         }
     }
 }
@@ -143,6 +154,7 @@ impl<T, E> fmt::Debug for Subscription<T, E> {
 pub struct Subscribe<T, E = Infallible> {
     opening: Opening,
     decode: fn(CallError) -> CallError<E>,
+    unsubscribe: Option<Box<str>>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -168,6 +180,7 @@ impl<T> Subscribe<T> {
         Self {
             opening: Opening::Ready(open, None),
             decode: |error| error,
+            unsubscribe: None,
             _item: PhantomData,
         }
     }
@@ -178,6 +191,7 @@ impl<T> Subscribe<T> {
         Subscribe {
             opening: self.opening,
             decode,
+            unsubscribe: self.unsubscribe,
             _item: PhantomData,
         }
     }
@@ -191,6 +205,15 @@ impl<T, E> Subscribe<T, E> {
         if let Opening::Ready(_, window) = &mut self.opening {
             *window = Some(items.max(1));
         }
+        self
+    }
+
+    /// Cancels the stream, when the [`Subscription`] is dropped before its end, with a request to
+    /// `method` whose params are `[stream id]` (how jsonrpsee and Ethereum clients unsubscribe: name the
+    /// server's unsubscribe method), instead of the `$/stream.cancel` notification a birpc producer
+    /// understands.
+    pub fn unsubscribe_with(mut self, method: &str) -> Self {
+        self.unsubscribe = Some(method.into());
         self
     }
 }
@@ -219,6 +242,7 @@ impl<T, E> Future for Subscribe<T, E> {
                     id: opened.id,
                     taken: 0,
                     done: false,
+                    unsubscribe: self.unsubscribe.take(),
                 },
                 decode,
                 _item: PhantomData,
@@ -265,6 +289,7 @@ impl<T> Upload<T> {
                 id: id.0,
                 taken: 0,
                 done: false,
+                unsubscribe: None,
             },
             _item: PhantomData,
         })

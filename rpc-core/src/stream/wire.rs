@@ -124,8 +124,24 @@ struct Subscription<'a> {
     subscription: &'a RawValue,
     #[serde(borrow, default)]
     result: Option<&'a RawValue>,
-    #[serde(default)]
-    error: Option<ErrorObject>,
+    /// An error object as birpc sends it, or any other JSON value (a jsonrpsee server sends a string).
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+/// The error a producer ended a stream with: its error object, or, for any other value, an error object
+/// carrying it (-32603, the value as data; a string also as the message).
+fn end_error(error: &RawValue) -> ErrorObject {
+    if let Ok(object) = serde_json::from_str::<ErrorObject>(error.get()) {
+        return object;
+    }
+    let message = serde_json::from_str::<String>(error.get())
+        .unwrap_or_else(|_| "the producer ended the stream with an error".to_owned());
+    let object = ErrorObject::new(crate::error_object::code::INTERNAL_ERROR, message);
+    match RawValue::from_string(error.get().to_owned()) {
+        Ok(data) => object.with_raw_data(data),
+        Err(_) => object,
+    }
 }
 
 /// Parses a notification that may belong to the stream protocol: a control message (`$/stream.*`), or
@@ -166,7 +182,7 @@ pub(crate) fn parse(method: &str, params: Option<&Bytes>) -> Option<Control> {
             let end: Subscription<'_> = serde_json::from_slice(params).ok()?;
             Some(Control::Payload {
                 subscription: end.subscription.get().into(),
-                payload: Payload::End(end.error),
+                payload: Payload::End(end.error.map(end_error)),
             })
         }
         _ => {
@@ -177,7 +193,7 @@ pub(crate) fn parse(method: &str, params: Option<&Bytes>) -> Option<Control> {
             let item: Subscription<'_> = serde_json::from_slice(params).ok()?;
             let payload = match (item.result, item.error) {
                 (Some(result), None) => Payload::Item(params.slice_ref(result.get().as_bytes())),
-                (None, Some(error)) => Payload::End(Some(error)),
+                (None, Some(error)) => Payload::End(Some(end_error(error))),
                 _ => return None,
             };
             Some(Control::Payload {
@@ -232,6 +248,18 @@ mod tests {
             parse("prices", Some(&failed)),
             Some(Control::Payload { payload: Payload::End(Some(e)), .. }) if e.code() == 5
         ));
+        // A jsonrpsee server fails a subscription with a string.
+        let failed = params(r#"{"subscription":3,"error":"the feed broke"}"#);
+        match parse("prices", Some(&failed)) {
+            Some(Control::Payload {
+                payload: Payload::End(Some(error)),
+                ..
+            }) => {
+                assert_eq!((error.code(), error.message()), (-32603, "the feed broke"));
+                assert_eq!(error.data().unwrap().get(), r#""the feed broke""#);
+            }
+            other => panic!("{other:?}"),
+        }
         let end = params(r#"{"subscription":3}"#);
         assert!(matches!(
             parse(END, Some(&end)),
