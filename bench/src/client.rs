@@ -108,6 +108,11 @@ impl ServerProc {
         Ok(serde_json::from_str(&answer)?)
     }
 
+    /// How many items its `forever` streams have produced so far.
+    pub(crate) async fn produced(&mut self) -> Result<u64> {
+        Ok(self.command("produced").await?.parse()?)
+    }
+
     /// Closes its stdin (which ends it) and waits for it; kills it if it lingers.
     pub(crate) async fn stop(mut self) {
         drop(self.stdin.take());
@@ -138,6 +143,35 @@ impl Conns {
             Impl::Birpc => Conns::Birpc(many(count, || open_birpc(url)).await?),
             Impl::Jsonrpsee => Conns::Jsonrpsee(many(count, || open_jsonrpsee(url)).await?),
             Impl::Raw => Conns::Raw(many(count, || open_raw(url)).await?),
+        })
+    }
+
+    /// Opens one connection of `imp` to `url` for the stream scenarios, as [`open`](Self::open) does, but
+    /// with jsonrpsee's client buffering up to `buffer` items per subscription instead of its default
+    /// 1,024: past its buffer, jsonrpsee closes a subscription ("lagged"), and a fast producer fills it
+    /// whenever the reading task falls behind the connection's. birpc's client keeps its default window
+    /// unless `window` is given (`--stream-window`).
+    pub(crate) async fn open_for_streams(imp: Impl, url: &str, buffer: usize, window: Option<u32>) -> Result<Conns> {
+        Ok(match (imp, window) {
+            (Impl::Jsonrpsee, _) => {
+                let client = WsClientBuilder::default()
+                    .max_buffer_capacity_per_subscription(buffer.max(1024))
+                    .build(url)
+                    .await?;
+                let sum: i64 = client.request("add", rpc_params![1, 2]).await?;
+                check(sum == 3, "add")?;
+                Conns::Jsonrpsee(vec![Arc::new(client)])
+            }
+            (Impl::Birpc, Some(window)) => {
+                let peer = Client::builder()
+                    .config(PeerConfig::default().stream_window(window))
+                    .connect(url)
+                    .await?;
+                let sum: i64 = peer.call("add", (1, 2)).await?;
+                check(sum == 3, "add")?;
+                Conns::Birpc(vec![peer])
+            }
+            _ => Conns::open(imp, url, 1).await?,
         })
     }
 
@@ -174,6 +208,37 @@ impl Conns {
                 sockets.extend(returned.into_iter().map(|(_, ws)| ws));
                 Ok(RoundSummary::from_latencies(latencies, elapsed))
             }
+        }
+    }
+}
+
+impl Conns {
+    /// Reads waves of `streams` streams of `items` items at once on the first connection for `duration`
+    /// (see `load`). The raw floor has no streams.
+    pub(crate) async fn stream_round(&self, streams: usize, items: u64, duration: Duration) -> Result<RoundSummary> {
+        let start = Instant::now();
+        let deadline = start + duration;
+        let read = match self {
+            Conns::Birpc(peers) => {
+                load::birpc_streams(peers.first().ok_or("no connection")?, streams, items, deadline).await?
+            }
+            Conns::Jsonrpsee(clients) => {
+                load::jsonrpsee_streams(clients.first().ok_or("no connection")?, streams, items, deadline).await?
+            }
+            Conns::Raw(_) => return Err("the raw floor has no streams".into()),
+        };
+        Ok(RoundSummary::items(read, start.elapsed()))
+    }
+
+    /// Reads `count` items of an endless stream on the first connection, one every `every`, calling `tick`
+    /// after each (see `load`).
+    pub(crate) async fn slow_read(&self, count: u64, every: Duration, tick: impl FnMut()) -> Result<load::SlowRead> {
+        match self {
+            Conns::Birpc(peers) => load::birpc_slow(peers.first().ok_or("no connection")?, count, every, tick).await,
+            Conns::Jsonrpsee(clients) => {
+                load::jsonrpsee_slow(clients.first().ok_or("no connection")?, count, every, tick).await
+            }
+            Conns::Raw(_) => Err("the raw floor has no streams".into()),
         }
     }
 }

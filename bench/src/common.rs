@@ -75,7 +75,8 @@ impl Payload {
     }
 }
 
-/// One measured round: how many calls completed, in how long, and their latency percentiles.
+/// One measured round: how many calls completed, in how long, and their latency percentiles (for the
+/// stream scenarios: how many items were read, in how long).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct RoundSummary {
     /// Calls completed.
@@ -101,7 +102,17 @@ impl RoundSummary {
         }
     }
 
-    /// Completed calls per second.
+    /// A round of the stream scenarios: `items` items read in `elapsed` (in `calls`; no latencies).
+    pub(crate) fn items(items: u64, elapsed: Duration) -> RoundSummary {
+        RoundSummary {
+            calls: items,
+            elapsed_ns: nanos(elapsed),
+            p50_ns: 0,
+            p99_ns: 0,
+        }
+    }
+
+    /// Completed calls per second (items per second in the stream scenarios).
     pub(crate) fn calls_per_sec(&self) -> f64 {
         self.calls as f64 / (self.elapsed_ns.max(1) as f64 / 1e9)
     }

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p birpc-bench -- [--json PATH] [--only LIST] [--impls LIST] [--quick]
 //!                                       [--rounds N] [--seconds S] [--conns N] [--memory-conns N]
-//!                                       [--max-foreign PCT] [--wrap-server CMD]
+//!                                       [--stream-window N] [--max-foreign PCT] [--wrap-server CMD]
 //! ```
 //!
 //! Every server runs in a process of its own (this program, re-run as `bench serve --impl NAME --listen
@@ -30,13 +30,15 @@ usage: bench [options]
 
   --json PATH          where to write the results as JSON (default: bench/results.json)
   --only LIST          run only these scenarios, comma-separated:
-                       latency,pipelined,fan-in,s2c,large,memory (default: all)
+                       latency,pipelined,fan-in,s2c,large,memory (default: these six),
+                       stream-one,stream-many,stream-memory (only when named)
   --impls LIST         run only these implementations: birpc,jsonrpsee,raw (default: all)
   --quick              a short smoke run: 2 rounds of 0.3 s, 50 connections, 200 idle connections
   --rounds N           measured rounds per scenario (default 5)
   --seconds S          length of each round in seconds (default 2)
   --conns N            connections of the fan-in and server-to-client scenarios (default 1000)
   --memory-conns N     idle connections of the memory scenario (default 10000)
+  --stream-window N    birpc client's stream window in the stream scenarios (default: birpc's, 64)
   --max-foreign PCT    measure a round again (4 attempts at most) when other programs used more than
                        PCT percent of the machine during it (default 10)
   --wrap-server CMD    run each server process under CMD, split at spaces (for profiling:
@@ -89,6 +91,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 settings.s2c_conns = settings.fanin_conns;
             }
             "--memory-conns" => settings.memory_conns = value.parse()?,
+            "--stream-window" => settings.stream_window = Some(value.parse()?),
             "--max-foreign" => settings.max_foreign_cpu = value.parse::<f64>()? / 100.0,
             "--wrap-server" => settings.server_wrapper = Some(value.clone()),
             _ => return Err(format!("unknown option {arg}\n\n{USAGE}").into()),

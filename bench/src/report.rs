@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::common::{Impl, Result};
-use crate::scenarios::{LoadLog, MemoryNote, Metric, Scenario, Settings};
+use crate::scenarios::{LoadLog, MemoryNote, Metric, SLOW_ITEMS, Scenario, Settings};
 
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +125,22 @@ pub(crate) fn rows(metrics: &[Metric]) -> Vec<Row> {
                     over_jsonrpsee.map(|r| r <= 0.5),
                     String::new(),
                 ),
+                (Scenario::StreamOne | Scenario::StreamMany, "items/s") => {
+                    ("≥ 2× jsonrpsee".into(), over_jsonrpsee.map(|r| r >= 2.0), String::new())
+                }
+                (Scenario::StreamMemory, metric) if metric.starts_with("items the consumer got") => {
+                    let all = SLOW_ITEMS as f64;
+                    let dropped = jsonrpsee.map(|j| j < all);
+                    (
+                        "birpc: every item".into(),
+                        birpc.map(|b| b >= all),
+                        match dropped {
+                            Some(true) => "jsonrpsee's subscription closed early".into(),
+                            Some(false) => "jsonrpsee got every item too".into(),
+                            None => String::new(),
+                        },
+                    )
+                }
                 _ => (String::new(), None, String::new()),
             };
             Row {

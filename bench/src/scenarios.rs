@@ -1,4 +1,5 @@
-//! The six scenarios, each run for every implementation in the same invocation.
+//! The scenarios, each run for every implementation in the same invocation: six of calls, three of streams
+//! (which the raw floor does not run).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,16 @@ const LARGE_PAYLOADS: [(usize, &str); 2] = [(64 << 10, "64 KiB"), (1 << 20, "1 M
 const SPARE_FDS: u64 = 256;
 /// How many times a round is measured at most while other programs keep the machine too busy.
 const MAX_ATTEMPTS: usize = 4;
+/// The items of each stream of the stream-one scenario, read one stream after the other.
+const STREAM_ONE_ITEMS: u64 = 100_000;
+/// The streams open at once on the one connection of the stream-many scenario.
+const STREAM_MANY_STREAMS: usize = 1000;
+/// The items of each of them.
+const STREAM_MANY_ITEMS: u64 = 200;
+/// The items the slow consumer of the stream-memory scenario reads.
+pub(crate) const SLOW_ITEMS: u64 = 2000;
+/// How often it reads one.
+const SLOW_EVERY: Duration = Duration::from_millis(1);
 
 /// A scenario, as named after `--only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,9 +40,16 @@ pub(crate) enum Scenario {
     ServerToClient,
     Large,
     Memory,
+    StreamOne,
+    StreamMany,
+    StreamMemory,
 }
 
 impl Scenario {
+    /// The scenarios a run without `--only` runs: those of calls. The stream scenarios ([`STREAMS`]) take
+    /// about 1.5 minutes more, and run only when named.
+    ///
+    /// [`STREAMS`]: Scenario::STREAMS
     pub(crate) const ALL: [Scenario; 6] = [
         Scenario::Latency,
         Scenario::Pipelined,
@@ -41,6 +59,9 @@ impl Scenario {
         Scenario::Memory,
     ];
 
+    /// The stream scenarios, run only when named after `--only`.
+    pub(crate) const STREAMS: [Scenario; 3] = [Scenario::StreamOne, Scenario::StreamMany, Scenario::StreamMemory];
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::Latency => "latency",
@@ -49,6 +70,9 @@ impl Scenario {
             Scenario::ServerToClient => "s2c",
             Scenario::Large => "large",
             Scenario::Memory => "memory",
+            Scenario::StreamOne => "stream-one",
+            Scenario::StreamMany => "stream-many",
+            Scenario::StreamMemory => "stream-memory",
         }
     }
 
@@ -56,7 +80,10 @@ impl Scenario {
         match name {
             "fanin" => Some(Scenario::FanIn),
             "server-to-client" => Some(Scenario::ServerToClient),
-            _ => Scenario::ALL.into_iter().find(|s| s.name() == name),
+            _ => Scenario::ALL
+                .into_iter()
+                .chain(Scenario::STREAMS)
+                .find(|s| s.name() == name),
         }
     }
 }
@@ -86,6 +113,8 @@ pub(crate) struct Settings {
     pub(crate) memory_rounds: usize,
     /// The wait before reading a server's resident memory.
     pub(crate) settle_ms: u64,
+    /// The stream window of birpc's client in the stream scenarios; `None`: birpc's default (64).
+    pub(crate) stream_window: Option<u32>,
     /// A command line the servers run under (a profiler), if any.
     pub(crate) server_wrapper: Option<String>,
     /// A round during which other programs used more than this share of the machine (0 to 1) is measured
@@ -104,6 +133,7 @@ impl Settings {
             memory_conns: 10_000,
             memory_rounds: 3,
             settle_ms: 1000,
+            stream_window: None,
             server_wrapper: None,
             max_foreign_cpu: 0.10,
         }
@@ -119,6 +149,7 @@ impl Settings {
             memory_conns: 200,
             memory_rounds: 1,
             settle_ms: 200,
+            stream_window: None,
             server_wrapper: None,
             max_foreign_cpu: 0.10,
         }
@@ -242,7 +273,30 @@ pub(crate) async fn run(
                 rounds: values,
             }])
         }
+        Scenario::StreamOne | Scenario::StreamMany => {
+            let (streams, items) = match scenario {
+                Scenario::StreamOne => (1, STREAM_ONE_ITEMS),
+                _ => (STREAM_MANY_STREAMS, STREAM_MANY_ITEMS),
+            };
+            let rounds = streams_rounds(&with_streams(impls), settings, load, streams, items).await?;
+            Ok(vec![metric(
+                scenario,
+                "items/s",
+                false,
+                &rounds,
+                RoundSummary::calls_per_sec,
+            )])
+        }
+        Scenario::StreamMemory => stream_memory(&with_streams(impls), settings).await,
     }
+}
+
+/// The implementations of `impls` that have streams: all but the raw floor.
+fn with_streams(impls: &[Impl]) -> Vec<Impl> {
+    if impls.contains(&Impl::Raw) {
+        eprintln!("   raw: not run (the floor has no streams)");
+    }
+    impls.iter().copied().filter(|imp| *imp != Impl::Raw).collect()
 }
 
 fn metric(
@@ -352,6 +406,126 @@ async fn client_to_server(
         server.stop().await;
     }
     Ok(results)
+}
+
+/// Stream rounds: a server process per implementation and one connection to it, reading waves of `streams`
+/// streams of `items` items at once (see `load`). The implementations take turns round by round.
+async fn streams_rounds(
+    impls: &[Impl],
+    settings: &Settings,
+    load: &mut LoadLog,
+    streams: usize,
+    items: u64,
+) -> Result<BTreeMap<Impl, Vec<RoundSummary>>> {
+    eprintln!("   {streams} stream(s) of {items} items at once, again and again");
+    let mut setups = Vec::new();
+    for &imp in impls {
+        let server = ServerProc::start(imp, settings.server_wrapper.as_deref()).await?;
+        let buffer = usize::try_from(items).unwrap_or(usize::MAX);
+        let connection = Conns::open_for_streams(imp, server.url(), buffer, settings.stream_window).await?;
+        setups.push((imp, server, connection));
+    }
+    let pids: Vec<u32> = setups.iter().filter_map(|(_, server, _)| server.pid()).collect();
+    for (_, _, connection) in &setups {
+        connection.stream_round(streams, items, settings.warmup()).await?;
+    }
+    let mut results: BTreeMap<Impl, Vec<RoundSummary>> = BTreeMap::new();
+    for round in 0..settings.rounds {
+        for turn in 0..setups.len() {
+            let (imp, _, connection) = &setups[(round + turn) % setups.len()];
+            let mut attempt = 1;
+            let summary = loop {
+                let before = CpuReading::now(&pids);
+                let summary = connection.stream_round(streams, items, settings.round()).await?;
+                if quiet(settings, &pids, before, *imp, round, &mut attempt, load).await {
+                    break summary;
+                }
+            };
+            eprintln!(
+                "   {imp:<9} round {round}: {:>9.0} items/s ({} items in {:.2} s)",
+                summary.calls_per_sec(),
+                summary.calls,
+                summary.elapsed_ns as f64 / 1e9
+            );
+            results.entry(*imp).or_default().push(summary);
+        }
+    }
+    for (_, server, connection) in setups {
+        drop(connection);
+        server.stop().await;
+    }
+    Ok(results)
+}
+
+/// A slow consumer: a fresh server process per implementation and round, one connection; after it made
+/// one call and `settle_ms` of quiet, the server's resident memory is read, then the client subscribes to
+/// an endless stream and reads `SLOW_ITEMS` items, one per `SLOW_EVERY`, while the server's resident memory
+/// is read after each item. Figures: the server's growth (highest reading − the one before), the items the
+/// consumer got, the items missing between them (gaps), and the items the server produced that the
+/// consumer did not get (in flight, buffered, or dropped).
+async fn stream_memory(impls: &[Impl], settings: &Settings) -> Result<Vec<Metric>> {
+    eprintln!(
+        "   an endless stream read at one item per {} ms, {SLOW_ITEMS} items",
+        SLOW_EVERY.as_millis()
+    );
+    let settle = Duration::from_millis(settings.settle_ms);
+    let mut growth: BTreeMap<Impl, Vec<f64>> = BTreeMap::new();
+    let mut received: BTreeMap<Impl, Vec<f64>> = BTreeMap::new();
+    let mut skipped: BTreeMap<Impl, Vec<f64>> = BTreeMap::new();
+    let mut undelivered: BTreeMap<Impl, Vec<f64>> = BTreeMap::new();
+    for round in 0..settings.memory_rounds {
+        for &imp in impls {
+            let mut server = ServerProc::start(imp, settings.server_wrapper.as_deref()).await?;
+            let pid = server.pid().ok_or("the server exited")?;
+            let connection = Conns::open_for_streams(imp, server.url(), 0, settings.stream_window).await?;
+            tokio::time::sleep(settle).await;
+            let before = resident_bytes(pid)?;
+            let mut peak = before;
+            let mut failed = None;
+            let read = connection
+                .slow_read(SLOW_ITEMS, SLOW_EVERY, || match resident_bytes(pid) {
+                    Ok(now) => peak = peak.max(now),
+                    Err(error) => failed = Some(error),
+                })
+                .await?;
+            if let Some(error) = failed {
+                return Err(error);
+            }
+            let produced = server.produced().await?;
+            let grew = peak.saturating_sub(before);
+            let not_received = produced.saturating_sub(read.received);
+            eprintln!(
+                "   {imp:<9} round {round}: server RSS +{:.0} KiB ({:.1} MiB -> {:.1} MiB at most); got {} of \
+                 {SLOW_ITEMS} items ({} skipped in gaps){}; the server produced {produced} ({not_received} not \
+                 received)",
+                grew as f64 / 1024.0,
+                before as f64 / 1048576.0,
+                peak as f64 / 1048576.0,
+                read.received,
+                read.skipped,
+                if read.cut_short { ", then the stream closed" } else { "" },
+            );
+            growth.entry(imp).or_default().push(grew as f64 / 1024.0);
+            received.entry(imp).or_default().push(read.received as f64);
+            skipped.entry(imp).or_default().push(read.skipped as f64);
+            undelivered.entry(imp).or_default().push(not_received as f64);
+            drop(connection);
+            server.stop().await;
+        }
+    }
+    let scenario = Scenario::StreamMemory;
+    let figure = |metric: &str, lower_is_better, rounds| Metric {
+        scenario,
+        metric: metric.into(),
+        lower_is_better,
+        rounds,
+    };
+    Ok(vec![
+        figure("server RSS growth (KiB)", true, growth),
+        figure(&format!("items the consumer got (of {SLOW_ITEMS})"), false, received),
+        figure("items skipped (gaps in the sequence)", true, skipped),
+        figure("items produced, not received", true, undelivered),
+    ])
 }
 
 /// Server-to-client rounds: each server calls its `s2c_conns` clients, 8 calls in flight on each.

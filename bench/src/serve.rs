@@ -5,20 +5,22 @@
 //! - `s2c CONNS INFLIGHT MILLIS`: waits until `CONNS` clients are connected (and, for birpc, registered),
 //!   then calls `add` on every one of them with `INFLIGHT` calls in flight each for `MILLIS` ms, and
 //!   answers a [`RoundSummary`] as JSON (or `error: ...`);
+//! - `produced`: answers how many items the `forever` streams of this process have produced so far;
 //! - `ping`: answers `pong`.
 //!
 //! It exits when stdin closes.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use birpc::prelude::*;
 use futures::StreamExt;
-use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
-use jsonrpsee::server::ServerConfig;
+use jsonrpsee::server::{PendingSubscriptionSink, ServerConfig, SubscriptionMessage, SubscriptionSink};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -41,10 +43,24 @@ pub(crate) trait Bench {
     /// `text`, unchanged.
     #[method(name = "echo")]
     fn echo(&self, text: String) -> RpcResult<String>;
+
+    /// The numbers `0..count` as fast as the connection takes them (the stream scenarios). jsonrpsee sends
+    /// nothing when a subscription ends: the client counts its items.
+    #[subscription(name = "subscribe_ticks" => "ticks", unsubscribe = "unsubscribe_ticks", item = u64)]
+    async fn ticks(&self, count: u64) -> SubscriptionResult;
+
+    /// The numbers `0..` without end, counted in [`PRODUCED`] (the slow-consumer scenario).
+    #[subscription(name = "subscribe_forever" => "forever", unsubscribe = "unsubscribe_forever", item = u64)]
+    async fn forever(&self) -> SubscriptionResult;
 }
+
+/// Items the `forever` streams of this process have produced: for birpc, taken from the producing stream
+/// (which is polled only with credit); for jsonrpsee, queued by `SubscriptionSink::send`.
+static PRODUCED: AtomicU64 = AtomicU64::new(0);
 
 struct JsonrpseeBench;
 
+#[jsonrpsee::core::async_trait]
 impl BenchServer for JsonrpseeBench {
     fn add(&self, a: i64, b: i64) -> RpcResult<i64> {
         Ok(a.wrapping_add(b))
@@ -53,6 +69,31 @@ impl BenchServer for JsonrpseeBench {
     fn echo(&self, text: String) -> RpcResult<String> {
         Ok(text)
     }
+
+    async fn ticks(&self, pending: PendingSubscriptionSink, count: u64) -> SubscriptionResult {
+        let sink = pending.accept().await?;
+        for n in 0..count {
+            send_item(&sink, n).await?;
+        }
+        Ok(())
+    }
+
+    async fn forever(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let sink = pending.accept().await?;
+        for n in 0.. {
+            send_item(&sink, n).await?;
+            PRODUCED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Sends item `n` on `sink`, waiting for room; fails once the subscription or connection is closed. The
+/// whole notification is encoded in one allocation (`SubscriptionMessage::new`), jsonrpsee's cheapest way.
+async fn send_item(sink: &SubscriptionSink, n: u64) -> Result<(), jsonrpsee::core::SubscriptionError> {
+    let message = SubscriptionMessage::new(sink.method_name(), sink.subscription_id(), &n)?;
+    sink.send(message).await.map_err(|_| "the subscription is closed")?;
+    Ok(())
 }
 
 /// birpc's `add` and `echo`: what the server exports, and what its clients export for the server to call.
@@ -63,6 +104,21 @@ pub(crate) fn birpc_router() -> Router {
         })
         .method("echo", |_: Context, (text,): (String,)| async move {
             Ok::<_, ErrorObject>(text)
+        })
+}
+
+/// birpc's stream methods (the stream scenarios): `ticks(count)`, the numbers `0..count`, and `forever()`,
+/// the numbers `0..` counted in [`PRODUCED`]; each produced as fast as the consumer's credit allows.
+fn birpc_streams() -> Router {
+    Router::new()
+        .stream("ticks", |_: Context, (count,): (u64,)| async move {
+            Ok::<_, ErrorObject>(futures::stream::iter(0..count).map(Ok::<_, ErrorObject>))
+        })
+        .stream("forever", |_: Context, _: NoParams| async move {
+            Ok::<_, ErrorObject>(futures::stream::iter(0_u64..).map(|n| {
+                PRODUCED.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, ErrorObject>(n)
+            }))
         })
 }
 
@@ -121,16 +177,18 @@ type Keep = Box<dyn std::any::Any + Send>;
 async fn start_birpc(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
     let registry = Arc::new(Mutex::new(Vec::new()));
     let register = registry.clone();
-    let router = birpc_router().method("register", move |ctx: Context, _: NoParams| {
-        let registry = register.clone();
-        async move {
-            registry
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(ctx.peer().clone());
-            Ok::<_, ErrorObject>(true)
-        }
-    });
+    let router = birpc_router()
+        .merge(birpc_streams())
+        .method("register", move |ctx: Context, _: NoParams| {
+            let registry = register.clone();
+            async move {
+                registry
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(ctx.peer().clone());
+                Ok::<_, ErrorObject>(true)
+            }
+        });
     let server = Server::builder()
         .max_connections(MAX_CONNECTIONS as usize)
         .bind(listen)
@@ -214,6 +272,7 @@ async fn command(callable: &Callable, line: &str) -> Result<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
         ["ping"] => Ok("pong".into()),
+        ["produced"] => Ok(PRODUCED.load(Ordering::Relaxed).to_string()),
         ["s2c", conns, inflight, millis] => {
             let summary = server_to_client(
                 callable,
