@@ -1,10 +1,12 @@
 //! The web demo in a real browser: runs the Node tests of `tests/browser/` — Chromium driven by
-//! playwright-core through two pages of the `web_chat` example, and `tsc` over the page's script — and
-//! passes when they do.
+//! playwright-core through two pages of the `web_chat` example, on one server and on two servers sharing
+//! a hub on Redis, and `tsc` over the page's script — and passes when they do.
 //!
 //! They need Node, Chromium (`/usr/bin/chromium`, or `$BIRPC_CHROMIUM`) and the packages of
-//! `tests/browser/package-lock.json`. Where one is missing the test says what to install and passes,
-//! except on CI (`CI=true`), where it fails.
+//! `tests/browser/package-lock.json`; the two-server test also needs `redis-server` (on the `PATH`, or
+//! `$BIRPC_REDIS_SERVER`) and a `web_chat` built with the `redis` feature (`cargo test --all-features`
+//! builds it so). Where one is missing the test says what to install and passes, except on CI
+//! (`CI=true`), where it fails.
 #![cfg(unix)]
 
 mod common;

@@ -5,7 +5,14 @@
 //! cargo run --example web_chat                      # http://127.0.0.1:8080
 //! cargo run --example web_chat -- --listen 127.0.0.1:0
 //! cargo run --example web_chat -- --write-bindings  # regenerates static/chat.d.ts and static/chat.js
+//! cargo run --features redis --example web_chat -- --listen 127.0.0.1:8081 --redis redis://127.0.0.1:6379/
 //! ```
+//!
+//! With `--redis URL` (and optionally `--hub NAME`, default `web_chat`) its hub spans every web_chat on that
+//! Redis with the same hub name: run it on two ports, and pages on either chat together, see each other
+//! in their rooms and answer each other's roll calls. A room's history (the messages a page finds when it
+//! joins) and its live activity (its figures) are those of the server the page is on. Without `--redis`
+//! it is one process, with no Redis.
 //!
 //! The page calls the server (`Chat`), and the server calls the page (`Page`): it pushes messages, presence
 //! and typing, and asks every member of a room "are you still there?", collecting who answered. Two streams
@@ -34,11 +41,13 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[ts(crate = "birpc::ts_rs")]
 struct Message {
-    /// Its number in the room, from 1.
-    seq: u64,
+    /// Its id, unique in the hub and exact in JavaScript: the number of the server that took it (0 when the
+    /// demo runs as one process) times 2^32, plus its number in the room on that server, from 1.
+    id: u64,
     from: String,
     text: String,
-    /// When the server received it, in milliseconds since the Unix epoch.
+    /// When the server received it, in milliseconds since the Unix epoch (never before the room's previous
+    /// message on that server).
     at_ms: u64,
     /// The file it shares, if it is a shared file.
     // Inline: ts-rs orders the declarations of nested types differently from one build to the next, and the
@@ -70,20 +79,21 @@ enum Happening {
     Joined { name: String },
     /// A page of `name` left (for another room, or for good).
     Left { name: String },
-    /// `name` posted message number `seq`.
+    /// `name` posted the room's message number `seq` on this server.
     Posted { name: String, seq: u64 },
     /// `name` shared the file `file`, of `bytes` bytes.
     Shared { name: String, file: String, bytes: u64 },
 }
 
-/// An item of a room's live activity: what happened, and the room's figures right after.
+/// An item of a room's live activity: what happened, and the room's figures right after. Both are those
+/// of the server the page is on: what happens through the others is not in it.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[ts(crate = "birpc::ts_rs")]
 struct Activity {
     what: Happening,
-    /// The pages in the room (a member with two tabs open counts twice).
+    /// The pages in the room on this server (a member with two tabs open counts twice).
     members: u32,
-    /// The messages posted to the room since it started.
+    /// The messages posted to the room through this server since it started.
     messages: u64,
     /// When, in milliseconds since the Unix epoch.
     at_ms: u64,
@@ -103,9 +113,12 @@ struct Presence {
 #[ts(crate = "birpc::ts_rs")]
 struct Joined {
     room: String,
-    /// Who is there, this member included.
+    /// The number of the server the page is on, in the hub (0 when the demo runs as one process): the ids
+    /// of the messages it takes start at this times 2^32, plus 1.
+    node: u32,
+    /// Who is there, on every server, this member included.
     members: Vec<String>,
-    /// The latest messages, oldest first.
+    /// The latest messages this server took, oldest first.
     history: Vec<Message>,
 }
 
@@ -149,7 +162,7 @@ impl RpcError for ChatError {
 trait Chat {
     /// Joins `room` (leaving the one this page was in): returns who is there and the latest messages.
     async fn join(&self, ctx: &Context, room: String) -> Result<Joined, ChatError>;
-    /// Posts a message to the room; returns its sequence number.
+    /// Posts a message to the room; returns its id.
     async fn post(&self, ctx: &Context, text: String) -> Result<u64, ChatError>;
     /// Tells the others this member is typing.
     #[rpc(notification)]
@@ -158,13 +171,13 @@ trait Chat {
     async fn roll_call(&self, ctx: &Context) -> Result<Vec<RollCallAnswer>, ChatError>;
     /// Works for `ms` milliseconds, then answers; for trying out cancellation from the page.
     async fn slow(&self, ms: u64) -> String;
-    /// The rooms with people in them, and how many.
+    /// The rooms used through this server that have people in them, and how many (on every server).
     async fn rooms(&self) -> Vec<(String, u32)>;
     /// The live activity of the room this page is in: how it is now, then an item whenever someone joins,
     /// leaves, posts or shares a file. It ends once this page leaves the room (cancel it before).
     async fn activity(&self, ctx: &Context) -> Result<ItemStream<Activity, ChatError>, ChatError>;
     /// Shares a text file with the room: the page uploads its text in chunks, the server posts it as a
-    /// message once the whole is in, and returns the message's sequence number. At most 1 MiB.
+    /// message once the whole is in, and returns the message's id. At most 1 MiB.
     async fn share(&self, ctx: &Context, name: String, chunks: Upload<String>) -> Result<u64, ChatError>;
 }
 
@@ -183,6 +196,9 @@ trait Page {
     async fn typing(&self, name: String);
     /// Are you still there? The page answers in its own words.
     async fn still_there(&self, asked_by: String) -> String;
+    /// Whose page is this? Asked by a server of the pages on the other servers, whose names only their
+    /// own server knows.
+    async fn name(&self) -> String;
 }
 
 /// Who a connection is, from the admission hook.
@@ -197,6 +213,10 @@ const HISTORY: usize = 50;
 /// How many activity items of a room wait for its slowest watcher; one that falls further behind skips
 /// the oldest (each item carries the room's figures, so the next one is right all the same).
 const ACTIVITY_BACKLOG: usize = 32;
+/// How long a roll call waits for each page's answer.
+const ROLL_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server waits for the name of a page on another server.
+const NAME_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest file a page may share, in bytes.
 const MAX_FILE: usize = 1 << 20;
 /// How much of a shared file's first line the message shows, in characters.
@@ -213,7 +233,10 @@ fn connection_limits() -> PeerConfig {
 }
 
 struct Room {
+    /// The number of the room's latest message on this server.
     next_seq: u64,
+    /// When the room's latest message on this server was taken.
+    last_at_ms: u64,
     history: VecDeque<Message>,
     /// What happens in the room, for the activity streams watching it (a bounded backlog).
     activity: broadcast::Sender<Event>,
@@ -223,6 +246,7 @@ impl Default for Room {
     fn default() -> Self {
         Self {
             next_seq: 0,
+            last_at_ms: 0,
             history: VecDeque::new(),
             activity: broadcast::channel(ACTIVITY_BACKLOG).0,
         }
@@ -288,17 +312,20 @@ impl ChatService {
         let _ = state.activity.send(Event { by, activity });
     }
 
-    /// Posts a message to `room` and sends it to the pages there.
+    /// Posts a message to `room` and sends it to the pages there, on every server.
     fn publish(&self, room: &str, from: String, text: String, attachment: Option<Attachment>) -> Message {
+        let node = u64::from(self.hub.node());
         let message = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
             let state = rooms.entry(room.to_owned()).or_default();
             state.next_seq += 1;
+            // The pages order messages by time, then id: this server's stay in the order it took them.
+            state.last_at_ms = now_ms().max(state.last_at_ms);
             let message = Message {
-                seq: state.next_seq,
+                id: (node << 32) | state.next_seq,
                 from,
                 text,
-                at_ms: now_ms(),
+                at_ms: state.last_at_ms,
                 attachment,
             };
             if state.history.len() == HISTORY {
@@ -310,6 +337,46 @@ impl ChatService {
         self.hub.notify_group(room, PageMethods::MESSAGE, (message.clone(),));
         message
     }
+
+    /// The hub-wide ids of the members of `room` on the other servers of the hub (none when the demo runs
+    /// as one process).
+    async fn others_in(&self, room: &str) -> Vec<u64> {
+        let node = u64::from(self.hub.node());
+        if node == 0 {
+            return Vec::new();
+        }
+        match self.hub.member_ids(room).await {
+            // A hub-wide id is its server's number times 2^32 plus the connection's own id.
+            Ok(ids) => ids.into_iter().filter(|id| id >> 32 != node).collect(),
+            Err(error) => {
+                eprintln!("the members of {room} on the other servers are unknown: {error}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The names of the members of `room` on the other servers, by hub-wide id. Only its own server knows
+    /// a page's name, so each of those pages is asked (`Page::name`), all at once; one that does not
+    /// answer in time is left out.
+    async fn names_of_others(&self, room: &str) -> HashMap<u64, String> {
+        let asked = self.others_in(room).await.into_iter().map(|id| async move {
+            let name = self
+                .hub
+                .call::<String, _>(id, PageMethods::NAME, (), Some(NAME_TIMEOUT))
+                .await;
+            (id, name)
+        });
+        futures::future::join_all(asked)
+            .await
+            .into_iter()
+            .filter_map(|(id, name)| Some((id, name.ok()?)))
+            .collect()
+    }
+}
+
+/// A message's number in its room on the server that took it.
+fn seq_of(message: &Message) -> u64 {
+    message.id & 0xffff_ffff
 }
 
 /// One file a connection is sharing; dropping it lets the connection share another.
@@ -391,13 +458,20 @@ impl Chat for ChatService {
         }
         self.hub.join(id, &room);
         self.announce(&room, id, &name, true);
-        let members = self.hub.members(&room).iter().map(member_name).collect();
+        // Those on this server by their handles; those on the others by asking their pages.
+        let mut members: Vec<String> = self.hub.members(&room).iter().map(member_name).collect();
+        members.extend(self.names_of_others(&room).await.into_values());
         let history = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
             rooms.entry(room.clone()).or_default().history.iter().cloned().collect()
         };
         println!("{name} joined {room}");
-        Ok(Joined { room, members, history })
+        Ok(Joined {
+            room,
+            node: self.hub.node(),
+            members,
+            history,
+        })
     }
 
     async fn post(&self, ctx: &Context, text: String) -> Result<u64, ChatError> {
@@ -407,9 +481,10 @@ impl Chat for ChatService {
             return Err(ChatError::BadMessage);
         }
         let name = member_name(ctx.peer());
-        let seq = self.publish(&room, name.clone(), text, None).seq;
+        let message = self.publish(&room, name.clone(), text, None);
+        let seq = seq_of(&message);
         self.happened(&room, ctx.peer().id(), Happening::Posted { name, seq });
-        Ok(seq)
+        Ok(message.id)
     }
 
     async fn typing(&self, ctx: &Context) {
@@ -424,23 +499,35 @@ impl Chat for ChatService {
         let room = self.room_of(ctx)?;
         let asked_by = member_name(ctx.peer());
         println!("{asked_by} holds a roll call in {room}");
-        // Every member at once, each through the typed stub of its page, each with its own timeout.
-        let answers = self
+        // The names of this server's members from their handles, of the others' from their pages.
+        let here: HashMap<u64, String> = self
             .hub
-            .each(&room, |peer| {
-                let asked_by = asked_by.clone();
-                async move {
-                    let name = member_name(&peer);
-                    let answer = PageClient::new(peer)
-                        .still_there(asked_by)
-                        .timeout(Some(Duration::from_secs(5)))
-                        .await
-                        .ok();
-                    RollCallAnswer { name, answer }
+            .members(&room)
+            .iter()
+            .map(|peer| (self.hub.id_of(peer), member_name(peer)))
+            .collect();
+        // Every member at once, on every server, each with its own timeout; the names meanwhile.
+        let (answers, others) = futures::join!(
+            self.hub
+                .call_group::<String, _>(&room, PageMethods::STILL_THERE, (asked_by,), Some(ROLL_CALL_TIMEOUT)),
+            self.names_of_others(&room),
+        );
+        let mut answers: Vec<RollCallAnswer> = answers
+            .into_iter()
+            .map(|(id, answer)| {
+                let name = here
+                    .get(&id)
+                    .or_else(|| others.get(&id))
+                    .cloned()
+                    // One that joined meanwhile, on this server.
+                    .or_else(|| self.hub.get(id).map(|peer| member_name(&peer)))
+                    .unwrap_or_else(|| "?".to_owned());
+                RollCallAnswer {
+                    name,
+                    answer: answer.ok(),
                 }
             })
-            .await;
-        let mut answers: Vec<RollCallAnswer> = answers.into_iter().map(|(_, answer)| answer).collect();
+            .collect();
         answers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(answers)
     }
@@ -470,12 +557,13 @@ impl Chat for ChatService {
             .keys()
             .cloned()
             .collect();
-        let mut rooms: Vec<(String, u32)> = names
+        let counted = names.into_iter().map(|room| async move {
+            let count = self.hub.members(&room).len() + self.others_in(&room).await.len();
+            (room, u32::try_from(count).unwrap_or(u32::MAX))
+        });
+        let mut rooms: Vec<(String, u32)> = futures::future::join_all(counted)
+            .await
             .into_iter()
-            .map(|room| {
-                let count = u32::try_from(self.hub.members(&room).len()).unwrap_or(u32::MAX);
-                (room, count)
-            })
             .filter(|(_, count)| *count > 0)
             .collect();
         rooms.sort();
@@ -563,7 +651,7 @@ impl Chat for ChatService {
             bytes,
         };
         self.happened(&room, ctx.peer().id(), what);
-        Ok(message.seq)
+        Ok(message.id)
     }
 }
 
@@ -610,13 +698,70 @@ fn bindings() -> Module {
         .service(PageMethods::typescript())
 }
 
-async fn serve(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let hub = Hub::new();
+const USAGE: &str = "usage: web_chat [--listen HOST:PORT] [--redis URL [--hub NAME]] | web_chat --write-bindings";
+
+/// The command line.
+struct Options {
+    listen: String,
+    redis: Option<String>,
+    hub: String,
+    write_bindings: bool,
+}
+
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut args = args.iter();
+    let mut options = Options {
+        listen: "127.0.0.1:8080".to_owned(),
+        redis: None,
+        hub: "web_chat".to_owned(),
+        write_bindings: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().cloned().ok_or(format!("{arg} needs {what}; {USAGE}"));
+        match arg.as_str() {
+            "--listen" => options.listen = value("an address, such as 127.0.0.1:0")?,
+            "--redis" => options.redis = Some(value("a URL, such as redis://127.0.0.1:6379/")?),
+            "--hub" => options.hub = value("a name")?,
+            "--write-bindings" => options.write_bindings = true,
+            "--help" | "-h" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+/// The hub: of this process alone, or across every web_chat on a Redis with the same hub name.
+async fn hub(options: &Options, args: &[String]) -> Result<Hub, String> {
+    let Some(url) = &options.redis else {
+        return Ok(Hub::new());
+    };
+    #[cfg(feature = "redis")]
+    {
+        let _ = args;
+        let backplane = birpc::redis::RedisBackplane::builder(url)
+            .hub(&options.hub)
+            .build()
+            .map_err(|error| format!("bad --redis {url:?}: {error}"))?;
+        Hub::with_backplane(backplane)
+            .await
+            .map_err(|error| format!("could not join the hub {:?} on {url}: {error}", options.hub))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        Err(format!(
+            "--redis needs the redis feature: cargo run --features redis --example web_chat -- {}",
+            args.join(" ")
+        ))
+    }
+}
+
+async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>> {
     let service = ChatService {
         hub: hub.clone(),
         rooms: Arc::default(),
     };
-    // Whoever leaves, the room is told.
+    // Whoever leaves, the room is told (on every server).
     hub.on_disconnect({
         let service = service.clone();
         move |departure| {
@@ -630,32 +775,47 @@ async fn serve(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder()
         .config(connection_limits())
         .admit(admit)
-        .hub(hub)
+        .hub(hub.clone())
         .http(serve_page)
         .bind(listen)
         .await?;
     println!("listening on http://{}", server.local_addr());
+    if hub.node() != 0 {
+        println!("node {} of the hub", hub.node());
+    }
     let running = server.serve(move |_| service.clone().into_router());
-    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001.
+    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001, and
+    // this server leaves the hub.
     birpc::shutdown_signal().await?;
     running.shutdown().await;
+    hub.detach().await;
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--write-bindings") {
+    let options = match options(&args) {
+        Ok(options) => options,
+        Err(usage) => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
+    if options.write_bindings {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web_chat/static");
         bindings().write(dir, "chat")?;
         println!("wrote {dir}/chat.d.ts and {dir}/chat.js");
         return Ok(());
     }
-    let listen = match args.iter().position(|a| a == "--listen") {
-        Some(i) => args.get(i + 1).cloned().ok_or("--listen needs an address")?,
-        None => "127.0.0.1:8080".to_owned(),
+    let hub = match hub(&options, &args).await {
+        Ok(hub) => hub,
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
     };
-    serve(&listen).await
+    serve(&options.listen, hub).await
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 // What the browser tests share: the web_chat server as a child process whose stdout lines can be awaited,
-// and Chromium launched the way this machine needs it.
+// a redis-server of the test's own for servers that share a hub, and Chromium launched the way this
+// machine needs it.
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -15,8 +17,11 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 /** How long to wait for anything the server or a page should do soon. */
 export const PATIENCE_MS = 20_000;
 
+/** Whether this runs on CI (`CI=true`), where nothing may be skipped. */
+export const ON_CI = process.env.CI === "true";
+
 /**
- * The web_chat binary: $BIRPC_WEB_CHAT, else built with cargo.
+ * The web_chat binary: $BIRPC_WEB_CHAT, else built with cargo (with the redis feature, for `--redis`).
  * @returns {string}
  */
 export function webChatBinary() {
@@ -25,8 +30,11 @@ export function webChatBinary() {
     if (!existsSync(given)) throw new Error(`BIRPC_WEB_CHAT=${given} does not exist`);
     return given;
   }
-  const built = spawnSync("cargo", ["build", "--example", "web_chat"], { cwd: ROOT, stdio: "inherit" });
-  if (built.status !== 0) throw new Error("cargo build --example web_chat failed");
+  const built = spawnSync("cargo", ["build", "--features", "redis", "--example", "web_chat"], {
+    cwd: ROOT,
+    stdio: "inherit",
+  });
+  if (built.status !== 0) throw new Error("cargo build --features redis --example web_chat failed");
   const targetDir = process.env.CARGO_TARGET_DIR
     ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)
     : path.join(ROOT, "target");
@@ -56,6 +64,8 @@ export class ChatServer {
   #child;
   /** @type {string[]} */
   #lines = [];
+  /** What it printed on stderr (echoed to this process's stderr too). @type {string[]} */
+  #errors = [];
   /** @type {Array<{pattern: RegExp, from: number, resolve: (line: string) => void}>} */
   #waiters = [];
   /** @type {Promise<number | null>} */
@@ -67,6 +77,11 @@ export class ChatServer {
   constructor(child) {
     this.#child = child;
     this.#exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    const errors = readline.createInterface({ input: /** @type {import("node:stream").Readable} */ (child.stderr) });
+    errors.on("line", (line) => {
+      process.stderr.write(`  [web_chat] ${line}\n`);
+      this.#errors.push(line);
+    });
     const lines = readline.createInterface({ input: /** @type {import("node:stream").Readable} */ (child.stdout) });
     lines.on("line", (line) => {
       if (process.env.BIRPC_SHOW_SERVER) console.log(`  [web_chat] ${line}`);
@@ -85,17 +100,23 @@ export class ChatServer {
   }
 
   /**
-   * Starts the server listening on `listen` and waits for its first line, `listening on http://HOST:PORT`.
+   * Starts the server listening on `listen` (with `args` after that) and waits for its first line,
+   * `listening on http://HOST:PORT`.
    * @param {string} binary
    * @param {string} listen
+   * @param {string[]} [args]
    * @returns {Promise<ChatServer>}
    */
-  static async start(binary, listen) {
-    const child = spawn(binary, ["--listen", listen], { stdio: ["ignore", "pipe", "inherit"] });
+  static async start(binary, listen, args = []) {
+    const child = spawn(binary, ["--listen", listen, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const server = new ChatServer(child);
     const failed = new Promise((_, reject) => {
       child.once("error", reject);
-      child.once("exit", (code, signal) => reject(new Error(`web_chat exited (${code ?? signal}) before listening`)));
+      // Its stderr is read to the end before `close` (`exit` may come first).
+      child.once("close", (code, signal) => {
+        const said = server.#errors.join("\n");
+        reject(new Error(`web_chat exited (${code ?? signal}) before listening${said ? `: ${said}` : ""}`));
+      });
     });
     const first = await within(
       "the server's first line",
@@ -132,6 +153,95 @@ export class ChatServer {
   async kill() {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill("SIGKILL");
     await within("the server to exit", this.#exited);
+  }
+}
+
+/**
+ * A port of the loopback interface that was free a moment ago (the OS picked it), for a server that cannot
+ * be told to pick one itself and say which.
+ * @returns {Promise<number>}
+ */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The redis-server to start: $BIRPC_REDIS_SERVER, else `redis-server` on the PATH (Debian's package),
+ * or `null` where there is none.
+ * @returns {string | null}
+ */
+export function redisServerBinary() {
+  const binary = process.env.BIRPC_REDIS_SERVER || "redis-server";
+  const probe = spawnSync(binary, ["--version"], { stdio: "ignore" });
+  return probe.status === 0 ? binary : null;
+}
+
+/** A redis-server of the test's own on a free loopback port, without persistence. */
+export class RedisServer {
+  /** @type {import("node:child_process").ChildProcess} */
+  #child;
+  /** @type {Promise<void>} */
+  #exited;
+
+  /**
+   * @param {import("node:child_process").ChildProcess} child
+   * @param {number} port
+   */
+  constructor(child, port) {
+    this.#child = child;
+    this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    this.port = port;
+    this.url = `redis://127.0.0.1:${port}/`;
+  }
+
+  /**
+   * Starts `binary` on a free port and waits until it says it accepts connections.
+   * @param {string} binary
+   * @returns {Promise<RedisServer>}
+   */
+  static async start(binary) {
+    const port = await freePort();
+    const child = spawn(
+      binary,
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const server = new RedisServer(child, port);
+    const lines = readline.createInterface({ input: /** @type {import("node:stream").Readable} */ (child.stdout) });
+    /** @type {string[]} */
+    const said = [];
+    const ready = new Promise((resolve, reject) => {
+      lines.on("line", (line) => {
+        if (process.env.BIRPC_SHOW_SERVER) console.log(`  [redis-server] ${line}`);
+        said.push(line);
+        if (/Ready to accept connections/.test(line)) resolve(undefined);
+      });
+      child.once("error", reject);
+      child.once("exit", (code, signal) =>
+        reject(new Error(`redis-server exited (${code ?? signal}) before it was ready: ${said.join("\n")}`)),
+      );
+    });
+    try {
+      await within("redis-server to accept connections", ready);
+    } catch (error) {
+      await server.kill();
+      throw error;
+    }
+    return server;
+  }
+
+  /** Kills it (everything it held is lost) and waits for it. */
+  async kill() {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill("SIGKILL");
+    await within("redis-server to exit", this.#exited);
   }
 }
 

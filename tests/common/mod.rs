@@ -171,10 +171,11 @@ pub fn example(name: &str) -> PathBuf {
         return path;
     }
     // Not built alongside the tests: build it in a target directory of its own, so as not to wait on the
-    // lock of the one the tests run from.
+    // lock of the one the tests run from; with every feature, as `cargo test --all-features` would (the
+    // examples' `--redis`, say).
     let own_target = profile_dir.join("example-builds");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--example", name, "--target-dir"])
+        .args(["build", "--all-features", "--example", name, "--target-dir"])
         .arg(&own_target)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()

@@ -3,6 +3,10 @@
 // `page` service for the server to call (messages, presence, typing, "are you still there?"). Two streams
 // share the connection: the room's live activity, which the server streams to the page, and text files,
 // which the page uploads to the server in chunks.
+//
+// Several servers may share the hub on Redis: the page is on one of them, and its room spans them all.
+// A message's id tells which server took it (its number times 2^32, plus the message's number in the room
+// there), so that ids never collide; the page orders messages by the time their server took them.
 
 import { Client } from "./birpc.js";
 import { chatClient, exposePage } from "./chat.js";
@@ -65,6 +69,7 @@ const ui = {
   status: byId("status", HTMLElement),
   who: byId("who", HTMLElement),
   meName: byId("me-name", HTMLElement),
+  node: byId("node", HTMLElement),
   leave: byId("leave", HTMLButtonElement),
   signin: byId("signin", HTMLElement),
   signinForm: byId("signin-form", HTMLFormElement),
@@ -117,7 +122,7 @@ const ui = {
  * @property {boolean} wasConnected whether a connection was ever open
  * @property {number} joins counts the joins asked for, so that only the latest one's answer is shown
  * @property {Map<string, number>} members how many pages of each name are in the room
- * @property {Map<number, Message>} messages the messages shown since the room's numbering last started over
+ * @property {Map<number, Message>} messages the messages shown, by id, since the room's numbering last started over
  * @property {number} epoch how many times the room's numbering started over (the server restarted)
  * @property {Array<() => void> | null} held what the server pushed while a join was in flight
  * @property {Map<string, ReturnType<typeof setTimeout>>} typists who is typing, until when
@@ -207,6 +212,7 @@ function signIn(name, room) {
   );
 
   ui.meName.textContent = name;
+  ui.node.hidden = true;
   ui.who.hidden = false;
   ui.signin.hidden = true;
   ui.chat.hidden = false;
@@ -302,7 +308,7 @@ function showJoined(current, joined) {
   const sameRoom = current.roomShown === joined.room;
   if (!sameRoom) {
     clearRoom(current);
-  } else if (startedOver(current, joined.history)) {
+  } else if (startedOver(current, joined)) {
     // The server forgot the room (it restarted): what is shown stays, and the numbering starts again.
     current.epoch += 1;
     current.messages.clear();
@@ -312,6 +318,7 @@ function showJoined(current, joined) {
   current.roomShown = joined.room;
   current.joinedRoom = joined.room;
   ui.roomName.textContent = joined.room;
+  showNode(joined.node);
   current.members.clear();
   for (const name of joined.members) current.members.set(name, (current.members.get(name) ?? 0) + 1);
   showMembers(current);
@@ -321,19 +328,41 @@ function showJoined(current, joined) {
 
 /**
  * Whether the room's messages as the server has them now cannot follow those shown: some is missing or
- * differs, which happens when the server restarted and lost the room.
+ * differs, which happens when the server restarted and lost the room. Only the messages this server took
+ * can tell (the history is of those); a server that restarts in a hub on Redis gets a new number, and so
+ * new ids.
  * @param {Session} current
- * @param {Message[]} history
+ * @param {Joined} joined
  */
-function startedOver(current, history) {
+function startedOver(current, joined) {
   let shownLast = 0;
-  for (const seq of current.messages.keys()) shownLast = Math.max(shownLast, seq);
-  const last = history.at(-1)?.seq ?? 0;
+  for (const id of current.messages.keys()) {
+    if (nodeOf(id) === joined.node) shownLast = Math.max(shownLast, id);
+  }
+  const last = joined.history.at(-1)?.id ?? 0;
   if (last < shownLast) return true;
-  return history.some((message) => {
-    const shown = current.messages.get(message.seq);
+  return joined.history.some((message) => {
+    const shown = current.messages.get(message.id);
     return shown !== undefined && (shown.from !== message.from || shown.at_ms !== message.at_ms);
   });
+}
+
+/**
+ * The number of the server that took the message with this id (0 when the demo runs as one process).
+ * @param {number} id
+ */
+function nodeOf(id) {
+  return Math.floor(id / 2 ** 32);
+}
+
+/**
+ * Shows which server of the hub the page is on, when there are several.
+ * @param {number} node
+ */
+function showNode(node) {
+  ui.node.hidden = node === 0;
+  ui.node.textContent = `node ${node}`;
+  ui.node.dataset.node = String(node);
 }
 
 /** @param {Session} current */
@@ -419,18 +448,19 @@ function applyPresence(current, presence, replayed) {
 // -- messages -----------------------------------------------------------------------------------------------
 
 /**
- * Shows a message once, in its place by number.
+ * Shows a message once, in its place: by the time its server took it, then by id.
  * @param {Session} current
  * @param {Message} message
  */
 function addMessage(current, message) {
-  if (current.messages.has(message.seq)) return;
-  current.messages.set(message.seq, message);
+  if (current.messages.has(message.id)) return;
+  current.messages.set(message.id, message);
   stopTyping(current, message.from);
 
   const item = document.createElement("li");
   item.className = message.from === current.name ? "message mine" : "message";
-  item.dataset.seq = String(message.seq);
+  item.dataset.id = String(message.id);
+  item.dataset.at = String(message.at_ms);
   item.dataset.epoch = String(current.epoch);
   const avatar = document.createElement("span");
   avatar.className = "avatar";
@@ -460,7 +490,8 @@ function addMessage(current, message) {
   const stick = isScrolledDown();
   let after = ui.messages.lastElementChild;
   while (after instanceof HTMLElement && after.dataset.epoch === String(current.epoch)) {
-    if (after.dataset.seq === undefined || Number(after.dataset.seq) < message.seq) break;
+    const [at, id] = [Number(after.dataset.at), Number(after.dataset.id)];
+    if (at < message.at_ms || (at === message.at_ms && id < message.id)) break;
     after = after.previousElementSibling;
   }
   if (after === null) ui.messages.prepend(item);
@@ -610,6 +641,9 @@ function pageHandlers(current) {
       const answer = `yes — ${current.name} is here`;
       notice(`${askedBy} asks whether you are still there`, "question", `This page answered “${answer}”.`);
       return answer;
+    },
+    name() {
+      return current.name;
     },
   };
 }

@@ -3,11 +3,11 @@ import type { CallOptions, Client, HandlerContext, ItemStream, StreamOptions } f
 
 export type Activity = { what: Happening, 
 /**
- * The pages in the room (a member with two tabs open counts twice).
+ * The pages in the room on this server (a member with two tabs open counts twice).
  */
 members: number, 
 /**
- * The messages posted to the room since it started.
+ * The messages posted to the room through this server since it started.
  */
 messages: number, 
 /**
@@ -21,21 +21,28 @@ export type Happening = { "kind": "Now" } | { "kind": "Joined", name: string, } 
 
 export type Joined = { room: string, 
 /**
- * Who is there, this member included.
+ * The number of the server the page is on, in the hub (0 when the demo runs as one process): the ids
+ * of the messages it takes start at this times 2^32, plus 1.
+ */
+node: number, 
+/**
+ * Who is there, on every server, this member included.
  */
 members: Array<string>, 
 /**
- * The latest messages, oldest first.
+ * The latest messages this server took, oldest first.
  */
 history: Array<Message>, };
 
 export type Message = { 
 /**
- * Its number in the room, from 1.
+ * Its id, unique in the hub and exact in JavaScript: the number of the server that took it (0 when the
+ * demo runs as one process) times 2^32, plus its number in the room on that server, from 1.
  */
-seq: number, from: string, text: string, 
+id: number, from: string, text: string, 
 /**
- * When the server received it, in milliseconds since the Unix epoch.
+ * When the server received it, in milliseconds since the Unix epoch (never before the room's previous
+ * message on that server).
  */
 at_ms: number, 
 /**
@@ -70,7 +77,7 @@ export interface Chat {
    */
   join(room: string, options?: CallOptions): Promise<Joined>;
   /**
-   * Posts a message to the room; returns its sequence number.
+   * Posts a message to the room; returns its id.
    *
    * Fails with an `RpcError` whose `data` is a `ChatError` when the method does.
    */
@@ -90,7 +97,7 @@ export interface Chat {
    */
   slow(ms: number, options?: CallOptions): Promise<string>;
   /**
-   * The rooms with people in them, and how many.
+   * The rooms used through this server that have people in them, and how many (on every server).
    */
   rooms(options?: CallOptions): Promise<Array<[string, number]>>;
   /**
@@ -102,7 +109,7 @@ export interface Chat {
   activity(options?: StreamOptions): ItemStream<Activity>;
   /**
    * Shares a text file with the room: the page uploads its text in chunks, the server posts it as a
-   * message once the whole is in, and returns the message's sequence number. At most 1 MiB.
+   * message once the whole is in, and returns the message's id. At most 1 MiB.
    *
    * Fails with an `RpcError` whose `data` is a `ChatError` when the method does.
    */
@@ -119,7 +126,7 @@ export interface ChatHandlers {
    */
   join(room: string, context: HandlerContext): Joined | PromiseLike<Joined>;
   /**
-   * Posts a message to the room; returns its sequence number.
+   * Posts a message to the room; returns its id.
    */
   post(text: string, context: HandlerContext): number | PromiseLike<number>;
   /**
@@ -135,7 +142,7 @@ export interface ChatHandlers {
    */
   slow(ms: number, context: HandlerContext): string | PromiseLike<string>;
   /**
-   * The rooms with people in them, and how many.
+   * The rooms used through this server that have people in them, and how many (on every server).
    */
   rooms(context: HandlerContext): Array<[string, number]> | PromiseLike<Array<[string, number]>>;
   /**
@@ -145,7 +152,7 @@ export interface ChatHandlers {
   activity(context: HandlerContext): AsyncIterable<Activity> | Iterable<Activity>;
   /**
    * Shares a text file with the room: the page uploads its text in chunks, the server posts it as a
-   * message once the whole is in, and returns the message's sequence number. At most 1 MiB.
+   * message once the whole is in, and returns the message's id. At most 1 MiB.
    */
   share(name: string, chunks: AsyncIterable<string>, context: HandlerContext): number | PromiseLike<number>;
 }
@@ -185,6 +192,11 @@ export interface Page {
    * Are you still there? The page answers in its own words.
    */
   still_there(asked_by: string, options?: CallOptions): Promise<string>;
+  /**
+   * Whose page is this? Asked by a server of the pages on the other servers, whose names only their
+   * own server knows.
+   */
+  name(options?: CallOptions): Promise<string>;
 }
 
 /** A typed client of Page over a birpc client. */
@@ -208,6 +220,11 @@ export interface PageHandlers {
    * Are you still there? The page answers in its own words.
    */
   still_there(asked_by: string, context: HandlerContext): string | PromiseLike<string>;
+  /**
+   * Whose page is this? Asked by a server of the pages on the other servers, whose names only their
+   * own server knows.
+   */
+  name(context: HandlerContext): string | PromiseLike<string>;
 }
 
 /** Exports `handlers` on `client`: the other side calls them, with params by position or by name. */
@@ -219,5 +236,6 @@ export declare const PageMethods: {
   readonly presence: "page.presence";
   readonly typing: "page.typing";
   readonly still_there: "page.still_there";
+  readonly name: "page.name";
 };
 

@@ -53,6 +53,7 @@ export function pageClient(client) {
     presence: (a0, options) => client.notify("page.presence", [a0], options),
     typing: (a0, options) => client.notify("page.typing", [a0], options),
     still_there: (a0, options) => client.call("page.still_there", [a0], options),
+    name: (options) => client.call("page.name", undefined, options),
   };
 }
 
@@ -66,6 +67,8 @@ export function exposePage(client, handlers) {
   client.expose("page.typing", typing);
   const still_there = (params, context) => Array.isArray(params) ? handlers.still_there(params[0], context) : handlers.still_there(params?.["asked_by"], context);
   client.expose("page.still_there", still_there);
+  const name = (params, context) => Array.isArray(params) ? handlers.name(context) : handlers.name(context);
+  client.expose("page.name", name);
 }
 
 /** The wire names of Page's methods. */
@@ -74,4 +77,5 @@ export const PageMethods = Object.freeze({
   presence: "page.presence",
   typing: "page.typing",
   still_there: "page.still_there",
+  name: "page.name",
 });
