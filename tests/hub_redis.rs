@@ -1,7 +1,8 @@
 //! One hub across three server processes on a real `redis-server` (started by the test on a free port):
 //! hub-wide ids, groups listed across nodes, notifications and calls to members on any node, a node
 //! killed (its members leave, calls routed to it fail at once), Redis killed and brought back, and a node
-//! that shuts down cleanly.
+//! that shuts down cleanly. (With the facade's `redis` feature, as the README's test command builds.)
+#![cfg(feature = "redis")]
 
 mod common;
 

@@ -187,7 +187,7 @@ async fn dropping_a_download_drops_its_producer_and_credit_bounds_it_meanwhile()
         assert_eq!(within("an item", stream.next()).await.unwrap().unwrap(), expected);
     }
     // Not reading: the producer stops at the credit granted: the first window, and back every item
-    // taken (granted in steps of half a window, and 100 is a multiple of 4).
+    // taken (granted in steps of a quarter of the window, and 100 is a multiple of 2).
     let credit = 100 + u64::from(window);
     eventually("the producer to use its credit", || {
         produced.load(Ordering::Relaxed) >= credit

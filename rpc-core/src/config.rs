@@ -132,7 +132,7 @@ pub struct PeerConfig {
     /// upload to one of its handlers): the most items of one stream held here at once. Default: 64.
     ///
     /// The producer sends at most this many items ahead of what the consumer has taken; this side grants
-    /// more as it takes them (the items taken since its last grant, once they reach half the window). A
+    /// more as it takes them (the items taken since its last grant, once they reach a quarter of the window). A
     /// slow consumer therefore holds at most a window of items per stream, and holds up nothing else on
     /// the connection. A producer that sends beyond it (one that ignores credit) ends that stream with
     /// [`CallError::Overrun`](crate::CallError::Overrun). The protocol: `docs/streams.md`.

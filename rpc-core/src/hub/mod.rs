@@ -187,10 +187,12 @@ impl Hub {
         }
     }
 
-    /// Leaves the backplane cleanly (this node's connections leave their groups there): call it when
-    /// the server shuts down. Nothing to do for a hub of one node.
+    /// Leaves the backplane cleanly: what this node queued for the others is sent first (at most 5 s),
+    /// then its connections leave their groups there. Call it when the server has shut down. Nothing to
+    /// do for a hub of one node.
     pub async fn detach(&self) {
         if let Some(plane) = &self.inner.plane {
+            plane.flush().await;
             plane.backplane.detach().await;
         }
     }

@@ -112,7 +112,12 @@ pub(crate) enum Op {
     Publish(Destination, Bytes),
     Add(String, u64),
     Remove(String, u64),
+    /// Everything queued before has been carried out.
+    Flushed(oneshot::Sender<()>),
 }
+
+/// How long [`Plane::flush`] waits for the operations queued before it.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// A call of this node waiting for another node's answers.
 struct Waiting {
@@ -140,6 +145,10 @@ impl Plane {
                     Op::Publish(to, message) => worker.publish(to, message).await,
                     Op::Add(group, id) => worker.add_member(&group, id).await,
                     Op::Remove(group, id) => worker.remove_member(&group, id).await,
+                    Op::Flushed(done) => {
+                        let _ = done.send(());
+                        Ok(())
+                    }
                 };
                 if let Err(error) = done {
                     tracing::warn!(%error, "a hub operation did not reach the backplane");
@@ -168,6 +177,15 @@ impl Plane {
                 tracing::warn!("the hub's outbox to the backplane is full: an operation was dropped");
                 false
             }
+        }
+    }
+
+    /// Waits (at most 5 s) until every operation queued so far has reached the backplane: a node
+    /// leaving sends what it owes first (the departures of its last connections, say).
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.outbox.send(Op::Flushed(done)).await.is_ok() {
+            let _ = tokio::time::timeout(FLUSH_LIMIT, flushed).await;
         }
     }
 

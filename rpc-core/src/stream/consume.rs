@@ -74,9 +74,10 @@ impl Consumer {
         }
     }
 
-    /// Grants the items taken since the last grant, once they reach half the window.
+    /// Grants the items taken since the last grant, once they reach a quarter of the window (so that the
+    /// producer rarely runs out of credit while the grant is on its way).
     fn grant(&mut self) {
-        let threshold = u64::from(self.inbox.window() / 2).max(1);
+        let threshold = u64::from(self.inbox.window() / 4).max(1);
         if self.taken < threshold || self.inbox.has_ended() {
             return;
         }
@@ -104,7 +105,7 @@ impl Drop for Consumer {
 
 /// Queues a control message now if there is room, else from a task that waits for room: a grant must
 /// not be lost (the producer would wait for it forever). Each stream has at most a grant or two in
-/// flight this way (a grant follows half a window of items, which need credit to come).
+/// flight this way (a grant follows a quarter of a window of items, which need credit to come).
 fn send_soon(shared: &Arc<Shared>, frame: String) {
     if let Err(crate::peer::Refused::Full(frame)) = shared.try_send(frame, false) {
         let shared = shared.clone();
