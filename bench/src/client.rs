@@ -9,14 +9,14 @@ use futures::{StreamExt, TryStreamExt};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::common::{Impl, Payload, Result, RoundSummary, check};
-use crate::serve::birpc_router;
+use crate::common::{BroadcastSummary, GroupCallSummary, HUB_GROUP, Impl, Payload, Result, RoundSummary, check};
+use crate::serve::{HubMode, birpc_router};
 use crate::{load, raw};
 
 /// How many connections are opened at once.
@@ -34,6 +34,11 @@ impl ServerProc {
     /// Starts a server of `imp` on a free loopback port and waits until it listens. `wrapper`, when given,
     /// is a command line the server runs under (a profiler: `valgrind --tool=callgrind`).
     pub(crate) async fn start(imp: Impl, wrapper: Option<&str>) -> Result<ServerProc> {
+        ServerProc::start_with(imp, wrapper, &[]).await
+    }
+
+    /// Starts a server as [`start`](Self::start) does, with these arguments after `--listen` (`--hub`).
+    pub(crate) async fn start_with(imp: Impl, wrapper: Option<&str>, more: &[String]) -> Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut words = wrapper.unwrap_or_default().split_whitespace();
         let mut command = match words.next() {
@@ -46,6 +51,7 @@ impl ServerProc {
         };
         let mut child = command
             .args(["serve", "--impl", imp.name(), "--listen", "127.0.0.1:0"])
+            .args(more)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -123,6 +129,181 @@ impl ServerProc {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// A `redis-server` of the hub scenario's own: on a free loopback port, keeping nothing on disk.
+pub(crate) struct RedisProc {
+    child: Child,
+    port: u16,
+    /// Its version, as `redis-server --version` tells it.
+    pub(crate) version: String,
+}
+
+impl RedisProc {
+    /// Starts `redis-server` (from `PATH`) with `--save "" --appendonly no` and waits until it answers
+    /// `PING`; `None` when there is no `redis-server` to run.
+    pub(crate) async fn start() -> Result<Option<RedisProc>> {
+        let version = match Command::new("redis-server").arg("--version").output().await {
+            Ok(output) => {
+                let text = String::from_utf8_lossy(&output.stdout);
+                text.split_whitespace()
+                    .find_map(|word| word.strip_prefix("v="))
+                    .unwrap_or(text.trim())
+                    .to_owned()
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(format!("redis-server --version: {error}").into()),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let ready_by = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Err(format!("redis-server exited at once ({status})").into());
+            }
+            if answers_ping(port).await {
+                return Ok(Some(RedisProc { child, port, version }));
+            }
+            if Instant::now() > ready_by {
+                return Err("redis-server did not answer in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The URL its clients use.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Kills it (nothing it holds is kept) and waits for it.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Whether a Redis on `port` answers `PING` with `+PONG`.
+async fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut reply = [0_u8; 7];
+    stream.write_all(b"PING\r\n").await.is_ok() && stream.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// One setup of the hub scenario: its server processes (each with a hub: a plain one, or a node of a hub
+/// on Redis), and its clients, spread over them round-robin, every one in [`HUB_GROUP`].
+pub(crate) struct HubNodes {
+    servers: Vec<ServerProc>,
+    clients: Vec<PeerHandle>,
+    ticks: Arc<load::Ticks>,
+    /// The clients of each server.
+    pub(crate) per_node: Vec<usize>,
+    /// The number of the next broadcast.
+    next_seq: u64,
+}
+
+impl HubNodes {
+    /// Starts a server per hub of `hubs`, opens `clients` clients (client `i` on server `i % servers`),
+    /// each exporting `add`, `echo` and `tick` and joining [`HUB_GROUP`], and waits until every server
+    /// counts them all in the group (membership reaches Redis asynchronously). Not timed.
+    pub(crate) async fn start(hubs: &[HubMode], clients: usize, wrapper: Option<&str>) -> Result<HubNodes> {
+        let mut servers = Vec::new();
+        for hub in hubs {
+            servers.push(ServerProc::start_with(Impl::Birpc, wrapper, &hub.args()).await?);
+        }
+        let urls: Vec<String> = servers.iter().map(|server| server.url().to_owned()).collect();
+        let ticks = load::Ticks::new(clients);
+        let opened: Vec<(PeerHandle, u64)> = futures::stream::iter(0..clients)
+            .map(|i| open_hub_client(&urls[i % urls.len()], ticks.clone()))
+            .buffered(CONNECT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let ids: std::collections::BTreeSet<u64> = opened.iter().map(|(_, id)| *id).collect();
+        let mut per_node = vec![0; urls.len()];
+        for i in 0..clients {
+            per_node[i % urls.len()] += 1;
+        }
+        let clients: Vec<PeerHandle> = opened.into_iter().map(|(peer, _)| peer).collect();
+        // Ids are hub-wide only across nodes: each local hub numbers its own connections.
+        if hubs.len() > 1 {
+            check(ids.len() == clients.len(), "distinct hub-wide ids")?;
+        }
+        let ready_by = Instant::now() + Duration::from_secs(30);
+        for asker in clients.iter().take(urls.len()) {
+            loop {
+                let members: usize = asker.call("members", (HUB_GROUP,)).await?;
+                if members == clients.len() {
+                    break;
+                }
+                if Instant::now() > ready_by {
+                    return Err(format!("the group has {members} members of {}", clients.len()).into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(HubNodes {
+            servers,
+            clients,
+            ticks,
+            per_node,
+            next_seq: 1,
+        })
+    }
+
+    /// The process ids of its servers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.servers.iter().filter_map(ServerProc::pid).collect()
+    }
+
+    /// Broadcasts to the group one at a time for `duration` (see `load`).
+    pub(crate) async fn broadcast_round(&mut self, duration: Duration) -> Result<BroadcastSummary> {
+        load::broadcast_round(&self.clients, &self.ticks, &mut self.next_seq, duration).await
+    }
+
+    /// Has the first client's server call the whole group, one `call_group` after the other, for
+    /// `duration`.
+    pub(crate) async fn group_call_round(&self, duration: Duration) -> Result<GroupCallSummary> {
+        let caller = self.clients.first().ok_or("no client")?;
+        let millis = u64::try_from(duration.as_millis())?;
+        let summary: GroupCallSummary = caller
+            .call("group_calls", (HUB_GROUP, millis, self.clients.len()))
+            .timeout(Some(duration + Duration::from_secs(60)))
+            .await?;
+        Ok(summary)
+    }
+
+    /// Closes its clients and stops its servers.
+    pub(crate) async fn stop(self) {
+        drop(self.clients);
+        for server in self.servers {
+            server.stop().await;
+        }
+    }
+}
+
+/// Opens a client of a hub server that answers `add` and `echo`, takes each `tick` notification to
+/// `ticks`, and joins [`HUB_GROUP`]; returns it with its hub-wide id.
+async fn open_hub_client(url: &str, ticks: Arc<load::Ticks>) -> Result<(PeerHandle, u64)> {
+    let router = birpc_router().method("tick", move |_: Context, (seq,): (u64,)| {
+        ticks.receive(seq);
+        async { Ok::<_, ErrorObject>(()) }
+    });
+    let peer = Client::builder().router(router).connect(url).await?;
+    let id: u64 = peer.call("join", (HUB_GROUP,)).await?;
+    Ok((peer, id))
 }
 
 /// A raw client connection.

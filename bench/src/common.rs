@@ -118,6 +118,69 @@ impl RoundSummary {
     }
 }
 
+/// The group every client of the hub scenario joins.
+pub(crate) const HUB_GROUP: &str = "bench";
+
+/// What a hub server answers to `tick`: what its `Hub::notify_group` reported.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct TickReport {
+    /// Connections of that server the notification was queued for.
+    pub(crate) delivered: usize,
+    /// Connections of that server closed as too slow for it.
+    pub(crate) closed: usize,
+    /// Whether it was handed to the backplane for the other servers.
+    pub(crate) forwarded: bool,
+}
+
+/// A round of broadcasts of the hub scenario, one at a time: the latency of each delivery (from the
+/// trigger's call to a client's receipt), and of each broadcast's last delivery.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct BroadcastSummary {
+    /// Broadcasts triggered.
+    pub(crate) broadcasts: u64,
+    /// Deliveries received while their broadcast was awaited.
+    pub(crate) deliveries: u64,
+    /// Deliveries not received within the wait (lost, or late).
+    pub(crate) missing: u64,
+    /// Deliveries received after their broadcast's wait had ended.
+    pub(crate) late: u64,
+    /// Broadcasts the trigger's server did not hand to the backplane (its outbox was full).
+    pub(crate) not_forwarded: u64,
+    /// From the first trigger to the last broadcast's end.
+    pub(crate) elapsed_ns: u64,
+    /// Median delivery latency.
+    pub(crate) p50_ns: u64,
+    /// 99th percentile delivery latency.
+    pub(crate) p99_ns: u64,
+    /// Median latency of a broadcast's last delivery (every client has it).
+    pub(crate) last_p50_ns: u64,
+}
+
+/// A round of group calls of the hub scenario, timed in the server that makes them: `Hub::call_group`
+/// on the whole group, one after the other.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct GroupCallSummary {
+    /// `call_group`s made.
+    pub(crate) group_calls: u64,
+    /// Member calls answered, and rightly.
+    pub(crate) answered: u64,
+    /// Member calls that failed (an error, a timeout, a wrong answer), or members missing from an outcome.
+    pub(crate) failed: u64,
+    /// From the first group call to the last one's end.
+    pub(crate) elapsed_ns: u64,
+    /// Median duration of one group call.
+    pub(crate) p50_ns: u64,
+    /// 99th percentile duration of one group call.
+    pub(crate) p99_ns: u64,
+}
+
+impl GroupCallSummary {
+    /// Member calls answered per second.
+    pub(crate) fn answered_per_sec(&self) -> f64 {
+        self.answered as f64 / (self.elapsed_ns.max(1) as f64 / 1e9)
+    }
+}
+
 /// `duration` in nanoseconds.
 pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)

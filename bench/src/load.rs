@@ -8,8 +8,14 @@
 //! connection (birpc: `PeerHandle::subscribe("ticks")`; jsonrpsee: `subscribe_ticks`), reads each to its
 //! last item, checking that item `k` is `k`, in one task (a `FuturesUnordered`); waves follow each other
 //! until the deadline.
+//!
+//! The hub scenario's broadcasts go one at a time: a client (each in turn) calls `tick(group, seq)` on its
+//! server, which broadcasts `tick(seq)` to the group, and the next broadcast is triggered once every
+//! client got this one (or after [`BROADCAST_WAIT`]). Every client runs in this process, so a delivery's
+//! latency is read on one monotonic clock: from just before the trigger's call to the moment the client's
+//! `tick` handler is called.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use birpc::PeerHandle;
@@ -18,9 +24,13 @@ use futures::{StreamExt, TryStreamExt};
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClient;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::common::{Payload, Result, RoundSummary, check, since};
+use crate::common::{BroadcastSummary, HUB_GROUP, Payload, Result, RoundSummary, TickReport, check, percentile, since};
+
+/// How long a broadcast of the hub scenario is waited for before its missing deliveries are counted.
+pub(crate) const BROADCAST_WAIT: Duration = Duration::from_secs(2);
 
 /// Keeps `inflight` calls made by `call(n)` (for n = 0, 1, 2, ...) going until `deadline`; returns the
 /// latency of each, in nanoseconds.
@@ -309,4 +319,128 @@ fn pace(every: Duration) -> tokio::time::Interval {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval
+}
+
+/// The `tick` deliveries of the clients of one hub setup, timed against the trigger of the broadcast in
+/// progress.
+pub(crate) struct Ticks {
+    state: Mutex<TickState>,
+    /// The last broadcast every client got.
+    complete: watch::Sender<u64>,
+}
+
+struct TickState {
+    /// The broadcast in progress (0: none yet).
+    seq: u64,
+    /// When it was triggered.
+    sent: Instant,
+    /// The clients that should get it.
+    expected: usize,
+    /// Latencies of its deliveries so far, in nanoseconds.
+    latencies: Vec<u64>,
+    /// Deliveries of an earlier broadcast, after its wait ended.
+    late: u64,
+}
+
+impl Ticks {
+    /// For `expected` clients.
+    pub(crate) fn new(expected: usize) -> Arc<Ticks> {
+        Arc::new(Ticks {
+            state: Mutex::new(TickState {
+                seq: 0,
+                sent: Instant::now(),
+                expected,
+                latencies: Vec::with_capacity(expected),
+                late: 0,
+            }),
+            complete: watch::Sender::new(0),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TickState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A client got broadcast `seq`.
+    pub(crate) fn receive(&self, seq: u64) {
+        let now = Instant::now();
+        let mut state = self.state();
+        if seq != state.seq {
+            state.late += 1;
+            return;
+        }
+        let latency = crate::common::nanos(now.saturating_duration_since(state.sent));
+        state.latencies.push(latency);
+        if state.latencies.len() == state.expected {
+            self.complete.send_replace(seq);
+        }
+    }
+
+    /// Broadcast `seq` is triggered now.
+    fn start(&self, seq: u64) {
+        let mut state = self.state();
+        state.seq = seq;
+        state.latencies.clear();
+        state.sent = Instant::now();
+    }
+
+    /// Ends the wait for the broadcast in progress: the latencies of its deliveries, and the late
+    /// deliveries of earlier ones so far.
+    fn finish(&self) -> (Vec<u64>, u64) {
+        let mut state = self.state();
+        state.seq = 0;
+        let expected = state.expected;
+        let latencies = std::mem::replace(&mut state.latencies, Vec::with_capacity(expected));
+        (latencies, std::mem::take(&mut state.late))
+    }
+}
+
+/// Broadcasts to the group of `clients` one at a time until `duration` has passed (one at least): the
+/// trigger is client `seq % clients`, the next broadcast is triggered when every client got this one or
+/// after [`BROADCAST_WAIT`]. `next_seq` numbers the broadcasts across rounds.
+pub(crate) async fn broadcast_round(
+    clients: &[PeerHandle],
+    ticks: &Ticks,
+    next_seq: &mut u64,
+    duration: Duration,
+) -> Result<BroadcastSummary> {
+    let mut complete = ticks.complete.subscribe();
+    let mut summary = BroadcastSummary::default();
+    let mut latencies = Vec::new();
+    let mut lasts = Vec::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    loop {
+        let seq = *next_seq;
+        *next_seq += 1;
+        let trigger = &clients[usize::try_from(seq)? % clients.len()];
+        ticks.start(seq);
+        let report: TickReport = trigger.call("tick", (HUB_GROUP, seq)).await?;
+        check(report.closed == 0, "no client too slow for a broadcast")?;
+        // (The watch's guard is dropped at once: a client's handler sends on it.)
+        let completed = matches!(
+            tokio::time::timeout(BROADCAST_WAIT, complete.wait_for(|&done| done >= seq)).await,
+            Ok(Ok(_))
+        );
+        let (mut delivered, late) = ticks.finish();
+        summary.broadcasts += 1;
+        summary.deliveries += delivered.len() as u64;
+        summary.missing += (clients.len() - delivered.len()) as u64;
+        summary.late += late;
+        summary.not_forwarded += u64::from(clients.len() > report.delivered && !report.forwarded);
+        if completed {
+            lasts.push(delivered.iter().copied().max().unwrap_or(0));
+        }
+        latencies.append(&mut delivered);
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    summary.elapsed_ns = since(start);
+    latencies.sort_unstable();
+    lasts.sort_unstable();
+    summary.p50_ns = percentile(&latencies, 0.50);
+    summary.p99_ns = percentile(&latencies, 0.99);
+    summary.last_p50_ns = percentile(&lasts, 0.50);
+    Ok(summary)
 }

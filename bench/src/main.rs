@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use crate::common::{CpuReading, Impl, Result, raise_fd_limit};
 use crate::scenarios::{Scenario, Settings};
+use crate::serve::HubMode;
 
 const USAGE: &str = "\
 usage: bench [options]
@@ -31,12 +32,13 @@ usage: bench [options]
   --json PATH          where to write the results as JSON (default: bench/results.json)
   --only LIST          run only these scenarios, comma-separated:
                        latency,pipelined,fan-in,s2c,large,memory (default: these six),
-                       stream-one,stream-many,stream-memory (only when named)
+                       stream-one,stream-many,stream-memory,hub (only when named; hub needs redis-server)
   --impls LIST         run only these implementations: birpc,jsonrpsee,raw (default: all)
   --quick              a short smoke run: 2 rounds of 0.3 s, 50 connections, 200 idle connections
   --rounds N           measured rounds per scenario (default 5)
   --seconds S          length of each round in seconds (default 2)
-  --conns N            connections of the fan-in and server-to-client scenarios (default 1000)
+  --conns N            connections of the fan-in and server-to-client scenarios, and clients of the hub
+                       scenario (default 1000)
   --memory-conns N     idle connections of the memory scenario (default 10000)
   --stream-window N    birpc client's stream window in the stream scenarios (default: birpc's, 64)
   --max-foreign PCT    measure a round again (4 attempts at most) when other programs used more than
@@ -89,6 +91,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--conns" => {
                 settings.fanin_conns = value.parse()?;
                 settings.s2c_conns = settings.fanin_conns;
+                settings.hub_clients = settings.fanin_conns;
             }
             "--memory-conns" => settings.memory_conns = value.parse()?,
             "--stream-window" => settings.stream_window = Some(value.parse()?),
@@ -122,20 +125,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// `bench serve --impl NAME --listen ADDR`.
+/// `bench serve --impl NAME --listen ADDR [--hub local|REDIS_URL] [--hub-name NAME]`.
 fn serve_main(args: &[String]) -> Result<()> {
     let mut imp = None;
     let mut listen = "127.0.0.1:0".to_owned();
+    let mut hub = None;
+    let mut hub_name = "bench".to_owned();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--impl" => imp = Some(Impl::parse(value).ok_or_else(|| format!("unknown implementation {value}"))?),
             "--listen" => listen.clone_from(value),
+            "--hub" => hub = Some(value.clone()),
+            "--hub-name" => hub_name.clone_from(value),
             _ => return Err(format!("unknown option {arg}").into()),
         }
     }
-    serve::main(imp.ok_or("--impl is required")?, &listen)
+    let hub = hub.map(|hub| match hub.as_str() {
+        "local" => HubMode::Local,
+        _ => HubMode::Redis {
+            url: hub,
+            name: hub_name,
+        },
+    });
+    serve::main(imp.ok_or("--impl is required")?, &listen, hub)
 }
 
 fn bench_main(options: Options) -> Result<()> {
@@ -158,12 +172,20 @@ fn bench_main(options: Options) -> Result<()> {
     );
     let mut metrics = Vec::new();
     let mut memory_note = None;
+    let mut hub_note = None;
     let mut foreign_cpu = Vec::new();
     runtime.block_on(async {
         for &scenario in &options.scenarios {
             let before = CpuReading::now(&[]);
             let mut load = scenarios::LoadLog::default();
-            let outcome = scenarios::run(scenario, &options.impls, &settings, &mut memory_note, &mut load);
+            let outcome = scenarios::run(
+                scenario,
+                &options.impls,
+                &settings,
+                &mut memory_note,
+                &mut hub_note,
+                &mut load,
+            );
             metrics.extend(outcome.await?);
             if let Some((before, after)) = before.zip(CpuReading::now(&[])) {
                 let share = after.foreign_share_since(&before);
@@ -185,6 +207,7 @@ fn bench_main(options: Options) -> Result<()> {
         machine: report::Machine::this(),
         settings,
         memory: memory_note,
+        hub: hub_note,
         foreign_cpu,
         rows,
         metrics,
@@ -196,6 +219,9 @@ fn bench_main(options: Options) -> Result<()> {
     print!("{table}");
     if let Some(memory) = &report.memory {
         println!("\nmemory: {} idle connections per server", memory.conns);
+    }
+    if let Some(hub) = &report.hub {
+        println!("\nhub: {}", hub.summary());
     }
     let busiest = report
         .foreign_cpu

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::common::{Impl, Result};
-use crate::scenarios::{LoadLog, MemoryNote, Metric, SLOW_ITEMS, Scenario, Settings};
+use crate::scenarios::{HUB_NODES, HubNote, LoadLog, MemoryNote, Metric, SLOW_ITEMS, Scenario, Settings, Setup};
 
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +23,22 @@ pub(crate) struct Row {
     pub(crate) met: Option<bool>,
     /// How the target was judged, when it is not by the two ratio columns alone.
     pub(crate) note: String,
+    /// The hub scenario (birpc only): the figure on one node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) one_node: Option<f64>,
+    /// The hub scenario: the figure across three nodes on Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) three_nodes: Option<f64>,
+    /// The hub scenario: three nodes / one node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) three_nodes_over_one_node: Option<f64>,
+}
+
+impl Row {
+    /// Whether it compares the hub scenario's setups rather than implementations.
+    fn by_setup(&self) -> bool {
+        self.scenario == Scenario::Hub
+    }
 }
 
 /// Everything the JSON file holds.
@@ -34,6 +50,9 @@ pub(crate) struct Report {
     pub(crate) machine: Machine,
     pub(crate) settings: Settings,
     pub(crate) memory: Option<MemoryNote>,
+    /// What the hub scenario ran on, when it was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) hub: Option<HubNote>,
     /// How busy other programs kept the machine during each scenario.
     pub(crate) foreign_cpu: Vec<ForeignCpu>,
     pub(crate) rows: Vec<Row>,
@@ -101,6 +120,8 @@ pub(crate) fn rows(metrics: &[Metric]) -> Vec<Row> {
             let raw = m.median(Impl::Raw);
             let over_jsonrpsee = ratio(birpc, jsonrpsee);
             let over_raw = ratio(birpc, raw);
+            let one_node = m.setup_median(Setup::OneNode);
+            let three_nodes = m.setup_median(Setup::ThreeNodes);
             let (target, met, note) = match (m.scenario, m.metric.as_str()) {
                 (Scenario::Latency, _) => (
                     "≤ 1.00× jsonrpsee".into(),
@@ -154,6 +175,9 @@ pub(crate) fn rows(metrics: &[Metric]) -> Vec<Row> {
                 target,
                 met,
                 note,
+                one_node,
+                three_nodes,
+                three_nodes_over_one_node: ratio(three_nodes, one_node),
             }
         })
         .collect()
@@ -171,8 +195,25 @@ fn times(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.2}×"))
 }
 
-/// The table, as Markdown (readable as plain text too).
+/// The table, as Markdown (readable as plain text too); the hub scenario's rows, which compare its two
+/// setups instead of the implementations, in a table of their own after it.
 pub(crate) fn table(rows: &[Row]) -> String {
+    let (by_setup, by_impl): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| row.by_setup());
+    let mut out = String::new();
+    if !by_impl.is_empty() || by_setup.is_empty() {
+        out.push_str(&impl_table(&by_impl));
+    }
+    if !by_setup.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&setup_table(&by_setup));
+    }
+    out
+}
+
+/// The rows that compare implementations.
+fn impl_table(rows: &[&Row]) -> String {
     let header = [
         "scenario",
         "metric",
@@ -184,7 +225,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
         "target",
         "met?",
     ];
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
             let met = match (row.met, row.note.is_empty()) {
@@ -198,7 +239,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             } else {
                 format!("{met} ({})", row.note)
             };
-            [
+            vec![
                 row.scenario.to_string(),
                 row.metric.clone(),
                 value(row.birpc),
@@ -211,21 +252,46 @@ pub(crate) fn table(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for line in &cells {
+    let numeric = [false, false, true, true, true, true, true, false, false];
+    markdown(&header, &numeric, &cells)
+}
+
+/// The hub scenario's rows: birpc on one node and across three.
+fn setup_table(rows: &[&Row]) -> String {
+    let three = format!("birpc, {HUB_NODES} nodes");
+    let over = format!("{HUB_NODES} nodes / 1 node");
+    let header = ["scenario", "metric", "birpc, 1 node", &three, &over];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.scenario.to_string(),
+                row.metric.clone(),
+                value(row.one_node),
+                value(row.three_nodes),
+                times(row.three_nodes_over_one_node),
+            ]
+        })
+        .collect();
+    markdown(&header, &[false, false, true, true, true], &cells)
+}
+
+/// A Markdown table of `cells` under `header`, the `numeric` columns aligned right.
+fn markdown(header: &[&str], numeric: &[bool], cells: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for line in cells {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let numeric = [false, false, true, true, true, true, true, false, false];
     let format_line = |line: &[String]| {
         let padded: Vec<String> = line
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .zip(numeric)
             .map(|((cell, width), right)| {
                 let pad = " ".repeat(width - cell.chars().count());
-                if right {
+                if *right {
                     format!("{pad}{cell}")
                 } else {
                     format!("{cell}{pad}")
@@ -235,13 +301,14 @@ pub(crate) fn table(rows: &[Row]) -> String {
         format!("| {} |", padded.join(" | "))
     };
     let mut out = String::new();
-    out.push_str(&format_line(&header.map(String::from)));
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    out.push_str(&format_line(&header));
     out.push('\n');
     let rule: Vec<String> = widths
         .iter()
         .zip(numeric)
         .map(|(width, right)| {
-            if right {
+            if *right {
                 format!("{}:", "-".repeat(width - 1))
             } else {
                 "-".repeat(*width)
@@ -249,7 +316,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
         })
         .collect();
     out.push_str(&format!("| {} |\n", rule.join(" | ")));
-    for line in &cells {
+    for line in cells {
         out.push_str(&format_line(line));
         out.push('\n');
     }

@@ -1,5 +1,6 @@
 //! The scenarios, each run for every implementation in the same invocation: six of calls, three of streams
-//! (which the raw floor does not run).
+//! (which the raw floor does not run); and the hub scenario, birpc's hub on one node against the same hub
+//! across three nodes on Redis.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::client::{Callees, Conns, ServerProc};
-use crate::common::{CpuReading, Impl, Payload, Result, RoundSummary, median, raise_fd_limit};
+use crate::client::{Callees, Conns, HubNodes, RedisProc, ServerProc};
+use crate::common::{
+    BroadcastSummary, CpuReading, GroupCallSummary, Impl, Payload, Result, RoundSummary, median, raise_fd_limit,
+};
+use crate::serve::HubMode;
 
 /// Calls in flight on the one connection of the pipelined scenario.
 const PIPELINED_INFLIGHT: usize = 256;
@@ -30,6 +34,10 @@ const STREAM_MANY_ITEMS: u64 = 200;
 pub(crate) const SLOW_ITEMS: u64 = 2000;
 /// How often it reads one.
 const SLOW_EVERY: Duration = Duration::from_millis(1);
+/// The server processes of the hub scenario's second setup.
+pub(crate) const HUB_NODES: usize = 3;
+/// The name of their hub on Redis.
+const HUB_NAME: &str = "bench";
 
 /// A scenario, as named after `--only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,6 +51,7 @@ pub(crate) enum Scenario {
     StreamOne,
     StreamMany,
     StreamMemory,
+    Hub,
 }
 
 impl Scenario {
@@ -62,6 +71,10 @@ impl Scenario {
     /// The stream scenarios, run only when named after `--only`.
     pub(crate) const STREAMS: [Scenario; 3] = [Scenario::StreamOne, Scenario::StreamMany, Scenario::StreamMemory];
 
+    /// The hub scenario, run only when named after `--only` (it needs `redis-server`, and takes about a
+    /// minute).
+    pub(crate) const HUB: [Scenario; 1] = [Scenario::Hub];
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::Latency => "latency",
@@ -73,6 +86,7 @@ impl Scenario {
             Scenario::StreamOne => "stream-one",
             Scenario::StreamMany => "stream-many",
             Scenario::StreamMemory => "stream-memory",
+            Scenario::Hub => "hub",
         }
     }
 
@@ -83,6 +97,7 @@ impl Scenario {
             _ => Scenario::ALL
                 .into_iter()
                 .chain(Scenario::STREAMS)
+                .chain(Scenario::HUB)
                 .find(|s| s.name() == name),
         }
     }
@@ -111,6 +126,8 @@ pub(crate) struct Settings {
     pub(crate) memory_conns: usize,
     /// Rounds of the memory scenario (each with fresh server processes).
     pub(crate) memory_rounds: usize,
+    /// Clients of the hub scenario, in one group, on one server or spread over three.
+    pub(crate) hub_clients: usize,
     /// The wait before reading a server's resident memory.
     pub(crate) settle_ms: u64,
     /// The stream window of birpc's client in the stream scenarios; `None`: birpc's default (64).
@@ -132,6 +149,7 @@ impl Settings {
             s2c_conns: 1000,
             memory_conns: 10_000,
             memory_rounds: 3,
+            hub_clients: 1000,
             settle_ms: 1000,
             stream_window: None,
             server_wrapper: None,
@@ -148,6 +166,7 @@ impl Settings {
             s2c_conns: 50,
             memory_conns: 200,
             memory_rounds: 1,
+            hub_clients: 60,
             settle_ms: 200,
             stream_window: None,
             server_wrapper: None,
@@ -164,7 +183,8 @@ impl Settings {
     }
 }
 
-/// One figure of one scenario: its value in each round, per implementation.
+/// One figure of one scenario: its value in each round, per implementation (the hub scenario: per setup,
+/// birpc only).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Metric {
     pub(crate) scenario: Scenario,
@@ -174,12 +194,46 @@ pub(crate) struct Metric {
     pub(crate) lower_is_better: bool,
     /// The value of each round.
     pub(crate) rounds: BTreeMap<Impl, Vec<f64>>,
+    /// The value of each round per setup of the hub scenario (empty for the others).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) setups: BTreeMap<Setup, Vec<f64>>,
 }
 
 impl Metric {
     /// The median over the rounds for `imp`, if it ran.
     pub(crate) fn median(&self, imp: Impl) -> Option<f64> {
         self.rounds.get(&imp).and_then(|values| median(values))
+    }
+
+    /// The median over the rounds of hub setup `setup`, if it ran.
+    pub(crate) fn setup_median(&self, setup: Setup) -> Option<f64> {
+        self.setups.get(&setup).and_then(|values| median(values))
+    }
+}
+
+/// The setups of the hub scenario, birpc's in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Setup {
+    /// One server process with a plain `Hub` (no Redis), every client on it.
+    OneNode,
+    /// Three server processes, each a node of one hub on Redis (`Hub::with_backplane`), the clients
+    /// spread over them round-robin.
+    ThreeNodes,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::OneNode => "1 node",
+            Setup::ThreeNodes => "3 nodes",
+        }
+    }
+}
+
+impl fmt::Display for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -207,12 +261,83 @@ pub(crate) struct MemoryNote {
     pub(crate) fd_limit: u64,
 }
 
+/// What the hub scenario ran on, and what it lost, when it was asked for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct HubNote {
+    /// Why it did not run, if it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) not_run: Option<String>,
+    /// Clients, all in one group, in each setup.
+    pub(crate) clients: usize,
+    /// The version of the `redis-server` the three nodes shared.
+    pub(crate) redis: String,
+    /// The clients of each server process, per setup.
+    pub(crate) clients_per_node: BTreeMap<Setup, Vec<usize>>,
+    /// What the measured rounds did, summed, per setup.
+    pub(crate) totals: BTreeMap<Setup, HubTotals>,
+}
+
+/// The hub scenario's measured rounds of one setup, summed.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct HubTotals {
+    pub(crate) broadcasts: u64,
+    /// Deliveries received while their broadcast was awaited.
+    pub(crate) deliveries: u64,
+    /// Deliveries not received within 2 s of their broadcast.
+    pub(crate) deliveries_missing: u64,
+    /// Deliveries received after their broadcast's wait had ended.
+    pub(crate) deliveries_late: u64,
+    /// Broadcasts their server did not hand to the backplane.
+    pub(crate) not_forwarded: u64,
+    pub(crate) group_calls: u64,
+    /// Member calls answered, and rightly.
+    pub(crate) member_calls_answered: u64,
+    /// Member calls failed, wrongly answered or missing from a group call's outcomes.
+    pub(crate) member_calls_failed: u64,
+}
+
+impl HubNote {
+    /// One line for the console.
+    pub(crate) fn summary(&self) -> String {
+        if let Some(why) = &self.not_run {
+            return format!("not run: {why}");
+        }
+        let setups: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(setup, totals)| {
+                let spread = self.clients_per_node.get(setup).map_or(String::new(), |per_node| {
+                    per_node.iter().map(usize::to_string).collect::<Vec<_>>().join("/")
+                });
+                format!(
+                    "{setup} ({spread} clients): {} broadcasts, {} deliveries missing, {} late, {} not forwarded; \
+                     {} group calls, {} member calls answered, {} failed",
+                    totals.broadcasts,
+                    totals.deliveries_missing,
+                    totals.deliveries_late,
+                    totals.not_forwarded,
+                    totals.group_calls,
+                    totals.member_calls_answered,
+                    totals.member_calls_failed
+                )
+            })
+            .collect();
+        format!(
+            "{} clients in one group, redis-server {}; {}",
+            self.clients,
+            self.redis,
+            setups.join("; ")
+        )
+    }
+}
+
 /// Runs a scenario for `impls`; returns its metrics.
 pub(crate) async fn run(
     scenario: Scenario,
     impls: &[Impl],
     settings: &Settings,
     memory_note: &mut Option<MemoryNote>,
+    hub_note: &mut Option<HubNote>,
     load: &mut LoadLog,
 ) -> Result<Vec<Metric>> {
     eprintln!("== {scenario}");
@@ -271,6 +396,7 @@ pub(crate) async fn run(
                 metric: "bytes per idle connection".into(),
                 lower_is_better: true,
                 rounds: values,
+                setups: BTreeMap::new(),
             }])
         }
         Scenario::StreamOne | Scenario::StreamMany => {
@@ -288,6 +414,7 @@ pub(crate) async fn run(
             )])
         }
         Scenario::StreamMemory => stream_memory(&with_streams(impls), settings).await,
+        Scenario::Hub => hub(impls, settings, load, hub_note).await,
     }
 }
 
@@ -314,6 +441,26 @@ fn metric(
             .iter()
             .map(|(imp, summaries)| (*imp, summaries.iter().map(&value).collect()))
             .collect(),
+        setups: BTreeMap::new(),
+    }
+}
+
+/// A figure of the hub scenario, per setup.
+fn setup_metric<T>(
+    name: &str,
+    lower_is_better: bool,
+    rounds: &BTreeMap<Setup, Vec<T>>,
+    value: impl Fn(&T) -> f64,
+) -> Metric {
+    Metric {
+        scenario: Scenario::Hub,
+        metric: name.into(),
+        lower_is_better,
+        rounds: BTreeMap::new(),
+        setups: rounds
+            .iter()
+            .map(|(setup, summaries)| (*setup, summaries.iter().map(&value).collect()))
+            .collect(),
     }
 }
 
@@ -323,7 +470,7 @@ async fn quiet(
     settings: &Settings,
     pids: &[u32],
     before: Option<CpuReading>,
-    imp: Impl,
+    imp: impl fmt::Display,
     round: usize,
     attempt: &mut usize,
     load: &mut LoadLog,
@@ -519,6 +666,7 @@ async fn stream_memory(impls: &[Impl], settings: &Settings) -> Result<Vec<Metric
         metric: metric.into(),
         lower_is_better,
         rounds,
+        setups: BTreeMap::new(),
     };
     Ok(vec![
         figure("server RSS growth (KiB)", true, growth),
@@ -626,4 +774,170 @@ async fn memory(impls: &[Impl], settings: &Settings) -> Result<(BTreeMap<Impl, V
         }
     }
     Ok((results, MemoryNote { conns, fd_limit }))
+}
+
+/// The hub scenario: birpc's hub with `hub_clients` clients in one group, on one server process with a
+/// plain `Hub`, and spread over three server processes whose hubs are nodes of one hub on a `redis-server`
+/// of its own. Both setups are up at once and take turns round by round, as the implementations do
+/// elsewhere; each turn is a round of broadcasts, then a round of group calls (see `load` and `serve`).
+async fn hub(
+    impls: &[Impl],
+    settings: &Settings,
+    load: &mut LoadLog,
+    note: &mut Option<HubNote>,
+) -> Result<Vec<Metric>> {
+    for imp in impls.iter().filter(|imp| **imp != Impl::Birpc) {
+        eprintln!("   {imp}: not run (the hub is birpc's)");
+    }
+    if !impls.contains(&Impl::Birpc) {
+        return Ok(Vec::new());
+    }
+    let Some(redis) = RedisProc::start().await? else {
+        let why = "it needs redis-server, which was not found in PATH (Debian: apt-get install redis-server)";
+        eprintln!("   the hub scenario cannot run: {why}");
+        *note = Some(HubNote {
+            not_run: Some(why.into()),
+            clients: settings.hub_clients,
+            ..HubNote::default()
+        });
+        return Ok(Vec::new());
+    };
+    let outcome = hub_rounds(settings, load, &redis, note).await;
+    redis.stop().await;
+    outcome
+}
+
+async fn hub_rounds(
+    settings: &Settings,
+    load: &mut LoadLog,
+    redis: &RedisProc,
+    note: &mut Option<HubNote>,
+) -> Result<Vec<Metric>> {
+    let clients = settings.hub_clients;
+    eprintln!(
+        "   {clients} clients in one group; 1 node: a plain Hub; {HUB_NODES} nodes: Hub::with_backplane on \
+         redis-server {} at {}",
+        redis.version,
+        redis.url()
+    );
+    let wrapper = settings.server_wrapper.as_deref();
+    let node = HubMode::Redis {
+        url: redis.url(),
+        name: HUB_NAME.into(),
+    };
+    let mut setups = vec![
+        (
+            Setup::OneNode,
+            HubNodes::start(&[HubMode::Local], clients, wrapper).await?,
+        ),
+        (
+            Setup::ThreeNodes,
+            HubNodes::start(&vec![node; HUB_NODES], clients, wrapper).await?,
+        ),
+    ];
+    let mut pids: Vec<u32> = setups.iter().flat_map(|(_, nodes)| nodes.pids()).collect();
+    pids.extend(redis.pid());
+    for (_, nodes) in &mut setups {
+        nodes.broadcast_round(settings.warmup()).await?;
+        nodes.group_call_round(settings.warmup()).await?;
+    }
+    let mut broadcasts: BTreeMap<Setup, Vec<BroadcastSummary>> = BTreeMap::new();
+    let mut group_calls: BTreeMap<Setup, Vec<GroupCallSummary>> = BTreeMap::new();
+    for round in 0..settings.rounds {
+        for turn in 0..setups.len() {
+            let count = setups.len();
+            let (setup, nodes) = &mut setups[(round + turn) % count];
+            let mut attempt = 1;
+            let summary = loop {
+                let before = CpuReading::now(&pids);
+                let summary = nodes.broadcast_round(settings.round()).await?;
+                if quiet(settings, &pids, before, *setup, round, &mut attempt, load).await {
+                    break summary;
+                }
+            };
+            eprintln!(
+                "   {setup:<9} round {round}: broadcasts: p50 {:>8.1} µs, p99 {:>8.1} µs, last p50 {:>8.1} µs \
+                 ({} broadcasts, {} missing)",
+                summary.p50_ns as f64 / 1e3,
+                summary.p99_ns as f64 / 1e3,
+                summary.last_p50_ns as f64 / 1e3,
+                summary.broadcasts,
+                summary.missing
+            );
+            broadcasts.entry(*setup).or_default().push(summary);
+            let mut attempt = 1;
+            let summary = loop {
+                let before = CpuReading::now(&pids);
+                let summary = nodes.group_call_round(settings.round()).await?;
+                if quiet(settings, &pids, before, *setup, round, &mut attempt, load).await {
+                    break summary;
+                }
+            };
+            eprintln!(
+                "   {setup:<9} round {round}: group calls: {:>9.0} member calls/s, one group call p50 {:>8.1} µs, \
+                 p99 {:>8.1} µs ({} group calls, {} failed member calls)",
+                summary.answered_per_sec(),
+                summary.p50_ns as f64 / 1e3,
+                summary.p99_ns as f64 / 1e3,
+                summary.group_calls,
+                summary.failed
+            );
+            group_calls.entry(*setup).or_default().push(summary);
+        }
+    }
+    let mut hub_note = HubNote {
+        not_run: None,
+        clients,
+        redis: redis.version.clone(),
+        clients_per_node: setups
+            .iter()
+            .map(|(setup, nodes)| (*setup, nodes.per_node.clone()))
+            .collect(),
+        totals: BTreeMap::new(),
+    };
+    for (setup, rounds) in &broadcasts {
+        let totals = hub_note.totals.entry(*setup).or_default();
+        for round in rounds {
+            totals.broadcasts += round.broadcasts;
+            totals.deliveries += round.deliveries;
+            totals.deliveries_missing += round.missing;
+            totals.deliveries_late += round.late;
+            totals.not_forwarded += round.not_forwarded;
+        }
+    }
+    for (setup, rounds) in &group_calls {
+        let totals = hub_note.totals.entry(*setup).or_default();
+        for round in rounds {
+            totals.group_calls += round.group_calls;
+            totals.member_calls_answered += round.answered;
+            totals.member_calls_failed += round.failed;
+        }
+    }
+    *note = Some(hub_note);
+    for (_, nodes) in setups {
+        nodes.stop().await;
+    }
+    let micros = |ns: u64| ns as f64 / 1e3;
+    Ok(vec![
+        setup_metric("broadcast: p50 latency (µs)", true, &broadcasts, |r| micros(r.p50_ns)),
+        setup_metric("broadcast: p99 latency (µs)", true, &broadcasts, |r| micros(r.p99_ns)),
+        setup_metric(
+            &format!("broadcast: last of {clients}, p50 (µs)"),
+            true,
+            &broadcasts,
+            |r| micros(r.last_p50_ns),
+        ),
+        setup_metric(
+            "group call: member calls/s",
+            false,
+            &group_calls,
+            GroupCallSummary::answered_per_sec,
+        ),
+        setup_metric(
+            &format!("group call of {clients}: p50 (µs)"),
+            true,
+            &group_calls,
+            |r| micros(r.p50_ns),
+        ),
+    ])
 }

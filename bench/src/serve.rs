@@ -1,4 +1,5 @@
-//! The server process: `bench serve --impl birpc|jsonrpsee|raw --listen ADDR`.
+//! The server process: `bench serve --impl birpc|jsonrpsee|raw --listen ADDR`, or a birpc server with a
+//! hub (the hub scenario): `bench serve --impl birpc --listen ADDR --hub local|REDIS_URL [--hub-name NAME]`.
 //!
 //! It prints `listening on ws://HOST:PORT` on its first stdout line, then takes commands on stdin, one a
 //! line, answering each with one line on stdout:
@@ -8,7 +9,14 @@
 //! - `produced`: answers how many items the `forever` streams of this process have produced so far;
 //! - `ping`: answers `pong`.
 //!
-//! It exits when stdin closes.
+//! It exits when stdin closes (a node of a hub on Redis detaches from it first).
+//!
+//! A server with a hub registers every connection in it (`ServerBuilder::hub`) and serves, besides `add`
+//! and `echo`: `join(group)` (answers the connection's hub-wide id), `members(group)` (how many members
+//! the group has on every node), `tick(group, seq)` (`Hub::notify_group(group, "tick", (seq,))`, answers
+//! a [`TickReport`]) and `group_calls(group, millis, members)` (`Hub::call_group(group, "add", (k, 1))` one
+//! after the other for `millis` ms, each expected to reach `members` members, answers a
+//! [`GroupCallSummary`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -16,7 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use birpc::Hub;
 use birpc::prelude::*;
+use birpc::redis::RedisBackplane;
 use futures::StreamExt;
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -26,7 +36,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::common::{Impl, Payload, Result, RoundSummary, raise_fd_limit};
+use crate::common::{
+    GroupCallSummary, Impl, Payload, Result, RoundSummary, TickReport, percentile, raise_fd_limit, since,
+};
 use crate::{load, raw};
 
 /// The connection limit of the birpc and jsonrpsee servers here (their defaults are 10,000 and 100): above
@@ -139,15 +151,41 @@ struct DriveOrder {
     done: oneshot::Sender<Result<Vec<u64>>>,
 }
 
+/// The hub of a server of the hub scenario (`--hub`).
+#[derive(Debug, Clone)]
+pub(crate) enum HubMode {
+    /// `local`: a plain `Hub` of this process alone.
+    Local,
+    /// A Redis URL: a node of hub `name` on that Redis (`Hub::with_backplane(RedisBackplane…)`).
+    Redis { url: String, name: String },
+}
+
+impl HubMode {
+    /// The `--hub` and `--hub-name` arguments of a server with this hub.
+    pub(crate) fn args(&self) -> Vec<String> {
+        match self {
+            HubMode::Local => vec!["--hub".into(), "local".into()],
+            HubMode::Redis { url, name } => vec!["--hub".into(), url.clone(), "--hub-name".into(), name.clone()],
+        }
+    }
+}
+
 /// Runs the server process.
-pub(crate) fn main(imp: Impl, listen: &str) -> Result<()> {
+pub(crate) fn main(imp: Impl, listen: &str, hub: Option<HubMode>) -> Result<()> {
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let (addr, callable, _keep) = match imp {
-            Impl::Birpc => start_birpc(listen).await?,
-            Impl::Jsonrpsee => start_jsonrpsee(listen).await?,
-            Impl::Raw => start_raw(listen).await?,
+        let mut joined = None;
+        let (addr, callable, _keep) = match (imp, hub) {
+            (Impl::Birpc, Some(mode)) => {
+                let (started, hub) = start_birpc_hub(listen, &mode).await?;
+                joined = Some(hub);
+                started
+            }
+            (_, Some(_)) => return Err("only birpc has a hub".into()),
+            (Impl::Birpc, None) => start_birpc(listen).await?,
+            (Impl::Jsonrpsee, None) => start_jsonrpsee(listen).await?,
+            (Impl::Raw, None) => start_raw(listen).await?,
         };
         say(&format!("listening on ws://{addr}"));
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -157,6 +195,10 @@ pub(crate) fn main(imp: Impl, listen: &str) -> Result<()> {
                 Err(error) => format!("error: {error}"),
             };
             say(&answer);
+        }
+        if let Some(hub) = joined {
+            // Leave the hub on Redis cleanly (nothing to do for a hub of one process).
+            let _ = tokio::time::timeout(Duration::from_secs(5), hub.detach()).await;
         }
         Ok::<_, crate::common::BoxError>(())
     })?;
@@ -196,6 +238,96 @@ async fn start_birpc(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
     let addr = server.local_addr();
     let handle = server.serve(move |_| router.clone());
     Ok((addr, Callable::Birpc(registry), Box::new(handle)))
+}
+
+/// A birpc server whose connections are in `mode`'s hub, serving `add`, `echo` and the hub methods.
+async fn start_birpc_hub(listen: &str, mode: &HubMode) -> Result<((SocketAddr, Callable, Keep), Hub)> {
+    let hub = match mode {
+        HubMode::Local => Hub::new(),
+        HubMode::Redis { url, name } => Hub::with_backplane(RedisBackplane::builder(url).hub(name).build()?).await?,
+    };
+    let router = birpc_router().merge(hub_methods(&hub));
+    let server = Server::builder()
+        .max_connections(MAX_CONNECTIONS as usize)
+        .hub(hub.clone())
+        .bind(listen)
+        .await?;
+    let addr = server.local_addr();
+    let handle = server.serve(move |_| router.clone());
+    Ok(((addr, Callable::None, Box::new(handle)), hub))
+}
+
+/// The hub methods of the hub scenario's servers (see the module's documentation).
+fn hub_methods(hub: &Hub) -> Router {
+    let failed = |error: &dyn std::fmt::Display| ErrorObject::internal_error().with_detail(error.to_string());
+    Router::new()
+        .method("join", {
+            let hub = hub.clone();
+            move |ctx: Context, (group,): (String,)| {
+                let joined = hub.join(ctx.peer().id(), &group);
+                let id = hub.id_of(ctx.peer());
+                async move { if joined { Ok(id) } else { Err(failed(&"not in the hub")) } }
+            }
+        })
+        .method("members", {
+            let hub = hub.clone();
+            move |_: Context, (group,): (String,)| {
+                let hub = hub.clone();
+                async move {
+                    let ids = hub.member_ids(&group).await.map_err(|error| failed(&error))?;
+                    Ok::<_, ErrorObject>(ids.len())
+                }
+            }
+        })
+        .method("tick", {
+            let hub = hub.clone();
+            move |_: Context, (group, seq): (String, u64)| {
+                let report = hub.notify_group(&group, "tick", (seq,));
+                async move {
+                    Ok::<_, ErrorObject>(TickReport {
+                        delivered: report.delivered,
+                        closed: report.closed.len(),
+                        forwarded: report.forwarded,
+                    })
+                }
+            }
+        })
+        .method("group_calls", {
+            let hub = hub.clone();
+            move |_: Context, (group, millis, members): (String, u64, usize)| {
+                let hub = hub.clone();
+                async move { Ok::<_, ErrorObject>(group_calls(&hub, &group, members, Duration::from_millis(millis)).await) }
+            }
+        })
+}
+
+/// `hub.call_group(group, "add", (k, 1))` for k = 0, 1, 2, ..., one after the other, until `duration`
+/// has passed (one at least); each of the group's `members` should answer `k + 1`.
+async fn group_calls(hub: &Hub, group: &str, members: usize, duration: Duration) -> GroupCallSummary {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut summary = GroupCallSummary::default();
+    let mut durations = Vec::new();
+    for k in 0_i64.. {
+        let call_start = Instant::now();
+        let outcomes = hub.call_group::<i64, _>(group, "add", (k, 1), None).await;
+        durations.push(since(call_start));
+        summary.group_calls += 1;
+        let right = outcomes
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, Ok(sum) if *sum == k + 1))
+            .count();
+        summary.answered += right as u64;
+        summary.failed += (outcomes.len().max(members) - right) as u64;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    summary.elapsed_ns = since(start);
+    durations.sort_unstable();
+    summary.p50_ns = percentile(&durations, 0.50);
+    summary.p99_ns = percentile(&durations, 0.99);
+    summary
 }
 
 async fn start_jsonrpsee(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {

@@ -573,41 +573,46 @@ impl Hub {
         let Some(plane) = &self.inner.plane else {
             return local.await;
         };
-        // The members of the other nodes, by node.
-        let mut remote: FxHashMap<NodeId, Vec<u64>> = FxHashMap::default();
-        match plane.backplane.members(group).await {
-            Ok(ids) => {
-                for id in ids.into_iter().filter(|&id| node_of(id) != plane.node) {
-                    remote.entry(node_of(id)).or_default().push(id);
+        // This node's members are called while the others are looked up (Redis may be slow, or away).
+        let remote = async {
+            let mut by_node: FxHashMap<NodeId, Vec<u64>> = FxHashMap::default();
+            match plane.backplane.members(group).await {
+                Ok(ids) => {
+                    for id in ids.into_iter().filter(|&id| node_of(id) != plane.node) {
+                        by_node.entry(node_of(id)).or_default().push(id);
+                    }
                 }
+                Err(error) => tracing::warn!(%error, group, "the members of other nodes are unknown"),
             }
-            Err(error) => tracing::warn!(%error, group, "the members of other nodes are unknown"),
-        }
-        let encoded = match encode_params(&params) {
-            Ok(encoded) => encoded,
-            Err(error) => {
-                // Nothing to send: the members of other nodes fail as those of this node do.
-                let mut outcomes = local.await;
-                let message = error.to_string();
-                outcomes.extend(
-                    remote
+            let encoded = match encode_params(&params) {
+                Ok(encoded) => encoded,
+                Err(error) => {
+                    // Nothing to send: the members of other nodes fail as those of this node do.
+                    let message = error.to_string();
+                    return by_node
                         .into_values()
                         .flatten()
-                        .map(|id| (id, Err(CallError::Encode(serde::ser::Error::custom(&message))))),
-                );
-                return outcomes;
-            }
+                        .map(|id| (id, Err(CallError::Encode(serde::ser::Error::custom(&message)))))
+                        .collect();
+                }
+            };
+            let calls = by_node
+                .into_iter()
+                .map(|(node, ids)| plane.call(node, ids, method, encoded.clone(), timeout));
+            join_all(calls)
+                .await
+                .into_iter()
+                .flatten()
+                .map(|(id, result)| {
+                    (
+                        id,
+                        result.and_then(|raw| serde_json::from_str(raw.get()).map_err(CallError::Decode)),
+                    )
+                })
+                .collect::<Vec<_>>()
         };
-        let remote = remote
-            .into_iter()
-            .map(|(node, ids)| plane.call(node, ids, method, encoded.clone(), timeout));
-        let (mut outcomes, remote) = futures::join!(local, join_all(remote));
-        for (id, result) in remote.into_iter().flatten() {
-            outcomes.push((
-                id,
-                result.and_then(|raw| serde_json::from_str(raw.get()).map_err(CallError::Decode)),
-            ));
-        }
+        let (mut outcomes, remote) = futures::join!(local, remote);
+        outcomes.extend(remote);
         outcomes
     }
 
