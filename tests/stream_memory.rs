@@ -54,7 +54,7 @@ async fn a_million_items_to_a_slow_consumer_hold_a_bounded_amount_of_memory() {
         peak / 1024,
         growth / 1024
     );
-    // Everything in flight is bounded by the window (64 items) and the outgoing queue (256 frames): far
+    // Everything in flight is bounded by the window (256 items) and the outgoing queue (256 frames): far
     // below the 100 MB the items would take if they piled up.
     assert!(growth < 32 << 20, "the peak grew by {growth} bytes");
     within("the server's end", server.shutdown()).await;

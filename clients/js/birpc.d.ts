@@ -230,7 +230,7 @@ export interface CallOptions {
 }
 
 export interface StreamOptions {
-  /** The items the page holds at most, not yet taken: the credit granted (1 to 2^31 - 1). Default 64. */
+  /** The items the page holds at most, not yet taken: the credit granted (1 to 2^31 - 1). Default 256. */
   window?: number;
   /** Stops the stream when aborted (before or after it opens); the iteration throws the signal's reason. */
   signal?: AbortSignal;

@@ -81,7 +81,7 @@ const DEFAULTS = Object.freeze({
   maxQueuedBytes: 8 * MiB,
   pollInterval: 16,
   whenDisconnected: "wait",
-  window: 64,
+  window: 256,
   maxStreams: 1024,
 });
 

@@ -129,7 +129,7 @@ pub struct PeerConfig {
     /// that finds the outgoing queue full is not sent, and silence is judged all the same.
     pub heartbeat_timeout: Duration,
     /// The credit, in items, this side grants each stream it consumes (a subscription of this side, an
-    /// upload to one of its handlers): the most items of one stream held here at once. Default: 64.
+    /// upload to one of its handlers): the most items of one stream held here at once. Default: 256.
     ///
     /// The producer sends at most this many items ahead of what the consumer has taken; this side grants
     /// more as it takes them (the items taken since its last grant, once they reach a quarter of the window). A
@@ -165,7 +165,7 @@ impl Default for PeerConfig {
             close_timeout: Duration::from_secs(5),
             heartbeat_interval: Some(Duration::from_secs(30)),
             heartbeat_timeout: Duration::from_secs(10),
-            stream_window: 64,
+            stream_window: 256,
             max_streams: 1024,
         }
     }

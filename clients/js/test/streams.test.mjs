@@ -102,7 +102,7 @@ describe("against the Rust server", () => {
     assert.deepEqual(spy.sent.items[request - 1], {
       jsonrpc: "2.0",
       method: "$/stream.open",
-      params: { id: spy.sent.items[request].id, window: 64 },
+      params: { id: spy.sent.items[request].id, window: 256 },
     });
     // The answer (the stream id) came before the first item, the end after the last.
     const received = spy.received.items.flatMap(messages);
@@ -423,7 +423,7 @@ describe("on the wire (a fake server)", () => {
     assert.deepEqual(announcement, {
       jsonrpc: "2.0",
       method: "$/stream.open",
-      params: { id: request.id, window: options.window ?? 64 },
+      params: { id: request.id, window: options.window ?? 256 },
     });
     ws.serverSend({ jsonrpc: "2.0", id: request.id, result: id });
     assert.equal(await stream.opened, id);
@@ -743,7 +743,7 @@ describe("on the wire (a fake server)", () => {
       return client.receiveUpload(id);
     });
     ws.serverSend({ jsonrpc: "2.0", id: 2, method: "first", params: { items: "u" } });
-    assert.deepEqual(await ws.nextMessage(), credit("u", 64));
+    assert.deepEqual(await ws.nextMessage(), credit("u", 256));
     ws.serverSend(item("first", "u", "a"));
     ws.serverSend(item("first", "u", "b"));
     await taken.promise;
@@ -755,7 +755,7 @@ describe("on the wire (a fake server)", () => {
     ws.serverSend(item("first", "u", "dropped"));
 
     ws.serverSend({ jsonrpc: "2.0", id: 3, method: "again", params: [8] });
-    assert.deepEqual(await ws.nextMessage(), credit(8, 64));
+    assert.deepEqual(await ws.nextMessage(), credit(8, 256));
     const refused = [await ws.nextMessage(), await ws.nextMessage()];
     assert.deepEqual(refused.find((m) => m.id === 3).error.code, ErrorCode.INVALID_PARAMS);
     assert.deepEqual(refused.find((m) => !("id" in m)), { jsonrpc: "2.0", method: "$/stream.cancel", params: { subscription: 8 } });
@@ -772,7 +772,7 @@ describe("on the wire (a fake server)", () => {
       })();
     });
     ws.serverSend({ jsonrpc: "2.0", id: 4, method: "doubled", params: ["in"] });
-    assert.deepEqual(await ws.nextMessage(), credit("in", 64));
+    assert.deepEqual(await ws.nextMessage(), credit("in", 256));
     const { result: out } = await ws.nextMessage();
     ws.serverSend(item("doubled", "in", 1));
     assert.deepEqual(await ws.nextMessage(), item("doubled", out, 2));
