@@ -5,7 +5,8 @@
 //! cargo run --features redis --example interop_server -- --listen 127.0.0.1:0 --redis redis://127.0.0.1:6379/
 //! ```
 //!
-//! The first line on stdout is `listening on ws://HOST:PORT` (the real port). With `--redis URL` (and
+//! The first line on stdout is `listening on ws://HOST:PORT` (the real port). With `RUST_LOG` set (say
+//! `RUST_LOG=birpc::call=debug`) it logs through `tracing` to stderr. With `--redis URL` (and
 //! optionally `--hub NAME`, default `interop`, and `--liveness-ms N`, default 3000) its hub spans every
 //! interop server on that Redis with the same hub name. Every method takes its params by position or by
 //! name:
@@ -360,6 +361,14 @@ async fn hub(options: &Options) -> Result<Hub, Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `RUST_LOG=birpc::call=debug` logs each call (its method, id, duration and outcome) to stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let options = match options() {
         Ok(options) => options,
         Err(usage) => {

@@ -104,7 +104,13 @@ impl Router {
         F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
     {
-        self.insert(name, Arc::new(Typed(handler)));
+        self.insert(
+            name,
+            Arc::new(Typed {
+                name: Arc::from(name),
+                handler,
+            }),
+        );
         self
     }
 
@@ -229,7 +235,11 @@ impl fmt::Debug for Router {
 }
 
 /// A typed handler function behind [`ErasedHandler`].
-struct Typed<F>(F);
+struct Typed<F> {
+    /// The name it was exported under, for the call's span.
+    name: Arc<str>,
+    handler: F,
+}
 
 impl<R, F, Fut> ErasedHandler for Typed<F>
 where
@@ -238,24 +248,51 @@ where
     Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
 {
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
-        let fut = (self.0)(ctx, params);
-        Box::pin(async move {
-            let outcome = fut.await;
-            let Some(id) = id else {
-                if let Err(error) = outcome {
-                    tracing::debug!(%error, "a notification handler failed");
+        let fut = (self.handler)(ctx, params);
+        if !tracing::enabled!(target: "birpc::call", tracing::Level::DEBUG) {
+            return Box::pin(async move { answer(fut.await, id) });
+        }
+        // A span per received call: its method, id (none for a notification), how long it ran, how it ended.
+        let span = tracing::debug_span!(
+            target: "birpc::call",
+            "call",
+            direction = "in",
+            method = %self.name,
+            id = id.as_ref().map(tracing::field::display),
+        );
+        let started = std::time::Instant::now();
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let outcome = fut.await;
+                let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                match &outcome {
+                    Ok(_) => tracing::debug!(target: "birpc::call", elapsed_us, "answered"),
+                    Err(error) => {
+                        tracing::debug!(target: "birpc::call", elapsed_us, code = error.code(), "failed");
+                    }
                 }
-                return None;
-            };
-            Some(match outcome {
-                Ok(result) => message::encode_result(&id, &result).unwrap_or_else(|error| {
-                    tracing::warn!(%error, "a result could not be encoded");
-                    message::encode_error(Some(&id), &ErrorObject::internal_error().with_detail(error))
-                }),
-                Err(error) => message::encode_error(Some(&id), &error),
-            })
-        })
+                answer(outcome, id)
+            },
+            span,
+        ))
     }
+}
+
+/// The answer to send for a handler's outcome (`None` for a notification, whose failure is only logged).
+fn answer<R: Serialize>(outcome: Result<R, ErrorObject>, id: Option<RawId>) -> Option<String> {
+    let Some(id) = id else {
+        if let Err(error) = outcome {
+            tracing::debug!(target: "birpc::peer", %error, "a notification handler failed");
+        }
+        return None;
+    };
+    Some(match outcome {
+        Ok(result) => message::encode_result(&id, &result).unwrap_or_else(|error| {
+            tracing::warn!(target: "birpc::peer", %error, "a result could not be encoded");
+            message::encode_error(Some(&id), &ErrorObject::internal_error().with_detail(error))
+        }),
+        Err(error) => message::encode_error(Some(&id), &error),
+    })
 }
 
 /// A stream method's handler behind [`ErasedHandler`]: its answer is the stream it opens.
@@ -284,7 +321,7 @@ where
         let opening = (self.handler)(ctx.clone(), params);
         Box::pin(async move {
             let Some(id) = id else {
-                tracing::debug!(method = %name, "ignored a notification to a stream method (it opens no stream)");
+                tracing::debug!(target: "birpc::peer", method = %name, "ignored a notification to a stream method (it opens no stream)");
                 return None;
             };
             let items = match opening.await {

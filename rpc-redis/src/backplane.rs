@@ -181,7 +181,7 @@ impl Backplane for RedisBackplane {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .extend([listening, beating]);
-            tracing::info!(node, hub = ?shared.keys, "joined the hub on Redis");
+            tracing::info!(target: "birpc::redis", node, hub = ?shared.keys, "joined the hub on Redis");
             let events = tokio_stream(receiver);
             Ok(Attached { node, events })
         })
@@ -273,7 +273,7 @@ impl Backplane for RedisBackplane {
                 .srem(keys.nodes(), node)
                 .del(keys.alive(node));
             if let Err(error) = pipe.query_async::<()>(&mut connection).await {
-                tracing::warn!(%error, node, "could not leave the hub on Redis cleanly");
+                tracing::warn!(target: "birpc::redis", %error, node, "could not leave the hub on Redis cleanly");
             }
         })
     }
@@ -296,7 +296,7 @@ async fn listen(shared: Arc<Shared>, node: NodeId, pubsub: redis::aio::PubSub, e
                     return;
                 }
             }
-            tracing::warn!(node, "the subscription to Redis was lost; subscribing again");
+            tracing::warn!(target: "birpc::redis", node, "the subscription to Redis was lost; subscribing again");
         }
         tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         pubsub = subscribe(&shared, node).await;

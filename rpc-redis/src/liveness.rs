@@ -22,10 +22,10 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId) {
             return;
         };
         if let Err(error) = beat(&shared, &mut connection, node).await {
-            tracing::warn!(%error, node, "could not renew this node's liveness on Redis");
+            tracing::warn!(target: "birpc::redis", %error, node, "could not renew this node's liveness on Redis");
         }
         if let Err(error) = reap(&shared, &mut connection, node).await {
-            tracing::warn!(%error, node, "could not look for dead nodes on Redis");
+            tracing::warn!(target: "birpc::redis", %error, node, "could not look for dead nodes on Redis");
         }
     }
 }
@@ -39,7 +39,7 @@ async fn beat(shared: &Shared, connection: &mut ConnectionManager, node: NodeId)
             .pset_ex::<_, _, ()>(shared.keys.alive(node), 1, millis(shared.liveness))
             .await
     } else {
-        tracing::warn!(
+        tracing::warn!(target: "birpc::redis",
             node,
             "this node was taken for dead (or Redis lost it): registering again"
         );
@@ -72,7 +72,7 @@ async fn reap(shared: &Shared, connection: &mut ConnectionManager, node: NodeId)
         pipe.del(shared.keys.entries(other))
             .publish(shared.keys.all_channel(), keys::node_down(other));
         pipe.query_async::<()>(connection).await?;
-        tracing::info!(node = other, members = entries.len(), "took a dead node out of the hub");
+        tracing::info!(target: "birpc::redis", node = other, members = entries.len(), "took a dead node out of the hub");
     }
     Ok(())
 }

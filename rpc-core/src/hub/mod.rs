@@ -487,7 +487,7 @@ impl Hub {
         let frame = match encode_notification(method, params) {
             Ok(frame) => frame,
             Err(error) => {
-                tracing::warn!(%error, method, "a broadcast could not be encoded");
+                tracing::warn!(target: "birpc::hub", %error, method, "a broadcast could not be encoded");
                 return Broadcast::default();
             }
         };
@@ -582,7 +582,9 @@ impl Hub {
                         by_node.entry(node_of(id)).or_default().push(id);
                     }
                 }
-                Err(error) => tracing::warn!(%error, group, "the members of other nodes are unknown"),
+                Err(error) => {
+                    tracing::warn!(target: "birpc::hub", %error, group, "the members of other nodes are unknown")
+                }
             }
             let encoded = match encode_params(&params) {
                 Ok(encoded) => encoded,
@@ -648,13 +650,13 @@ impl Hub {
         let Some(plane) = self.inner.plane.clone() else { return };
         let envelope = match event {
             Event::NodeDown(node) => {
-                tracing::info!(node, "a node of the hub is gone");
+                tracing::info!(target: "birpc::hub", node, "a node of the hub is gone");
                 return plane.node_down(node);
             }
             Event::Message(bytes) => match serde_json::from_slice::<Envelope>(&bytes) {
                 Ok(envelope) => envelope,
                 Err(error) => {
-                    tracing::warn!(%error, "ignored an undecodable message from the backplane");
+                    tracing::warn!(target: "birpc::hub", %error, "ignored an undecodable message from the backplane");
                     return;
                 }
             },
@@ -741,7 +743,7 @@ fn broadcast(peers: Vec<PeerHandle>, except: Option<u64>, frame: &str) -> Broadc
         match peer.try_send_frame(frame.to_owned()) {
             Ok(()) => report.delivered += 1,
             Err(CallError::Full) => {
-                tracing::warn!(connection = peer.id(), "closing a connection too slow for a broadcast");
+                tracing::warn!(target: "birpc::hub", connection = peer.id(), "closing a connection too slow for a broadcast");
                 peer.close_with(CloseCode::POLICY, SLOW_CONSUMER);
                 report.closed.push(peer.id());
             }

@@ -151,7 +151,7 @@ impl Plane {
                     }
                 };
                 if let Err(error) = done {
-                    tracing::warn!(%error, "a hub operation did not reach the backplane");
+                    tracing::warn!(target: "birpc::hub", %error, "a hub operation did not reach the backplane");
                 }
             }
         };
@@ -174,7 +174,7 @@ impl Plane {
         match self.outbox.try_send(op) {
             Ok(()) => true,
             Err(_) => {
-                tracing::warn!("the hub's outbox to the backplane is full: an operation was dropped");
+                tracing::warn!(target: "birpc::hub", "the hub's outbox to the backplane is full: an operation was dropped");
                 false
             }
         }
@@ -194,7 +194,7 @@ impl Plane {
         match serde_json::to_vec(envelope) {
             Ok(bytes) => self.queue(Op::Publish(to, Bytes::from(bytes))),
             Err(error) => {
-                tracing::warn!(%error, "a hub message could not be encoded");
+                tracing::warn!(target: "birpc::hub", %error, "a hub message could not be encoded");
                 false
             }
         }

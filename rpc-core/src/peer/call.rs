@@ -39,7 +39,36 @@ pub(crate) type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Call<R> {
     state: CallState,
+    /// Present when calls are traced (`birpc::call` at debug): what the outcome is reported with.
+    trace: Option<Box<Trace>>,
     _result: PhantomData<fn() -> R>,
+}
+
+/// A traced call: its method, id and start.
+struct Trace {
+    method: Box<str>,
+    id: u64,
+    started: std::time::Instant,
+}
+
+impl Trace {
+    fn report(&self, outcome: &Result<Bytes, CallError>) {
+        let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (method, id) = (&*self.method, self.id);
+        match outcome {
+            Ok(_) => tracing::debug!(target: "birpc::call", direction = "out", method, id, elapsed_us, "answered"),
+            Err(error) => tracing::debug!(
+                target: "birpc::call",
+                direction = "out",
+                method,
+                id,
+                elapsed_us,
+                code = error.error_object().map(|e| e.code()),
+                %error,
+                "failed"
+            ),
+        }
+    }
 }
 
 enum CallState {
@@ -70,14 +99,31 @@ impl<R> Call<R> {
                 frame,
                 timeout: None,
             },
+            trace: None,
             _result: PhantomData,
         }
+    }
+
+    /// Reports this call's outcome, with `method`, when calls are traced.
+    pub(crate) fn traced(mut self, method: &str) -> Self {
+        if tracing::enabled!(target: "birpc::call", tracing::Level::DEBUG)
+            && let CallState::Ready { id, .. } = &self.state
+        {
+            tracing::debug!(target: "birpc::call", direction = "out", method, id = *id, "calling");
+            self.trace = Some(Box::new(Trace {
+                method: method.into(),
+                id: *id,
+                started: std::time::Instant::now(),
+            }));
+        }
+        self
     }
 
     /// A call that fails with `error` when first polled, sending nothing.
     pub(crate) fn failed(error: CallError) -> Self {
         Self {
             state: CallState::Slow(Box::pin(std::future::ready(Err(error)))),
+            trace: None,
             _result: PhantomData,
         }
     }
@@ -123,6 +169,9 @@ impl<R: DeserializeOwned> Future for Call<R> {
                 CallState::Done => Err(CallError::NotSent),
             };
             self.state = CallState::Done;
+            if let Some(trace) = self.trace.take() {
+                trace.report(&result);
+            }
             return std::task::Poll::Ready(
                 result.and_then(|bytes| serde_json::from_slice(&bytes).map_err(CallError::Decode)),
             );

@@ -350,7 +350,7 @@ impl Dispatcher {
                         Some(message) => out.stream(message),
                         None => {
                             if control {
-                                tracing::debug!(%method, "ignored a malformed stream message");
+                                tracing::debug!(target: "birpc::peer", %method, "ignored a malformed stream message");
                             }
                             false
                         }
@@ -365,7 +365,7 @@ impl Dispatcher {
                         params,
                     }),
                     None => {
-                        tracing::debug!(%method, "dropped a notification for an unknown method");
+                        tracing::debug!(target: "birpc::peer", %method, "dropped a notification for an unknown method");
                         Step::Nothing
                     }
                 }
@@ -389,7 +389,7 @@ impl Dispatcher {
             Message::InvalidResponse { id, reason } => {
                 match id {
                     Some(id) => self.answer(id, Answer::Invalid(reason), out),
-                    None => tracing::debug!(reason, "dropped an invalid response without an id"),
+                    None => tracing::debug!(target: "birpc::peer", reason, "dropped an invalid response without an id"),
                 }
                 Step::Nothing
             }
@@ -509,7 +509,7 @@ impl Dispatcher {
             id: &'a RawValue,
         }
         let Some(Ok(cancel)) = params.as_bytes().map(serde_json::from_slice::<Cancel<'_>>) else {
-            tracing::debug!("ignored a malformed $/cancelRequest");
+            tracing::debug!(target: "birpc::peer", "ignored a malformed $/cancelRequest");
             return;
         };
         let id = cancel.id.get().as_bytes();
@@ -596,7 +596,7 @@ impl Dispatcher {
     fn answer(&mut self, id: &str, answer: Answer, out: &mut impl Act) {
         match our_id(id) {
             Some(id) => out.act(Action::Answer(id, answer)),
-            None => tracing::debug!(id, "dropped an answer to no call of this side"),
+            None => tracing::debug!(target: "birpc::peer", id, "dropped an answer to no call of this side"),
         }
     }
 

@@ -93,7 +93,7 @@ pub(super) async fn drive<T: Transport>(
     };
     let reason = driver.run(sink, &mut stream, writer_lifecycle).await;
     let shared = &driver.shared;
-    tracing::debug!(%reason, "connection ended");
+    tracing::debug!(target: "birpc::peer", %reason, "connection ended");
     shared.lifecycle.send_modify(|state| state.ended = Some(reason.clone()));
     // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
     drop(driver);
@@ -225,7 +225,7 @@ impl Driver {
                                 CloseCode::POLICY,
                                 format!("no write progress within {limit:?}: the other side does not read"),
                             );
-                            tracing::debug!(%frame, "giving up a connection whose other side does not read");
+                            tracing::debug!(target: "birpc::peer", %frame, "giving up a connection whose other side does not read");
                             return CloseReason::Local(frame);
                         }
                     }
@@ -399,17 +399,17 @@ impl Act for Executor {
                     self.shared.streams.opened(id, subscription);
                 }
                 if !self.shared.pending.complete(id, answer) {
-                    tracing::debug!(id, "dropped an answer to no pending call (late, withdrawn or unknown)");
+                    tracing::debug!(target: "birpc::peer", id, "dropped an answer to no pending call (late, withdrawn or unknown)");
                 }
             }
             Action::BatchRejected(error) => {
                 if self.shared.pending.reject_batch(&error) == 0 {
-                    tracing::debug!(%error, "dropped an error answered with id null to no batch of this side");
+                    tracing::debug!(target: "birpc::peer", %error, "dropped an error answered with id null to no batch of this side");
                 }
             }
             Action::Cancel(id) => {
                 if !self.handlers.cancel(&id) {
-                    tracing::debug!(%id, "ignored a $/cancelRequest for no running request");
+                    tracing::debug!(target: "birpc::peer", %id, "ignored a $/cancelRequest for no running request");
                 }
             }
             Action::Close(frame) => self.violation(frame),
@@ -431,7 +431,7 @@ impl Act for Executor {
             Control::Open { .. } => false,
             Control::Credit { subscription, credit } => {
                 if !streams.credit(subscription, credit) {
-                    tracing::debug!(subscription, "ignored credit for no stream of this side");
+                    tracing::debug!(target: "birpc::peer", subscription, "ignored credit for no stream of this side");
                 }
                 true
             }
@@ -440,7 +440,7 @@ impl Act for Executor {
                 Delivery::Done => true,
                 Delivery::Unknown => false,
                 Delivery::Overrun => {
-                    tracing::debug!(%subscription, "a producer sent beyond its credit: its stream ends");
+                    tracing::debug!(target: "birpc::peer", %subscription, "a producer sent beyond its credit: its stream ends");
                     if let Ok(id) = RawValue::from_string(subscription.into()) {
                         self.reply(wire::encode_cancel(&id));
                     }
@@ -454,7 +454,7 @@ impl Act for Executor {
 impl Executor {
     /// The other side broke a rule: the connection closes with `frame`.
     fn violation(&mut self, frame: CloseFrame) {
-        tracing::debug!(%frame, "closing a connection whose other side broke a rule");
+        tracing::debug!(target: "birpc::peer", %frame, "closing a connection whose other side broke a rule");
         self.shared.request_close(frame);
     }
 

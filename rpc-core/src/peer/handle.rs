@@ -82,7 +82,7 @@ impl PeerHandle {
     pub fn call<R>(&self, method: &str, params: impl Serialize) -> Call<R> {
         let id = self.link.next_id();
         let frame = encode(self.link.config(), Some(id), method, &params);
-        Call::new(self.link.clone(), id, frame)
+        Call::new(self.link.clone(), id, frame).traced(method)
     }
 
     /// Calls the stream method `method` with `params` (as [`call`](Self::call) takes them) and, once the

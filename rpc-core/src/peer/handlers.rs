@@ -281,7 +281,7 @@ impl Drop for Handlers {
 /// Logs a notification handler's panic.
 fn notified(outcome: std::thread::Result<Option<String>>) {
     if let Err(panic) = outcome {
-        tracing::error!(panic = panic_message(&*panic), "a notification handler panicked");
+        tracing::error!(target: "birpc::peer", panic = panic_message(&*panic), "a notification handler panicked");
     }
 }
 
@@ -289,12 +289,12 @@ fn notified(outcome: std::thread::Result<Option<String>>) {
 fn finish(outcome: std::thread::Result<Option<String>>, id: &RawId, max: usize) -> Option<String> {
     match outcome {
         Ok(Some(answer)) if answer.len() > max => {
-            tracing::warn!(%id, size = answer.len(), max, "a result was too large to send");
+            tracing::warn!(target: "birpc::peer", %id, size = answer.len(), max, "a result was too large to send");
             Some(message::encode_error(Some(id), &ErrorObject::response_too_large()))
         }
         Ok(answer) => answer,
         Err(panic) => {
-            tracing::error!(%id, panic = panic_message(&*panic), "a handler panicked");
+            tracing::error!(target: "birpc::peer", %id, panic = panic_message(&*panic), "a handler panicked");
             Some(message::encode_error(Some(id), &ErrorObject::internal_error()))
         }
     }

@@ -64,7 +64,7 @@ async fn produce(shared: Arc<Shared>, id: u64, credit: Arc<Credit>, mut frames: 
                 continue;
             }
             Some(Ok(frame)) => {
-                tracing::warn!(
+                tracing::warn!(target: "birpc::stream",
                     stream = id,
                     size = frame.len(),
                     max,
