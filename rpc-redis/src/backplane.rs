@@ -1,6 +1,7 @@
 //! [`RedisBackplane`]: the [`Backplane`] of a hub on Redis.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -40,6 +41,10 @@ pub(crate) struct Shared {
     /// The connection commands go through (reconnects by itself); set by `attach`.
     connection: OnceLock<ConnectionManager>,
     pub(crate) node: OnceLock<NodeId>,
+    /// This instance's claim on its node number: the value of its liveness key.
+    pub(crate) token: String,
+    /// A membership change did not reach Redis: the next heartbeat writes them all again.
+    pub(crate) dirty: AtomicBool,
     /// What this node put in group sets, `(id, group)`: written again when the node finds its
     /// registration gone, and taken out when it leaves.
     mirror: Mutex<HashSet<(u64, String)>>,
@@ -102,6 +107,8 @@ impl RedisBackplaneBuilder {
                 liveness: self.liveness,
                 connection: OnceLock::new(),
                 node: OnceLock::new(),
+                token: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                dirty: AtomicBool::new(false),
                 mirror: Mutex::default(),
                 tasks: Mutex::default(),
             }),
@@ -122,18 +129,38 @@ impl Shared {
         self.connection.get().cloned()
     }
 
-    /// Registers `node` as live, with every membership it holds (again, after it was taken for dead).
+    /// Registers `node` as live, with every membership it holds (again, after it was taken for dead or a
+    /// change was lost), taking out what it no longer holds.
     pub(crate) async fn register(&self, connection: &mut ConnectionManager, node: NodeId) -> redis::RedisResult<()> {
+        self.dirty.store(false, Ordering::Relaxed);
         let entries: Vec<(u64, String)> = self.mirror().iter().cloned().collect();
+        let held: HashSet<String> = entries.iter().map(|(id, group)| keys::entry(*id, group)).collect();
+        let recorded: Vec<String> = connection.smembers(self.keys.entries(node)).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .pset_ex(self.keys.alive(node), 1, millis(self.liveness))
+            .pset_ex(self.keys.alive(node), &self.token, millis(self.liveness))
             .sadd(self.keys.nodes(), node);
         for (id, group) in &entries {
             pipe.sadd(self.keys.group(group), id)
                 .sadd(self.keys.entries(node), keys::entry(*id, group));
         }
-        pipe.query_async::<()>(connection).await
+        for stale in recorded.iter().filter(|entry| !held.contains(*entry)) {
+            if let Some((id, group)) = keys::parse_entry(stale) {
+                pipe.srem(self.keys.group(group), id)
+                    .srem(self.keys.entries(node), stale);
+            }
+        }
+        let done = pipe.query_async::<()>(connection).await;
+        if done.is_err() {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        done
+    }
+
+    /// Marks the memberships to be written again (a change did not reach Redis).
+    pub(crate) fn lost(&self, error: redis::RedisError) -> BackplaneError {
+        self.dirty.store(true, Ordering::Relaxed);
+        unavailable(error)
     }
 }
 
@@ -146,16 +173,21 @@ impl Backplane for RedisBackplane {
         Box::pin(async move {
             let shared = &self.shared;
             let mut connection = shared.client.get_connection_manager().await.map_err(unavailable)?;
-            // A number no live node has.
+            // A number no live node holds, claimed with this instance's token (random numbers: even when
+            // Redis lost every key, a live node's number is taken again only by a 1 in 2^21 chance).
             let mut node = 0;
             for _ in 0..64 {
-                let counter: u64 = connection.incr(shared.keys.next_node(), 1).await.map_err(unavailable)?;
-                let candidate = NodeId::try_from((counter - 1) % u64::from(MAX_NODE)).unwrap_or(0) + 1;
-                let taken: bool = connection
-                    .exists(shared.keys.alive(candidate))
+                let candidate = fastrand::u32(1..=MAX_NODE);
+                let claimed: Option<String> = redis::cmd("SET")
+                    .arg(shared.keys.alive(candidate))
+                    .arg(&shared.token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(shared.liveness))
+                    .query_async(&mut connection)
                     .await
                     .map_err(unavailable)?;
-                if !taken {
+                if claimed.is_some() {
                     node = candidate;
                     break;
                 }
@@ -213,7 +245,7 @@ impl Backplane for RedisBackplane {
                 .sadd(self.shared.keys.entries(node), keys::entry(id, &group))
                 .query_async::<()>(&mut connection)
                 .await
-                .map_err(unavailable)
+                .map_err(|error| self.shared.lost(error))
         })
     }
 
@@ -229,7 +261,7 @@ impl Backplane for RedisBackplane {
                 .srem(self.shared.keys.entries(node), keys::entry(id, &group))
                 .query_async::<()>(&mut connection)
                 .await
-                .map_err(unavailable)
+                .map_err(|error| self.shared.lost(error))
         })
     }
 

@@ -44,11 +44,6 @@ impl Keys {
     pub(crate) fn alive(&self, node: NodeId) -> String {
         format!("{}:node:{node}:alive", self.prefix)
     }
-
-    /// The counter node numbers come from.
-    pub(crate) fn next_node(&self) -> String {
-        format!("{}:next-node", self.prefix)
-    }
 }
 
 /// The entry of connection `id` in `group`, as a node's entries set holds it.

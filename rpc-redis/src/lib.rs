@@ -24,7 +24,8 @@
 //! - **State** (which connections are in which group, which nodes live) is kept in Redis **keys**: a set
 //!   per group (`<prefix>:group:<name>`, hub-wide connection ids), a set per node of what it put there
 //!   (`<prefix>:node:<n>:entries`), the set of nodes (`<prefix>:nodes`), a liveness key per node
-//!   (`<prefix>:node:<n>:alive`, expiring), and the counter node numbers come from (`<prefix>:next-node`).
+//!   (`<prefix>:node:<n>:alive`, expiring; its value is the token of the instance that claimed the number).
+//!   A node picks its number at random and claims it only if no key holds it.
 //!
 //! # Delivery, exactly
 //! - A message is delivered **at most once**, never twice (nothing is retried or replayed), and in the
@@ -34,9 +35,10 @@
 //!   a notification is simply not delivered (the sender's `Broadcast` only reports this node's
 //!   deliveries and whether the rest was handed to Redis); a call fails with `CallError::Timeout` after
 //!   its timeout plus two seconds, or with `CallError::Disconnected` as soon as its node is found dead.
-//! - Membership changes reach Redis in the order they were made. One lost while Redis was away is put
-//!   right when the node finds its registration gone (it writes every membership it holds again), within
-//!   a heartbeat of Redis coming back.
+//! - Membership changes reach Redis in the order they were made. One that fails (Redis away, or
+//!   refusing writes) is put right at the next heartbeat that reaches Redis: the node writes every
+//!   membership it holds again and takes out those it no longer holds; so is everything when the node
+//!   finds its registration gone (Redis restarted empty).
 //!
 //! # Liveness
 //! Each node renews its liveness key every third of the liveness time (default 3 s) and looks for dead

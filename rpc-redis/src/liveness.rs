@@ -33,19 +33,39 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId) {
 /// Renews this node's liveness; registers it again (with all its members) if it was taken for dead or
 /// Redis lost it.
 async fn beat(shared: &Shared, connection: &mut ConnectionManager, node: NodeId) -> redis::RedisResult<()> {
+    // Renewed only while the key is this instance's (or gone): never over another node's claim.
+    let renewed: i64 = redis::Script::new(RENEW)
+        .key(shared.keys.alive(node))
+        .arg(&shared.token)
+        .arg(millis(shared.liveness))
+        .invoke_async(connection)
+        .await?;
+    if renewed == 0 {
+        tracing::error!(target: "birpc::redis", node, "another instance holds this node's number: not renewing it");
+        return Ok(());
+    }
     let registered: bool = connection.sismember(shared.keys.nodes(), node).await?;
-    if registered {
-        connection
-            .pset_ex::<_, _, ()>(shared.keys.alive(node), 1, millis(shared.liveness))
-            .await
-    } else {
-        tracing::warn!(target: "birpc::redis",
-            node,
-            "this node was taken for dead (or Redis lost it): registering again"
-        );
+    if !registered {
+        tracing::warn!(target: "birpc::redis", node, "this node was taken for dead (or Redis lost it): registering again");
         shared.register(connection, node).await
+    } else if shared.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(target: "birpc::redis", node, "a membership change was lost: writing them all again");
+        shared.register(connection, node).await
+    } else {
+        Ok(())
     }
 }
+
+/// Sets the liveness key `KEYS[1]` to this instance's token `ARGV[1]` for `ARGV[2]` ms if it holds that
+/// token or nothing; 1 if so, 0 if another instance holds it.
+const RENEW: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held == false or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
 
 /// Takes every dead node (registered, its liveness key expired) out of the hub: its members leave their
 /// groups, and every node is told. Of several nodes reaping at once, the one that takes the dead node

@@ -23,6 +23,10 @@ pub(crate) const MAX_OUTBOX: usize = 16 * 1024;
 /// How long past a remote call's own timeout its node is given to answer (the bus's round trip).
 const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
+/// The timeout of a remote call made without one: the peers' default (`PeerConfig::call_timeout`). The
+/// node calls with its own default; this side waits no longer than this (and the grace) for the answer.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A message from one node of a hub to another. (Externally tagged: the raw params and results inside
 /// cannot go through serde's buffering of internally tagged enums.)
 #[derive(Debug, Serialize, Deserialize)]
@@ -232,14 +236,27 @@ impl Plane {
         if !self.send(Destination::Node(node), &envelope) {
             return ids.into_iter().map(|id| (id, Err(CallError::Full))).collect();
         }
-        let limit = timeout.map(|t| t + ANSWER_GRACE);
-        let outcome = match limit {
-            Some(limit) => tokio::time::timeout(limit, answered).await.ok(),
-            None => Some(answered.await),
+        let limit = timeout.unwrap_or(DEFAULT_TIMEOUT) + ANSWER_GRACE;
+        // A node that is not alive (gone before, or never there) answers nothing: fail at once.
+        let dead = async {
+            match self.backplane.is_alive(node).await {
+                Ok(false) => {}
+                _ => std::future::pending::<()>().await,
+            }
         };
-        match outcome {
-            Some(Ok(outcomes)) => {
-                let mut outcomes: FxHashMap<u64, Outcome> = outcomes.into_iter().collect();
+        // `Err(None)`: no answer in time; `Err(Some(why))`: the node is gone.
+        let answers = tokio::select! {
+            outcome = tokio::time::timeout(limit, answered) => match outcome {
+                Ok(Ok(answers)) => Ok(answers),
+                // The node died (its waiting calls were dropped).
+                Ok(Err(_)) => Err(Some(format!("node {node} of the hub is gone"))),
+                Err(_) => Err(None),
+            },
+            () = dead => Err(Some(format!("node {node} of the hub is not alive"))),
+        };
+        match answers {
+            Ok(answers) => {
+                let mut outcomes: FxHashMap<u64, Outcome> = answers.into_iter().collect();
                 ids.into_iter()
                     .map(|id| {
                         let result = outcomes
@@ -249,14 +266,15 @@ impl Plane {
                     })
                     .collect()
             }
-            // The node died (its waiting calls were dropped).
-            Some(Err(_)) => ids
+            Err(why) => ids
                 .into_iter()
-                .map(|id| (id, Err(gone(format!("node {node} of the hub is gone")))))
-                .collect(),
-            None => ids
-                .into_iter()
-                .map(|id| (id, Err(CallError::Timeout(limit.unwrap_or_default()))))
+                .map(|id| {
+                    let error = match &why {
+                        Some(why) => gone(why.clone()),
+                        None => CallError::Timeout(limit),
+                    };
+                    (id, Err(error))
+                })
                 .collect(),
         }
     }

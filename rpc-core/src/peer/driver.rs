@@ -396,7 +396,12 @@ impl Act for Executor {
                         Answer::Result(result) => std::str::from_utf8(result).ok(),
                         _ => None,
                     };
-                    self.shared.streams.opened(id, subscription);
+                    if let Some(stream) = self.shared.streams.opened(id, subscription)
+                        && let Ok(stream) = RawValue::from_string(stream.into())
+                    {
+                        // A download given up (timed out) opened it after all.
+                        self.reply(wire::encode_cancel(&stream));
+                    }
                 }
                 if !self.shared.pending.complete(id, answer) {
                     tracing::debug!(target: "birpc::peer", id, "dropped an answer to no pending call (late, withdrawn or unknown)");

@@ -133,14 +133,30 @@ impl PeerHandle {
                     },
                     Refusal::Closed | Refusal::Taken => shared.disconnected(),
                 })?;
-            /// Forgets the download if it is given up before its answer came.
-            struct Abandon(Arc<Shared>, u64);
+            /// Forgets the download if it is given up before it is handed over (and cancels the stream if
+            /// its answer bound one already).
+            struct Abandon {
+                shared: Arc<Shared>,
+                call: u64,
+                inbox: Arc<Inbox>,
+                armed: bool,
+            }
             impl Drop for Abandon {
                 fn drop(&mut self) {
-                    self.0.streams.abandon(self.1);
+                    if self.armed
+                        && let Some(stream) = self.shared.streams.abandon(self.call, &self.inbox)
+                        && let Ok(id) = RawValue::from_string(stream.into())
+                    {
+                        let _ = self.shared.try_send(wire::encode_cancel(&id), false);
+                    }
                 }
             }
-            let _abandon = Abandon(shared.clone(), id);
+            let mut abandon = Abandon {
+                shared: shared.clone(),
+                call: id,
+                inbox: inbox.clone(),
+                armed: true,
+            };
             // The announcement goes first: the other side learns the window before the request.
             within(
                 deadline(&shared.config, None),
@@ -148,6 +164,7 @@ impl PeerHandle {
             )
             .await?;
             let subscription: Box<RawValue> = Call::new(Link::Fixed(shared.clone()), id, Ok(frame)).await?;
+            abandon.armed = false;
             Ok(Opened {
                 shared,
                 inbox,

@@ -89,7 +89,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        if !self.shared.streams.forget(self.id.get()) {
+        if !self.shared.streams.forget(self.id.get(), &self.inbox) {
             return;
         }
         let cancel = match &self.unsubscribe {

@@ -37,6 +37,18 @@ impl Credit {
         self.granted.notify_one();
     }
 
+    /// Uses credit for one item if there is some now.
+    pub(crate) fn try_take(&self) -> bool {
+        match self.left().as_mut() {
+            None => true,
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
     /// Waits until there is credit for one item, and uses it.
     pub(crate) async fn take(&self) {
         loop {

@@ -1,8 +1,10 @@
 //! Producing a stream: the task that sends a stream's items within its credit, and the ways one starts
 //! (a stream method's answer, an upload of this side).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -37,39 +39,58 @@ where
         .boxed()
 }
 
-/// Runs stream `id` as a task of its own until it ends, is cancelled, or the connection ends. Its future
-/// (and so the producing stream) is dropped at once on a cancel.
-pub(crate) fn start(shared: Arc<Shared>, id: u64, credit: Arc<Credit>, frames: Frames) {
+/// A produced stream's place in the table: given up however its producing ends (done, cancelled,
+/// panicked, or dropped before it started), unless handed on.
+pub(crate) struct Produced {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Produced {
+    fn drop(&mut self) {
+        self.shared.streams.produced(self.id);
+    }
+}
+
+/// Runs stream `place` as a task of its own until it ends, is cancelled, or the connection ends. Its
+/// future (and so the producing stream) is dropped at once on a cancel.
+pub(crate) fn start(place: Produced, credit: Arc<Credit>, frames: Frames) {
     let (abort, registration) = AbortHandle::new_pair();
+    let (shared, id) = (place.shared.clone(), place.id);
     let running = Abortable::new(produce(shared.clone(), id, credit, frames), registration);
-    let streams = shared.clone();
     tokio::spawn(async move {
+        let _place = place;
         let _ = running.await;
-        streams.streams.produced(id);
     });
     shared.streams.set_abort(id, abort);
 }
 
-/// Sends each item once there is credit for it, then the end.
+/// Sends each item once there is credit for it, then the end. Without credit the stream is polled for
+/// one more item at most, which waits, unsent, for credit: so the end (which needs none) goes out as
+/// soon as the stream is done. A panic of the stream ends it with -32603.
 async fn produce(shared: Arc<Shared>, id: u64, credit: Arc<Credit>, mut frames: Frames) {
     let max = shared.config.max_message_size;
     loop {
-        // The producing stream is not polled without credit: it never runs ahead of its consumer.
-        credit.take().await;
-        let error = match frames.next().await {
+        let credited = credit.try_take();
+        let next = match AssertUnwindSafe(frames.next()).catch_unwind().await {
+            Ok(next) => next,
+            Err(_) => {
+                tracing::error!(target: "birpc::stream", stream = id, "a producing stream panicked");
+                Some(Err(ErrorObject::internal_error()))
+            }
+        };
+        let error = match next {
             Some(Ok(frame)) if frame.len() <= max => {
+                if !credited {
+                    credit.take().await;
+                }
                 if shared.send(frame).await.is_err() {
                     return;
                 }
                 continue;
             }
             Some(Ok(frame)) => {
-                tracing::warn!(target: "birpc::stream",
-                    stream = id,
-                    size = frame.len(),
-                    max,
-                    "a stream item was too large to send"
-                );
+                tracing::warn!(target: "birpc::stream", stream = id, size = frame.len(), max, "a stream item was too large to send");
                 Some(ErrorObject::response_too_large())
             }
             Some(Err(error)) => Some(error),
@@ -104,10 +125,14 @@ where
         }
         Err(Refusal::Closed | Refusal::Taken) => return None,
     };
+    // Given up if this is dropped before the stream starts (the request cancelled while its answer waits).
+    let place = Produced {
+        shared: shared.clone(),
+        id,
+    };
     let answer = match message::encode_result(request, &id) {
         Ok(answer) => answer,
         Err(error) => {
-            shared.streams.produced(id);
             return Some(message::encode_error(
                 Some(request),
                 &ErrorObject::internal_error().with_detail(error),
@@ -116,7 +141,7 @@ where
     };
     // The answer goes into the outgoing queue before the first item can.
     shared.send_answer(answer).await;
-    start(shared.clone(), id, credit, frames(method, id, items));
+    start(place, credit, frames(method, id, items));
     None
 }
 
@@ -137,6 +162,10 @@ where
             },
             Refusal::Closed | Refusal::Taken => shared.disconnected(),
         })?;
-    start(shared.clone(), id, credit, frames(method.into(), id, items.map(Ok)));
+    let place = Produced {
+        shared: shared.clone(),
+        id,
+    };
+    start(place, credit, frames(method.into(), id, items.map(Ok)));
     Ok(id)
 }

@@ -1,6 +1,7 @@
 //! The streams of one connection: those this side produces, by id, and those it consumes, by the other
 //! side's id. Held by the connection's shared state; when the connection ends, every stream ends.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,12 +24,16 @@ pub(crate) enum Refusal {
     Closed,
 }
 
+/// How many ended streams, and given-up downloads, are remembered (see [`Table::ended`] and
+/// [`Table::abandoned`]).
+const REMEMBERED: usize = 256;
+
 /// What became of a received payload.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Delivery {
     /// Put in its stream's inbox, or the stream ended.
     Done,
-    /// No stream of that id is consumed here (it may have been cancelled): dropped.
+    /// No stream of that id is consumed here, nor was lately: not a stream's (an ordinary notification).
     Unknown,
     /// The item was beyond the credit granted; the stream ended, and the producer must be told.
     Overrun,
@@ -48,7 +53,21 @@ struct Table {
     consuming: FxHashMap<Box<str>, Arc<Inbox>>,
     /// Downloads of this side whose answer (the stream id) has not come yet, by call id.
     opening: FxHashMap<u64, Arc<Inbox>>,
+    /// The ids of the consumed streams that ended or were cancelled last: their late items are dropped,
+    /// not taken for notifications.
+    ended: VecDeque<Box<str>>,
+    /// Downloads given up before their answer came: a late answer's stream is cancelled.
+    abandoned: VecDeque<u64>,
     closed: Option<CloseReason>,
+}
+
+impl Table {
+    fn ended(&mut self, subscription: &str) {
+        if self.ended.len() >= REMEMBERED {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(subscription.into());
+    }
 }
 
 /// The streams of a connection; see the [module](self).
@@ -78,8 +97,12 @@ impl Streams {
 
     /// Publishes the sizes of the opening and consuming maps (called with the lock held, after a change).
     fn publish(&self, table: &Table) {
-        self.opening.store(table.opening.len(), Ordering::Relaxed);
-        self.consuming.store(table.consuming.len(), Ordering::Relaxed);
+        // Given-up downloads count as opening (their late answer is looked for), ended streams as
+        // consumed (their late items are looked for).
+        self.opening
+            .store(table.opening.len() + table.abandoned.len(), Ordering::Relaxed);
+        self.consuming
+            .store(table.consuming.len() + table.ended.len(), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -94,6 +117,7 @@ impl Streams {
 
     /// Streams this side produces and consumes now (opening downloads counted as consumed).
     pub(crate) fn counts(&self) -> (usize, usize) {
+        // (From the table itself: the published figures count what is remembered too.)
         let table = self.lock();
         (table.producing.len(), table.consuming.len() + table.opening.len())
     }
@@ -173,11 +197,14 @@ impl Streams {
     }
 
     /// The answer to download `call` came: a result (the stream's id, as JSON text) binds the stream
-    /// before any of its items can arrive; an error drops it.
-    pub(crate) fn opened(&self, call: u64, subscription: Option<&str>) {
+    /// before any of its items can arrive; an error drops it. Returns the id of a stream to cancel: one
+    /// a download given up (timed out) opened after all.
+    pub(crate) fn opened(&self, call: u64, subscription: Option<&str>) -> Option<Box<str>> {
         let mut table = self.lock();
         let Some(inbox) = table.opening.remove(&call) else {
-            return;
+            let index = table.abandoned.iter().position(|&abandoned| abandoned == call)?;
+            table.abandoned.remove(index);
+            return subscription.map(Box::from);
         };
         if let Some(subscription) = subscription {
             if table.consuming.contains_key(subscription) {
@@ -192,14 +219,34 @@ impl Streams {
             }
         }
         self.publish(&table);
+        None
     }
 
-    /// Forgets download `call` if it is still opening (its caller gave up).
-    pub(crate) fn abandon(&self, call: u64) {
+    /// Download `call`, consumed by `inbox`, was given up before it was handed to its caller: forgets
+    /// it, remembers the call (so that a late answer's stream is cancelled), and returns the id of the
+    /// stream it had opened already, to cancel.
+    pub(crate) fn abandon(&self, call: u64, inbox: &Arc<Inbox>) -> Option<Box<str>> {
         let mut table = self.lock();
-        if table.opening.remove(&call).is_some() {
-            self.publish(&table);
-        }
+        let opened = if table.opening.remove(&call).is_some() {
+            if table.abandoned.len() >= REMEMBERED {
+                table.abandoned.pop_front();
+            }
+            table.abandoned.push_back(call);
+            None
+        } else {
+            let key = table
+                .consuming
+                .iter()
+                .find(|(_, consumer)| Arc::ptr_eq(consumer, inbox))
+                .map(|(key, _)| key.clone());
+            if let Some(key) = &key {
+                table.consuming.remove(key);
+                table.ended(key);
+            }
+            key
+        };
+        self.publish(&table);
+        opened
     }
 
     /// Binds an upload of the other side, whose id is the JSON text `subscription`.
@@ -228,7 +275,9 @@ impl Streams {
     pub(crate) fn deliver(&self, subscription: &str, payload: Payload) -> Delivery {
         let mut table = self.lock();
         let Some(inbox) = table.consuming.get(subscription) else {
-            return Delivery::Unknown;
+            // A late item (or end) of a stream that ended here is dropped.
+            let late = table.ended.iter().any(|ended| &**ended == subscription);
+            return if late { Delivery::Done } else { Delivery::Unknown };
         };
         match payload {
             Payload::Item(item) => match inbox.push(item) {
@@ -236,6 +285,7 @@ impl Streams {
                 Err(Refused::Ended) => Delivery::Unknown,
                 Err(Refused::Overrun) => {
                     table.consuming.remove(subscription);
+                    table.ended(subscription);
                     self.publish(&table);
                     Delivery::Overrun
                 }
@@ -243,18 +293,27 @@ impl Streams {
             Payload::End(error) => {
                 inbox.end(error.map_or(End::Finished, End::Failed));
                 table.consuming.remove(subscription);
+                table.ended(subscription);
                 self.publish(&table);
                 Delivery::Done
             }
         }
     }
 
-    /// The consumer of stream `subscription` is gone; whether the stream was still live (then the
-    /// producer should be told).
-    pub(crate) fn forget(&self, subscription: &str) -> bool {
+    /// The consumer of stream `subscription`, reading `inbox`, is gone; whether its stream was still
+    /// live (then the producer should be told). Another stream of the same id (a producer may reuse an
+    /// id once a stream ended) is left alone.
+    pub(crate) fn forget(&self, subscription: &str, inbox: &Arc<Inbox>) -> bool {
         let mut table = self.lock();
-        let live = table.consuming.remove(subscription).is_some();
-        self.publish(&table);
+        let live = table
+            .consuming
+            .get(subscription)
+            .is_some_and(|consumer| Arc::ptr_eq(consumer, inbox));
+        if live {
+            table.consuming.remove(subscription);
+            table.ended(subscription);
+            self.publish(&table);
+        }
         live
     }
 
@@ -315,7 +374,7 @@ mod tests {
             streams.deliver("1", Payload::Item(Bytes::from_static(b"0"))),
             Delivery::Unknown
         );
-        streams.opened(3, Some("1"));
+        assert_eq!(streams.opened(3, Some("1")), None);
         assert_eq!(
             streams.deliver("1", Payload::Item(Bytes::from_static(b"0"))),
             Delivery::Done
