@@ -30,14 +30,21 @@
 //! | `call_group(group, method, params, timeout_ms)` | an object from each member's id to `{"result": …}`, `{"error": {…}}` or `{"timeout": true}` (or `{"gone": "why"}` when its connection or server went away) |
 //! | `call_member(id, method, params, timeout_ms)` | what connection `id`, on any server, answers to `method(params)`, its error unchanged |
 //! | `close(code, reason)` | nothing: closes the connection with that close code and reason (RFC 6455 section 7.4) |
+//! | `rpc.discover()` | the server's OpenRPC document (OpenRPC's service discovery method) |
+//!
+//! `--describe openrpc` prints that OpenRPC document and exits; `--describe asyncapi` prints the AsyncAPI
+//! document of the endpoint. Both are built by hand with `birpc::openrpc`'s builder, since the methods are
+//! registered on a `Router` directly.
 
 use std::io::Write;
 use std::time::Duration;
 
+use birpc::openrpc::{Document, Method, Param, Service};
 use birpc::prelude::*;
-use birpc::{CloseCode, Hub, UploadId};
+use birpc::{CloseCode, Hub, JsonSchema, UploadId};
 use futures::StreamExt;
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 #[derive(Deserialize)]
@@ -304,7 +311,171 @@ fn router() -> Router {
         })
 }
 
-const USAGE: &str = "usage: interop_server [--listen HOST:PORT] [--redis URL [--hub NAME] [--liveness-ms N]]";
+/// What `call_group` answers for each member.
+#[derive(JsonSchema)]
+#[schemars(crate = "birpc::schemars", rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "only its schema is used: `call_group` builds its answer as JSON"
+)]
+enum Outcome {
+    /// The member's result.
+    Result(Value),
+    /// The member's error object.
+    Error(Value),
+    /// No answer within the timeout.
+    Timeout(bool),
+    /// Its connection or its server went away: why.
+    Gone(String),
+}
+
+/// The methods `router` and `hub_router` export, described for `rpc.discover` and `--describe`.
+fn document() -> Document {
+    let method_param = || Param::of::<String>("method").description("The name of a method of the client.");
+    let params_param = || Param::of::<Option<Value>>("params").description("Its params (none when absent or null).");
+    let timeout_param = || Param::of::<Option<u64>>("timeout_ms").description("How long to wait, in milliseconds.");
+    let group_param = || Param::of::<String>("group");
+    let interop = Service::new(
+        "Interop",
+        "A fixed set of methods other JSON-RPC implementations test against. Every method takes its params by \
+         position or by name.",
+    )
+    .method(
+        Method::new("subtract")
+            .docs("The difference.")
+            .param(Param::of::<i64>("minuend"))
+            .param(Param::of::<i64>("subtrahend"))
+            .returns::<i64>(),
+    )
+    .method(
+        Method::new("sum")
+            .docs("The sum.")
+            .param(Param::of::<i64>("a"))
+            .param(Param::of::<i64>("b"))
+            .param(Param::of::<i64>("c"))
+            .returns::<i64>(),
+    )
+    .method(
+        Method::new("get_data")
+            .docs("`[\"hello\", 5]`.")
+            .returns::<(String, i64)>(),
+    )
+    .method(
+        Method::new("echo")
+            .docs("`value`, exactly as sent.")
+            .param(Param::of::<Value>("value").required(true))
+            .returns::<Value>(),
+    )
+    .method(
+        Method::new("sleep")
+            .docs("`ms`, after that many milliseconds.")
+            .param(Param::of::<u64>("ms"))
+            .returns::<u64>(),
+    )
+    .method(
+        Method::new("ask_client")
+            .docs("What the calling client answers to `method(params)`, its error included (unchanged).")
+            .param(method_param())
+            .param(params_param())
+            .returns::<Value>(),
+    )
+    .method(
+        Method::new("notify_client")
+            .docs("`null`, after sending the calling client the notification `method(params)`.")
+            .param(method_param())
+            .param(params_param()),
+    )
+    .method(
+        Method::new("ticks")
+            .docs(
+                "A stream of the numbers 0 to count-1, one every `every_ms` milliseconds (0: as fast as credit \
+                 allows).",
+            )
+            .param(Param::of::<u64>("count"))
+            .param(Param::of::<u64>("every_ms"))
+            .stream::<u64>(),
+    )
+    .method(
+        Method::new("sum_upload")
+            .docs("The sum of the items of the upload `numbers`.")
+            .param(Param::upload::<i64>("numbers"))
+            .returns::<i64>(),
+    )
+    .method(
+        Method::new("ask_client_stream")
+            .docs(
+                "The list of the items of the stream method `method` the calling client exports, or its error \
+                 unchanged.",
+            )
+            .param(method_param())
+            .param(params_param())
+            .returns::<Vec<Value>>(),
+    )
+    .method(
+        Method::new("close")
+            .docs("Closes the connection with that close code and reason (RFC 6455 section 7.4).")
+            .param(Param::of::<u16>("code"))
+            .param(Param::of::<String>("reason").required(false)),
+    );
+    let hub = Service::new(
+        "Hub",
+        "Groups, broadcasts and calls across every interop server of the hub (one server without `--redis`).",
+    )
+    .method(
+        Method::new("id")
+            .docs("This connection's hub-wide id.")
+            .returns::<u64>(),
+    )
+    .method(
+        Method::new("join")
+            .docs("`true`, after this connection joins `group`.")
+            .param(group_param())
+            .returns::<bool>(),
+    )
+    .method(
+        Method::new("leave")
+            .docs("Whether this connection was in `group`, which it leaves.")
+            .param(group_param())
+            .returns::<bool>(),
+    )
+    .method(
+        Method::new("members")
+            .docs("The hub-wide ids of `group`'s members on every server, ascending.")
+            .param(group_param())
+            .returns::<Vec<u64>>(),
+    )
+    .method(
+        Method::new("notify_group")
+            .docs("`null`, after sending every member of `group`, on every server, the notification.")
+            .param(group_param())
+            .param(method_param())
+            .param(params_param()),
+    )
+    .method(
+        Method::new("call_group")
+            .docs("Each member's outcome of `method(params)`, by hub-wide id (as a string).")
+            .param(group_param())
+            .param(method_param())
+            .param(params_param())
+            .param(timeout_param())
+            .returns::<std::collections::BTreeMap<String, Outcome>>(),
+    )
+    .method(
+        Method::new("call_member")
+            .docs("What connection `id`, on any server, answers to `method(params)`, its error unchanged.")
+            .param(Param::of::<u64>("id"))
+            .param(method_param())
+            .param(params_param())
+            .param(timeout_param())
+            .returns::<Value>(),
+    );
+    Document::new("birpc interop server", env!("CARGO_PKG_VERSION"))
+        .description("The interoperability server of birpc (examples/interop_server.rs).")
+        .server(interop)
+        .server(hub)
+}
+
+const USAGE: &str = "usage: interop_server [--listen HOST:PORT] [--redis URL [--hub NAME] [--liveness-ms N]] [--describe openrpc|asyncapi]";
 
 /// The command line.
 struct Options {
@@ -312,6 +483,8 @@ struct Options {
     redis: Option<String>,
     hub: String,
     liveness: Duration,
+    /// Print this document (`openrpc` or `asyncapi`) and exit.
+    describe: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -321,6 +494,7 @@ fn options() -> Result<Options, String> {
         redis: None,
         hub: "interop".to_owned(),
         liveness: Duration::from_secs(3),
+        describe: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}; {USAGE}"));
@@ -332,6 +506,10 @@ fn options() -> Result<Options, String> {
                 let ms = value("a number of milliseconds")?;
                 options.liveness = Duration::from_millis(ms.parse().map_err(|_| format!("bad --liveness-ms {ms:?}"))?);
             }
+            "--describe" => match value("openrpc or asyncapi")?.as_str() {
+                what @ ("openrpc" | "asyncapi") => options.describe = Some(what.to_owned()),
+                other => return Err(format!("--describe takes openrpc or asyncapi, not {other:?}; {USAGE}")),
+            },
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
@@ -376,11 +554,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    let document = document();
+    if let Some(what) = &options.describe {
+        let described = if what == "asyncapi" {
+            document.asyncapi()
+        } else {
+            document.openrpc()
+        };
+        println!("{}", serde_json::to_string_pretty(&described)?);
+        return Ok(());
+    }
     let hub = hub(&options).await?;
     let server = Server::builder().hub(hub.clone()).bind(&options.listen).await?;
     println!("listening on ws://{}", server.local_addr());
     std::io::stdout().flush()?;
-    let routes = router().merge(hub_router(&hub));
+    let routes = router().merge(hub_router(&hub)).merge(document.router());
     let running = server.serve(move |_| routes.clone());
     // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001, and
     // this server leaves the hub.

@@ -9,7 +9,8 @@
 //! - [`Router`]: the methods one side exports; the same type on both sides.
 //! - [`PeerHandle`]: calls, notifications and batches to the other side; [`Context::peer`] gives one to
 //!   every handler, so a handler can call back its caller.
-//! - [`Server`] and [`Client`]: WebSocket on tokio-tungstenite; [`memory`] connects two peers in one
+//! - [`Server`] and [`Client`]: WebSocket on tokio-tungstenite; [`Endpoint`] mounts the server's side in
+//!   an axum or hyper app instead (`RpcUpgrade`, feature `axum`); [`memory`] connects two peers in one
 //!   process; any other [`Transport`] plugs in the same way.
 //!
 //! ## Services
@@ -98,7 +99,10 @@
 //! - On the trait: `namespace = "chat"` prefixes every wire name (`chat.post`); `crate = "path"` names the
 //!   `birpc` crate when it is re-exported under another path; `typescript` adds `TMethods::typescript()`,
 //!   from which [`typescript::Module`] writes TypeScript bindings for the JavaScript client (the types of
-//!   params, results and errors must derive [`TS`], with `#[ts(crate = "birpc::ts_rs")]`).
+//!   params, results and errors must derive [`TS`], with `#[ts(crate = "birpc::ts_rs")]`); `openrpc` adds
+//!   `TMethods::openrpc()`, from which an [`openrpc::Document`] renders OpenRPC and AsyncAPI documents
+//!   with the JSON Schemas of every param, result and error (their types must derive [`JsonSchema`], with
+//!   `#[schemars(crate = "birpc::schemars")]`), and serves `rpc.discover`.
 //! - On a method: `name = "..."` sets its wire name; `aliases = ["...", ...]` adds other names;
 //!   `notification` makes it a notification (it cannot return a value); `params = "named"` makes the typed
 //!   client send params as an object (default `"positional"`, an array).
@@ -127,14 +131,25 @@ pub use rpc_core::{
     WhileDown, code, message,
 };
 pub use rpc_macros::rpc;
+pub mod asyncapi;
+pub mod openrpc;
+/// The library JSON Schemas come from: derive [`JsonSchema`] (with `#[schemars(crate = "birpc::schemars")]`)
+/// on the serde types of `#[rpc(openrpc)]` services.
+pub use schemars::{self, JsonSchema};
 /// A hub across many servers on Redis: [`RedisBackplane`](redis::RedisBackplane) (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use rpc_redis::{RedisBackplane, RedisBackplaneBuilder};
 }
+/// The web framework an [`Endpoint`] mounts in with `RpcUpgrade` (feature `axum`), re-exported so that
+/// versions match.
+#[cfg(feature = "axum")]
+pub use axum;
+#[cfg(feature = "axum")]
+pub use rpc_transport::ws::RpcUpgrade;
 pub use rpc_transport::ws::{
-    Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Reconnect, ReconnectingClient, Reject,
-    SUBPROTOCOL, Server, ServerBuilder, ServerHandle, WsTransport,
+    Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Endpoint, Reconnect, ReconnectingClient,
+    Reject, SUBPROTOCOL, Server, ServerBuilder, ServerHandle, UpgradeRejection, WsTransport,
 };
 pub use rpc_transport::{http, memory, shutdown_signal};
 /// The TLS library `wss://` runs on, re-exported so that its configurations match birpc's version.

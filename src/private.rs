@@ -14,3 +14,42 @@ pub use serde;
 pub mod typescript {
     pub use crate::typescript::{Method, Param, Service, type_of};
 }
+
+/// The parts of OpenRPC descriptions generated code builds.
+pub mod openrpc {
+    use std::marker::PhantomData;
+
+    pub use crate::openrpc::{Method, Param, Service};
+
+    /// Adds a method's own error type to its description, by autoref specialization: the two
+    /// `DescribeError` impls are tried in order by method resolution on `&&ErrorType<E>`. An
+    /// [`ErrorObject`](crate::ErrorObject) (the method makes its error objects itself) has no schema; any
+    /// other type must have one.
+    pub struct ErrorType<E: ?Sized>(PhantomData<E>);
+
+    impl<E: ?Sized> ErrorType<E> {
+        /// The error type `E`.
+        #[expect(clippy::new_without_default, reason = "only generated code makes it")]
+        pub const fn new() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    /// Adds the error type's schema, if it has one, to `method`.
+    pub trait DescribeError {
+        /// `method`, with its error type.
+        fn describe(&self, method: Method) -> Method;
+    }
+
+    impl DescribeError for &ErrorType<crate::ErrorObject> {
+        fn describe(&self, method: Method) -> Method {
+            method
+        }
+    }
+
+    impl<E: schemars::JsonSchema + ?Sized> DescribeError for ErrorType<E> {
+        fn describe(&self, method: Method) -> Method {
+            method.error::<E>()
+        }
+    }
+}

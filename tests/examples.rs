@@ -166,3 +166,96 @@ async fn the_interop_server_shuts_down_gracefully_on_sigterm() {
     let status = within("the exit", child.wait()).await.unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// The axum app serves its page, its REST route and the birpc endpoint on one port: a client admitted by
+/// name is greeted after the server asks its mood, hears what it says through the hub, and counts in the
+/// REST route; a client without a name is refused 401; SIGTERM closes the connection with 1001 and the app
+/// exits cleanly.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_axum_app_serves_a_page_a_rest_route_and_rpc_on_one_port() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    /// A plain GET: the status and the body.
+    async fn get(addr: &str, path: &str) -> (u16, String) {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        within("the answer", tcp.read_to_string(&mut answer)).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+        (status, body.to_owned())
+    }
+
+    let mut child = Command::new(example("axum_app"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start axum_app");
+    let stdout = child.stdout.take().unwrap();
+    let first = within("the first line", tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+
+    let (status, page) = get(&addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>birpc in axum</title>"), "{page}");
+    assert!(page.contains("/rpc?name="), "{page}");
+    let (status, stats) = get(&addr, "/api/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stats).unwrap(),
+        json!({"connections": 0})
+    );
+
+    let anonymous = Client::connect(&format!("ws://{addr}/rpc")).await;
+    assert!(
+        matches!(anonymous, Err(birpc::ConnectError::Rejected { status: 401 })),
+        "{anonymous:?}"
+    );
+    let (said_tx, mut said) = mpsc::channel(4);
+    let visitor = Router::new()
+        .method("client.mood", |_: Context, _: NoParams| async {
+            Ok::<_, ErrorObject>("tested")
+        })
+        .method("client.said", move |_: Context, (from, text): (String, String)| {
+            let said = said_tx.clone();
+            async move {
+                said.send(format!("{from}: {text}"))
+                    .await
+                    .map_err(|_| ErrorObject::internal_error())
+            }
+        });
+    let peer = Client::builder()
+        .router(visitor)
+        .query("name", "ada")
+        .connect(&format!("ws://{addr}/rpc"))
+        .await
+        .unwrap();
+    let hello: String = within("hello", peer.call("app.hello", ())).await.unwrap();
+    assert_eq!(hello, "Hello, ada, who feels tested! 1 connected.");
+    let (_, stats) = get(&addr, "/api/stats").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&stats).unwrap(),
+        json!({"connections": 1})
+    );
+    let sent: usize = within("say", peer.call("app.say", ("hi all",))).await.unwrap();
+    assert_eq!(sent, 1);
+    assert_eq!(within("what was said", said.recv()).await.unwrap(), "ada: hi all");
+
+    let pid = child.id().expect("the app runs").to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(killed.success());
+    let reason = within("the close", peer.closed()).await;
+    assert_eq!(reason.code(), birpc::CloseCode::GOING_AWAY, "{reason}");
+    let status = within("the exit", child.wait()).await.unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -4,12 +4,13 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
 use syn::{Attribute, LitStr, Path, Token};
 
-/// `#[rpc(namespace = "...", crate = "...", typescript)]` on the trait.
+/// `#[rpc(namespace = "...", crate = "...", typescript, openrpc)]` on the trait.
 #[derive(Default)]
 pub(crate) struct ServiceArgs {
     pub(crate) namespace: Option<LitStr>,
     pub(crate) krate: Option<Path>,
     pub(crate) typescript: Option<syn::Ident>,
+    pub(crate) openrpc: Option<syn::Ident>,
 }
 
 impl ServiceArgs {
@@ -31,9 +32,17 @@ impl ServiceArgs {
                 .cloned()
                 .ok_or_else(|| meta.error("expected `typescript`"))?;
             set(&mut self.typescript, ident, meta)
+        } else if meta.path.is_ident("openrpc") {
+            let ident = meta
+                .path
+                .get_ident()
+                .cloned()
+                .ok_or_else(|| meta.error("expected `openrpc`"))?;
+            set(&mut self.openrpc, ident, meta)
         } else {
             Err(meta.error(
-                "unknown key; `#[rpc]` on a trait takes `namespace = \"...\"`, `crate = \"...\"` and `typescript`",
+                "unknown key; `#[rpc]` on a trait takes `namespace = \"...\"`, `crate = \"...\"`, `typescript` and \
+                 `openrpc`",
             ))
         }
     }

@@ -44,6 +44,8 @@ pub(crate) struct Service {
     pub(crate) methods: Vec<Method>,
     /// Whether to generate TypeScript bindings.
     pub(crate) typescript: bool,
+    /// Whether to generate the description OpenRPC and AsyncAPI documents are made from.
+    pub(crate) openrpc: bool,
     pub(crate) docs: String,
 }
 
@@ -145,6 +147,7 @@ impl Service {
             krate,
             methods,
             typescript: args.typescript.is_some(),
+            openrpc: args.openrpc.is_some(),
         })
     }
 }

@@ -1,7 +1,9 @@
-//! Generation: the service trait with its router, the typed client, the method list.
+//! Generation: the service trait with its router, the typed client, the method list, and the descriptions
+//! for TypeScript bindings and OpenRPC documents when asked for.
 
 mod client;
 mod methods;
+mod openrpc;
 mod service;
 mod typescript;
 
@@ -15,11 +17,13 @@ pub(crate) fn expand(service: &Service) -> TokenStream {
     let client = client::client(service);
     let methods = methods::methods(service);
     let typescript = typescript::typescript(service);
+    let openrpc = openrpc::openrpc(service);
     quote! {
         #service_trait
         #client
         #methods
         #typescript
+        #openrpc
     }
 }
 

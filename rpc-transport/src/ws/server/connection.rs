@@ -1,0 +1,80 @@
+//! Running an upgraded connection: its WebSocket, its peer, its place in the endpoint's table and hub.
+
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use rpc_core::{CloseCode, Peer, Router};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::super::config::websocket_config;
+use super::super::socket::WsTransport;
+use super::endpoint::Place;
+use super::{ConnectionInfo, SHUTDOWN_REASON};
+
+/// Runs the peer of an upgraded connection until it ends; `place`, its place among the endpoint's
+/// connections, is held until then.
+///
+/// When hyper served the connection as a `TokioIo<S>`, the WebSocket runs on `S` itself, taken back from
+/// hyper: hyper's HTTP read buffer is freed and reads and writes do not go through its type-erased upgrade
+/// wrapper. Otherwise it runs on hyper's [`Upgraded`].
+pub(super) async fn run<S>(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, place: Place)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            tracing::debug!(%error, remote = %info.remote_addr, "an upgrade did not complete");
+            return;
+        }
+    };
+    let settings = &place.shared().settings;
+    let config = websocket_config(&settings.config, settings.read_buffer_size, settings.write_buffer_size);
+    match upgraded.downcast::<TokioIo<S>>() {
+        Ok(parts) => {
+            let io = parts.io.into_inner();
+            let socket = if parts.read_buf.is_empty() {
+                WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+            } else {
+                // Frames the client sent right behind its upgrade request, read by hyper already. `parts` is
+                // consumed: what it holds of hyper's read buffer is freed here, not when the connection ends.
+                WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config)).await
+            };
+            serve(socket, router, info, &place).await;
+        }
+        Err(upgraded) => serve(upgraded_socket(upgraded, config).await, router, info, &place).await,
+    }
+}
+
+/// The WebSocket on hyper's upgraded IO, whatever the connection's own IO is.
+async fn upgraded_socket(upgraded: Upgraded, config: WebSocketConfig) -> WebSocketStream<TokioIo<Upgraded>> {
+    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
+}
+
+/// Runs the peer on `socket`, registered in the endpoint's table and hub while it lives.
+async fn serve<T>(socket: WebSocketStream<T>, router: Router, info: ConnectionInfo, place: &Place)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = place.shared();
+    let settings = &shared.settings;
+    let (id, remote) = (info.id, info.remote_addr);
+    let (peer, handle) = Peer::builder()
+        .router(router)
+        .config(settings.config.clone())
+        .extensions(info.extensions.clone())
+        .state(info)
+        .build(WsTransport::new(socket));
+    shared.connections().insert(id, handle.clone());
+    let registration = settings.hub.as_ref().map(|hub| hub.register(handle.clone()));
+    if shared.shutdown.is_cancelled() {
+        handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+    }
+    let reason = peer.run().await;
+    shared.connections().remove(&id);
+    if let Some(registration) = registration {
+        registration.end(&reason);
+    }
+    tracing::debug!(%reason, %remote, "connection ended");
+}

@@ -1,0 +1,6 @@
+#[birpc::rpc(openrpc, openrpc)]
+trait Service {
+    async fn ping(&self);
+}
+
+fn main() {}
