@@ -1,4 +1,5 @@
-//! What `RUST_LOG=birpc::call=debug` shows of a call's life, on both sides: a span per received call
+//! What `RUST_LOG=birpc::call=debug,birpc::connection=info` shows of a call's life, on both sides: the
+//! connection's span (its id, the other side's address, who dialled), a span per received call
 //! (direction, method, id) closed by how it ended and how long it ran, and the caller's events.
 
 use std::io::Write;
@@ -33,7 +34,7 @@ async fn a_calls_life_is_traced_under_the_birpc_target() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new("birpc::call=debug"))
+        .with_env_filter(EnvFilter::new("birpc::call=debug,birpc::connection=info"))
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
@@ -54,10 +55,11 @@ async fn a_calls_life_is_traced_under_the_birpc_target() {
     server.shutdown().await;
 
     let log = captured.text();
-    // The server's side: the span of the received call, and its end.
+    // The server's side: the span of the received call, in the connection's, and its end.
     assert!(
-        log.lines()
-            .any(|l| l.contains(r#"call{direction="in" method=add id=1}"#) && l.contains("answered elapsed_us=")),
+        log.lines().any(|l| l.contains("connection{id=")
+            && l.contains(r#"dialled="in"}:call{direction="in" method=add id=1}"#)
+            && l.contains("answered elapsed_us=")),
         "{log}"
     );
     assert!(

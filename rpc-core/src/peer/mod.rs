@@ -59,6 +59,7 @@ pub struct PeerBuilder {
     config: PeerConfig,
     close_on_drop: bool,
     extensions: Extensions,
+    span: Option<tracing::Span>,
 }
 
 impl PeerBuilder {
@@ -91,6 +92,13 @@ impl PeerBuilder {
         self
     }
 
+    /// The `tracing` span the connection runs in (the spans of its calls are its children). Default: a
+    /// `connection` span (target `birpc::connection`, level info) with the connection's id.
+    pub fn span(mut self, span: tracing::Span) -> Self {
+        self.span = Some(span);
+        self
+    }
+
     /// Attaches every value of `extensions` to the connection.
     pub fn extensions(mut self, extensions: Extensions) -> Self {
         self.extensions.extend(extensions);
@@ -106,12 +114,16 @@ impl PeerBuilder {
     pub(crate) fn build_with_ids<T: Transport>(self, transport: T, ids: Arc<AtomicU64>) -> (Peer<T>, PeerHandle) {
         let shared = Arc::new(Shared::new(self.config, ids, self.extensions));
         let lifecycle = shared.lifecycle.subscribe();
+        let span = self.span.unwrap_or_else(
+            || tracing::info_span!(target: "birpc::connection", "connection", id = shared.connection_id),
+        );
         let peer = Peer {
             transport,
             router: self.router,
             handle: PeerHandle::new(shared.clone(), false),
             ending: Ending(shared.clone()),
             lifecycle,
+            span,
         };
         (peer, PeerHandle::new(shared, self.close_on_drop))
     }
@@ -140,6 +152,8 @@ pub struct Peer<T> {
     handle: PeerHandle,
     /// The writer's view of the connection's life.
     lifecycle: watch::Receiver<Lifecycle>,
+    /// The span the connection runs in.
+    span: tracing::Span,
 }
 
 impl Peer<()> {
@@ -163,9 +177,13 @@ impl<T: Transport> Peer<T> {
             ending,
             handle,
             lifecycle,
+            span,
         } = self;
         // Split before the future is made: it holds the two halves, not the transport they came from.
         let (sink, stream) = transport.split();
-        driver::drive::<T>(sink, stream, router, ending, handle, lifecycle)
+        tracing::Instrument::instrument(
+            driver::drive::<T>(sink, stream, router, ending, handle, lifecycle),
+            span,
+        )
     }
 }

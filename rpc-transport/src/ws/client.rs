@@ -189,6 +189,7 @@ impl ClientBuilder {
             .router(self.router)
             .config(self.dialer.config)
             .close_on_drop(true)
+            .span(tracing::info_span!(target: "birpc::connection", "connection", url, dialled = "out"))
             .spawn(WsTransport::new(socket)))
     }
 

@@ -25,7 +25,7 @@ where
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
-            tracing::debug!(%error, remote = %info.remote_addr, "an upgrade did not complete");
+            tracing::debug!(target: "birpc::transport", %error, remote = %info.remote_addr, "an upgrade did not complete");
             return;
         }
     };
@@ -64,6 +64,7 @@ where
         .router(router)
         .config(settings.config.clone())
         .extensions(info.extensions.clone())
+        .span(tracing::info_span!(target: "birpc::connection", "connection", id, peer = %remote, dialled = "in"))
         .state(info)
         .build(WsTransport::new(socket));
     shared.connections().insert(id, handle.clone());
@@ -76,5 +77,5 @@ where
     if let Some(registration) = registration {
         registration.end(&reason);
     }
-    tracing::debug!(%reason, %remote, "connection ended");
+    tracing::debug!(target: "birpc::transport", %reason, %remote, "connection ended");
 }

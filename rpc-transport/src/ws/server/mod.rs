@@ -152,17 +152,17 @@ async fn accept_loop(listener: TcpListener, endpoint: Endpoint, handshakes: Arc<
         match accepted {
             Ok((tcp, remote)) => {
                 let Ok(place) = handshakes.clone().try_acquire_owned() else {
-                    tracing::warn!(%remote, "too many connections in their handshake; closing a new one");
+                    tracing::warn!(target: "birpc::transport", %remote, "too many connections in their handshake; closing a new one");
                     continue;
                 };
                 if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(%error, "could not disable Nagle's algorithm");
+                    tracing::debug!(target: "birpc::transport", %error, "could not disable Nagle's algorithm");
                 }
                 shared.tracker.spawn(handshake(tcp, remote, endpoint.clone(), place));
             }
             Err(error) => {
                 // Out of file descriptors or memory, most likely: wait a little instead of spinning.
-                tracing::warn!(%error, "accepting a connection failed");
+                tracing::warn!(target: "birpc::transport", %error, "accepting a connection failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -177,8 +177,8 @@ async fn handshake(tcp: TcpStream, remote: SocketAddr, endpoint: Endpoint, place
         let timeout = endpoint.shared.settings.handshake_timeout;
         match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => serve_http(tls, remote, endpoint, place).await,
-            Ok(Err(error)) => tracing::debug!(%error, %remote, "a TLS handshake failed"),
-            Err(_) => tracing::debug!(%remote, "a TLS handshake timed out"),
+            Ok(Err(error)) => tracing::debug!(target: "birpc::transport", %error, %remote, "a TLS handshake failed"),
+            Err(_) => tracing::debug!(target: "birpc::transport", %remote, "a TLS handshake timed out"),
         }
         return;
     }
@@ -208,7 +208,7 @@ where
         () = shutdown.cancelled() => {}
         served = connection => {
             if let Err(error) = served {
-                tracing::debug!(%error, %remote, "an HTTP connection failed");
+                tracing::debug!(target: "birpc::transport", %error, %remote, "an HTTP connection failed");
             }
         }
     }

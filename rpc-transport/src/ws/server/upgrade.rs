@@ -154,12 +154,12 @@ impl Upgrade {
         };
         let remote = remote_addr(&parts.extensions);
         let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
-            tracing::warn!(%remote, "an upgrade request came without hyper's upgrade handle; is it served by hyper over HTTP/1.1?");
+            tracing::warn!(target: "birpc::transport", %remote, "an upgrade request came without hyper's upgrade handle; is it served by hyper over HTTP/1.1?");
             return Err(UpgradeRejection::NotUpgradable);
         };
         let shared = &endpoint.shared;
         if !shared.settings.origins.allow(headers) {
-            tracing::info!(%remote, origin = ?headers.get(http::header::ORIGIN), "refused an upgrade from an origin not allowed");
+            tracing::info!(target: "birpc::transport", %remote, origin = ?headers.get(http::header::ORIGIN), "refused an upgrade from an origin not allowed");
             return Err(UpgradeRejection::OriginNotAllowed);
         }
         if shared.shutdown.is_cancelled() {
@@ -214,7 +214,7 @@ impl Upgrade {
             match hook(info.clone()).await {
                 Ok(admitted) => info.extensions.extend(admitted.extensions),
                 Err(reject) => {
-                    tracing::debug!(remote = %info.remote_addr, status = %reject.status, "the admission hook refused an upgrade");
+                    tracing::debug!(target: "birpc::transport", remote = %info.remote_addr, status = %reject.status, "the admission hook refused an upgrade");
                     return reject.response();
                 }
             }
