@@ -148,6 +148,18 @@ fn app(hub: &Hub) -> (Router, Endpoint) {
     (router, endpoint)
 }
 
+/// Says which address could not be listened on and how to choose another, and exits (status 1).
+fn cannot_listen(listen: &str, error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        eprintln!(
+            "{listen} is already in use: choose another address with --listen HOST:PORT (port 0 picks a free one)"
+        );
+    } else {
+        eprintln!("cannot listen on {listen}: {error}");
+    }
+    std::process::exit(1)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -161,7 +173,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let hub = Hub::new();
     let (router, endpoint) = app(&hub);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .unwrap_or_else(|error| cannot_listen(listen, &error));
     println!("listening on http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // With the connect info, each RPC connection knows its remote address (`ConnectionInfo::remote_addr`).

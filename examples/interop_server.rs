@@ -537,6 +537,18 @@ async fn hub(options: &Options) -> Result<Hub, Box<dyn std::error::Error>> {
     }
 }
 
+/// Says which address could not be listened on and how to choose another, and exits (status 1).
+fn cannot_listen(listen: &str, error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        eprintln!(
+            "{listen} is already in use: choose another address with --listen HOST:PORT (port 0 picks a free one)"
+        );
+    } else {
+        eprintln!("cannot listen on {listen}: {error}");
+    }
+    std::process::exit(1)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `RUST_LOG=birpc::call=debug` logs each call (its method, id, duration and outcome) to stderr.
@@ -565,7 +577,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let hub = hub(&options).await?;
-    let server = Server::builder().hub(hub.clone()).bind(&options.listen).await?;
+    let server = Server::builder()
+        .hub(hub.clone())
+        .bind(&options.listen)
+        .await
+        .unwrap_or_else(|error| cannot_listen(&options.listen, &error));
     println!("listening on ws://{}", server.local_addr());
     std::io::stdout().flush()?;
     let routes = router().merge(hub_router(&hub)).merge(document.router());

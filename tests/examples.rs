@@ -259,3 +259,22 @@ async fn the_axum_app_serves_a_page_a_rest_route_and_rpc_on_one_port() {
     let status = within("the exit", child.wait()).await.unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A port already in use: the example servers say which address, and the flag that picks another.
+#[test]
+fn an_example_server_on_a_port_in_use_names_it_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    for example in ["web_chat", "interop_server"] {
+        let output = std::process::Command::new(common::example(example))
+            .args(["--listen", &address])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{example}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains(&format!("{address} is already in use")) && said.contains("--listen HOST:PORT"),
+            "{example}: {said}"
+        );
+    }
+}

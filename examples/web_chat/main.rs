@@ -778,7 +778,8 @@ async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>>
         .hub(hub.clone())
         .http(serve_page)
         .bind(listen)
-        .await?;
+        .await
+        .unwrap_or_else(|error| cannot_listen(listen, &error));
     println!("listening on http://{}", server.local_addr());
     if hub.node() != 0 {
         println!("node {} of the hub", hub.node());
@@ -790,6 +791,18 @@ async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>>
     running.shutdown().await;
     hub.detach().await;
     Ok(())
+}
+
+/// Says which address could not be listened on and how to choose another, and exits (status 1).
+fn cannot_listen(listen: &str, error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        eprintln!(
+            "{listen} is already in use: choose another address with --listen HOST:PORT (port 0 picks a free one)"
+        );
+    } else {
+        eprintln!("cannot listen on {listen}: {error}");
+    }
+    std::process::exit(1)
 }
 
 #[tokio::main]
