@@ -10,6 +10,20 @@ pub use rpc_core::{
 };
 pub use serde;
 
+/// What a method's own error type must be: it is sent as the error's `data` and decoded by the typed
+/// client. Generated code checks it at the type, so that a missing derive is reported there.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a method's error type: it must be `Serialize` and `Deserialize`",
+    label = "derive `serde::Serialize` and `serde::Deserialize` for this type",
+    note = "the error travels as the JSON-RPC error's `data`, and the typed client decodes it back"
+)]
+pub trait MethodError: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> MethodError for T {}
+
+/// Compiles only for a type that can be a method's error (see [`MethodError`]).
+pub fn method_error<T: MethodError>() {}
+
 /// The parts of TypeScript bindings generated code builds.
 pub mod typescript {
     pub use crate::typescript::{Method, Param, Service, type_of};

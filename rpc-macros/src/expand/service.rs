@@ -2,7 +2,8 @@
 //! forwarding impl (so `Arc<dyn Trait>` is a service too).
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{FnArg, TraitItem};
 
 use crate::model::{Arg, Method, Output, Service};
@@ -37,10 +38,18 @@ pub(crate) fn service_trait(service: &Service) -> TokenStream {
     };
     item.items.push(into_router);
     let forwarding = forwarding_impl(service, &private);
+    // Each method's own error type, checked where it is written (a missing derive is reported there).
+    let error_checks = service.methods.iter().filter_map(|method| match &method.output {
+        Output::Result { err, .. } | Output::Stream { err: Some(err), .. } => {
+            Some(quote_spanned!(err.span()=> const _: fn() = #private::method_error::<#err>;))
+        }
+        _ => None,
+    });
     quote! {
         #[#private::async_trait::async_trait]
         #item
         #forwarding
+        #(#error_checks)*
     }
 }
 
