@@ -20,6 +20,9 @@
 //! reads with `ctx.state`. Ctrl-C or SIGTERM: the calls in flight are answered, every RPC connection closes
 //! with 1001, then the app stops.
 
+#[path = "support/listen.rs"]
+mod listen;
+
 use std::net::SocketAddr;
 
 use axum::extract::{FromRef, Query, State};
@@ -148,18 +151,6 @@ fn app(hub: &Hub) -> (Router, Endpoint) {
     (router, endpoint)
 }
 
-/// Says which address could not be listened on and how to choose another, and exits (status 1).
-fn cannot_listen(listen: &str, error: &std::io::Error) -> ! {
-    if error.kind() == std::io::ErrorKind::AddrInUse {
-        eprintln!(
-            "{listen} is already in use: choose another address with --listen HOST:PORT (port 0 picks a free one)"
-        );
-    } else {
-        eprintln!("cannot listen on {listen}: {error}");
-    }
-    std::process::exit(1)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -175,7 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (router, endpoint) = app(&hub);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .unwrap_or_else(|error| cannot_listen(listen, &error));
+        .unwrap_or_else(|error| listen::cannot_listen(listen, &error));
     println!("listening on http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // With the connect info, each RPC connection knows its remote address (`ConnectionInfo::remote_addr`).

@@ -36,6 +36,9 @@
 //! document of the endpoint. Both are built by hand with `birpc::openrpc`'s builder, since the methods are
 //! registered on a `Router` directly.
 
+#[path = "support/listen.rs"]
+mod listen;
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -537,18 +540,6 @@ async fn hub(options: &Options) -> Result<Hub, Box<dyn std::error::Error>> {
     }
 }
 
-/// Says which address could not be listened on and how to choose another, and exits (status 1).
-fn cannot_listen(listen: &str, error: &std::io::Error) -> ! {
-    if error.kind() == std::io::ErrorKind::AddrInUse {
-        eprintln!(
-            "{listen} is already in use: choose another address with --listen HOST:PORT (port 0 picks a free one)"
-        );
-    } else {
-        eprintln!("cannot listen on {listen}: {error}");
-    }
-    std::process::exit(1)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `RUST_LOG=birpc::call=debug` logs each call (its method, id, duration and outcome) to stderr.
@@ -581,7 +572,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .hub(hub.clone())
         .bind(&options.listen)
         .await
-        .unwrap_or_else(|error| cannot_listen(&options.listen, &error));
+        .unwrap_or_else(|error| listen::cannot_listen(&options.listen, &error));
     println!("listening on ws://{}", server.local_addr());
     std::io::stdout().flush()?;
     let routes = router().merge(hub_router(&hub)).merge(document.router());

@@ -23,6 +23,9 @@
 // `Page` is implemented by the page, in JavaScript; the test build also leaves `main` unused.
 #![cfg_attr(test, allow(dead_code))]
 
+#[path = "../support/listen.rs"]
+mod listen;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -779,7 +782,7 @@ async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>>
         .http(serve_page)
         .bind(listen)
         .await
-        .unwrap_or_else(|error| cannot_listen(listen, &error));
+        .unwrap_or_else(|error| listen::cannot_listen(listen, &error));
     println!("listening on http://{}", server.local_addr());
     if hub.node() != 0 {
         println!("node {} of the hub", hub.node());
@@ -791,18 +794,6 @@ async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>>
     running.shutdown().await;
     hub.detach().await;
     Ok(())
-}
-
-/// Says which address could not be listened on and how to choose another, and exits (status 1).
-fn cannot_listen(listen: &str, error: &std::io::Error) -> ! {
-    if error.kind() == std::io::ErrorKind::AddrInUse {
-        eprintln!(
-            "{listen} is already in use: choose another address with --listen HOST:PORT (port 0 picks a free one)"
-        );
-    } else {
-        eprintln!("cannot listen on {listen}: {error}");
-    }
-    std::process::exit(1)
 }
 
 #[tokio::main]
