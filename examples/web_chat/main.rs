@@ -807,7 +807,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     if options.write_bindings {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web_chat/static");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/web_chat/static");
         bindings().write(dir, "chat")?;
         println!("wrote {dir}/chat.d.ts and {dir}/chat.js");
         return Ok(());
