@@ -128,7 +128,7 @@ pub use rpc_core::{
     Extensions, Hub, Inbound, ItemStream, MethodInfo, NoParams, Outbound, OutgoingUpload, ParamInfo, ParamReader,
     Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle, PeerStats, RawId, Registration, Relay, Router,
     RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError, TypedCall, Upload, UploadId,
-    WhileDown, code, message,
+    WhileDown, code, layer, message,
 };
 pub use rpc_macros::rpc;
 pub mod asyncapi;

@@ -31,6 +31,8 @@ export declare const ErrorCode: Readonly<{
   BUSY: -32005;
   /** The peer carries as many streams as it allows on the connection; no stream was opened. */
   TOO_MANY_STREAMS: -32006;
+  /** The handler ran past the time the peer allows it (a timeout layer) and was stopped. */
+  TIMED_OUT: -32007;
 }>;
 
 /** WebSocket close codes that birpc servers use. */

@@ -19,6 +19,7 @@ export const ErrorCode = Object.freeze({
   BATCH_TOO_LARGE: -32004,
   BUSY: -32005,
   TOO_MANY_STREAMS: -32006,
+  TIMED_OUT: -32007,
 });
 
 /** WebSocket close codes that birpc servers use. */
@@ -64,6 +65,7 @@ const DEFAULT_MESSAGES = new Map([
   [ErrorCode.BATCH_TOO_LARGE, "Batch too large"],
   [ErrorCode.BUSY, "Busy"],
   [ErrorCode.TOO_MANY_STREAMS, "Too many streams"],
+  [ErrorCode.TIMED_OUT, "Timed out"],
 ]);
 
 // WebSocket.readyState values (read as numbers so that any WebSocket-like object works).

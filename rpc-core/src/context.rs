@@ -49,6 +49,14 @@ impl Context {
         }
     }
 
+    /// The retry hint of a -32005 Busy answer on this connection.
+    pub(crate) fn busy_retry_after(&self) -> std::time::Duration {
+        self.shared()
+            .map_or(crate::PeerConfig::default().busy_retry_after, |shared| {
+                shared.config.busy_retry_after
+            })
+    }
+
     /// The window the caller announced for the download this request opens.
     pub(crate) fn window(&self) -> Option<u32> {
         self.window

@@ -43,6 +43,9 @@ pub mod code {
     /// ([`PeerConfig::max_streams`](crate::PeerConfig::max_streams)); no stream was opened. The data says
     /// the limit.
     pub const TOO_MANY_STREAMS: i64 = -32006;
+    /// -32007: the handler ran past the time the answering side allows it (a timeout layer on its router,
+    /// such as tower's `Timeout`) and was stopped; what it had done stays done.
+    pub const TIMED_OUT: i64 = -32007;
 
     /// The message the specification (or birpc) gives for a code it defines, if it defines it.
     pub fn default_message(code: i64) -> Option<&'static str> {
@@ -59,6 +62,7 @@ pub mod code {
             BATCH_TOO_LARGE => "Batch too large",
             BUSY => "Busy",
             TOO_MANY_STREAMS => "Too many streams",
+            TIMED_OUT => "Timed out",
             _ => return None,
         })
     }
@@ -144,6 +148,11 @@ impl ErrorObject {
     /// -32006 Too many streams, with the limit as its data.
     pub fn too_many_streams(limit: usize) -> Self {
         Self::standard(code::TOO_MANY_STREAMS).with_detail(format_args!("at most {limit} streams"))
+    }
+
+    /// -32007 Timed out: the handler was stopped after running as long as this side allows.
+    pub fn timed_out() -> Self {
+        Self::standard(code::TIMED_OUT)
     }
 
     /// -32005 Busy, with `{"retry_after_ms": N}` as its data: the request did not run and may be sent

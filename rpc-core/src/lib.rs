@@ -13,6 +13,7 @@ mod error_object;
 mod extensions;
 mod hub;
 mod id;
+pub mod layer;
 pub mod memory;
 pub mod message;
 mod method_info;

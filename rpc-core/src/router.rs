@@ -9,19 +9,25 @@ use futures::{Stream, StreamExt};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
-use crate::message;
+use crate::layer::{Answer, BoxError, IncomingCall, Layered, MethodService};
 use crate::params::Params;
 
-/// The future a handler returns once erased: the encoded response frame, or `None` for a notification.
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+/// The future a handler returns once erased: its answer (the encoded response frame, none for a
+/// notification, and how the call ended).
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 /// A handler with its types erased. It decodes the params, runs, and encodes its own answer, so that the
 /// result goes straight from the handler's type into the outgoing frame.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
+    /// The name the method was exported under.
+    fn name(&self) -> &Arc<str>;
+
     /// Starts the handler. `id` is `None` for a notification, whose outcome is only logged.
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture;
 }
@@ -206,6 +212,68 @@ impl Router {
         self
     }
 
+    /// Wraps every method exported so far in `layer`, a tower [`Layer`]: each call received for them goes
+    /// through the layer's service (an [`IncomingCall`] in, an [`Answer`] out) before reaching its handler.
+    /// Methods exported after this call are not wrapped; call it again to wrap all of them, the last
+    /// layer outermost.
+    ///
+    /// Each call runs on a clone of the layered service, and every connection given a clone of this
+    /// router shares the same service: tower's `ConcurrencyLimit` then limits the calls of all those
+    /// connections together (per connection, see [`PeerConfig::max_concurrent_requests`](crate::PeerConfig::max_concurrent_requests)).
+    /// A layer whose state lives in the service value itself (tower's `RateLimit`) must sit behind a
+    /// `Buffer` to be shared. A layer's error answers the call with an error object: the
+    /// [`ErrorObject`] itself when the error is one (how a layer refuses with a code of its choosing;
+    /// [`Answer::error`] does it without an error), -32007 Timed out for tower's `Timeout`, -32005 Busy
+    /// for tower's `LoadShed`, and -32603 Internal error with the error's message as data otherwise.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use rpc_core::layer::IncomingCall;
+    /// use rpc_core::{Context, ErrorObject, NoParams, Router};
+    /// use tower::filter::FilterLayer;
+    /// use tower::timeout::TimeoutLayer;
+    ///
+    /// /// Who the admission hook let in.
+    /// struct Role(&'static str);
+    ///
+    /// let router = Router::new()
+    ///     .method("report", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>("all quiet") })
+    ///     .method("admin.reset", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(true) })
+    ///     // No handler may run longer than 5 s (-32007 Timed out).
+    ///     .layer(TimeoutLayer::new(Duration::from_secs(5)))
+    ///     // Only admins may call `admin.*` (403 otherwise, with the handler never called).
+    ///     .layer(FilterLayer::new(|call: IncomingCall| {
+    ///         let admin = call.context().state::<Role>().is_some_and(|role| role.0 == "admin");
+    ///         if call.method().starts_with("admin.") && !admin {
+    ///             return Err(ErrorObject::new(403, "admins only"));
+    ///         }
+    ///         Ok(call)
+    ///     }));
+    /// # let _ = router;
+    /// ```
+    #[must_use]
+    pub fn layer<L>(self, layer: L) -> Router
+    where
+        L: Layer<MethodService>,
+        L::Service: Service<IncomingCall, Response = Answer> + Clone + Send + Sync + 'static,
+        <L::Service as Service<IncomingCall>>::Error: Into<BoxError>,
+        <L::Service as Service<IncomingCall>>::Future: Send + 'static,
+    {
+        let methods = self
+            .methods
+            .iter()
+            .map(|(name, method)| {
+                let service = layer.layer(MethodService::new(method.clone()));
+                let layered: Method = Arc::new(Layered::new(method.name().clone(), service));
+                (name.clone(), layered)
+            })
+            .collect();
+        Router {
+            methods: Arc::new(methods),
+        }
+    }
+
     fn insert(&mut self, name: &str, method: Method) {
         let previous = Arc::make_mut(&mut self.methods).insert(Arc::from(name), method);
         assert!(previous.is_none(), "the method `{name}` is exported twice");
@@ -247,6 +315,10 @@ where
     F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
 {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
         let fut = (self.handler)(ctx, params);
         if !tracing::enabled!(target: "birpc::call", tracing::Level::DEBUG) {
@@ -278,21 +350,14 @@ where
     }
 }
 
-/// The answer to send for a handler's outcome (`None` for a notification, whose failure is only logged).
-fn answer<R: Serialize>(outcome: Result<R, ErrorObject>, id: Option<RawId>) -> Option<String> {
-    let Some(id) = id else {
-        if let Err(error) = outcome {
-            tracing::debug!(target: "birpc::peer", %error, "a notification handler failed");
-        }
-        return None;
-    };
-    Some(match outcome {
-        Ok(result) => message::encode_result(&id, &result).unwrap_or_else(|error| {
-            tracing::warn!(target: "birpc::peer", %error, "a result could not be encoded");
-            message::encode_error(Some(&id), &ErrorObject::internal_error().with_detail(error))
-        }),
-        Err(error) => message::encode_error(Some(&id), &error),
-    })
+/// The answer to send for a handler's outcome (no frame for a notification, whose failure is only logged).
+fn answer<R: Serialize>(outcome: Result<R, ErrorObject>, id: Option<RawId>) -> Answer {
+    if id.is_none()
+        && let Err(error) = &outcome
+    {
+        tracing::debug!(target: "birpc::peer", %error, "a notification handler failed");
+    }
+    Answer::of(outcome, id.as_ref())
 }
 
 /// A stream method's handler behind [`ErasedHandler`]: its answer is the stream it opens.
@@ -308,27 +373,31 @@ where
     F: Fn(Context, Params) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<S, ErrorObject>> + Send + 'static,
 {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
         let name = self.name.clone();
         if ctx.in_batch() {
             // A batch's answers travel together, after all of its requests are done: a stream's answer
             // must go before its first item.
             let error = ErrorObject::invalid_request().with_detail("a stream method cannot be called in a batch");
-            return Box::pin(std::future::ready(
-                id.map(|id| message::encode_error(Some(&id), &error)),
-            ));
+            return Box::pin(std::future::ready(Answer::failed(id.as_ref(), &error)));
         }
         let opening = (self.handler)(ctx.clone(), params);
         Box::pin(async move {
             let Some(id) = id else {
                 tracing::debug!(target: "birpc::peer", method = %name, "ignored a notification to a stream method (it opens no stream)");
-                return None;
+                return Answer::encoded(None, None);
             };
             let items = match opening.await {
                 Ok(items) => items,
-                Err(error) => return Some(message::encode_error(Some(&id), &error)),
+                Err(error) => return Answer::failed(Some(&id), &error),
             };
-            let shared = ctx.shared()?;
+            let Some(shared) = ctx.shared() else {
+                return Answer::encoded(None, None);
+            };
             crate::stream::producer::answer_with_stream(shared, name, &id, ctx.window(), items).await
         })
     }

@@ -17,6 +17,7 @@ use super::shared::Shared;
 use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
+use crate::layer::Answer;
 use crate::message;
 use crate::router::HandlerFuture;
 
@@ -120,7 +121,10 @@ impl Handlers {
             Job::Request(request) => {
                 let ctx = Context::new(self.handle.clone(), request.window, false);
                 let id = request.id;
-                let running = request.method.call(ctx, request.params, Some(id.clone()));
+                let running = request
+                    .method
+                    .call(ctx, request.params, Some(id.clone()))
+                    .map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
                 if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {
@@ -178,7 +182,10 @@ impl Handlers {
             }
             Job::Notification(notification) => {
                 let ctx = Context::new(self.handle.clone(), None, false);
-                let running = notification.method.call(ctx, notification.params, None);
+                let running = notification
+                    .method
+                    .call(ctx, notification.params, None)
+                    .map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
                 if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {
@@ -316,7 +323,12 @@ async fn run_entry(
     id: RawId,
     max: usize,
 ) -> Option<String> {
-    match Abortable::new(AssertUnwindSafe(running).catch_unwind(), registration).await {
+    match Abortable::new(
+        AssertUnwindSafe(running.map(Answer::into_frame)).catch_unwind(),
+        registration,
+    )
+    .await
+    {
         Ok(outcome) => finish(outcome, &id, max),
         Err(_aborted) => Some(message::encode_error(Some(&id), &ErrorObject::request_cancelled())),
     }

@@ -16,6 +16,7 @@ use super::wire;
 use crate::call_error::CallError;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
+use crate::layer::Answer;
 use crate::message;
 use crate::peer::Shared;
 
@@ -111,7 +112,7 @@ pub(crate) async fn answer_with_stream<T, S>(
     request: &RawId,
     window: Option<u32>,
     items: S,
-) -> Option<String>
+) -> Answer
 where
     T: Serialize,
     S: Stream<Item = Result<T, ErrorObject>> + Send + 'static,
@@ -120,10 +121,10 @@ where
     let id = match shared.streams.produce(credit.clone()) {
         Ok(id) => id,
         Err(Refusal::Full) => {
-            let error = ErrorObject::too_many_streams(shared.streams.limit());
-            return Some(message::encode_error(Some(request), &error));
+            return Answer::failed(Some(request), &ErrorObject::too_many_streams(shared.streams.limit()));
         }
-        Err(Refusal::Closed | Refusal::Taken) => return None,
+        // The connection is ending: nobody is left to answer.
+        Err(Refusal::Closed | Refusal::Taken) => return Answer::encoded(None, None),
     };
     // Given up if this is dropped before the stream starts (the request cancelled while its answer waits).
     let place = Produced {
@@ -133,16 +134,14 @@ where
     let answer = match message::encode_result(request, &id) {
         Ok(answer) => answer,
         Err(error) => {
-            return Some(message::encode_error(
-                Some(request),
-                &ErrorObject::internal_error().with_detail(error),
-            ));
+            return Answer::failed(Some(request), &ErrorObject::internal_error().with_detail(error));
         }
     };
     // The answer goes into the outgoing queue before the first item can.
     shared.send_answer(answer).await;
     start(place, credit, frames(method, id, items));
-    None
+    // Answered already.
+    Answer::encoded(None, None)
 }
 
 /// Starts an upload of this side under `method`: the items wait for the callee's credit. Returns the
