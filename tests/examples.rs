@@ -278,3 +278,69 @@ fn an_example_server_on_a_port_in_use_names_it_and_the_flag() {
         );
     }
 }
+
+/// An HTTP/1.1 GET of `path` on `addr`; the body of the answer.
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    within("the HTTP answer", socket.read_to_string(&mut answer))
+        .await
+        .unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+#[tokio::test]
+async fn the_metrics_example_exports_its_calls_as_prometheus_text() {
+    let mut child = Command::new(example("metrics"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    within(
+        "the listening line",
+        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first),
+    )
+    .await
+    .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ws://")
+        .expect(&first)
+        .to_owned();
+
+    let peer = Client::builder().connect(&format!("ws://{addr}")).await.unwrap();
+    assert_eq!(peer.call::<i64>("add", (1, 2)).await.unwrap(), 3);
+    assert_eq!(peer.call::<i64>("add", (3, 4)).await.unwrap(), 7);
+    let refused = peer.call::<i64>("divide", (1, 0)).await.unwrap_err();
+    assert_eq!(refused.error_object().map(ErrorObject::code), Some(1));
+    assert!(matches!(
+        peer.call::<()>("nope", ()).await,
+        Err(CallError::MethodNotFound(_))
+    ));
+
+    let text = http_get(&addr, "/metrics").await;
+    for line in [
+        r#"birpc_calls_received_total{method="add",outcome="ok"} 2"#,
+        r#"birpc_calls_received_total{method="divide",outcome="1"} 1"#,
+        r#"birpc_refused_total{reason="method_not_found"} 1"#,
+        "birpc_connections_opened_total 1",
+        "birpc_connections_open 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(r#"birpc_call_duration_seconds_count{direction="in",method="add"} 2"#)),
+        "no duration of add in:\n{text}"
+    );
+    peer.close();
+    child.kill().await.unwrap();
+}

@@ -17,6 +17,7 @@ pub mod layer;
 pub mod memory;
 pub mod message;
 mod method_info;
+pub(crate) mod metrics;
 mod params;
 pub(crate) mod peer;
 mod router;

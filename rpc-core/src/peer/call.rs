@@ -39,7 +39,8 @@ pub(crate) type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Call<R> {
     state: CallState,
-    /// Present when calls are traced (`birpc::call` at debug): what the outcome is reported with.
+    /// Present when calls are traced (`birpc::call` at debug) or measured (feature `metrics`): what the
+    /// outcome is reported with.
     trace: Option<Box<Trace>>,
     _result: PhantomData<fn() -> R>,
 }
@@ -53,7 +54,9 @@ struct Trace {
 
 impl Trace {
     fn report(&self, outcome: &Result<Bytes, CallError>) {
-        let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        crate::metrics::call_sent(&self.method, outcome.as_ref().map(|_| ()), elapsed);
+        let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let (method, id) = (&*self.method, self.id);
         match outcome {
             Ok(_) => tracing::debug!(target: "birpc::call", direction = "out", method, id, elapsed_us, "answered"),
@@ -106,7 +109,7 @@ impl<R> Call<R> {
 
     /// Reports this call's outcome, with `method`, when calls are traced.
     pub(crate) fn traced(mut self, method: &str) -> Self {
-        if tracing::enabled!(target: "birpc::call", tracing::Level::DEBUG)
+        if (crate::metrics::ON || tracing::enabled!(target: "birpc::call", tracing::Level::DEBUG))
             && let CallState::Ready { id, .. } = &self.state
         {
             tracing::debug!(target: "birpc::call", direction = "out", method, id = *id, "calling");

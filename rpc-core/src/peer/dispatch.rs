@@ -279,7 +279,10 @@ impl Dispatcher {
         // The frame's bytes are counted against the queue's bound by the first job that holds it.
         let mut bytes = frame.len();
         match message::receive(&frame, self.max_batch_len) {
-            Received::Rejected(error) => self.reply(message::encode_error(None, &error), out),
+            Received::Rejected(error) => {
+                crate::metrics::refused(error.code(), 1);
+                self.reply(message::encode_error(None, &error), out);
+            }
             Received::Single(message) => match self.on_message(message, out) {
                 Step::Nothing => {}
                 Step::Reply(answer) => self.reply(answer, out),
@@ -332,7 +335,10 @@ impl Dispatcher {
                         params,
                         window,
                     }),
-                    None => Step::Reply(message::encode_error(Some(&id), &ErrorObject::method_not_found())),
+                    None => {
+                        crate::metrics::refused(crate::code::METHOD_NOT_FOUND, 1);
+                        Step::Reply(message::encode_error(Some(&id), &ErrorObject::method_not_found()))
+                    }
                 }
             }
             Message::Notification { method, params } => {
@@ -385,7 +391,10 @@ impl Dispatcher {
                 self.answer(id, answer, out);
                 Step::Nothing
             }
-            Message::Invalid { id, error } => Step::Reply(message::encode_error(id.as_ref(), &error)),
+            Message::Invalid { id, error } => {
+                crate::metrics::refused(error.code(), 1);
+                Step::Reply(message::encode_error(id.as_ref(), &error))
+            }
             Message::InvalidResponse { id, reason } => {
                 match id {
                     Some(id) => self.answer(id, Answer::Invalid(reason), out),
@@ -483,6 +492,7 @@ impl Dispatcher {
 
     /// Answers every request of a job that will not run with `error`.
     fn refuse(&mut self, job: Job, error: &ErrorObject, out: &mut impl Act) {
+        crate::metrics::refused(error.code(), job.requests());
         match job {
             Job::Request(request) => self.reply(message::encode_error(Some(&request.id), error), out),
             Job::Batch(batch) => {

@@ -78,6 +78,7 @@ pub(super) async fn drive<T: Transport>(
     writer_lifecycle: watch::Receiver<Lifecycle>,
 ) -> CloseReason {
     let shared = ending.0.clone();
+    crate::metrics::connection_opened();
     let mut driver = Driver {
         dispatcher: Dispatcher::new(router, &shared.config),
         exec: Executor {
@@ -94,12 +95,23 @@ pub(super) async fn drive<T: Transport>(
     let reason = driver.run(sink, &mut stream, writer_lifecycle).await;
     let shared = &driver.shared;
     tracing::debug!(target: "birpc::peer", %reason, "connection ended");
+    crate::metrics::load(load(driver.published), crate::metrics::Load::default());
+    crate::metrics::connection_closed(&reason);
     shared.lifecycle.send_modify(|state| state.ended = Some(reason.clone()));
     // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
     drop(driver);
     drop(ending);
     drop(stream);
     reason
+}
+
+/// The published figures as the metrics' load gauges.
+fn load((running, waiting_requests, waiting_notifications): (usize, usize, usize)) -> crate::metrics::Load {
+    crate::metrics::Load {
+        running,
+        waiting_requests,
+        waiting_notifications,
+    }
 }
 
 struct Driver {
@@ -355,6 +367,7 @@ impl Driver {
         let (requests, notifications) = self.dispatcher.queued();
         let now = (self.exec.handlers.len(), requests, notifications);
         if now != self.published {
+            crate::metrics::load(load(self.published), load(now));
             self.published = now;
             self.shared.stats.publish(now.0, now.1, now.2);
         }

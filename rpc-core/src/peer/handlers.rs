@@ -19,6 +19,7 @@ use crate::error_object::ErrorObject;
 use crate::id::RawId;
 use crate::layer::Answer;
 use crate::message;
+use crate::metrics::observe_received;
 use crate::router::HandlerFuture;
 
 tokio::task_local! {
@@ -121,10 +122,8 @@ impl Handlers {
             Job::Request(request) => {
                 let ctx = Context::new(self.handle.clone(), request.window, false);
                 let id = request.id;
-                let running = request
-                    .method
-                    .call(ctx, request.params, Some(id.clone()))
-                    .map(Answer::into_frame);
+                let running = request.method.call(ctx, request.params, Some(id.clone()));
+                let running = observe_received(request.method.name(), running).map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
                 if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {
@@ -159,6 +158,7 @@ impl Handlers {
                         let ctx = Context::new(self.handle.clone(), request.window, true);
                         let id = request.id;
                         let running = request.method.call(ctx, request.params, Some(id.clone()));
+                        let running = observe_received(request.method.name(), running);
                         let (abort, registration) = AbortHandle::new_pair();
                         cancel.push((id.clone(), abort));
                         run_entry(running, registration, id, max)
@@ -182,10 +182,8 @@ impl Handlers {
             }
             Job::Notification(notification) => {
                 let ctx = Context::new(self.handle.clone(), None, false);
-                let running = notification
-                    .method
-                    .call(ctx, notification.params, None)
-                    .map(Answer::into_frame);
+                let running = notification.method.call(ctx, notification.params, None);
+                let running = observe_received(notification.method.name(), running).map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
                 if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {

@@ -82,6 +82,7 @@ impl UpgradeRejection {
 
     /// The HTTP answer: [`status`](Self::status), a short plain-text body, and the headers said above.
     pub fn response(&self) -> Response<Full<Bytes>> {
+        refused(self.status());
         let mut response = plain(self.status(), self.text());
         let headers = response.headers_mut();
         match self {
@@ -100,6 +101,14 @@ impl UpgradeRejection {
     }
 }
 
+/// Counts an upgrade refused with `status` (`birpc_upgrades_refused_total{status}`, feature `metrics`).
+fn refused(status: StatusCode) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("birpc_upgrades_refused_total", "status" => status.as_str().to_owned()).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = status;
+}
+
 impl std::fmt::Display for UpgradeRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.text(), self.status())
@@ -111,6 +120,7 @@ impl std::error::Error for UpgradeRejection {}
 impl Reject {
     /// The HTTP answer: the status and the text body.
     pub(crate) fn response(self) -> Response<Full<Bytes>> {
+        refused(self.status);
         let mut response = Response::new(Full::new(Bytes::from(self.body)));
         *response.status_mut() = self.status;
         response
