@@ -224,7 +224,9 @@ mod tests {
     #[test]
     fn negative_numbers_are_params() {
         let cli = Cli::try_parse_from(["birpc", "call", "ws://h", "subtract", "-1", "2"]).unwrap();
-        let Command::Call(call) = cli.command else { panic!("not a call") };
+        let Command::Call(call) = cli.command else {
+            panic!("not a call")
+        };
         assert_eq!(call.invocation.params, ["-1", "2"]);
     }
 }

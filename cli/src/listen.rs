@@ -24,7 +24,12 @@ enum Answered<'a> {
 pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     let params = parse_params(&args.params)?;
     let responder = Responder::from_options(args.responder.answers.as_deref(), args.responder.script.as_deref())?;
-    let peer = connect(&args.endpoint.url, responder.into_router(to_stdout("")), config(args.endpoint.timeout)).await?;
+    let peer = connect(
+        &args.endpoint.url,
+        responder.into_router(to_stdout("")),
+        config(args.endpoint.timeout),
+    )
+    .await?;
     let session = async {
         let mut outcome = Ok(());
         if let Some(method) = &args.method {

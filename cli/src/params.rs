@@ -7,13 +7,15 @@
 //!   `key:=value` takes only JSON, and says so when the value is not;
 //! - any other words: params by position, each JSON when it parses, a string otherwise (`add 1 2`).
 //!
-//! Pairs and positions do not mix. To pass one array or object as the only positional value, wrap it:
+//! Values are sent exactly as typed (a 30-digit number stays one). Pairs and positions do not mix. To pass one array or object as the only positional value, wrap it:
 //! `'[[1, 2]]'`, or name it: `value='[1, 2]'`.
 
-use serde_json::{Map, Value};
+use std::collections::HashSet;
 
-/// The params of a call: `None` sends no params member.
-pub(crate) type CallParams = Option<Value>;
+use serde_json::value::RawValue;
+
+/// The params of a call, as JSON text: `None` sends no params member.
+pub(crate) type CallParams = Option<Box<RawValue>>;
 
 /// Why the words are not params.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -40,12 +42,14 @@ pub(crate) fn parse(words: &[String]) -> Result<CallParams, ParamsError> {
         return Ok(None);
     };
     if rest.is_empty()
-        && let Ok(value @ (Value::Array(_) | Value::Object(_))) = serde_json::from_str::<Value>(first)
+        && let Ok(whole) = serde_json::from_str::<Box<RawValue>>(first)
+        && matches!(whole.get().as_bytes().first(), Some(b'[' | b'{'))
     {
-        return Ok(Some(value));
+        return Ok(Some(whole));
     }
+    let mut text = String::new();
     if pair(first).is_some() {
-        let mut named = Map::new();
+        let mut names = HashSet::new();
         for word in words {
             let (key, value) = pair(word).ok_or_else(|| ParamsError::Mixed(word.clone()))?;
             let value = match value {
@@ -55,20 +59,27 @@ pub(crate) fn parse(words: &[String]) -> Result<CallParams, ParamsError> {
                     reason: e.to_string(),
                 })?,
             };
-            if named.insert(key.to_owned(), value).is_some() {
+            if !names.insert(key) {
                 return Err(ParamsError::Duplicate(key.to_owned()));
             }
+            text.push(if text.is_empty() { '{' } else { ',' });
+            text.push_str(&string(key));
+            text.push(':');
+            text.push_str(value.get());
         }
-        return Ok(Some(Value::Object(named)));
-    }
-    let mut positional = Vec::with_capacity(words.len());
-    for word in words {
-        if pair(word).is_some() {
-            return Err(ParamsError::Mixed(word.clone()));
+        text.push('}');
+    } else {
+        for word in words {
+            if pair(word).is_some() {
+                return Err(ParamsError::Mixed(word.clone()));
+            }
+            text.push(if text.is_empty() { '[' } else { ',' });
+            text.push_str(loose(word).get());
         }
-        positional.push(loose(word));
+        text.push(']');
     }
-    Ok(Some(Value::Array(positional)))
+    // Made of JSON values and encoded strings, the text is JSON.
+    Ok(RawValue::from_string(text).ok())
 }
 
 /// The value of a `key=value` pair.
@@ -94,14 +105,19 @@ fn pair(word: &str) -> Option<(&str, Pair<'_>)> {
     is_key.then_some((key, value))
 }
 
-/// `text` as JSON if it parses, else as a string.
-fn loose(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+/// `text` as the JSON it is, if it parses, else as a string.
+fn loose(text: &str) -> Box<RawValue> {
+    serde_json::from_str(text).unwrap_or_else(|_| RawValue::from_string(string(text)).unwrap_or_default())
+}
+
+/// `text` as a JSON string.
+fn string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -109,8 +125,9 @@ mod tests {
         list.iter().map(|w| (*w).to_owned()).collect()
     }
 
-    fn params(list: &[&str]) -> Result<CallParams, ParamsError> {
-        parse(&words(list))
+    fn params(list: &[&str]) -> Result<Option<Value>, ParamsError> {
+        let parsed = parse(&words(list))?;
+        Ok(parsed.map(|raw| serde_json::from_str(raw.get()).unwrap()))
     }
 
     #[test]
@@ -142,7 +159,9 @@ mod tests {
     fn pairs_are_named_params() {
         assert_eq!(
             params(&["minuend=42", "subtrahend=23", "name=Ada", "quoted=\"3\"", "empty="]),
-            Ok(Some(json!({"minuend": 42, "subtrahend": 23, "name": "Ada", "quoted": "3", "empty": ""})))
+            Ok(Some(
+                json!({"minuend": 42, "subtrahend": 23, "name": "Ada", "quoted": "3", "empty": ""})
+            ))
         );
         assert_eq!(
             params(&["value=[1, 2]", "eq=a=b"]),
@@ -154,6 +173,17 @@ mod tests {
     fn strict_pairs_take_only_json() {
         assert_eq!(params(&["n:=3", "o:={}"]), Ok(Some(json!({"n": 3, "o": {}}))));
         assert!(matches!(params(&["n:=three"]), Err(ParamsError::NotJson { key, .. }) if key == "n"));
+    }
+
+    #[test]
+    fn values_are_sent_as_typed() {
+        let exact = |list: &[&str]| parse(&words(list)).unwrap().unwrap().get().to_owned();
+        assert_eq!(
+            exact(&["123456789012345678901234567890", "1.10"]),
+            "[123456789012345678901234567890,1.10]"
+        );
+        assert_eq!(exact(&["n=1e400", "s=say \"hi\""]), r#"{"n":1e400,"s":"say \"hi\""}"#);
+        assert_eq!(exact(&[r#"{"b": 1, "a": 2}"#]), r#"{"b": 1, "a": 2}"#);
     }
 
     #[test]

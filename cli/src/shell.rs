@@ -40,7 +40,12 @@ pub(crate) async fn shell(args: ShellArgs) -> Result<(), Failure> {
     if std::io::stdin().is_terminal() {
         interactive(&args, responder, layout).await
     } else {
-        let peer = connect(&args.endpoint.url, responder.into_router(to_stdout(ARRIVED)), config(args.endpoint.timeout)).await?;
+        let peer = connect(
+            &args.endpoint.url,
+            responder.into_router(to_stdout(ARRIVED)),
+            config(args.endpoint.timeout),
+        )
+        .await?;
         let outcome = piped(&peer, layout).await;
         hang_up(&peer).await;
         outcome
@@ -50,7 +55,11 @@ pub(crate) async fn shell(args: ShellArgs) -> Result<(), Failure> {
 /// Reads stdin line by line.
 async fn piped(peer: &PeerHandle, layout: Layout) -> Result<(), Failure> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await.map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))? {
+    while let Some(line) = lines
+        .next_line()
+        .await
+        .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?
+    {
         if run_line(peer, &line, layout).await? == Flow::Exit {
             break;
         }
@@ -76,8 +85,16 @@ async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> 
         }
         Err(_) => to_stdout(ARRIVED),
     };
-    let peer = connect(&args.endpoint.url, responder.into_router(print), config(args.endpoint.timeout)).await?;
-    eprintln!("connected to {}; .help lists the commands, Ctrl-D ends", args.endpoint.url);
+    let peer = connect(
+        &args.endpoint.url,
+        responder.into_router(print),
+        config(args.endpoint.timeout),
+    )
+    .await?;
+    eprintln!(
+        "connected to {}; .help lists the commands, Ctrl-D ends",
+        args.endpoint.url
+    );
     let (entered, mut lines) = mpsc::channel::<Entered>(1);
     let history = history_file();
     let editing = std::thread::spawn(move || edit(editor, history.as_deref(), &entered));
@@ -160,7 +177,11 @@ fn edit(mut editor: DefaultEditor, history: Option<&std::path::Path>, entered: &
 /// Where the history is kept: `$BIRPC_HISTORY`, else `$XDG_DATA_HOME/birpc/history`, else
 /// `~/.birpc_history`; none without a home.
 fn history_file() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
     var("BIRPC_HISTORY")
         .or_else(|| var("XDG_DATA_HOME").map(|dir| dir.join("birpc").join("history")))
         .or_else(|| var("HOME").map(|home| home.join(".birpc_history")))
@@ -174,14 +195,20 @@ enum Flow {
 }
 
 /// What a line asks for.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Line {
     /// Nothing (blank, or a `#` comment).
     Nothing,
     Help,
     Exit,
-    Call { method: String, params: params::CallParams },
-    Notify { method: String, params: params::CallParams },
+    Call {
+        method: String,
+        params: params::CallParams,
+    },
+    Notify {
+        method: String,
+        params: params::CallParams,
+    },
 }
 
 /// Reads one line.
@@ -205,7 +232,11 @@ fn parse_line(line: &str) -> Result<Line, String> {
     };
     let params = params::parse(words).map_err(|e| e.to_string())?;
     let method = method.clone();
-    Ok(if notify { Line::Notify { method, params } } else { Line::Call { method, params } })
+    Ok(if notify {
+        Line::Notify { method, params }
+    } else {
+        Line::Call { method, params }
+    })
 }
 
 /// Runs one line: a call's answer or error object is printed on stdout (an error after `error: `), a
@@ -253,32 +284,37 @@ fn settle(error: birpc::CallError, layout: Layout) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+
+    /// The line as text: `call METHOD PARAMS`, `notify …`, or the command.
+    fn read(line: &str) -> String {
+        let params = |p: &params::CallParams| p.as_ref().map_or("-".to_owned(), |p| p.get().to_owned());
+        match parse_line(line) {
+            Ok(Line::Nothing) => "nothing".into(),
+            Ok(Line::Help) => "help".into(),
+            Ok(Line::Exit) => "exit".into(),
+            Ok(Line::Call { method, params: p }) => format!("call {method} {}", params(&p)),
+            Ok(Line::Notify { method, params: p }) => format!("notify {method} {}", params(&p)),
+            Err(mistake) => format!("mistake: {mistake}"),
+        }
+    }
 
     #[test]
     fn lines() {
-        assert_eq!(parse_line("  "), Ok(Line::Nothing));
-        assert_eq!(parse_line("# a comment"), Ok(Line::Nothing));
-        assert_eq!(parse_line(".help"), Ok(Line::Help));
-        assert_eq!(parse_line(".exit"), Ok(Line::Exit));
-        assert!(parse_line(".nope").is_err());
+        assert_eq!(read("  "), "nothing");
+        assert_eq!(read("# a comment"), "nothing");
+        assert_eq!(read(".help"), "help");
+        assert_eq!(read(".exit"), "exit");
+        assert!(read(".nope").starts_with("mistake"));
+        assert_eq!(read("add 1 2"), "call add [1,2]");
         assert_eq!(
-            parse_line("add 1 2"),
-            Ok(Line::Call { method: "add".into(), params: Some(json!([1, 2])) })
+            read(r#"echo value='{"a": "b c"}'"#),
+            r#"call echo {"value":{"a": "b c"}}"#
         );
-        assert_eq!(
-            parse_line(r#"echo value='{"a": "b c"}'"#),
-            Ok(Line::Call { method: "echo".into(), params: Some(json!({"value": {"a": "b c"}})) })
-        );
-        assert_eq!(parse_line("get_data"), Ok(Line::Call { method: "get_data".into(), params: None }));
-        assert_eq!(
-            parse_line("!hello \"two words\""),
-            Ok(Line::Notify { method: "hello".into(), params: Some(json!(["two words"])) })
-        );
-        assert!(parse_line("echo 'open").is_err());
-        assert!(parse_line("!").is_err());
-        assert!(parse_line("f a=1 2").is_err());
+        assert_eq!(read("get_data"), "call get_data -");
+        assert_eq!(read("!hello \"two words\""), r#"notify hello ["two words"]"#);
+        assert!(read("echo 'open").starts_with("mistake"));
+        assert!(read("!").starts_with("mistake"));
+        assert!(read("f a=1 2").starts_with("mistake"));
     }
 }
