@@ -5,6 +5,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use birpc::PeerHandle;
@@ -67,19 +68,27 @@ async fn piped(peer: &PeerHandle, layout: Layout) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A line read on the terminal, with the way to say it is done (so the prompt comes after the answer).
-type Entered = (String, oneshot::Sender<()>);
+/// A line read on the terminal, with the way to say it is done and whether to prompt again (so the prompt
+/// comes after the answer).
+type Entered = (String, oneshot::Sender<bool>);
 
 /// Runs the line editor on a thread of its own, and each line it gives on this task.
 async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> Result<(), Failure> {
     let mut editor = DefaultEditor::new().map_err(|e| Failure::Usage(format!("cannot start the line editor: {e}")))?;
+    // While the prompt is up, what arrives is printed above it by the editor; otherwise (a call is
+    // waiting for its answer) straight on stdout.
+    let prompting = Arc::new(AtomicBool::new(false));
     let print: Print = match editor.create_external_printer() {
         Ok(printer) => {
             let printer = Mutex::new(printer);
+            let prompting = prompting.clone();
+            let direct = to_stdout(ARRIVED);
             Arc::new(move |line: &str| {
-                if let Ok(mut printer) = printer.lock() {
-                    // A printer whose editor is gone has nobody to show the line to.
-                    let _ = printer.print(format!("{ARRIVED}{line}"));
+                let Ok(mut printer) = printer.lock() else {
+                    return direct(line);
+                };
+                if !prompting.load(Ordering::SeqCst) || printer.print(format!("{ARRIVED}{line}")).is_err() {
+                    direct(line);
                 }
             })
         }
@@ -97,20 +106,20 @@ async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> 
     );
     let (entered, mut lines) = mpsc::channel::<Entered>(1);
     let history = history_file();
-    let editing = std::thread::spawn(move || edit(editor, history.as_deref(), &entered));
+    let editing = std::thread::spawn(move || edit(editor, history.as_deref(), &entered, &prompting));
     let mut outcome = Ok(());
     loop {
         let next = tokio::select! {
             next = lines.recv() => next,
             reason = peer.closed() => {
-                outcome = Err(Failure::Connection(format!("the connection ended: {reason}")));
-                break;
+                // The editor is blocked in its prompt until Enter or Ctrl-D; the process ends without it.
+                return Err(Failure::Connection(format!("the connection ended: {reason}")));
             }
         };
         let Some((line, done)) = next else { break };
         let flow = run_line(&peer, &line, layout).await;
         // The editor waits for this before its next prompt; gone, it has ended.
-        let _ = done.send(());
+        let _ = done.send(matches!(flow, Ok(Flow::Continue)));
         match flow {
             Ok(Flow::Continue) => {}
             Ok(Flow::Exit) => break,
@@ -122,11 +131,8 @@ async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> 
     }
     drop(lines);
     hang_up(&peer).await;
-    if outcome.is_err() {
-        // The editor blocks in its prompt until Enter or Ctrl-D; the process ends without it.
-        return outcome;
-    }
-    // The editor thread ends as soon as its line is refused; a panic there is only reported.
+    // The editor has been told not to prompt again; it saves the history and ends. A panic there is only
+    // reported.
     if editing.join().is_err() {
         eprintln!("birpc: the line editor failed");
     }
@@ -134,13 +140,21 @@ async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> 
 }
 
 /// The line editor's loop: reads lines and hands them over one at a time, keeping history.
-fn edit(mut editor: DefaultEditor, history: Option<&std::path::Path>, entered: &mpsc::Sender<Entered>) {
+fn edit(
+    mut editor: DefaultEditor,
+    history: Option<&std::path::Path>,
+    entered: &mpsc::Sender<Entered>,
+    prompting: &AtomicBool,
+) {
     if let Some(path) = history {
         // No history yet is the usual first run.
         let _ = editor.load_history(path);
     }
     loop {
-        match editor.readline("> ") {
+        prompting.store(true, Ordering::SeqCst);
+        let read = editor.readline("> ");
+        prompting.store(false, Ordering::SeqCst);
+        match read {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     // A line the history refuses (a repeat) is still run.
@@ -150,8 +164,8 @@ fn edit(mut editor: DefaultEditor, history: Option<&std::path::Path>, entered: &
                 if entered.blocking_send((line, done)).is_err() {
                     break;
                 }
-                // Wait for the answer to be printed; an error means the session ended.
-                if answered.blocking_recv().is_err() {
+                // Wait for the answer to be printed, and whether the session goes on.
+                if answered.blocking_recv() != Ok(true) {
                     break;
                 }
             }
