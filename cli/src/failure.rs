@@ -10,7 +10,8 @@ pub(crate) mod code {
     pub(crate) const OK: u8 = 0;
     /// The other side answered with a JSON-RPC error object (printed on stdout).
     pub(crate) const ERROR_OBJECT: u8 = 1;
-    /// Usage: bad arguments, params, answers file or script (clap's own usage errors exit 2 too).
+    /// Usage: bad arguments, params or answers file, or a URL of another scheme (clap's own usage
+    /// errors exit 2 too).
     pub(crate) const USAGE: u8 = 2;
     /// The connection could not be made, or it ended before the answer (or the output could not be
     /// written).
@@ -24,7 +25,7 @@ pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  the other side answered with a JSON-RPC error object (printed on stdout as JSON)
-  2  usage: bad arguments, params, answers file or script
+  2  usage: bad arguments, params or answers file, or a URL scheme it does not speak
   3  connection: it could not be made, or it ended before the answer (or stdout failed)
   4  timeout: no answer within --timeout";
 
