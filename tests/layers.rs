@@ -211,3 +211,21 @@ async fn a_layer_sees_how_each_call_ended_and_wraps_only_the_methods_exported_be
         "fine and the stream's opening ok, fails 7, add -32602; unwrapped unseen"
     );
 }
+
+#[tokio::test]
+async fn the_fallback_is_layered_too_and_its_layer_sees_the_received_name() {
+    let router = Router::new()
+        .fallback(|_: Context, call: birpc::Unrouted, _: birpc::Params| async move {
+            Ok::<_, ErrorObject>(format!("answered {}", call.method()))
+        })
+        .layer(FilterLayer::new(|call: IncomingCall| {
+            if call.method().starts_with("secret.") {
+                return Err(ErrorObject::new(403, "not that one"));
+            }
+            Ok(call)
+        }));
+    let (_server, client) = serve(router);
+    assert_eq!(client.call::<String>("anything", ()).await.unwrap(), "answered anything");
+    let refused = client.call::<String>("secret.plans", ()).await.unwrap_err();
+    assert_eq!(refused.error_object().map(ErrorObject::code), Some(403));
+}

@@ -19,15 +19,15 @@
 //! call of this side that got no error object the local failure: `timeout`, `disconnected`, `not_sent`,
 //! `too_many_pending`, `too_large`, `encode`, `decode`, `invalid_response`, `other`. A handler that
 //! panicked counts as `-32603`, one cancelled before it answered as `-32800`. `method` is an exported
-//! method's name for calls received (never a name a caller made up: those count as
+//! method's name for calls received, or `(fallback)` for those the router's fallback answered (never a
+//! name a caller made up: without a fallback those count as
 //! `birpc_refused_total{reason="method_not_found"}`), and the name this side called for calls sent.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::call_error::CallError;
 use crate::close::CloseReason;
-use crate::router::HandlerFuture;
+use crate::router::{HandlerFuture, Method};
 
 /// The gauges a connection's driver contributes to, as it last published them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub(crate) struct Load {
 
 #[cfg(feature = "metrics")]
 mod recorded {
+    use std::sync::Arc;
+
     use super::*;
 
     pub(crate) fn connection_opened() {
@@ -112,7 +114,14 @@ mod recorded {
 
     /// Wraps a received call's handler so that its outcome is recorded when it answers, or when it is
     /// dropped without answering (cancelled: -32800; unwinding from a panic: -32603).
-    pub(crate) fn observe_received(method: &Arc<str>, running: HandlerFuture) -> HandlerFuture {
+    pub(crate) fn observe_received(method: &Method, running: HandlerFuture) -> HandlerFuture {
+        // Names a fallback answers are the callers' own: one label for them all.
+        static FALLBACK: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("(fallback)"));
+        let label = if method.is_fallback() {
+            FALLBACK.clone()
+        } else {
+            method.name().clone()
+        };
         struct Observed {
             method: Arc<str>,
             started: std::time::Instant,
@@ -131,7 +140,7 @@ mod recorded {
             }
         }
         let mut observed = Observed {
-            method: method.clone(),
+            method: label,
             started: std::time::Instant::now(),
             answered: false,
         };
@@ -169,7 +178,7 @@ mod recorded {
     pub(crate) fn connection_closed(_: &CloseReason) {}
     pub(crate) fn call_sent<E>(_: &str, _: Result<(), &CallError<E>>, _: Duration) {}
     pub(crate) fn refused(_: i64, _: usize) {}
-    pub(crate) fn observe_received(_: &Arc<str>, running: HandlerFuture) -> HandlerFuture {
+    pub(crate) fn observe_received(_: &Method, running: HandlerFuture) -> HandlerFuture {
         running
     }
     pub(crate) fn load(_: Load, _: Load) {}

@@ -15,7 +15,7 @@ use tower_service::Service;
 use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
-use crate::layer::{Answer, BoxError, IncomingCall, Layered, MethodService};
+use crate::layer::{Answer, BoxError, IncomingCall, Layered, LayeredFallback, MethodService};
 use crate::params::Params;
 
 /// The future a handler returns once erased: its answer (the encoded response frame, none for a
@@ -27,6 +27,12 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
     /// The name the method was exported under.
     fn name(&self) -> &Arc<str>;
+
+    /// Whether this is the router's fallback bound to a name it received (not an exported name).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn is_fallback(&self) -> bool {
+        false
+    }
 
     /// Starts the handler. `id` is `None` for a notification, whose outcome is only logged.
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture;
@@ -65,6 +71,71 @@ pub(crate) type Method = Arc<dyn ErasedHandler>;
 #[derive(Clone, Default)]
 pub struct Router {
     methods: Arc<FxHashMap<Arc<str>, Method>>,
+    /// What answers the names the table lacks (see [`Router::fallback`]); -32601 when `None`.
+    fallback: Option<Arc<dyn FallbackHandler>>,
+}
+
+/// A call or notification for a method the router does not export, as its [fallback](Router::fallback)
+/// receives it.
+#[derive(Clone, Debug)]
+pub struct Unrouted {
+    method: Arc<str>,
+    id: Option<RawId>,
+}
+
+impl Unrouted {
+    /// The method name, as received.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request's id, exactly as received; `None` for a notification (whose answer is not sent).
+    pub fn id(&self) -> Option<&RawId> {
+        self.id.as_ref()
+    }
+
+    /// Whether this is a notification (no answer goes back).
+    pub fn is_notification(&self) -> bool {
+        self.id.is_none()
+    }
+}
+
+/// The fallback with its result type erased: it answers any name it is given.
+pub(crate) trait FallbackHandler: Send + Sync + 'static {
+    fn call(&self, ctx: Context, method: Arc<str>, params: Params, id: Option<RawId>) -> HandlerFuture;
+}
+
+impl<R, F, Fut> FallbackHandler for F
+where
+    R: Serialize + 'static,
+    F: Fn(Context, Unrouted, Params) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
+{
+    fn call(&self, ctx: Context, method: Arc<str>, params: Params, id: Option<RawId>) -> HandlerFuture {
+        let unrouted = Unrouted { method, id: id.clone() };
+        let fut = self(ctx, unrouted, params);
+        Box::pin(async move { answer(fut.await, id) })
+    }
+}
+
+/// The fallback bound to one received method name, run as any exported handler is.
+struct Fallback {
+    name: Arc<str>,
+    handler: Arc<dyn FallbackHandler>,
+}
+
+impl ErasedHandler for Fallback {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn is_fallback(&self) -> bool {
+        true
+    }
+
+    fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
+        self.handler.call(ctx, self.name.clone(), params, id)
+    }
 }
 
 impl Router {
@@ -183,14 +254,53 @@ impl Router {
         self
     }
 
-    /// Exports every method of `other` as well.
+    /// Answers every call and notification whose method this router does not export (instead of
+    /// -32601 Method not found, and of dropping the notification): for a proxy, a recorder, or a tool
+    /// that answers whatever it is asked.
+    ///
+    /// The handler gets the received method name and id in an [`Unrouted`], and the params as they came.
+    /// Exported methods, and the protocol's own messages (`$/cancelRequest`, the stream notifications),
+    /// never reach it. Its result answers a call as an exported handler's does; for a notification it is
+    /// dropped. It may answer -32601 itself for names it does not know either.
+    ///
+    /// ```
+    /// use rpc_core::{Context, ErrorObject, Params, Router, Unrouted};
+    ///
+    /// let router = Router::new().fallback(|_ctx: Context, call: Unrouted, _params: Params| async move {
+    ///     match call.method() {
+    ///         "version" => Ok("1.0".to_owned()),
+    ///         _ => Err(ErrorObject::method_not_found()),
+    ///     }
+    /// });
+    /// assert!(!router.contains("version"));
+    /// ```
     ///
     /// # Panics
-    /// When both export a method of the same name.
+    /// When the router has a fallback already.
+    #[must_use]
+    pub fn fallback<R, F, Fut>(mut self, handler: F) -> Self
+    where
+        R: Serialize + 'static,
+        F: Fn(Context, Unrouted, Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
+    {
+        assert!(self.fallback.is_none(), "the router has a fallback already");
+        self.fallback = Some(Arc::new(handler));
+        self
+    }
+
+    /// Exports every method of `other` as well, and takes its fallback if it has one.
+    ///
+    /// # Panics
+    /// When both export a method of the same name, or both have a fallback.
     #[must_use]
     pub fn merge(mut self, other: Router) -> Self {
         for (name, method) in other.methods.iter() {
             self.insert(name, method.clone());
+        }
+        if let Some(fallback) = other.fallback {
+            assert!(self.fallback.is_none(), "both routers have a fallback");
+            self.fallback = Some(fallback);
         }
         self
     }
@@ -212,10 +322,11 @@ impl Router {
         self
     }
 
-    /// Wraps every method exported so far in `layer`, a tower [`Layer`]: each call received for them goes
-    /// through the layer's service (an [`IncomingCall`] in, an [`Answer`] out) before reaching its handler.
-    /// Methods exported after this call are not wrapped; call it again to wrap all of them, the last
-    /// layer outermost.
+    /// Wraps every method exported so far, and the [fallback](Self::fallback) if there is one, in
+    /// `layer`, a tower [`Layer`]: each call received for them goes through the layer's service (an
+    /// [`IncomingCall`] in, an [`Answer`] out) before reaching its handler. Methods exported after this
+    /// call are not wrapped; call it again to wrap all of them, the last layer outermost. The fallback
+    /// gets one service of its own, shared by every name it answers.
     ///
     /// Each call runs on a clone of the layered service, and every connection given a clone of this
     /// router shares the same service: tower's `ConcurrencyLimit` then limits the calls of all those
@@ -264,13 +375,18 @@ impl Router {
             .methods
             .iter()
             .map(|(name, method)| {
-                let service = layer.layer(MethodService::new(method.clone()));
+                let service = layer.layer(MethodService::method(method.clone()));
                 let layered: Method = Arc::new(Layered::new(method.name().clone(), service));
                 (name.clone(), layered)
             })
             .collect();
+        let fallback = self.fallback.map(|fallback| {
+            let service = layer.layer(MethodService::fallback(fallback));
+            Arc::new(LayeredFallback::new(service)) as Arc<dyn FallbackHandler>
+        });
         Router {
             methods: Arc::new(methods),
+            fallback,
         }
     }
 
@@ -289,8 +405,16 @@ impl Router {
         self.methods.keys().map(|name| &**name)
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Method> {
-        self.methods.get(name)
+    /// The handler for `name`: the exported one, else the fallback bound to that name.
+    pub(crate) fn get(&self, name: &str) -> Option<Method> {
+        if let Some(method) = self.methods.get(name) {
+            return Some(method.clone());
+        }
+        let handler = self.fallback.clone()?;
+        Some(Arc::new(Fallback {
+            name: Arc::from(name),
+            handler,
+        }))
     }
 }
 
@@ -298,7 +422,10 @@ impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&str> = self.method_names().collect();
         names.sort_unstable();
-        f.debug_struct("Router").field("methods", &names).finish()
+        f.debug_struct("Router")
+            .field("methods", &names)
+            .field("fallback", &self.fallback.is_some())
+            .finish()
     }
 }
 
@@ -400,5 +527,65 @@ where
             };
             crate::stream::producer::answer_with_stream(shared, name, &id, ctx.window(), items).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::{CallError, Peer, memory};
+
+    /// The fallback answers the names the table lacks, with the method, id and params as received; the
+    /// exported methods still answer themselves; a notification reaches it without an id.
+    #[tokio::test]
+    async fn the_fallback_answers_unknown_names_and_sees_notifications() {
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let router = Router::new()
+            .method("known", |_: Context, _: crate::NoParams| async {
+                Ok::<_, ErrorObject>("table")
+            })
+            .fallback(move |_: Context, call: Unrouted, params: Params| {
+                let raw = params.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned());
+                let _ = seen_tx.send((call.method().to_owned(), call.id().map(ToString::to_string), raw));
+                async move {
+                    match call.method() {
+                        "refused" => Err(ErrorObject::method_not_found()),
+                        _ => Ok(call.method().len()),
+                    }
+                }
+            });
+        let (a, b) = memory::pair(16);
+        let _answering = Peer::builder().router(router).spawn(a);
+        let caller = Peer::builder().spawn(b);
+
+        assert_eq!(caller.call::<String>("known", ()).await.unwrap(), "table");
+        assert_eq!(caller.call::<usize>("anything", [1, 2]).await.unwrap(), 8);
+        let (method, id, params) = seen.recv().await.unwrap();
+        assert_eq!(method, "anything");
+        assert!(id.is_some());
+        assert_eq!(params.as_deref(), Some("[1,2]"));
+        assert!(matches!(
+            caller.call::<Value>("refused", ()).await,
+            Err(CallError::MethodNotFound(_))
+        ));
+        let _ = seen.recv().await.unwrap();
+
+        caller.notify("told", serde_json::json!({"x": 1})).await.unwrap();
+        let (method, id, params) = seen.recv().await.unwrap();
+        assert_eq!(
+            (method.as_str(), id, params.as_deref()),
+            ("told", None, Some(r#"{"x":1}"#))
+        );
+    }
+
+    #[test]
+    fn merge_takes_the_other_fallback() {
+        let with = Router::new().fallback(|_: Context, _: Unrouted, _: Params| async { Ok::<_, ErrorObject>(()) });
+        let merged = Router::new().merge(with);
+        assert!(merged.get("whatever").is_some());
+        assert!(Router::new().get("whatever").is_none());
     }
 }

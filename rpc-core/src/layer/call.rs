@@ -52,7 +52,7 @@ impl IncomingCall {
         &self.context
     }
 
-    pub(crate) fn into_parts(self) -> (Context, Params, Option<RawId>) {
-        (self.context, self.params, self.id)
+    pub(crate) fn into_parts(self) -> (Arc<str>, Context, Params, Option<RawId>) {
+        (self.method, self.context, self.params, self.id)
     }
 }

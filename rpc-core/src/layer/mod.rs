@@ -16,8 +16,8 @@ mod service;
 
 pub use self::answer::Answer;
 pub use self::call::IncomingCall;
-pub(crate) use self::service::Layered;
 pub use self::service::MethodService;
+pub(crate) use self::service::{Layered, LayeredFallback};
 
 /// The error type tower's layers produce: any error, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
 use crate::params::Params;
-use crate::router::{ErasedHandler, HandlerFuture, Method};
+use crate::router::{ErasedHandler, FallbackHandler, HandlerFuture, Method};
 
 /// An exported method as a tower service: it decodes the call's params, runs the method's handler, and
 /// answers with its encoded result or error. The innermost service of the layers of
@@ -22,20 +22,37 @@ use crate::router::{ErasedHandler, HandlerFuture, Method};
 /// [`Answer`] with an error code).
 #[derive(Clone)]
 pub struct MethodService {
-    method: Method,
+    handler: Handler,
+}
+
+/// What a [`MethodService`] runs: one exported method, or the router's fallback (for any name).
+#[derive(Clone)]
+enum Handler {
+    Method(Method),
+    Fallback(Arc<dyn FallbackHandler>),
 }
 
 impl std::fmt::Debug for MethodService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MethodService")
-            .field("method", &self.method.name())
-            .finish()
+        let method = match &self.handler {
+            Handler::Method(method) => &**method.name(),
+            Handler::Fallback(_) => "(fallback)",
+        };
+        f.debug_struct("MethodService").field("method", &method).finish()
     }
 }
 
 impl MethodService {
-    pub(crate) fn new(method: Method) -> Self {
-        Self { method }
+    pub(crate) fn method(method: Method) -> Self {
+        Self {
+            handler: Handler::Method(method),
+        }
+    }
+
+    pub(crate) fn fallback(fallback: Arc<dyn FallbackHandler>) -> Self {
+        Self {
+            handler: Handler::Fallback(fallback),
+        }
     }
 }
 
@@ -49,10 +66,12 @@ impl Service<IncomingCall> for MethodService {
     }
 
     fn call(&mut self, call: IncomingCall) -> MethodFuture {
-        let (context, params, id) = call.into_parts();
-        MethodFuture {
-            running: self.method.call(context, params, id),
-        }
+        let (method, context, params, id) = call.into_parts();
+        let running = match &self.handler {
+            Handler::Method(exported) => exported.call(context, params, id),
+            Handler::Fallback(fallback) => fallback.call(context, method, params, id),
+        };
+        MethodFuture { running }
     }
 }
 
@@ -100,19 +119,53 @@ where
     }
 
     fn call(&self, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
-        let mut service = self.service.clone();
-        let retry_after = ctx.busy_retry_after();
-        let call = IncomingCall::new(self.name.clone(), id.clone(), params, ctx);
-        Box::pin(async move {
-            if let Err(error) = poll_fn(|cx| service.poll_ready(cx)).await {
-                return Answer::failed(id.as_ref(), &error_object(error.into(), retry_after));
-            }
-            match service.call(call).await {
-                Ok(answer) => answer,
-                Err(error) => Answer::failed(id.as_ref(), &error_object(error.into(), retry_after)),
-            }
-        })
+        run(
+            self.service.clone(),
+            IncomingCall::new(self.name.clone(), id, params, ctx),
+        )
     }
+}
+
+/// A router's fallback wrapped in layers: one service for every name it answers.
+pub(crate) struct LayeredFallback<S> {
+    service: S,
+}
+
+impl<S> LayeredFallback<S> {
+    pub(crate) fn new(service: S) -> Self {
+        Self { service }
+    }
+}
+
+impl<S> FallbackHandler for LayeredFallback<S>
+where
+    S: Service<IncomingCall, Response = Answer> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn call(&self, ctx: Context, method: Arc<str>, params: Params, id: Option<RawId>) -> HandlerFuture {
+        run(self.service.clone(), IncomingCall::new(method, id, params, ctx))
+    }
+}
+
+/// Runs `call` through `service` once it is ready; the service's error answers the call.
+fn run<S>(mut service: S, call: IncomingCall) -> HandlerFuture
+where
+    S: Service<IncomingCall, Response = Answer> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let retry_after = call.context().busy_retry_after();
+    let id = call.id().cloned();
+    Box::pin(async move {
+        if let Err(error) = poll_fn(|cx| service.poll_ready(cx)).await {
+            return Answer::failed(id.as_ref(), &error_object(error.into(), retry_after));
+        }
+        match service.call(call).await {
+            Ok(answer) => answer,
+            Err(error) => Answer::failed(id.as_ref(), &error_object(error.into(), retry_after)),
+        }
+    })
 }
 
 /// The error object answering a layer's error: the [`ErrorObject`] itself when the layer failed with

@@ -330,7 +330,7 @@ impl Dispatcher {
                 }
                 match self.router.get(&method) {
                     Some(method) => Step::Run(RequestJob {
-                        method: method.clone(),
+                        method,
                         id,
                         params,
                         window,
@@ -366,10 +366,7 @@ impl Dispatcher {
                     }
                 }
                 match self.router.get(&method) {
-                    Some(method) => Step::Notify(NotificationJob {
-                        method: method.clone(),
-                        params,
-                    }),
+                    Some(method) => Step::Notify(NotificationJob { method, params }),
                     None => {
                         tracing::debug!(target: "birpc::peer", %method, "dropped a notification for an unknown method");
                         Step::Nothing

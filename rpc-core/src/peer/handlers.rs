@@ -123,7 +123,7 @@ impl Handlers {
                 let ctx = Context::new(self.handle.clone(), request.window, false);
                 let id = request.id;
                 let running = request.method.call(ctx, request.params, Some(id.clone()));
-                let running = observe_received(request.method.name(), running).map(Answer::into_frame);
+                let running = observe_received(&request.method, running).map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
                 if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {
@@ -158,7 +158,7 @@ impl Handlers {
                         let ctx = Context::new(self.handle.clone(), request.window, true);
                         let id = request.id;
                         let running = request.method.call(ctx, request.params, Some(id.clone()));
-                        let running = observe_received(request.method.name(), running);
+                        let running = observe_received(&request.method, running);
                         let (abort, registration) = AbortHandle::new_pair();
                         cancel.push((id.clone(), abort));
                         run_entry(running, registration, id, max)
@@ -183,7 +183,7 @@ impl Handlers {
             Job::Notification(notification) => {
                 let ctx = Context::new(self.handle.clone(), None, false);
                 let running = notification.method.call(ctx, notification.params, None);
-                let running = observe_received(notification.method.name(), running).map(Answer::into_frame);
+                let running = observe_received(&notification.method, running).map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
                 if let Some(outcome) = HANDLING.sync_scope(connection, || (&mut running).now_or_never()) {

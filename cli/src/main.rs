@@ -1,0 +1,58 @@
+//! The `birpc` command: talk to a JSON-RPC 2.0 endpoint from a shell.
+//!
+//! `birpc call`, `notify`, `listen`, `discover`, `stream` and `shell`; `birpc --help` tells them, and
+//! the exit codes a script can tell failures apart by ([`failure::code`]).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod args;
+mod call;
+mod connect;
+mod discover;
+mod failure;
+mod interrupt;
+mod listen;
+mod output;
+mod params;
+mod responder;
+mod shell;
+mod stream;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::failure::Failure;
+
+fn main() -> ExitCode {
+    // Usage errors exit 2, `--help` and `--version` 0 (clap's own codes).
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("birpc: cannot start: {error}");
+            return ExitCode::from(failure::code::CONNECTION);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::from(failure::code::OK),
+        Err(failure) => {
+            if !failure.is_quiet() {
+                eprintln!("birpc: {failure}");
+            }
+            failure.exit_code()
+        }
+    }
+}
+
+/// Runs one command.
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Call(args) => call::call(args).await,
+        Command::Notify(args) => call::notify(args).await,
+        Command::Listen(args) => listen::listen(args).await,
+        Command::Discover(args) => discover::discover(args).await,
+        Command::Stream(args) => stream::stream(args).await,
+        Command::Shell(args) => shell::shell(args).await,
+    }
+}

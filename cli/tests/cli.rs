@@ -1,0 +1,397 @@
+//! The `birpc` binary end to end, against a real interop server (`examples/interop_server.rs`) started
+//! on a free port. Every child process is killed when its guard drops, a failing test included.
+#![allow(missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// How long a test waits for an event before failing.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+const BIRPC: &str = env!("CARGO_BIN_EXE_birpc");
+
+/// A child process, killed and reaped when dropped.
+struct Running {
+    child: Child,
+    /// Its stdout, line by line (for the commands that run until stopped).
+    lines: Option<mpsc::Receiver<String>>,
+}
+
+impl Running {
+    /// The next line of its stdout; fails the test after [`PATIENCE`].
+    fn line(&mut self) -> String {
+        let lines = self.lines.as_ref().expect("stdout is read line by line");
+        lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|e| panic!("no line from the child on stdout: {e}"))
+    }
+
+    /// The next line, as JSON.
+    fn json_line(&mut self) -> Value {
+        let line = self.line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` with its stdout read line by line.
+fn start(mut command: Command) -> Running {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Running { child, lines: Some(rx) }
+}
+
+/// The interop server's binary: built beside the tests (`cargo test --workspace` builds the examples),
+/// or else built now in a target directory of its own (so as not to wait on the lock of this one).
+fn interop_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let path = profile_dir.join("examples").join("interop_server");
+    if path.exists() {
+        return path;
+    }
+    let own_target = profile_dir.join("example-builds");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "birpc-examples",
+            "--example",
+            "interop_server",
+            "--target-dir",
+        ])
+        .arg(&own_target)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the interop server failed");
+    own_target.join("debug").join("examples").join("interop_server")
+}
+
+/// A running interop server and its `ws://` URL (from its first line).
+fn interop_server() -> (Running, String) {
+    let mut command = Command::new(interop_server_binary());
+    command.args(["--listen", "127.0.0.1:0"]);
+    let mut server = start(command);
+    let first = server.line();
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    (server, url)
+}
+
+/// What a finished `birpc` printed, and how it exited.
+#[derive(Debug)]
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `birpc ARGS` with `input` on stdin to its end; fails the test if it runs longer than [`PATIENCE`].
+fn birpc(args: &[&str], input: &str) -> Finished {
+    let child = Command::new(BIRPC)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start birpc");
+    let mut running = Running { child, lines: None };
+    let mut stdin = running.child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(running.child.stdout.take().expect("stdout")));
+    let stderr = read(Box::new(running.child.stderr.take().expect("stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "birpc {args:?} ran longer than {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Finished {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    }
+}
+
+/// A file in this test's scratch directory holding `text`.
+fn scratch_file(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write the scratch file");
+    path
+}
+
+#[test]
+fn call_by_position_by_name_and_with_pairs() {
+    let (_server, url) = interop_server();
+    let positional = birpc(&["call", &url, "subtract", "42", "23"], "");
+    assert_eq!(
+        (positional.code, positional.stdout.as_str()),
+        (Some(0), "19\n"),
+        "{positional:?}"
+    );
+
+    let object = birpc(&["call", &url, "subtract", r#"{"subtrahend": 23, "minuend": 42}"#], "");
+    assert_eq!((object.code, object.stdout.as_str()), (Some(0), "19\n"), "{object:?}");
+
+    let array = birpc(&["call", &url, "subtract", "[50, 8]"], "");
+    assert_eq!(array.stdout, "42\n", "{array:?}");
+
+    let pairs = birpc(&["call", &url, "sum", "a=1", "b=2", "c:=-3"], "");
+    assert_eq!((pairs.code, pairs.stdout.as_str()), (Some(0), "0\n"), "{pairs:?}");
+
+    let strings = birpc(&["call", &url, "echo", "value=hello world"], "");
+    assert_eq!(strings.stdout, "\"hello world\"\n", "{strings:?}");
+
+    let pretty = birpc(&["call", "--pretty", &url, "echo", r#"value={"a": [1]}"#], "");
+    assert_eq!(pretty.stdout, "{\n  \"a\": [\n    1\n  ]\n}\n", "{pretty:?}");
+
+    let exact = birpc(&["call", &url, "echo", "123456789012345678901234567890"], "");
+    assert_eq!(
+        exact.stdout, "123456789012345678901234567890\n",
+        "compact output is the text as received"
+    );
+}
+
+#[test]
+fn an_error_object_is_printed_and_exits_1() {
+    let (_server, url) = interop_server();
+    let unknown = birpc(&["call", &url, "no_such_method"], "");
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert_eq!(unknown.json()["code"], -32601);
+
+    let invalid = birpc(&["call", &url, "subtract", "x=1"], "");
+    assert_eq!(invalid.code, Some(1), "{invalid:?}");
+    assert_eq!(invalid.json()["code"], -32602);
+}
+
+#[test]
+fn connection_failures_exit_3_and_timeouts_4() {
+    // A port nobody listens on: bound, then freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let refused = birpc(&["call", &format!("ws://127.0.0.1:{port}"), "echo", "1"], "");
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(refused.stderr.contains("cannot connect"), "{refused:?}");
+    assert!(refused.stdout.is_empty());
+
+    let (_server, url) = interop_server();
+    let slow = birpc(&["call", "--timeout", "200ms", &url, "sleep", "10000"], "");
+    assert_eq!(slow.code, Some(4), "{slow:?}");
+}
+
+#[test]
+fn usage_mistakes_exit_2() {
+    let mixed = birpc(&["call", "ws://127.0.0.1:1", "f", "a=1", "2"], "");
+    assert_eq!(mixed.code, Some(2), "{mixed:?}");
+    assert!(mixed.stderr.contains("not both"), "{mixed:?}");
+
+    let scheme = birpc(&["call", "http://127.0.0.1:1", "f"], "");
+    assert_eq!(scheme.code, Some(2), "{scheme:?}");
+    assert!(scheme.stderr.contains("scheme"), "{scheme:?}");
+
+    let missing = birpc(&["call"], "");
+    assert_eq!(missing.code, Some(2), "{missing:?}");
+
+    let help = birpc(&["--help"], "");
+    assert_eq!(help.code, Some(0));
+    assert!(help.stdout.contains("Exit codes"), "{help:?}");
+}
+
+#[test]
+fn notify_sends_and_prints_nothing() {
+    let (_server, url) = interop_server();
+    let sent = birpc(&["notify", &url, "echo", "1"], "");
+    assert_eq!((sent.code, sent.stdout.as_str()), (Some(0), ""), "{sent:?}");
+}
+
+#[test]
+fn listen_answers_calls_from_a_file_and_prints_what_arrives() {
+    let (_server, url) = interop_server();
+    let answers = scratch_file(
+        "answers.json",
+        r#"{"greet": {"result": "hi there"}, "fail": {"error": {"code": 7, "message": "no", "data": [1]}}}"#,
+    );
+    let answers = answers.to_str().expect("a UTF-8 path");
+    let run = |params: &[&str]| {
+        let mut command = Command::new(BIRPC);
+        command
+            .args(["listen", &url, "--answers", answers, "ask_client"])
+            .args(params);
+        start(command)
+    };
+
+    let mut greet = run(&["method=greet", r#"params=["Ada"]"#]);
+    let arrived = greet.json_line();
+    assert_eq!(arrived["method"], "greet");
+    assert_eq!(arrived["params"], json!(["Ada"]));
+    assert!(arrived["id"].is_number() || arrived["id"].is_string(), "{arrived}");
+    assert_eq!(greet.json_line(), json!({"result": "hi there"}));
+
+    let mut fail = run(&["method=fail"]);
+    assert_eq!(fail.json_line()["method"], "fail");
+    assert_eq!(
+        fail.json_line(),
+        json!({"error": {"code": 7, "message": "no", "data": [1]}})
+    );
+
+    let mut unknown = run(&["method=other"]);
+    assert_eq!(unknown.json_line()["method"], "other");
+    assert_eq!(unknown.json_line()["error"]["code"], -32601);
+
+    // A notification arrives without an id.
+    let mut command = Command::new(BIRPC);
+    command.args(["listen", &url, "notify_client", "method=news", r#"params={"n": 1}"#]);
+    let mut told = start(command);
+    assert_eq!(told.json_line(), json!({"method": "news", "params": {"n": 1}}));
+    assert_eq!(told.json_line(), json!({"result": null}));
+}
+
+#[test]
+fn listen_answers_calls_with_a_script() {
+    let (_server, url) = interop_server();
+    let run = |script: &str, method: &str| {
+        let mut command = Command::new(BIRPC);
+        command.args([
+            "listen",
+            &url,
+            "--script",
+            script,
+            "ask_client",
+            &format!("method={method}"),
+        ]);
+        command.arg(r#"params=["Ada", 1]"#);
+        start(command)
+    };
+    // The params on stdin, the result on stdout.
+    let mut echoed = run("cat", "greet");
+    assert_eq!(echoed.json_line()["method"], "greet");
+    assert_eq!(echoed.json_line(), json!({"result": ["Ada", 1]}));
+
+    let mut named = run(r#"printf '"%s"' "$BIRPC_METHOD""#, "whoami");
+    named.line();
+    assert_eq!(named.json_line(), json!({"result": "whoami"}));
+
+    let mut refused = run(r#"echo '{"code": 5, "message": "nope"}'; exit 1"#, "greet");
+    refused.line();
+    assert_eq!(refused.json_line(), json!({"error": {"code": 5, "message": "nope"}}));
+}
+
+#[test]
+fn discover_lists_the_methods() {
+    let (_server, url) = interop_server();
+    let table = birpc(&["discover", &url], "");
+    assert_eq!(table.code, Some(0), "{table:?}");
+    let row = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("subtract "))
+        .unwrap_or_else(|| panic!("no row for subtract: {table:?}"));
+    assert!(
+        row.contains("minuend, subtrahend") && row.contains("The difference."),
+        "{row}"
+    );
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("ticks ") && line.contains("[stream]"))
+    );
+
+    let document = birpc(&["discover", "--json", &url], "");
+    let document = document.json();
+    assert!(document["openrpc"].is_string());
+    assert!(
+        document["methods"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == "echo"))
+    );
+}
+
+#[test]
+fn stream_prints_items_and_stops_after_count() {
+    let (_server, url) = interop_server();
+    let some = birpc(&["stream", &url, "ticks", "100", "0", "--count", "3"], "");
+    assert_eq!((some.code, some.stdout.as_str()), (Some(0), "0\n1\n2\n"), "{some:?}");
+
+    let all = birpc(&["stream", &url, "ticks", "count=2", "every_ms=0"], "");
+    assert_eq!((all.code, all.stdout.as_str()), (Some(0), "0\n1\n"), "{all:?}");
+
+    let refused = birpc(&["stream", &url, "no_such_stream"], "");
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+}
+
+#[test]
+fn the_shell_reads_lines_from_a_pipe() {
+    let (_server, url) = interop_server();
+    let session = birpc(
+        &["shell", &url],
+        "subtract 42 23\n\
+         # a comment\n\
+         no_such_method\n\
+         !echo 1\n\
+         sum a=1 b=2 c=3\n\
+         notify_client method=news params='[1]'\n\
+         .exit\n\
+         subtract 1 1\n",
+    );
+    assert_eq!(session.code, Some(0), "{session:?}");
+    let lines: Vec<&str> = session.stdout.lines().collect();
+    assert_eq!(lines[0], "19", "{session:?}");
+    assert!(
+        lines[1].starts_with("error: ") && lines[1].contains("-32601"),
+        "{session:?}"
+    );
+    assert_eq!(lines[2], "6", "{session:?}");
+    // The server's notification and its answer, in either order.
+    let mut rest = lines[3..].to_vec();
+    rest.sort_unstable();
+    assert_eq!(rest, [r#"<- {"method":"news","params":[1]}"#, "null"], "{session:?}");
+}
