@@ -295,6 +295,27 @@ mod tests {
         Ok(())
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_connection_is_not_given_up_for_lack_of_pings() -> Result<(), rpc_core::CallError> {
+        use rpc_core::{Context, ErrorObject, Peer, Router};
+        // The default heartbeat (30 s, then 10 s for the answer), on tokio's paused clock: byte streams have
+        // it off, so a minute of silence leaves the connection up.
+        let (a, b) = tokio::io::duplex(1024);
+        let config = for_byte_streams(PeerConfig::default());
+        let router = Router::new().method("add", |_: Context, (x, y): (i64, i64)| async move {
+            Ok::<_, ErrorObject>(x + y)
+        });
+        let _server = Peer::builder()
+            .router(router)
+            .config(config.clone())
+            .spawn(ByteStreamTransport::new(a));
+        let client = Peer::builder().config(config).spawn(ByteStreamTransport::new(b));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        assert!(client.is_connected());
+        assert_eq!(client.call::<i64>("add", (1, 2)).await?, 3);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn bad_framing_is_an_error_then_the_end() -> Result<(), TransportError> {
         let (a, mut b) = tokio::io::duplex(1024);
