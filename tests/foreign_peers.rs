@@ -32,7 +32,10 @@ fn foreign(dir: &str) -> PathBuf {
 fn node_peer() -> Option<PathBuf> {
     let dir = foreign("node");
     let installed = dir.join("node_modules/vscode-jsonrpc/package.json").exists();
-    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if installed && node {
         return Some(dir);
     }
@@ -63,7 +66,9 @@ fn python() -> Option<PathBuf> {
 /// The methods birpc exports to the foreign servers: `whoami`, and the notification `noted`.
 fn router(noted: mpsc::UnboundedSender<Value>) -> Router {
     Router::new()
-        .method("whoami", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>("rust") })
+        .method("whoami", |_: Context, _: NoParams| async {
+            Ok::<_, ErrorObject>("rust")
+        })
         .method("noted", move |_: Context, params: Value| {
             let _ = noted.send(params);
             async { Ok::<_, ErrorObject>(()) }
@@ -82,13 +87,18 @@ async fn drive(target: Target, name: &str) {
         panic!("fail must answer an error object")
     };
     assert_eq!((error.code(), error.message()), (-32050, "failed on purpose"));
-    assert_eq!(error.parse_data::<Value>().expect("data").expect("JSON"), json!({"n": 1}));
+    assert_eq!(
+        error.parse_data::<Value>().expect("data").expect("JSON"),
+        json!({"n": 1})
+    );
     assert_eq!(
         server.call::<String>("ask_back", ()).await.expect("ask_back"),
         format!("{name} asked rust")
     );
     server.notify("note", (7,)).await.expect("notify");
-    let told = within("the notification back", noted.recv()).await.expect("a notification");
+    let told = within("the notification back", noted.recv())
+        .await
+        .expect("a notification");
     assert!(told.to_string().contains('7'), "{told}");
     server.close();
     within("the close", server.closed()).await;
@@ -133,7 +143,9 @@ async fn a_python_client_drives_the_interop_server_over_tcp() {
     let addr = first.strip_prefix("listening on tcp://").expect("a tcp:// URL");
     let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
     let mut command = Command::new(python);
-    command.arg(foreign("python").join("peer.py")).args(["client", host, port]);
+    command
+        .arg(foreign("python").join("peer.py"))
+        .args(["client", host, port]);
     let status = tokio::task::spawn_blocking(move || common::run_bounded(command, Duration::from_secs(120)))
         .await
         .expect("the client's thread");

@@ -25,7 +25,9 @@ async fn server(framing: Framing) -> (StreamServerHandle, String) {
         .expect("bind");
     let target = format!("{}?framing={framing}", server.local_addr());
     let running = server.serve(|_| {
-        Router::new().method("echo", |_: Context, (value,): (Value,)| async move { Ok::<_, ErrorObject>(value) })
+        Router::new().method("echo", |_: Context, (value,): (Value,)| async move {
+            Ok::<_, ErrorObject>(value)
+        })
     });
     (running, target)
 }
@@ -33,7 +35,9 @@ async fn server(framing: Framing) -> (StreamServerHandle, String) {
 /// Sends `bytes` (then, if `shut`, the end of the stream) and returns everything the server wrote until
 /// it ended the connection.
 async fn send_raw(target: &str, bytes: &[u8], shut: bool) -> String {
-    let Ok(Target::Tcp { addr, .. }) = target.parse::<Target>() else { panic!("a tcp target") };
+    let Ok(Target::Tcp { addr, .. }) = target.parse::<Target>() else {
+        panic!("a tcp target")
+    };
     let mut socket = TcpStream::connect(addr.as_str()).await.expect("connect");
     socket.write_all(bytes).await.expect("write");
     if shut {
@@ -62,7 +66,10 @@ fn last_error(written: &str) -> Value {
 /// After a bad connection, a fresh one is served.
 async fn still_serves(target: &str) {
     let target: Target = target.parse().expect("a target");
-    let client = target.connect(Router::new(), PeerConfig::default()).await.expect("connect");
+    let client = target
+        .connect(Router::new(), PeerConfig::default())
+        .await
+        .expect("connect");
     assert_eq!(client.call::<Value>("echo", ("ok",)).await.expect("echo"), "ok");
 }
 
@@ -72,15 +79,38 @@ async fn bad_content_length_framing_ends_the_connection_with_an_error_and_the_se
     let over = format!("Content-Length: {}\r\n\r\n", LIMIT + 1);
     for (what, bytes, code, says) in [
         ("a garbage header", &b"Hello there\r\n\r\n"[..], -32700, "Name: value"),
-        ("no Content-Length", b"Content-Type: application/json\r\n\r\n{}", -32700, "without Content-Length"),
-        ("a malformed Content-Length", b"Content-Length: twelve\r\n\r\n", -32700, "malformed"),
-        ("a body over the limit", over.as_bytes(), -32600, "larger than the limit"),
-        ("a body of invalid UTF-8", b"Content-Length: 4\r\n\r\n\"\xff\xfe\"", -32700, "UTF-8"),
+        (
+            "no Content-Length",
+            b"Content-Type: application/json\r\n\r\n{}",
+            -32700,
+            "without Content-Length",
+        ),
+        (
+            "a malformed Content-Length",
+            b"Content-Length: twelve\r\n\r\n",
+            -32700,
+            "malformed",
+        ),
+        (
+            "a body over the limit",
+            over.as_bytes(),
+            -32600,
+            "larger than the limit",
+        ),
+        (
+            "a body of invalid UTF-8",
+            b"Content-Length: 4\r\n\r\n\"\xff\xfe\"",
+            -32700,
+            "UTF-8",
+        ),
     ] {
         let written = send_raw(&target, bytes, false).await;
         let error = last_error(&written);
         assert_eq!(error["code"], code, "{what}: {error}");
-        assert!(error["message"].as_str().unwrap_or_default().contains(says), "{what}: {error}");
+        assert!(
+            error["message"].as_str().unwrap_or_default().contains(says),
+            "{what}: {error}"
+        );
         still_serves(&target).await;
     }
     // A message cut by the end of the stream: the connection ends (the error cannot be read by a side
@@ -102,7 +132,12 @@ async fn bad_lines_end_the_connection_with_an_error_and_the_server_serves_on() {
     let written = send_raw(&target, b"[\"\xc3\x28\"]\n", false).await;
     assert_eq!(last_error(&written)["code"], -32700);
     still_serves(&target).await;
-    let written = send_raw(&target, b"{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":1}\n{\"jsonrpc\"", true).await;
+    let written = send_raw(
+        &target,
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":1}\n{\"jsonrpc\"",
+        true,
+    )
+    .await;
     let mut lines = written.lines();
     let answer: Value = serde_json::from_str(lines.next().unwrap_or_default()).expect("JSON");
     assert_eq!(answer["result"], 1, "the whole message before the cut is answered");

@@ -6,7 +6,7 @@
 //!   Language Server Protocol);
 //! - [`FrameCodec`]: either, chosen by a [`Framing`].
 //!
-//! Every decoder fails with a [`TransportError`](rpc_core::TransportError) the peer turns into the end of
+//! Every decoder fails with a [`TransportError`] the peer turns into the end of
 //! the connection: [`TooLarge`](rpc_core::TransportError::TooLarge) for a message over the limit (found
 //! before its body is buffered), [`InvalidUtf8`](rpc_core::TransportError::InvalidUtf8), and
 //! [`Protocol`](rpc_core::TransportError::Protocol) for a malformed header or a stream that ends in the
