@@ -2,10 +2,17 @@
 //!
 //! ```text
 //! cargo run --example interop_server -- --listen 127.0.0.1:0
+//! cargo run --example interop_server -- --listen 'tcp://127.0.0.1:0?framing=content-length'
+//! cargo run --example interop_server -- --listen 'stdio?framing=content-length'
 //! cargo run --features redis --example interop_server -- --listen 127.0.0.1:0 --redis redis://127.0.0.1:6379/
 //! ```
 //!
-//! The first line on stdout is `listening on ws://HOST:PORT` (the real port). With `RUST_LOG` set (say
+//! `--listen` takes `HOST:PORT` or `ws://HOST:PORT` (WebSocket, the default `127.0.0.1:9000`),
+//! `tcp://HOST:PORT` or `unix:PATH` (a byte-stream server), or `stdio` (one connection over stdin and
+//! stdout, ending with stdin); byte streams carry one message a line unless the URL ends with
+//! `?framing=content-length` (`Content-Length` headers, as the Language Server Protocol). The first line on
+//! stdout is `listening on URL`, the real URL (`ws://HOST:PORT` with the real port, `tcp://HOST:PORT`,
+//! `unix:PATH`); with `stdio`, stdout is the connection, so that line goes to stderr instead. With `RUST_LOG` set (say
 //! `RUST_LOG=birpc::call=debug`) it logs through `tracing` to stderr. With `--redis URL` (and
 //! optionally `--hub NAME`, default `interop`, and `--liveness-ms N`, default 3000) its hub spans every
 //! interop server on that Redis with the same hub name. Every method takes its params by position or by
@@ -44,7 +51,7 @@ use std::time::Duration;
 
 use birpc::openrpc::{Document, Method, Param, Service};
 use birpc::prelude::*;
-use birpc::{CloseCode, Hub, JsonSchema, UploadId};
+use birpc::{CloseCode, Hub, JsonSchema, ListenOptions, Target, UploadId};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -478,7 +485,7 @@ fn document() -> Document {
         .server(hub)
 }
 
-const USAGE: &str = "usage: interop_server [--listen HOST:PORT] [--redis URL [--hub NAME] [--liveness-ms N]] [--describe openrpc|asyncapi]";
+const USAGE: &str = "usage: interop_server [--listen HOST:PORT|ws://HOST:PORT|tcp://HOST:PORT|unix:PATH|stdio] [--redis URL [--hub NAME] [--liveness-ms N]] [--describe openrpc|asyncapi]";
 
 /// The command line.
 struct Options {
@@ -502,7 +509,7 @@ fn options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}; {USAGE}"));
         match arg.as_str() {
-            "--listen" => options.listen = value("an address, such as 127.0.0.1:0")?,
+            "--listen" => options.listen = value("an address, such as 127.0.0.1:0 or tcp://127.0.0.1:0")?,
             "--redis" => options.redis = Some(value("a URL, such as redis://127.0.0.1:6379/")?),
             "--hub" => options.hub = value("a name")?,
             "--liveness-ms" => {
@@ -568,19 +575,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let hub = hub(&options).await?;
-    let server = Server::builder()
-        .hub(hub.clone())
-        .bind(&options.listen)
-        .await
-        .unwrap_or_else(|error| listen::cannot_listen(&options.listen, &error));
-    println!("listening on ws://{}", server.local_addr());
-    std::io::stdout().flush()?;
+    // `HOST:PORT` alone is a WebSocket address, as it always was.
+    let target = match options.listen.parse::<Target>() {
+        Ok(target) => target,
+        Err(_) if !options.listen.contains("://") && !options.listen.contains(':') => {
+            eprintln!(
+                "cannot listen on {:?}: expected HOST:PORT or a URL; {USAGE}",
+                options.listen
+            );
+            std::process::exit(2);
+        }
+        Err(birpc::ParseTargetError::UnknownScheme(_)) => Target::WebSocket(format!("ws://{}", options.listen)),
+        Err(error) => {
+            eprintln!("{error}; {USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let listening = match target.listen(ListenOptions::default().hub(hub.clone())).await {
+        Ok(listening) => listening,
+        Err(error) => match error.io_error() {
+            Some(io) => listen::cannot_listen(&options.listen, io),
+            None => {
+                eprintln!("{error}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let stdio = matches!(listening.target(), Target::Stdio { .. });
+    if stdio {
+        // Stdout is the connection: the line goes to stderr.
+        eprintln!("listening on {}", listening.target());
+    } else {
+        println!("listening on {}", listening.target());
+        std::io::stdout().flush()?;
+    }
     let routes = router().merge(hub_router(&hub)).merge(document.router());
-    let running = server.serve(move |_| routes.clone());
-    // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001, and
-    // this server leaves the hub.
-    birpc::shutdown_signal().await?;
-    running.shutdown().await;
+    let serving = listening.serve(move || routes.clone());
+    // Ctrl-C or SIGTERM (or, over stdio, the end of stdin): the calls in flight are answered, then every
+    // connection closes (with 1001 on WebSocket), and this server leaves the hub.
+    tokio::select! {
+        signal = birpc::shutdown_signal() => signal?,
+        () = serving.closed() => {}
+    }
+    serving.shutdown().await;
     hub.detach().await;
+    if stdio {
+        // A read of stdin may still be waiting on its blocking thread, which the runtime would wait for.
+        std::process::exit(0);
+    }
     Ok(())
 }

@@ -145,11 +145,19 @@ pub mod redis {
 /// versions match.
 #[cfg(feature = "axum")]
 pub use axum;
+/// JSON-RPC over byte streams (TCP, Unix sockets, stdio, child processes): the transport, its ready-made
+/// ends and the server.
+pub use rpc_transport::byte_stream;
+/// Cutting byte streams into messages: lines or `Content-Length` headers.
+pub use rpc_transport::framing;
 #[cfg(feature = "axum")]
 pub use rpc_transport::ws::RpcUpgrade;
 pub use rpc_transport::ws::{
     Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Endpoint, Reconnect, ReconnectingClient,
     Reject, SUBPROTOCOL, Server, ServerBuilder, ServerHandle, UpgradeRejection, WsTransport,
+};
+pub use rpc_transport::{
+    BoxSink, BoxStream, BoxTransport, ListenError, ListenOptions, Listening, ParseTargetError, Serving, Target,
 };
 pub use rpc_transport::{http, memory, shutdown_signal};
 /// The TLS library `wss://` runs on, re-exported so that its configurations match birpc's version.

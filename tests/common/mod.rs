@@ -175,7 +175,15 @@ pub fn example(name: &str) -> PathBuf {
     // examples' `--redis`, say).
     let own_target = profile_dir.join("example-builds");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--package", "birpc-examples", "--all-features", "--example", name, "--target-dir"])
+        .args([
+            "build",
+            "--package",
+            "birpc-examples",
+            "--all-features",
+            "--example",
+            name,
+            "--target-dir",
+        ])
         .arg(&own_target)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()

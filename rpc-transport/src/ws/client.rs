@@ -8,7 +8,9 @@ use super::dial::Dialer;
 use super::reconnect::{Reconnect, ReconnectingClient};
 use super::socket::WsTransport;
 
-/// Why a connection could not be opened.
+/// Why a connection could not be opened: by [`Client`], and by [`Target::connect`](crate::Target::connect)
+/// for every kind of target (a byte-stream target fails with [`Io`](Self::Io), [`Timeout`](Self::Timeout)
+/// or [`Spawn`](Self::Spawn)).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -37,6 +39,14 @@ pub enum ConnectError {
     /// No connection within the connect timeout.
     #[error("no connection within {0:?}")]
     Timeout(Duration),
+    /// The child process of an `exec:` target could not be started.
+    #[error("could not start {command:?}: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl ConnectError {
@@ -45,7 +55,7 @@ impl ConnectError {
     pub fn is_permanent(&self) -> bool {
         match self {
             ConnectError::Rejected { status } => (400..500).contains(status) && !matches!(status, 408 | 429),
-            ConnectError::InvalidUrl(_) | ConnectError::InvalidHeader(_) => true,
+            ConnectError::InvalidUrl(_) | ConnectError::InvalidHeader(_) | ConnectError::Spawn { .. } => true,
             _ => false,
         }
     }

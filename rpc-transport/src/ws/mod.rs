@@ -8,7 +8,7 @@
 mod admission;
 mod client;
 mod config;
-mod dial;
+pub(crate) mod dial;
 mod reconnect;
 mod server;
 mod socket;
