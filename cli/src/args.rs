@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use birpc::framing::Framing;
 use clap::{Args, Parser, Subcommand};
 
 use crate::failure::EXIT_CODES_HELP;
@@ -44,7 +45,25 @@ pub(crate) enum Command {
     /// notification); what the other side sends is printed as it arrives, after `<- `.
     #[command(visible_alias = "i", after_help = SHELL_HELP)]
     Shell(ShellArgs),
+    /// Serve LISTEN and relay each of its connections to a connection of its own to TARGET, both ways:
+    /// a stdio program as a WebSocket endpoint (`birpc bridge ws://127.0.0.1:9000 'exec:pylsp'`), or a
+    /// stdio tool to a WebSocket server (`birpc bridge stdio ws://HOST:PORT`).
+    #[command(after_help = BRIDGE_HELP)]
+    Bridge(BridgeArgs),
 }
+
+/// How `bridge` relays, for its `--help`.
+const BRIDGE_HELP: &str = "\
+LISTEN: ws://HOST:PORT, tcp://HOST:PORT, unix:PATH or stdio (port 0 picks a free port; the
+URL listened on is printed on stderr). TARGET: any endpoint URL, exec:COMMAND LINE included;
+each connection of LISTEN gets its own (an exec: target is spawned once per connection).
+
+Requests are called again on the other side and their answers, results or error objects,
+come back unchanged; notifications are sent on; a batch goes as its separate calls. The
+connection to TARGET opens with the first message of its LISTEN connection, and each end
+closes the other. Runs until Ctrl-C, or for stdio until stdin ends.
+
+Exit codes: 0 when done, 2 usage, 3 when LISTEN cannot be listened on.";
 
 /// How `listen` answers, for its `--help`.
 const LISTEN_HELP: &str = "\
@@ -71,10 +90,36 @@ Exit codes: 0 at the end of input, 2 usage, 3 when the connection cannot be made
 /// The endpoint, and how long to wait for answers.
 #[derive(Debug, Args)]
 pub(crate) struct Endpoint {
-    /// The endpoint: ws://HOST:PORT/PATH or wss://HOST:PORT/PATH.
+    /// The endpoint: ws://HOST:PORT/PATH, wss://HOST:PORT/PATH, tcp://HOST:PORT, unix:PATH, stdio, or
+    /// exec:COMMAND LINE (a program spawned and spoken to over its stdin and stdout). Byte streams take
+    /// ?framing=content-length (LSP headers) or ?framing=lines (the default; one message a line).
     pub(crate) url: String,
+    /// How messages are delimited on a byte stream: `lines` or `content-length` (for exec: URLs, which
+    /// take no query).
+    #[arg(long, value_name = "FRAMING")]
+    pub(crate) framing: Option<Framing>,
     /// How long to wait for each answer, in seconds (`1.5`) or with a unit (`500ms`, `2s`, `1m`);
     /// default: as long as the connection lasts.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `bridge`.
+#[derive(Debug, Args)]
+pub(crate) struct BridgeArgs {
+    /// Where to listen: ws://HOST:PORT, tcp://HOST:PORT, unix:PATH or stdio.
+    pub(crate) listen: String,
+    /// Where each connection is relayed to: any endpoint URL, exec:COMMAND LINE included.
+    pub(crate) target: String,
+    /// How messages are delimited on a byte-stream LISTEN: `lines` or `content-length`.
+    #[arg(long, value_name = "FRAMING")]
+    pub(crate) listen_framing: Option<Framing>,
+    /// How messages are delimited on a byte-stream TARGET (exec: URLs take no query): `lines` or
+    /// `content-length`.
+    #[arg(long, value_name = "FRAMING")]
+    pub(crate) framing: Option<Framing>,
+    /// How long a relayed call waits for its answer (`1.5`, `500ms`, `2s`, `1m`); default: as long as
+    /// the connection lasts.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) timeout: Option<Duration>,
 }

@@ -13,7 +13,13 @@ use crate::params::{self, CallParams};
 pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     let params = parse_params(&args.invocation.params)?;
     let layout = Layout::choose(args.layout.pretty, args.layout.compact);
-    let peer = connect(&args.endpoint.url, Router::new(), config(args.endpoint.timeout)).await?;
+    let peer = connect(
+        &args.endpoint.url,
+        args.endpoint.framing,
+        Router::new(),
+        config(args.endpoint.timeout),
+    )
+    .await?;
     let outcome = call_and_print(&peer, &args.invocation.method, &params, layout).await;
     hang_up(&peer).await;
     outcome
@@ -22,7 +28,13 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
 /// Sends the notification, and closes once it is sent.
 pub(crate) async fn notify(args: NotifyArgs) -> Result<(), Failure> {
     let params = parse_params(&args.invocation.params)?;
-    let peer = connect(&args.endpoint.url, Router::new(), config(args.endpoint.timeout)).await?;
+    let peer = connect(
+        &args.endpoint.url,
+        args.endpoint.framing,
+        Router::new(),
+        config(args.endpoint.timeout),
+    )
+    .await?;
     let sent = peer.notify(&args.invocation.method, &params).await;
     hang_up(&peer).await;
     Ok(sent?)

@@ -1,31 +1,54 @@
 //! Connecting to an endpoint by its URL: the one place that knows the schemes.
 
-use birpc::{Client, PeerConfig, PeerHandle, Router};
+use birpc::framing::Framing;
+use birpc::{PeerConfig, PeerHandle, Router, Target};
 
 use crate::failure::Failure;
 
-/// The schemes `connect` takes, for error messages and `--help`.
-pub(crate) const SCHEMES: &str = "ws://HOST:PORT/PATH, wss://HOST:PORT/PATH";
+/// The URLs `connect` takes, for error messages and `--help`.
+pub(crate) const SCHEMES: &str =
+    "ws://HOST:PORT/PATH, wss://HOST:PORT/PATH, tcp://HOST:PORT, unix:PATH, stdio, exec:COMMAND LINE";
 
-/// Connects to `url`, exporting `router` to the other side (for its calls back), with the limits and
-/// timeouts of `config`, and starts the peer on the current runtime.
+/// The endpoint `url` names, with `framing` for byte streams when one is given (else the URL's own, or
+/// one message a line).
 ///
 /// # Errors
-/// [`Failure::Usage`] for a URL of a scheme this build does not speak; [`Failure::Connection`] when the
-/// connection cannot be made.
-pub(crate) async fn connect(url: &str, router: Router, config: PeerConfig) -> Result<PeerHandle, Failure> {
-    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-    match scheme {
-        "ws" | "wss" => Client::builder()
-            .router(router)
-            .config(config)
-            .connect(url)
-            .await
-            .map_err(|error| Failure::connect(url, &error)),
-        _ => Err(Failure::Usage(format!(
-            "cannot connect to {url:?}: the URL's scheme is not one of {SCHEMES}"
-        ))),
+/// [`Failure::Usage`] for a URL that names no endpoint.
+pub(crate) fn target(url: &str, framing: Option<Framing>) -> Result<Target, Failure> {
+    let target: Target = url
+        .parse()
+        .map_err(|error| Failure::Usage(format!("{error} (one of {SCHEMES})")))?;
+    Ok(match framing {
+        Some(framing) => target.framing(framing),
+        None => target,
+    })
+}
+
+/// Connects to `url` (with `framing` for byte streams, see [`target`]), exporting `router` to the other
+/// side (for its calls back), with the limits and timeouts of `config`, and starts the peer on the
+/// current runtime.
+///
+/// # Errors
+/// [`Failure::Usage`] for a URL that names no endpoint, or `stdio` (the commands print there);
+/// [`Failure::Connection`] when the connection
+/// cannot be made (a refused socket, a command that cannot be started, a refused upgrade).
+pub(crate) async fn connect(
+    url: &str,
+    framing: Option<Framing>,
+    router: Router,
+    config: PeerConfig,
+) -> Result<PeerHandle, Failure> {
+    let target = target(url, framing)?;
+    if matches!(target, Target::Stdio { .. }) {
+        // This command prints on stdout: it cannot be the channel too.
+        return Err(Failure::Usage(format!(
+            "{url}: this command prints on stdout, so it cannot talk over it; stdio is for `birpc bridge`"
+        )));
     }
+    target
+        .connect(router, config)
+        .await
+        .map_err(|error| Failure::connect(url, &error))
 }
 
 /// The peer's settings for a command: calls wait `timeout` for their answers (forever when `None`, as

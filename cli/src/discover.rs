@@ -15,7 +15,13 @@ const DISCOVER: &str = "rpc.discover";
 /// Fetches the document and prints it, as a table or (`--json`) as it is.
 pub(crate) async fn discover(args: DiscoverArgs) -> Result<(), Failure> {
     let layout = Layout::choose(args.layout.pretty, args.layout.compact);
-    let peer = connect(&args.endpoint.url, Router::new(), config(args.endpoint.timeout)).await?;
+    let peer = connect(
+        &args.endpoint.url,
+        args.endpoint.framing,
+        Router::new(),
+        config(args.endpoint.timeout),
+    )
+    .await?;
     let answer = peer.call::<Box<RawValue>>(DISCOVER, ()).await;
     hang_up(&peer).await;
     let document = match answer {

@@ -26,6 +26,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     let responder = Responder::from_options(args.responder.answers.as_deref(), args.responder.script.as_deref())?;
     let peer = connect(
         &args.endpoint.url,
+        args.endpoint.framing,
         responder.into_router(to_stdout("")),
         config(args.endpoint.timeout),
     )

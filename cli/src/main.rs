@@ -1,10 +1,11 @@
 //! The `birpc` command: talk to a JSON-RPC 2.0 endpoint from a shell.
 //!
-//! `birpc call`, `notify`, `listen`, `discover`, `stream` and `shell`; `birpc --help` tells them, and
+//! `birpc call`, `notify`, `listen`, `discover`, `stream`, `shell` and `bridge`; `birpc --help` tells them, and
 //! the exit codes a script can tell failures apart by ([`failure::code`]).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod args;
+mod bridge;
 mod call;
 mod connect;
 mod discover;
@@ -54,5 +55,6 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Discover(args) => discover::discover(args).await,
         Command::Stream(args) => stream::stream(args).await,
         Command::Shell(args) => shell::shell(args).await,
+        Command::Bridge(args) => bridge::bridge(args).await,
     }
 }

@@ -43,6 +43,7 @@ pub(crate) async fn shell(args: ShellArgs) -> Result<(), Failure> {
     } else {
         let peer = connect(
             &args.endpoint.url,
+            args.endpoint.framing,
             responder.into_router(to_stdout(ARRIVED)),
             config(args.endpoint.timeout),
         )
@@ -96,6 +97,7 @@ async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> 
     };
     let peer = connect(
         &args.endpoint.url,
+        args.endpoint.framing,
         responder.into_router(print),
         config(args.endpoint.timeout),
     )

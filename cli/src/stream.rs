@@ -15,7 +15,13 @@ use crate::output::{self, Layout};
 /// or Ctrl-C; then unsubscribes (if the stream is still open) and closes.
 pub(crate) async fn stream(args: StreamArgs) -> Result<(), Failure> {
     let params = parse_params(&args.invocation.params)?;
-    let peer = connect(&args.endpoint.url, Router::new(), config(args.endpoint.timeout)).await?;
+    let peer = connect(
+        &args.endpoint.url,
+        args.endpoint.framing,
+        Router::new(),
+        config(args.endpoint.timeout),
+    )
+    .await?;
     let outcome = tokio::select! {
         outcome = follow(&peer, &args.invocation.method, &params, args.count) => outcome,
         () = interrupted() => Ok(()),

@@ -235,7 +235,7 @@ fn usage_mistakes_exit_2() {
 
     let scheme = birpc(&["call", "http://127.0.0.1:1", "f"], "");
     assert_eq!(scheme.code, Some(2), "{scheme:?}");
-    assert!(scheme.stderr.contains("scheme"), "{scheme:?}");
+    assert!(scheme.stderr.contains("is not a target"), "{scheme:?}");
 
     let missing = birpc(&["call"], "");
     assert_eq!(missing.code, Some(2), "{missing:?}");
@@ -394,4 +394,140 @@ fn the_shell_reads_lines_from_a_pipe() {
     let mut rest = lines[3..].to_vec();
     rest.sort_unstable();
     assert_eq!(rest, [r#"<- {"method":"news","params":[1]}"#, "null"], "{session:?}");
+}
+
+/// A running `birpc bridge LISTEN TARGET` and the URL it listens on (from its first line on stderr).
+fn bridge(listen: &str, target: &str, extra: &[&str]) -> (Running, String) {
+    let mut child = Command::new(BIRPC)
+        .args(["bridge", listen, target])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start birpc bridge");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    // Read to its end (the bridge and the programs it spawns write there): a closed pipe would fail them.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("bridge: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(PATIENCE).expect("the bridge's first line on stderr");
+    let url = first
+        .strip_prefix("birpc: listening on ")
+        .and_then(|rest| rest.split(", relaying to ").next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    (Running { child, lines: None }, url)
+}
+
+#[test]
+fn bridge_exposes_a_stdio_program_as_a_websocket_endpoint_both_ways() {
+    let program = interop_server_binary();
+    let target = format!("exec:{} --listen stdio?framing=content-length", program.display());
+    let (_bridge, url) = bridge("ws://127.0.0.1:0", &target, &["--framing", "content-length"]);
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+
+    // A call and its error object go through unchanged.
+    let called = birpc(&["call", &url, "subtract", "42", "23"], "");
+    assert_eq!((called.code, called.json()), (Some(0), json!(19)), "{called:?}");
+    let refused = birpc(&["call", &url, "no_such_method"], "");
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert_eq!(refused.json()["code"], -32601, "{refused:?}");
+
+    // The program calls the client back through the bridge.
+    let answers = scratch_file("bridge-answers.json", r#"{"greet": {"result": "hi from the browser"}}"#);
+    let mut command = Command::new(BIRPC);
+    command.args([
+        "listen",
+        &url,
+        "--answers",
+        answers.to_str().expect("a UTF-8 path"),
+        "ask_client",
+        "method=greet",
+        r#"params=["Ada"]"#,
+    ]);
+    let mut listening = start(command);
+    let arrived = listening.json_line();
+    assert_eq!(
+        (arrived["method"].clone(), arrived["params"].clone()),
+        (json!("greet"), json!(["Ada"]))
+    );
+    assert_eq!(listening.json_line(), json!({"result": "hi from the browser"}));
+}
+
+#[test]
+fn bridge_connects_a_stdio_tool_to_a_websocket_server() {
+    let (_server, url) = interop_server();
+    let (mut bridge, _) = bridge("stdio", &url, &[]);
+    let mut stdin = bridge.child.stdin.take().expect("stdin");
+    let stdout = bridge.child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ask = |request: &str| {
+        writeln!(stdin, "{request}").expect("write to the bridge");
+        let line = rx.recv_timeout(PATIENCE).expect("an answer line from the bridge");
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    assert_eq!(
+        ask(r#"{"jsonrpc":"2.0","id":"a","method":"subtract","params":{"minuend":42,"subtrahend":23}}"#),
+        json!({"jsonrpc": "2.0", "id": "a", "result": 19})
+    );
+    let missing = ask(r#"{"jsonrpc":"2.0","id":7,"method":"nope"}"#);
+    assert_eq!(
+        (missing["id"].clone(), missing["error"]["code"].clone()),
+        (json!(7), json!(-32601))
+    );
+    // The end of stdin ends the bridge.
+    drop(stdin);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = bridge.child.try_wait().expect("wait") {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bridge did not end with its stdin");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn call_over_byte_streams_a_child_process_and_tcp() {
+    let program = interop_server_binary();
+    // A child process spoken to over its stdin and stdout, one message a line and with LSP headers.
+    let exec = format!("exec:{} --listen stdio", program.display());
+    let lines = birpc(&["call", &exec, "subtract", "42", "23"], "");
+    assert_eq!((lines.code, lines.json()), (Some(0), json!(19)), "{lines:?}");
+    let exec_lsp = format!("exec:{} --listen stdio?framing=content-length", program.display());
+    let headers = birpc(
+        &["call", &exec_lsp, "--framing", "content-length", "sum", "1", "2", "4"],
+        "",
+    );
+    assert_eq!((headers.code, headers.json()), (Some(0), json!(7)), "{headers:?}");
+
+    // A TCP server.
+    let mut command = Command::new(&program);
+    command.args(["--listen", "tcp://127.0.0.1:0"]);
+    let mut server = start(command);
+    let first = server.line();
+    let url = first.strip_prefix("listening on ").expect(&first).to_owned();
+    assert!(url.starts_with("tcp://127.0.0.1:"), "{url}");
+    let tcp = birpc(&["call", &url, "subtract", "minuend=5", "subtrahend=3"], "");
+    assert_eq!((tcp.code, tcp.json()), (Some(0), json!(2)), "{tcp:?}");
+
+    // stdout is where the answers go: it cannot be the channel too.
+    let stdio = birpc(&["call", "stdio", "subtract"], "");
+    assert_eq!(stdio.code, Some(2), "{stdio:?}");
+    assert!(stdio.stderr.contains("birpc bridge"), "{stdio:?}");
 }
