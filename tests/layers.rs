@@ -225,7 +225,10 @@ async fn the_fallback_is_layered_too_and_its_layer_sees_the_received_name() {
             Ok(call)
         }));
     let (_server, client) = serve(router);
-    assert_eq!(client.call::<String>("anything", ()).await.unwrap(), "answered anything");
+    assert_eq!(
+        client.call::<String>("anything", ()).await.unwrap(),
+        "answered anything"
+    );
     let refused = client.call::<String>("secret.plans", ()).await.unwrap_err();
     assert_eq!(refused.error_object().map(ErrorObject::code), Some(403));
 }
