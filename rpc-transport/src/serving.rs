@@ -1,17 +1,28 @@
 //! What every server of this crate does with its connections, whatever their transport: a bounded count,
-//! a table of the open ones, the hub, and a graceful shutdown.
+//! numbers unique per server, a table of the open ones, the hub, their tasks, and a graceful shutdown.
+//!
+//! A server takes a [`Place`] for a connection before it says yes to it (the WebSocket endpoint before its
+//! `101 Switching Protocols`, a byte-stream server before the first byte); the place starts the connection's
+//! task ([`Place::start`]), builds its peer ([`Place::peer`]) and runs it ([`Place::run`]), and is given back when the connection ends.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rpc_core::{CloseCode, CloseReason, Hub, Peer, PeerHandle, Transport};
+use rpc_core::{CloseCode, Hub, Peer, PeerBuilder, PeerHandle, Transport};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// The close reason of connections ended by a shutdown.
 pub(crate) const SHUTDOWN_REASON: &str = "server shutting down";
+
+/// How long an accept loop waits after a failed accept (out of file descriptors or memory, most likely)
+/// before it tries again, instead of spinning.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// A server's connections: their places (at most `max`), the open ones by number, their tasks, and the
 /// token that starts the shutdown.
@@ -23,9 +34,19 @@ pub(crate) struct Connections {
     next_id: AtomicU64,
     hub: Option<Hub>,
     grace: Duration,
-    /// Every connection's task (and whatever else the server tracks until its shutdown ends).
-    pub(crate) tracker: TaskTracker,
-    pub(crate) shutdown: CancellationToken,
+    /// Every connection's task, and whatever else the server tracks until its shutdown ends (its accept
+    /// loop, its HTTP connections).
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// Why a new connection gets no [`Place`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoPlace {
+    /// The server is shutting down.
+    ShuttingDown,
+    /// `max` connections are admitted already.
+    Full,
 }
 
 impl Connections {
@@ -53,39 +74,61 @@ impl Connections {
         self.open().len()
     }
 
-    /// A number for a new connection, unique among this server's.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    /// Whether the shutdown has begun.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
 
-    /// A place for a new connection, if fewer than `max` are taken.
-    pub(crate) fn take_place(self: &Arc<Self>) -> Option<Place> {
+    /// Resolves when the shutdown begins.
+    pub(crate) async fn shutting_down(&self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// A place, with a number unique among this server's connections, for a new connection: unless the
+    /// server is shutting down or `max` places are taken.
+    pub(crate) fn take_place(self: &Arc<Self>) -> Result<Place, NoPlace> {
+        if self.is_shutting_down() {
+            return Err(NoPlace::ShuttingDown);
+        }
         let max = self.max;
         self.admitted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| Place(self.clone()))
+            .map_err(|_| NoPlace::Full)?;
+        Ok(Place {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            connections: self.clone(),
+        })
     }
 
-    /// Runs `peer` until it ends, in the table of open connections (as `id`) and in the hub meanwhile. A
-    /// connection that starts while the server shuts down is closed at once with 1001.
-    pub(crate) async fn run<T: Transport>(&self, id: u64, peer: Peer<T>, handle: PeerHandle) -> CloseReason {
-        self.open().insert(id, handle.clone());
-        let registration = self.hub.as_ref().map(|hub| hub.register(handle.clone()));
-        if self.shutdown.is_cancelled() {
-            handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
-        }
-        let reason = peer.run().await;
-        self.open().remove(&id);
-        if let Some(registration) = registration {
-            registration.end(&reason);
-        }
-        reason
+    /// Runs `task` on the current runtime; the shutdown waits for it.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn(task);
     }
 
-    /// Shuts down gracefully: no new connections (the accept loops and upgrades watch the token), every
-    /// open one finishes the requests it has started (new ones are answered -32002 Shutting down) for up
-    /// to the grace, then closes with 1001. Returns when every tracked task has ended.
+    /// The next thing `accept` accepts, or `None` once the shutdown began. A failed accept is logged and
+    /// tried again a little later.
+    pub(crate) async fn accept<T, A>(&self, mut accept: impl FnMut() -> A) -> Option<T>
+    where
+        A: Future<Output = io::Result<T>>,
+    {
+        loop {
+            let accepted = tokio::select! {
+                () = self.shutting_down() => return None,
+                accepted = accept() => accepted,
+            };
+            match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(error) => {
+                    tracing::warn!(target: "birpc::transport", %error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Shuts down gracefully: no new connections (accept loops end, places are refused), every open one
+    /// finishes the requests it has started (new ones are answered -32002 Shutting down) for up to the
+    /// grace, then closes with 1001. Returns when every tracked task has ended; calling it again waits again.
     pub(crate) async fn shutdown(&self) {
         self.shutdown.cancel();
         let open: Vec<PeerHandle> = self.open().values().cloned().collect();
@@ -97,11 +140,69 @@ impl Connections {
     }
 }
 
-/// A place among a server's connections, given back when dropped.
-pub(crate) struct Place(Arc<Connections>);
+/// A place among a server's connections, with the connection's number; given back when dropped.
+pub(crate) struct Place {
+    id: u64,
+    connections: Arc<Connections>,
+}
+
+impl Place {
+    /// The connection's number, unique among this server's.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Starts the connection's task, `connection(self)`, which the shutdown waits for; unless the shutdown
+    /// has begun (then the connection is refused, and its place given back).
+    pub(crate) fn start<C>(self, connection: impl FnOnce(Place) -> C) -> Result<(), NoPlace>
+    where
+        C: Future<Output = ()> + Send + 'static,
+    {
+        let connections = self.connections.clone();
+        // Nothing is awaited from the check to the spawn; the token keeps a shutdown that starts in between
+        // from finishing before the task is tracked (the task then closes its connection at once).
+        let _in_between = connections.tracker.token();
+        if connections.is_shutting_down() {
+            return Err(NoPlace::ShuttingDown);
+        }
+        connections.tracker.spawn(connection(self));
+        Ok(())
+    }
+
+    /// The connection's peer over `transport`, built by `peer` in the connection's span (its number, the
+    /// other side's address, dialled in); run it with [`run`](Self::run).
+    pub(crate) fn peer<T: Transport>(
+        &self,
+        peer: PeerBuilder,
+        remote: &dyn fmt::Display,
+        transport: T,
+    ) -> (Peer<T>, PeerHandle) {
+        let id = self.id;
+        let span = tracing::info_span!(target: "birpc::connection", "connection", id, peer = %remote, dialled = "in");
+        peer.span(span).build(transport)
+    }
+
+    /// Runs the connection's peer until it ends, in the table of open connections and in the hub meanwhile;
+    /// the place is given back then. A connection that starts while the server shuts down is closed at once
+    /// with 1001.
+    pub(crate) async fn run<T: Transport>(self, (peer, handle): (Peer<T>, PeerHandle)) {
+        let (id, connections) = (self.id, &self.connections);
+        connections.open().insert(id, handle.clone());
+        let registration = connections.hub.as_ref().map(|hub| hub.register(handle.clone()));
+        if connections.is_shutting_down() {
+            handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+        }
+        let reason = peer.run().await;
+        connections.open().remove(&id);
+        if let Some(registration) = registration {
+            registration.end(&reason);
+        }
+        tracing::debug!(target: "birpc::transport", %reason, id, "connection ended");
+    }
+}
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+        self.connections.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -10,11 +10,10 @@ use std::time::Duration;
 use futures::SinkExt;
 use rpc_core::{Hub, Outbound, Peer, PeerConfig, Router, Transport};
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::task::JoinHandle;
 
 use super::{ByteStreamTransport, for_byte_streams};
 use crate::framing::Framing;
-use crate::serving::{Connections, Place};
+use crate::serving::{Connections, NoPlace};
 
 /// Where a byte-stream server listens, or where one of its connections comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -265,11 +264,10 @@ impl StreamServer {
             framing: settings.framing,
             accept: settings.accept.clone(),
         };
-        let accept = tokio::spawn(acceptor.run(self.listener));
+        connections.spawn(acceptor.run(self.listener));
         StreamServerHandle {
             local_addr: self.local_addr,
             connections,
-            accept,
         }
     }
 }
@@ -278,7 +276,6 @@ impl StreamServer {
 pub struct StreamServerHandle {
     local_addr: StreamAddr,
     connections: Arc<Connections>,
-    accept: JoinHandle<()>,
 }
 
 impl fmt::Debug for StreamServerHandle {
@@ -305,9 +302,7 @@ impl StreamServerHandle {
     /// connection finish the requests it has started (new ones are answered -32002 Shutting down) for up to
     /// the shutdown grace, then closes each. Returns when every connection's task has ended.
     pub async fn shutdown(self) {
-        self.connections.shutdown.cancel();
-        // The accept loop ends at once on cancellation; a panic in it has nothing left to clean up.
-        let _ = self.accept.await;
+        // The accept loop is one of the connections' tracked tasks, and ends at once.
         self.connections.shutdown().await;
     }
 }
@@ -326,24 +321,15 @@ struct Acceptor {
 
 impl Acceptor {
     async fn run(self, listener: Listener) {
-        loop {
-            let accepted = tokio::select! {
-                () = self.connections.shutdown.cancelled() => return,
-                accepted = accept(&listener) => accepted,
-            };
+        while let Some(accepted) = self.connections.accept(|| accept(&listener)).await {
             match accepted {
-                Ok(Accepted::Tcp(stream, remote)) => {
+                Accepted::Tcp(stream, remote) => {
                     self.start(StreamAddr::Tcp(remote), || ByteStreamTransport::tcp(stream));
                 }
                 #[cfg(unix)]
-                Ok(Accepted::Unix(stream, remote)) => {
+                Accepted::Unix(stream, remote) => {
                     let remote = StreamAddr::Unix(remote.as_pathname().map(Into::into));
                     self.start(remote, || ByteStreamTransport::unix(stream));
-                }
-                Err(error) => {
-                    // Out of file descriptors or memory, most likely: wait a little instead of spinning.
-                    tracing::warn!(target: "birpc::transport", %error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
@@ -363,33 +349,32 @@ impl Acceptor {
         let transport = transport()
             .framing(self.framing)
             .max_message_size(self.config.max_message_size);
-        let Some(place) = self.connections.take_place() else {
-            tracing::warn!(target: "birpc::transport", %remote, "too many connections; turning a new one away");
-            let (mut sink, _stream) = transport.split();
-            self.connections.tracker.spawn(async move {
-                let _ = tokio::time::timeout(FULL_WRITE_TIMEOUT, sink.send(Outbound::Frame(FULL.to_owned()))).await;
-            });
-            return;
-        };
-        let info = StreamConnection {
-            id: self.connections.next_id(),
-            remote_addr: remote,
-        };
-        let router = (self.routes)(&info);
-        let id = info.id;
-        let span = tracing::info_span!(target: "birpc::connection", "connection", id, peer = %info.remote_addr, dialled = "in");
-        let (peer, handle) = Peer::builder()
-            .router(router)
-            .config(self.config.clone())
-            .span(span)
-            .state(info)
-            .build(transport);
-        let connections = self.connections.clone();
-        self.connections.tracker.spawn(async move {
-            let _place: Place = place;
-            let reason = connections.run(id, peer, handle).await;
-            tracing::debug!(target: "birpc::transport", %reason, id, "connection ended");
-        });
+        match self.connections.take_place() {
+            Ok(place) => {
+                let info = StreamConnection {
+                    id: place.id(),
+                    remote_addr: remote.clone(),
+                };
+                let peer = Peer::builder()
+                    .router((self.routes)(&info))
+                    .config(self.config.clone())
+                    .state(info);
+                let connection = place.peer(peer, &remote, transport);
+                if place.start(|place| place.run(connection)).is_ok() {
+                    return;
+                }
+            }
+            Err(NoPlace::Full) => {
+                tracing::warn!(target: "birpc::transport", %remote, "too many connections; turning a new one away");
+                let (mut sink, _stream) = transport.split();
+                self.connections.spawn(async move {
+                    let _ = tokio::time::timeout(FULL_WRITE_TIMEOUT, sink.send(Outbound::Frame(FULL.to_owned()))).await;
+                });
+                return;
+            }
+            Err(NoPlace::ShuttingDown) => {}
+        }
+        tracing::debug!(target: "birpc::transport", %remote, "shutting down; closing a new connection");
     }
 }
 

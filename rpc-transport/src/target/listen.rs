@@ -227,18 +227,17 @@ impl Listening {
                 let transport = ByteStreamTransport::stdio()
                     .framing(framing)
                     .max_message_size(options.config.max_message_size);
-                let (peer, handle) = Peer::builder()
+                let Ok(place) = connections.take_place() else {
+                    unreachable!("a new server has room for its one connection");
+                };
+                let peer = Peer::builder()
                     .router(routes())
-                    .config(for_byte_streams(options.config))
-                    .span(tracing::info_span!(target: "birpc::connection", "connection", id = 1, peer = "stdio", dialled = "in"))
-                    .build(transport);
-                let id = connections.next_id();
-                let running = connections.clone();
-                let ended = handle.clone();
-                connections.tracker.spawn(async move {
-                    let reason = running.run(id, peer, handle).await;
-                    tracing::debug!(target: "birpc::transport", %reason, "the stdio connection ended");
-                });
+                    .config(for_byte_streams(options.config));
+                let connection = place.peer(peer, &"stdio", transport);
+                let ended = connection.1.clone();
+                if place.start(|place| place.run(connection)).is_err() {
+                    unreachable!("a new server is not shutting down");
+                }
                 Running::Stdio(connections, ended)
             }
         };

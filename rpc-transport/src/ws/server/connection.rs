@@ -2,15 +2,15 @@
 
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use rpc_core::{CloseCode, Peer, Router};
+use rpc_core::{Peer, PeerBuilder, Router};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::super::config::websocket_config;
 use super::super::socket::WsTransport;
-use super::endpoint::Place;
-use super::{ConnectionInfo, SHUTDOWN_REASON};
+use super::{ConnectionInfo, Endpoint};
+use crate::serving::Place;
 
 /// Runs the peer of an upgraded connection until it ends; `place`, its place among the endpoint's
 /// connections, is held until then.
@@ -18,8 +18,13 @@ use super::{ConnectionInfo, SHUTDOWN_REASON};
 /// When hyper served the connection as a `TokioIo<S>`, the WebSocket runs on `S` itself, taken back from
 /// hyper: hyper's HTTP read buffer is freed and reads and writes do not go through its type-erased upgrade
 /// wrapper. Otherwise it runs on hyper's [`Upgraded`].
-pub(super) async fn run<S>(on_upgrade: OnUpgrade, router: Router, info: ConnectionInfo, place: Place)
-where
+pub(super) async fn run<S>(
+    endpoint: Endpoint,
+    on_upgrade: OnUpgrade,
+    router: Router,
+    info: ConnectionInfo,
+    place: Place,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let upgraded = match on_upgrade.await {
@@ -29,8 +34,12 @@ where
             return;
         }
     };
-    let settings = &place.shared().settings;
+    let settings = &endpoint.shared.settings;
     let config = websocket_config(&settings.config, settings.read_buffer_size, settings.write_buffer_size);
+    let peer = Peer::builder()
+        .router(router)
+        .config(settings.config.clone())
+        .extensions(info.extensions.clone());
     match upgraded.downcast::<TokioIo<S>>() {
         Ok(parts) => {
             let io = parts.io.into_inner();
@@ -41,9 +50,9 @@ where
                 // consumed: what it holds of hyper's read buffer is freed here, not when the connection ends.
                 WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config)).await
             };
-            serve(socket, router, info, &place).await;
+            serve(socket, peer, info, place).await;
         }
-        Err(upgraded) => serve(upgraded_socket(upgraded, config).await, router, info, &place).await,
+        Err(upgraded) => serve(upgraded_socket(upgraded, config).await, peer, info, place).await,
     }
 }
 
@@ -52,30 +61,12 @@ async fn upgraded_socket(upgraded: Upgraded, config: WebSocketConfig) -> WebSock
     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
 }
 
-/// Runs the peer on `socket`, registered in the endpoint's table and hub while it lives.
-async fn serve<T>(socket: WebSocketStream<T>, router: Router, info: ConnectionInfo, place: &Place)
+/// Runs the peer built by `peer` on `socket`, in its place among the endpoint's connections.
+async fn serve<T>(socket: WebSocketStream<T>, peer: PeerBuilder, info: ConnectionInfo, place: Place)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = place.shared();
-    let settings = &shared.settings;
-    let (id, remote) = (info.id, info.remote_addr);
-    let (peer, handle) = Peer::builder()
-        .router(router)
-        .config(settings.config.clone())
-        .extensions(info.extensions.clone())
-        .span(tracing::info_span!(target: "birpc::connection", "connection", id, peer = %remote, dialled = "in"))
-        .state(info)
-        .build(WsTransport::new(socket));
-    shared.connections().insert(id, handle.clone());
-    let registration = settings.hub.as_ref().map(|hub| hub.register(handle.clone()));
-    if shared.shutdown.is_cancelled() {
-        handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
-    }
-    let reason = peer.run().await;
-    shared.connections().remove(&id);
-    if let Some(registration) = registration {
-        registration.end(&reason);
-    }
-    tracing::debug!(target: "birpc::transport", %reason, %remote, "connection ended");
+    let remote = info.remote_addr;
+    let connection = place.peer(peer.state(info), &remote, WsTransport::new(socket));
+    place.run(connection).await;
 }

@@ -1,27 +1,24 @@
 //! The WebSocket endpoint: what upgrades requests and runs their connections, wherever it is mounted.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, UPGRADE};
 use http::{Request, Response, StatusCode, request};
 use http_body_util::Full;
-use rpc_core::{CloseCode, PeerHandle, Router};
+use rpc_core::Router;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::super::admission::Admit;
+use super::ConnectionInfo;
 use super::builder::ServerBuilder;
 use super::upgrade::{Upgrade, is_upgrade, plain};
-use super::{ConnectionInfo, SHUTDOWN_REASON};
+use crate::serving::Connections;
 
 /// Builds each admitted connection's router.
 pub(super) type Routes = Box<dyn Fn(&ConnectionInfo) -> Router + Send + Sync>;
@@ -67,13 +64,9 @@ pub struct Endpoint {
 pub(super) struct Shared {
     pub(super) settings: ServerBuilder,
     pub(super) routes: Routes,
-    connections: Mutex<HashMap<u64, PeerHandle>>,
-    /// WebSocket connections admitted (upgrading or open), out of `max_connections`.
-    admitted: AtomicUsize,
-    next_id: AtomicU64,
-    /// Every connection's task (and, behind a [`Server`](super::Server), every HTTP connection's).
-    pub(super) tracker: TaskTracker,
-    pub(super) shutdown: CancellationToken,
+    /// The WebSocket connections (a place is taken before the upgrade is answered) and their tasks; behind a
+    /// [`Server`](super::Server), its accept loop and HTTP connections too.
+    pub(super) connections: Arc<Connections>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -96,22 +89,19 @@ impl Endpoint {
     }
 
     pub(super) fn with_settings(settings: ServerBuilder, routes: Routes) -> Self {
+        let connections = Connections::new(settings.max_connections, settings.hub.clone(), settings.shutdown_grace);
         Self {
             shared: Arc::new(Shared {
                 settings,
                 routes,
-                connections: Mutex::default(),
-                admitted: AtomicUsize::new(0),
-                next_id: AtomicU64::new(1),
-                tracker: TaskTracker::new(),
-                shutdown: CancellationToken::new(),
+                connections: Arc::new(connections),
             }),
         }
     }
 
     /// The number of open WebSocket connections.
     pub fn connection_count(&self) -> usize {
-        self.shared.connections().len()
+        self.shared.connections.len()
     }
 
     /// Shuts the endpoint down gracefully: refuses new upgrades (`503 Service Unavailable`), lets every
@@ -122,14 +112,7 @@ impl Endpoint {
     /// Stopping the server the endpoint is mounted in does not end its connections (upgraded, they are no
     /// longer that server's): call this too.
     pub async fn shutdown(&self) {
-        let shared = &self.shared;
-        shared.shutdown.cancel();
-        let open: Vec<PeerHandle> = shared.connections().values().cloned().collect();
-        for peer in open {
-            peer.close_gracefully(CloseCode::GOING_AWAY, SHUTDOWN_REASON, shared.settings.shutdown_grace);
-        }
-        shared.tracker.close();
-        shared.tracker.wait().await;
+        self.shared.connections.shutdown().await;
     }
 
     /// Answers one HTTP request: an upgrade goes through the checks and admission; anything else goes to the
@@ -168,17 +151,6 @@ impl Endpoint {
     }
 }
 
-impl Shared {
-    pub(super) fn connections(&self) -> MutexGuard<'_, HashMap<u64, PeerHandle>> {
-        self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A number for a new connection.
-    pub(super) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
 /// The future of [`Endpoint`]'s answer to a request.
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
 
@@ -210,31 +182,5 @@ impl<B> hyper::service::Service<Request<B>> for Endpoint {
         let (parts, _body) = request.into_parts();
         let endpoint = self.clone();
         Box::pin(async move { Ok(endpoint.respond::<TcpStream>(parts).await) })
-    }
-}
-
-/// A place among an endpoint's connections, given back when dropped.
-pub(super) struct Place(Arc<Shared>);
-
-impl Place {
-    /// A place, if fewer than `max_connections` are taken.
-    pub(super) fn take(shared: &Arc<Shared>) -> Option<Self> {
-        let max = shared.settings.max_connections;
-        shared
-            .admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| Place(shared.clone()))
-    }
-
-    /// The endpoint the place is in.
-    pub(super) fn shared(&self) -> &Arc<Shared> {
-        &self.0
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -8,7 +8,7 @@
 //! for requests that are not upgrades (or `426 Upgrade Required`).
 //!
 //! - `builder`: [`ServerBuilder`], the settings of both;
-//! - `endpoint`: [`Endpoint`], its table of connections, its limit and its shutdown;
+//! - `endpoint`: [`Endpoint`], with its connections (their limit, table, hub and shutdown: `crate::serving`);
 //! - `upgrade`: the HTTP side of the opening handshake, and [`UpgradeRejection`];
 //! - `connection`: running an upgraded connection;
 //! - `axum`: the `RpcUpgrade` extractor.
@@ -25,7 +25,6 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -34,7 +33,6 @@ use rpc_core::Router;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
 
 #[cfg(feature = "axum")]
 pub use self::axum::RpcUpgrade;
@@ -42,9 +40,6 @@ pub use builder::ServerBuilder;
 pub use connection_info::ConnectionInfo;
 pub use endpoint::Endpoint;
 pub use upgrade::UpgradeRejection;
-
-/// The close reason of connections ended by a shutdown.
-const SHUTDOWN_REASON: &str = "server shutting down";
 
 /// A bound WebSocket server, not yet accepting; [`serve`](Self::serve) starts it.
 ///
@@ -98,11 +93,11 @@ impl Server {
         let handshakes = Arc::new(Semaphore::new(
             endpoint.shared.settings.max_handshakes.clamp(1, Semaphore::MAX_PERMITS),
         ));
-        let accept = tokio::spawn(accept_loop(self.listener, endpoint.clone(), handshakes));
+        let connections = &endpoint.shared.connections;
+        connections.spawn(accept_loop(self.listener, endpoint.clone(), handshakes));
         ServerHandle {
             local_addr: self.local_addr,
             endpoint,
-            accept,
         }
     }
 }
@@ -112,7 +107,6 @@ impl Server {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     endpoint: Endpoint,
-    accept: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -135,37 +129,22 @@ impl ServerHandle {
     /// started (new ones are answered -32002 Shutting down) for up to the shutdown grace, then closes each
     /// with 1001 (going away). Returns when every connection task has ended.
     pub async fn shutdown(self) {
-        self.endpoint.shared.shutdown.cancel();
-        // The accept loop ends at once on cancellation; a panic in it has nothing left to clean up.
-        let _ = self.accept.await;
+        // The accept loop and the HTTP connections are tasks of the endpoint's, and end at once.
         self.endpoint.shutdown().await;
     }
 }
 
 async fn accept_loop(listener: TcpListener, endpoint: Endpoint, handshakes: Arc<Semaphore>) {
-    let shared = &endpoint.shared;
-    loop {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
+    let connections = &endpoint.shared.connections;
+    while let Some((tcp, remote)) = connections.accept(|| listener.accept()).await {
+        let Ok(place) = handshakes.clone().try_acquire_owned() else {
+            tracing::warn!(target: "birpc::transport", %remote, "too many connections in their handshake; closing a new one");
+            continue;
         };
-        match accepted {
-            Ok((tcp, remote)) => {
-                let Ok(place) = handshakes.clone().try_acquire_owned() else {
-                    tracing::warn!(target: "birpc::transport", %remote, "too many connections in their handshake; closing a new one");
-                    continue;
-                };
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(target: "birpc::transport", %error, "could not disable Nagle's algorithm");
-                }
-                shared.tracker.spawn(handshake(tcp, remote, endpoint.clone(), place));
-            }
-            Err(error) => {
-                // Out of file descriptors or memory, most likely: wait a little instead of spinning.
-                tracing::warn!(target: "birpc::transport", %error, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(target: "birpc::transport", %error, "could not disable Nagle's algorithm");
         }
+        connections.spawn(handshake(tcp, remote, endpoint.clone(), place));
     }
 }
 
@@ -192,7 +171,7 @@ async fn serve_http<S>(io: S, remote: SocketAddr, endpoint: Endpoint, _place: Ow
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shutdown = endpoint.shared.shutdown.clone();
+    let connections = endpoint.shared.connections.clone();
     let handshake_timeout = endpoint.shared.settings.handshake_timeout;
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let (mut parts, _body) = request.into_parts();
@@ -205,7 +184,7 @@ where
     http.timer(TokioTimer::new()).header_read_timeout(handshake_timeout);
     let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::select! {
-        () = shutdown.cancelled() => {}
+        () = connections.shutting_down() => {}
         served = connection => {
             if let Err(error) = served {
                 tracing::debug!(target: "birpc::transport", %error, %remote, "an HTTP connection failed");

@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::super::admission::{Admit, Reject, negotiate};
-use super::endpoint::Place;
-use super::{ConnectionInfo, Endpoint, SHUTDOWN_REASON, connection};
+use super::{ConnectionInfo, Endpoint, connection};
+use crate::serving::{NoPlace, Place, SHUTDOWN_REASON};
 
 /// Why an upgrade request was refused before admission, and the HTTP answer it gets (no frame is exchanged).
 ///
@@ -109,6 +109,16 @@ fn refused(status: StatusCode) {
     let _ = status;
 }
 
+impl UpgradeRejection {
+    /// Why the endpoint had no place for the connection.
+    fn no_place(no_place: NoPlace) -> Self {
+        match no_place {
+            NoPlace::ShuttingDown => Self::ShuttingDown,
+            NoPlace::Full => Self::TooManyConnections,
+        }
+    }
+}
+
 impl std::fmt::Display for UpgradeRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.text(), self.status())
@@ -172,14 +182,9 @@ impl Upgrade {
             tracing::info!(target: "birpc::transport", %remote, origin = ?headers.get(http::header::ORIGIN), "refused an upgrade from an origin not allowed");
             return Err(UpgradeRejection::OriginNotAllowed);
         }
-        if shared.shutdown.is_cancelled() {
-            return Err(UpgradeRejection::ShuttingDown);
-        }
-        let Some(place) = Place::take(shared) else {
-            return Err(UpgradeRejection::TooManyConnections);
-        };
+        let place = shared.connections.take_place().map_err(UpgradeRejection::no_place)?;
         let info = ConnectionInfo {
-            id: shared.next_id(),
+            id: place.id(),
             remote_addr: remote,
             uri: detached_uri(&parts.uri),
             headers: detached_headers(headers),
@@ -230,17 +235,12 @@ impl Upgrade {
             }
         }
         let router = (shared.routes)(&info);
-        // Nothing is awaited from the check below to the spawn; the token keeps a shutdown that starts in
-        // between from finishing before the task is tracked (the task then closes its connection at once).
-        let _in_between = shared.tracker.token();
-        if shared.shutdown.is_cancelled() {
-            return UpgradeRejection::ShuttingDown.response();
-        }
         let response = switching_protocols(accept, info.subprotocol.as_deref());
-        shared
-            .tracker
-            .spawn(connection::run::<S>(on_upgrade, router, info, place));
-        response
+        let started = place.start(move |place| connection::run::<S>(endpoint, on_upgrade, router, info, place));
+        match started {
+            Ok(()) => response,
+            Err(no_place) => UpgradeRejection::no_place(no_place).response(),
+        }
     }
 }
 
