@@ -232,7 +232,10 @@ fn bench_main(options: Options) -> Result<()> {
         "\n{} on {} cores ({}), birpc at {}\n",
         report.date, report.machine.cores, report.machine.cpu, report.revision
     );
-    print!("{table}{busy_notes}");
+    print!("{table}");
+    if !busy_notes.is_empty() {
+        print!("\n{busy_notes}");
+    }
     if let Some(memory) = &report.memory {
         println!(
             "\nmemory: {} idle connections per implementation and round, {}",
