@@ -15,7 +15,10 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::common::{BroadcastSummary, GroupCallSummary, HUB_GROUP, Impl, Payload, Result, RoundSummary, check};
+use crate::common::{
+    BroadcastSummary, GroupCallSummary, HUB_GROUP, Impl, Payload, Result, RoundSummary, check, raise_fd_limit,
+    resident_bytes,
+};
 use crate::serve::{HubMode, birpc_router};
 use crate::{load, raw};
 
@@ -35,6 +38,12 @@ impl ServerProc {
     /// is a command line the server runs under (a profiler: `valgrind --tool=callgrind`).
     pub(crate) async fn start(imp: Impl, wrapper: Option<&str>) -> Result<ServerProc> {
         ServerProc::start_with(imp, wrapper, &[]).await
+    }
+
+    /// Starts a server for the server-to-client scenario (`--s2c`): only such a server keeps a registry of
+    /// its connections to call them back, so that the other scenarios measure bare connections.
+    pub(crate) async fn start_s2c(imp: Impl, wrapper: Option<&str>) -> Result<ServerProc> {
+        ServerProc::start_with(imp, wrapper, &["--s2c".into()]).await
     }
 
     /// Starts a server as [`start`](Self::start) does, with these arguments after `--listen` (`--hub`).
@@ -129,6 +138,128 @@ impl ServerProc {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// The client side of the memory scenario: this program run as `bench clients --impl NAME --url URL --conns
+/// N --settle-ms MS`, a fresh process per implementation and round, so that what it measures is its own
+/// (see [`clients_main`]).
+pub(crate) struct ClientProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl ClientProc {
+    /// Starts it; it opens one connection to `url`, waits `settle`, and reports its resident memory, which
+    /// [`baseline`](Self::baseline) reads.
+    pub(crate) async fn start(imp: Impl, url: &str, conns: usize, settle: Duration) -> Result<ClientProc> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["clients", "--impl", imp.name(), "--url", url])
+            .args([
+                "--conns",
+                &conns.to_string(),
+                "--settle-ms",
+                &settle.as_millis().to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        Ok(ClientProc { child, stdin, stdout })
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Its resident bytes with one connection open, once settled.
+    pub(crate) async fn baseline(&mut self) -> Result<u64> {
+        self.resident("baseline").await
+    }
+
+    /// Has it open its idle connections; its resident bytes with them open, once settled.
+    pub(crate) async fn open(&mut self) -> Result<u64> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        stdin.write_all(b"open\n").await?;
+        stdin.flush().await?;
+        self.resident("opened").await
+    }
+
+    /// Reads its next line, `WORD BYTES`.
+    async fn resident(&mut self, word: &str) -> Result<u64> {
+        let line = tokio::time::timeout(Duration::from_secs(300), self.stdout.next_line())
+            .await
+            .map_err(|_| "the client process did not answer in time")??
+            .ok_or("the client process exited")?;
+        let bytes = line
+            .strip_prefix(word)
+            .ok_or_else(|| format!("the client process said {line:?}"))?;
+        Ok(bytes.trim().parse()?)
+    }
+
+    /// Closes its stdin (which ends it, and its connections) and waits for it.
+    pub(crate) async fn stop(mut self) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// `bench clients --impl NAME --url URL --conns N --settle-ms MS`: opens one connection of `NAME` to
+/// `URL` (one call made), waits `MS` ms and prints `baseline BYTES` (its `VmRSS`); on the line `open` from
+/// stdin it opens `N` more (each makes one call), waits `MS` ms and prints `opened BYTES`; it exits when
+/// stdin closes. Nothing else runs in it.
+pub(crate) fn clients_main(args: &[String]) -> Result<()> {
+    let mut imp = None;
+    let mut url = None;
+    let mut conns = 0;
+    let mut settle = Duration::from_secs(1);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--impl" => imp = Some(Impl::parse(value).ok_or_else(|| format!("unknown implementation {value}"))?),
+            "--url" => url = Some(value.clone()),
+            "--conns" => conns = value.parse()?,
+            "--settle-ms" => settle = Duration::from_millis(value.parse()?),
+            _ => return Err(format!("unknown option {arg}").into()),
+        }
+    }
+    let (imp, url) = (imp.ok_or("--impl is required")?, url.ok_or("--url is required")?);
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let say = |line: String| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        let first = Conns::open(imp, &url, 1).await?;
+        tokio::time::sleep(settle).await;
+        say(format!("baseline {}", resident_bytes("self")?));
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        let mut idle = None;
+        while let Some(line) = lines.next_line().await? {
+            if line.trim() == "open" && idle.is_none() {
+                idle = Some(Conns::open(imp, &url, conns).await?);
+                tokio::time::sleep(settle).await;
+                say(format!("opened {}", resident_bytes("self")?));
+            }
+        }
+        drop((first, idle));
+        Ok::<_, crate::common::BoxError>(())
+    })?;
+    // Connections still closing need not be waited for.
+    std::process::exit(0)
 }
 
 /// A `redis-server` of the hub scenario's own: on a free loopback port, keeping nothing on disk.
@@ -323,7 +454,7 @@ impl Conns {
         Ok(match imp {
             Impl::Birpc => Conns::Birpc(many(count, || open_birpc(url)).await?),
             Impl::Jsonrpsee => Conns::Jsonrpsee(many(count, || open_jsonrpsee(url)).await?),
-            Impl::Raw => Conns::Raw(many(count, || open_raw(url)).await?),
+            Impl::Raw | Impl::RawDefault => Conns::Raw(many(count, || open_raw(imp, url)).await?),
         })
     }
 
@@ -445,9 +576,10 @@ impl Callees {
                 .await?;
                 Ok(Callees::Birpc(peers))
             }
-            Impl::Raw => {
+            Impl::Raw | Impl::RawDefault => {
                 let sockets = many(count, || async {
-                    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(raw::config()), true).await?;
+                    let (ws, _) =
+                        tokio_tungstenite::connect_async_with_config(url, Some(raw::config(imp)), true).await?;
                     Ok(ws)
                 })
                 .await?;
@@ -495,8 +627,8 @@ async fn open_jsonrpsee(url: &str) -> Result<Arc<WsClient>> {
     Ok(Arc::new(client))
 }
 
-async fn open_raw(url: &str) -> Result<RawWs> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(raw::config()), true).await?;
+async fn open_raw(imp: Impl, url: &str) -> Result<RawWs> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(raw::config(imp)), true).await?;
     // The first call is sent whatever the deadline; a deadline already passed makes it the only one.
     let latencies = raw::drive(&mut ws, 1, Instant::now(), &Payload::Add).await?;
     check(latencies.len() == 1, "one call")?;

@@ -15,19 +15,22 @@ pub(crate) type Result<T, E = BoxError> = std::result::Result<T, E>;
 
 /// The implementations under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Impl {
     /// This project: `birpc::Client` and `birpc::Server`.
     Birpc,
     /// jsonrpsee 0.26: its WebSocket client and server.
     Jsonrpsee,
-    /// tokio-tungstenite with serde_json and no JSON-RPC library: the floor.
+    /// tokio-tungstenite with serde_json and no JSON-RPC library: the floor, with birpc's WebSocket buffer
+    /// sizes (2 KiB read, 8 KiB write).
     Raw,
+    /// The same floor with tungstenite's default buffers (128 KiB read, 128 KiB write).
+    RawDefault,
 }
 
 impl Impl {
     /// Every implementation, in table order.
-    pub(crate) const ALL: [Impl; 3] = [Impl::Birpc, Impl::Jsonrpsee, Impl::Raw];
+    pub(crate) const ALL: [Impl; 4] = [Impl::Birpc, Impl::Jsonrpsee, Impl::Raw, Impl::RawDefault];
 
     /// The name used on the command line and in the output.
     pub(crate) fn name(self) -> &'static str {
@@ -35,7 +38,13 @@ impl Impl {
             Impl::Birpc => "birpc",
             Impl::Jsonrpsee => "jsonrpsee",
             Impl::Raw => "raw",
+            Impl::RawDefault => "raw-default",
         }
+    }
+
+    /// Whether it is one of the two raw floors (JSON-RPC by hand on tokio-tungstenite).
+    pub(crate) fn is_raw(self) -> bool {
+        matches!(self, Impl::Raw | Impl::RawDefault)
     }
 
     /// The implementation called `name`.
@@ -221,6 +230,22 @@ pub(crate) fn raise_fd_limit() -> u64 {
             rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
         }
     }
+}
+
+/// The resident memory of process `pid` (`"self"` for this one), in bytes: `VmRSS` of `/proc/PID/status`.
+pub(crate) fn resident_bytes(pid: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .ok_or("no VmRSS in /proc/PID/status")?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib * 1024)
 }
 
 /// Fails with `what` unless `ok`.

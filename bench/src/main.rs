@@ -1,5 +1,5 @@
-//! The birpc benchmark: the same scenarios for birpc, jsonrpsee 0.26 and a raw tokio-tungstenite floor, in
-//! one invocation, with a table of the figures and their ratios on stdout and the same data as JSON.
+//! The birpc benchmark: the same scenarios for birpc, jsonrpsee 0.26 and two raw tokio-tungstenite floors
+//! (birpc's WebSocket buffer sizes, tungstenite's defaults), in one invocation, with a table of the figures and their ratios on stdout and the same data as JSON.
 //!
 //! ```text
 //! cargo run --release -p birpc-bench -- [--json PATH] [--only LIST] [--impls LIST] [--quick]
@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Every server runs in a process of its own (this program, re-run as `bench serve --impl NAME --listen
-//! ADDR`); the clients run in this process, on their own tokio runtime. See `bench/README.md`.
+//! ADDR`); the clients run in this process, on their own tokio runtime, but for the memory scenario's, which
+//! run in a process of their own (`bench clients`). See `bench/README.md`.
 
 mod client;
 mod common;
@@ -33,7 +34,8 @@ usage: bench [options]
   --only LIST          run only these scenarios, comma-separated:
                        latency,pipelined,fan-in,s2c,large,memory (default: these six),
                        stream-one,stream-many,stream-memory,hub (only when named; hub needs redis-server)
-  --impls LIST         run only these implementations: birpc,jsonrpsee,raw (default: all)
+  --impls LIST         run only these implementations: birpc,jsonrpsee,raw,raw-default (default: all);
+                       raw is the floor with birpc's WebSocket buffers, raw-default with tungstenite's
   --quick              a short smoke run: 2 rounds of 0.3 s, 50 connections, 200 idle connections
   --rounds N           measured rounds per scenario (default 5)
   --seconds S          length of each round in seconds (default 2)
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("serve") => serve_main(&args[1..]),
+        Some("clients") => client::clients_main(&args[1..]),
         _ => parse_options(&args).and_then(bench_main),
     };
     match outcome {
@@ -125,14 +128,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// `bench serve --impl NAME --listen ADDR [--hub local|REDIS_URL] [--hub-name NAME]`.
+/// `bench serve --impl NAME --listen ADDR [--s2c] [--hub local|REDIS_URL] [--hub-name NAME]`.
 fn serve_main(args: &[String]) -> Result<()> {
     let mut imp = None;
     let mut listen = "127.0.0.1:0".to_owned();
     let mut hub = None;
     let mut hub_name = "bench".to_owned();
+    let mut s2c = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if arg == "--s2c" {
+            s2c = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--impl" => imp = Some(Impl::parse(value).ok_or_else(|| format!("unknown implementation {value}"))?),
@@ -149,7 +157,7 @@ fn serve_main(args: &[String]) -> Result<()> {
             name: hub_name,
         },
     });
-    serve::main(imp.ok_or("--impl is required")?, &listen, hub)
+    serve::main(imp.ok_or("--impl is required")?, &listen, hub, s2c)
 }
 
 fn bench_main(options: Options) -> Result<()> {
@@ -199,8 +207,16 @@ fn bench_main(options: Options) -> Result<()> {
         }
         Ok::<_, common::BoxError>(())
     })?;
-    let rows = report::rows(&metrics);
+    let mut rows = report::rows(&metrics);
+    for row in &mut rows {
+        row.busy_rounds_kept = foreign_cpu
+            .iter()
+            .filter(|foreign| foreign.scenario == row.scenario)
+            .map(|foreign| foreign.rounds.busy_rounds_kept)
+            .sum();
+    }
     let table = report::table(&rows);
+    let busy_notes = report::busy_notes(&foreign_cpu, settings.max_foreign_cpu);
     let report = report::Report {
         date: report::now_utc(),
         revision,
@@ -217,8 +233,14 @@ fn bench_main(options: Options) -> Result<()> {
         report.date, report.machine.cores, report.machine.cpu, report.revision
     );
     print!("{table}");
+    if !busy_notes.is_empty() {
+        print!("\n{busy_notes}");
+    }
     if let Some(memory) = &report.memory {
-        println!("\nmemory: {} idle connections per server", memory.conns);
+        println!(
+            "\nmemory: {} idle connections per implementation and round, {}",
+            memory.conns, memory.processes
+        );
     }
     if let Some(hub) = &report.hub {
         println!("\nhub: {}", hub.summary());

@@ -21,15 +21,19 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::common::{BoxError, Payload, Result, check, since};
+use crate::common::{BoxError, Impl, Payload, Result, check, since};
 
-/// The floor's WebSocket settings, on both sides: tungstenite's defaults but for the read and write buffers,
-/// which are birpc's (2 KiB read, 8 KiB write), so that the two differ only above the WebSocket layer.
-/// (tungstenite's default 128 KiB read buffer is zeroed on every read and held by every idle connection.)
-pub(crate) fn config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(2 << 10)
-        .write_buffer_size(8 << 10)
+/// The WebSocket settings of floor `imp`, on both sides: tungstenite's defaults, but for [`Impl::Raw`] the
+/// read and write buffers are birpc's (2 KiB read, 8 KiB write), so that it and birpc differ only above the
+/// WebSocket layer. [`Impl::RawDefault`] keeps tungstenite's 128 KiB read buffer (zeroed on every read and
+/// held by every idle connection) and its 128 KiB write buffer threshold.
+pub(crate) fn config(imp: Impl) -> WebSocketConfig {
+    match imp {
+        Impl::RawDefault => WebSocketConfig::default(),
+        _ => WebSocketConfig::default()
+            .read_buffer_size(2 << 10)
+            .write_buffer_size(8 << 10),
+    }
 }
 
 /// A request as the floor parses it.

@@ -5,7 +5,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::common::{Impl, Result};
-use crate::scenarios::{HUB_NODES, HubNote, LoadLog, MemoryNote, Metric, SLOW_ITEMS, Scenario, Settings, Setup};
+use crate::scenarios::{
+    HUB_NODES, HubNote, LoadLog, MEMORY_BOTH, MEMORY_SERVER, MemoryNote, Metric, SLOW_ITEMS, Scenario, Settings, Setup,
+};
 
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -14,15 +16,22 @@ pub(crate) struct Row {
     pub(crate) metric: String,
     pub(crate) birpc: Option<f64>,
     pub(crate) jsonrpsee: Option<f64>,
+    /// The floor with birpc's WebSocket buffer sizes.
     pub(crate) raw: Option<f64>,
+    /// The floor with tungstenite's default buffers.
+    pub(crate) raw_default: Option<f64>,
     pub(crate) birpc_over_jsonrpsee: Option<f64>,
     pub(crate) birpc_over_raw: Option<f64>,
+    pub(crate) birpc_over_raw_default: Option<f64>,
     /// The target, in words; empty when the figure has none.
     pub(crate) target: String,
     /// Whether the target is met; `None` when it has none or it could not be judged.
     pub(crate) met: Option<bool>,
     /// How the target was judged, when it is not by the two ratio columns alone.
     pub(crate) note: String,
+    /// Rounds of this scenario kept although other programs used more of the machine than allowed
+    /// (`--max-foreign`); their loads are in `foreign_cpu`.
+    pub(crate) busy_rounds_kept: usize,
     /// The hub scenario (birpc only): the figure on one node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) one_node: Option<f64>,
@@ -64,7 +73,8 @@ pub(crate) struct Report {
 pub(crate) struct ForeignCpu {
     pub(crate) scenario: Scenario,
     pub(crate) share_of_machine: f64,
-    /// Rounds measured again, or kept all the same, because other programs were busy during them.
+    /// Rounds measured again, or kept all the same, because other programs were busy during them, and the
+    /// load of every round.
     pub(crate) rounds: LoadLog,
 }
 
@@ -118,6 +128,7 @@ pub(crate) fn rows(metrics: &[Metric]) -> Vec<Row> {
             let birpc = m.median(Impl::Birpc);
             let jsonrpsee = m.median(Impl::Jsonrpsee);
             let raw = m.median(Impl::Raw);
+            let raw_default = m.median(Impl::RawDefault);
             let over_jsonrpsee = ratio(birpc, jsonrpsee);
             let over_raw = ratio(birpc, raw);
             let one_node = m.setup_median(Setup::OneNode);
@@ -141,11 +152,12 @@ pub(crate) fn rows(metrics: &[Metric]) -> Vec<Row> {
                         s2c_over_c2s.map_or("fan-in not run".into(), |r| format!("s2c/c2s = {r:.2}")),
                     )
                 }
-                (Scenario::Memory, _) => (
+                (Scenario::Memory, MEMORY_SERVER) => (
                     "≤ 0.5× jsonrpsee".into(),
                     over_jsonrpsee.map(|r| r <= 0.5),
                     String::new(),
                 ),
+                (Scenario::Memory, MEMORY_BOTH) => ("≤ 1.00× raw".into(), over_raw.map(|r| r <= 1.0), String::new()),
                 (Scenario::StreamOne | Scenario::StreamMany, "items/s") => {
                     ("≥ 2× jsonrpsee".into(), over_jsonrpsee.map(|r| r >= 2.0), String::new())
                 }
@@ -170,11 +182,14 @@ pub(crate) fn rows(metrics: &[Metric]) -> Vec<Row> {
                 birpc,
                 jsonrpsee,
                 raw,
+                raw_default,
                 birpc_over_jsonrpsee: over_jsonrpsee,
                 birpc_over_raw: over_raw,
+                birpc_over_raw_default: ratio(birpc, raw_default),
                 target,
                 met,
                 note,
+                busy_rounds_kept: 0,
                 one_node,
                 three_nodes,
                 three_nodes_over_one_node: ratio(three_nodes, one_node),
@@ -212,19 +227,24 @@ pub(crate) fn table(rows: &[Row]) -> String {
     out
 }
 
-/// The rows that compare implementations.
+/// The rows that compare implementations; the columns of the floor with tungstenite's default buffers only
+/// when it ran. A scenario with rounds kept although the machine was busy is marked `*`.
 fn impl_table(rows: &[&Row]) -> String {
-    let header = [
-        "scenario",
-        "metric",
-        "birpc",
-        "jsonrpsee",
-        "raw",
-        "birpc/jsonrpsee",
-        "birpc/raw",
-        "target",
-        "met?",
-    ];
+    let with_default = rows.iter().any(|row| row.raw_default.is_some());
+    let mut header = vec!["scenario", "metric", "birpc", "jsonrpsee", "raw"];
+    let mut numeric = vec![false, false, true, true, true];
+    if with_default {
+        header.push("raw-default");
+        numeric.push(true);
+    }
+    header.extend(["birpc/jsonrpsee", "birpc/raw"]);
+    numeric.extend([true, true]);
+    if with_default {
+        header.push("birpc/raw-default");
+        numeric.push(true);
+    }
+    header.extend(["target", "met?"]);
+    numeric.extend([false, false]);
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -239,21 +259,59 @@ fn impl_table(rows: &[&Row]) -> String {
             } else {
                 format!("{met} ({})", row.note)
             };
-            vec![
-                row.scenario.to_string(),
+            let scenario = if row.busy_rounds_kept > 0 {
+                format!("{}*", row.scenario)
+            } else {
+                row.scenario.to_string()
+            };
+            let mut line = vec![
+                scenario,
                 row.metric.clone(),
                 value(row.birpc),
                 value(row.jsonrpsee),
                 value(row.raw),
-                times(row.birpc_over_jsonrpsee),
-                times(row.birpc_over_raw),
-                row.target.clone(),
-                met,
-            ]
+            ];
+            if with_default {
+                line.push(value(row.raw_default));
+            }
+            line.extend([times(row.birpc_over_jsonrpsee), times(row.birpc_over_raw)]);
+            if with_default {
+                line.push(times(row.birpc_over_raw_default));
+            }
+            line.extend([row.target.clone(), met]);
+            line
         })
         .collect();
-    let numeric = [false, false, true, true, true, true, true, false, false];
     markdown(&header, &numeric, &cells)
+}
+
+/// The lines under the table for the scenarios marked `*`: which rounds were kept although other programs
+/// used more than `max_share` of the machine, and how much they used.
+pub(crate) fn busy_notes(foreign: &[ForeignCpu], max_share: f64) -> String {
+    let mut out = String::new();
+    for scenario in foreign {
+        let kept: Vec<String> = scenario
+            .rounds
+            .kept_busy()
+            .map(|round| {
+                format!(
+                    "{} round {} ({:.0}%)",
+                    round.of,
+                    round.round,
+                    round.share_of_machine * 100.0
+                )
+            })
+            .collect();
+        if !kept.is_empty() {
+            out.push_str(&format!(
+                "* {}: kept although other programs used more than {:.0}% of the machine: {}\n",
+                scenario.scenario,
+                max_share * 100.0,
+                kept.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// The hub scenario's rows: birpc on one node and across three.

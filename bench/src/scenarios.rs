@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::client::{Callees, Conns, HubNodes, RedisProc, ServerProc};
+use crate::client::{Callees, ClientProc, Conns, HubNodes, RedisProc, ServerProc};
 use crate::common::{
     BroadcastSummary, CpuReading, GroupCallSummary, Impl, Payload, Result, RoundSummary, median, raise_fd_limit,
+    resident_bytes,
 };
 use crate::serve::HubMode;
 
@@ -244,19 +245,77 @@ impl Serialize for Scenario {
 }
 
 /// How other programs disturbed a scenario's rounds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct LoadLog {
     /// Rounds measured again because other programs kept the machine too busy during them.
     pub(crate) repeated_rounds: usize,
     /// Rounds kept, after the last attempt, although other programs kept the machine too busy.
     pub(crate) busy_rounds_kept: usize,
+    /// Every measurement of every round (the warm-ups excepted), in the order they ran.
+    pub(crate) each_round: Vec<RoundLoad>,
+}
+
+impl LoadLog {
+    /// The rounds kept although other programs kept the machine too busy during them.
+    pub(crate) fn kept_busy(&self) -> impl Iterator<Item = &RoundLoad> {
+        self.each_round
+            .iter()
+            .filter(|round| round.outcome == LoadOutcome::KeptAlthoughBusy)
+    }
+}
+
+/// The load of one measurement of one round.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RoundLoad {
+    /// The implementation (or the hub scenario's setup) measured.
+    pub(crate) of: String,
+    /// The round, from 0.
+    pub(crate) round: usize,
+    /// The attempt, from 1 (more than 1 when an earlier one was disturbed).
+    pub(crate) attempt: usize,
+    /// The share of the machine (0 to 1) other programs used during it.
+    pub(crate) share_of_machine: f64,
+    /// What was done with it.
+    pub(crate) outcome: LoadOutcome,
+}
+
+/// What the CPU guard did with a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum LoadOutcome {
+    /// Kept: the machine was quiet enough.
+    Kept,
+    /// Thrown away and measured again: other programs used too much of the machine.
+    MeasuredAgain,
+    /// Kept after the last attempt, although other programs used too much of the machine.
+    KeptAlthoughBusy,
+    /// Recorded only: the memory scenario reads resident memory, which other programs' CPU use does not
+    /// change, so its rounds are not measured again.
+    NotGuarded,
+}
+
+/// The memory scenario's figures: resident bytes per idle connection in the server process, in the client
+/// process, and both together (the sum of the two in each round).
+pub(crate) const MEMORY_SERVER: &str = "bytes per idle connection: server";
+/// See [`MEMORY_SERVER`].
+pub(crate) const MEMORY_CLIENT: &str = "bytes per idle connection: client";
+/// See [`MEMORY_SERVER`].
+pub(crate) const MEMORY_BOTH: &str = "bytes per idle connection: both ends";
+
+/// One round of the memory scenario for one implementation: resident bytes per idle connection at each end.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    server: f64,
+    client: f64,
 }
 
 /// What the memory scenario used, when it ran.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct MemoryNote {
-    /// Idle connections opened per server.
+    /// Idle connections opened per implementation and round.
     pub(crate) conns: usize,
+    /// Where the two ends ran.
+    pub(crate) processes: &'static str,
     /// The open file limit of each process.
     pub(crate) fd_limit: u64,
 }
@@ -389,15 +448,23 @@ pub(crate) async fn run(
             Ok(metrics)
         }
         Scenario::Memory => {
-            let (values, note) = memory(impls, settings).await?;
+            let (ends, note) = memory(impls, settings, load).await?;
             *memory_note = Some(note);
-            Ok(vec![Metric {
+            let figure = |name: &str, value: fn(&Ends) -> f64| Metric {
                 scenario,
-                metric: "bytes per idle connection".into(),
+                metric: name.into(),
                 lower_is_better: true,
-                rounds: values,
+                rounds: ends
+                    .iter()
+                    .map(|(imp, rounds)| (*imp, rounds.iter().map(value).collect()))
+                    .collect(),
                 setups: BTreeMap::new(),
-            }])
+            };
+            Ok(vec![
+                figure(MEMORY_SERVER, |ends| ends.server),
+                figure(MEMORY_CLIENT, |ends| ends.client),
+                figure(MEMORY_BOTH, |ends| ends.server + ends.client),
+            ])
         }
         Scenario::StreamOne | Scenario::StreamMany => {
             let (streams, items) = match scenario {
@@ -418,12 +485,12 @@ pub(crate) async fn run(
     }
 }
 
-/// The implementations of `impls` that have streams: all but the raw floor.
+/// The implementations of `impls` that have streams: all but the raw floors.
 fn with_streams(impls: &[Impl]) -> Vec<Impl> {
-    if impls.contains(&Impl::Raw) {
-        eprintln!("   raw: not run (the floor has no streams)");
+    for imp in impls.iter().filter(|imp| imp.is_raw()) {
+        eprintln!("   {imp}: not run (the floor has no streams)");
     }
-    impls.iter().copied().filter(|imp| *imp != Impl::Raw).collect()
+    impls.iter().copied().filter(|imp| !imp.is_raw()).collect()
 }
 
 fn metric(
@@ -481,10 +548,21 @@ async fn quiet(
     else {
         return true;
     };
+    let mut record = |outcome| {
+        load.each_round.push(RoundLoad {
+            of: imp.to_string().trim().to_owned(),
+            round,
+            attempt: *attempt,
+            share_of_machine: share,
+            outcome,
+        });
+    };
     if share <= settings.max_foreign_cpu {
+        record(LoadOutcome::Kept);
         return true;
     }
     if *attempt >= MAX_ATTEMPTS {
+        record(LoadOutcome::KeptAlthoughBusy);
         eprintln!(
             "   {imp:<9} round {round}: other programs used {:.0}% of the machine; kept after {MAX_ATTEMPTS} attempts",
             share * 100.0
@@ -492,6 +570,7 @@ async fn quiet(
         load.busy_rounds_kept += 1;
         return true;
     }
+    record(LoadOutcome::MeasuredAgain);
     eprintln!(
         "   {imp:<9} round {round}: other programs used {:.0}% of the machine; measuring it again",
         share * 100.0
@@ -626,11 +705,11 @@ async fn stream_memory(impls: &[Impl], settings: &Settings) -> Result<Vec<Metric
             let pid = server.pid().ok_or("the server exited")?;
             let connection = Conns::open_for_streams(imp, server.url(), 0, settings.stream_window).await?;
             tokio::time::sleep(settle).await;
-            let before = resident_bytes(pid)?;
+            let before = resident_bytes(&pid.to_string())?;
             let mut peak = before;
             let mut failed = None;
             let read = connection
-                .slow_read(SLOW_ITEMS, SLOW_EVERY, || match resident_bytes(pid) {
+                .slow_read(SLOW_ITEMS, SLOW_EVERY, || match resident_bytes(&pid.to_string()) {
                     Ok(now) => peak = peak.max(now),
                     Err(error) => failed = Some(error),
                 })
@@ -685,7 +764,7 @@ async fn server_to_client(
     let conns = settings.s2c_conns;
     let mut setups = Vec::new();
     for &imp in impls {
-        let server = ServerProc::start(imp, settings.server_wrapper.as_deref()).await?;
+        let server = ServerProc::start_s2c(imp, settings.server_wrapper.as_deref()).await?;
         let callees = Callees::open(imp, server.url(), conns).await?;
         setups.push((imp, server, callees));
     }
@@ -718,25 +797,17 @@ async fn server_to_client(
     Ok(results)
 }
 
-/// The resident memory of process `pid`, in bytes.
-fn resident_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .ok_or("no VmRSS in /proc/PID/status")?;
-    let kib: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kib * 1024)
-}
-
-/// Resident bytes per idle connection, server side: a fresh server process per implementation and round,
-/// read before and after opening the idle connections.
-async fn memory(impls: &[Impl], settings: &Settings) -> Result<(BTreeMap<Impl, Vec<f64>>, MemoryNote)> {
+/// Resident bytes per idle connection at both ends: per implementation and round, a fresh server process and
+/// a fresh client process (`bench clients`, see `client`), nothing else in either. Each end's `VmRSS` is read
+/// after one connection made one call and `settle_ms` of quiet, then again after `memory_conns` more
+/// connections each made one call and `settle_ms` more; per connection: (after − before) / connections. The
+/// implementations take turns, each round starting with the next one; both processes end before the next
+/// implementation starts. The machine's load is recorded for each round, which is not measured again.
+async fn memory(
+    impls: &[Impl],
+    settings: &Settings,
+    load: &mut LoadLog,
+) -> Result<(BTreeMap<Impl, Vec<Ends>>, MemoryNote)> {
     let fd_limit = raise_fd_limit();
     let possible = usize::try_from(fd_limit.saturating_sub(SPARE_FDS)).unwrap_or(usize::MAX);
     let conns = settings.memory_conns.min(possible);
@@ -746,34 +817,65 @@ async fn memory(impls: &[Impl], settings: &Settings) -> Result<(BTreeMap<Impl, V
             settings.memory_conns
         );
     }
-    eprintln!("   {conns} idle connections per server");
+    eprintln!("   {conns} idle connections per implementation and round; server and clients in processes of their own");
     let settle = Duration::from_millis(settings.settle_ms);
-    let mut results: BTreeMap<Impl, Vec<f64>> = BTreeMap::new();
+    let mut results: BTreeMap<Impl, Vec<Ends>> = BTreeMap::new();
     for round in 0..settings.memory_rounds {
-        for &imp in impls {
+        for turn in 0..impls.len() {
+            let imp = impls[(round + turn) % impls.len()];
             let server = ServerProc::start(imp, settings.server_wrapper.as_deref()).await?;
-            let pid = server.pid().ok_or("the server exited")?;
-            // One connection first, so that what every server sets up once is in the baseline.
-            let first = Conns::open(imp, server.url(), 1).await?;
-            tokio::time::sleep(settle).await;
-            let before = resident_bytes(pid)?;
-            let idle = Conns::open(imp, server.url(), conns).await?;
-            tokio::time::sleep(settle).await;
-            let after = resident_bytes(pid)?;
-            let per_connection = after.saturating_sub(before) as f64 / conns as f64;
+            let server_pid = server.pid().ok_or("the server exited")?.to_string();
+            // One connection first, so that what each side sets up once is in the baseline.
+            let mut clients = ClientProc::start(imp, server.url(), conns, settle).await?;
+            let pids: Vec<u32> = server.pid().into_iter().chain(clients.pid()).collect();
+            let cpu = CpuReading::now(&pids);
+            let client_before = clients.baseline().await?;
+            let server_before = resident_bytes(&server_pid)?;
+            let client_after = clients.open().await?;
+            let server_after = resident_bytes(&server_pid)?;
+            if let Some(share) = cpu
+                .zip(CpuReading::now(&pids))
+                .map(|(before, now)| now.foreign_share_since(&before))
+            {
+                load.each_round.push(RoundLoad {
+                    of: imp.to_string(),
+                    round,
+                    attempt: 1,
+                    share_of_machine: share,
+                    outcome: LoadOutcome::NotGuarded,
+                });
+            }
+            let per_connection = |before: u64, after: u64| after.saturating_sub(before) as f64 / conns as f64;
+            let ends = Ends {
+                server: per_connection(server_before, server_after),
+                client: per_connection(client_before, client_after),
+            };
+            let mib = |bytes: u64| bytes as f64 / 1048576.0;
             eprintln!(
-                "   {imp:<9} round {round}: {:.0} bytes per connection (RSS {:.1} MiB -> {:.1} MiB)",
-                per_connection,
-                before as f64 / 1048576.0,
-                after as f64 / 1048576.0
+                "   {imp:<11} round {round}: {:.0} + {:.0} = {:.0} bytes per connection, server + client (server RSS \
+                 {:.1} -> {:.1} MiB, client RSS {:.1} -> {:.1} MiB)",
+                ends.server,
+                ends.client,
+                ends.server + ends.client,
+                mib(server_before),
+                mib(server_after),
+                mib(client_before),
+                mib(client_after)
             );
-            results.entry(imp).or_default().push(per_connection);
-            drop(idle);
-            drop(first);
+            results.entry(imp).or_default().push(ends);
+            clients.stop().await;
             server.stop().await;
         }
     }
-    Ok((results, MemoryNote { conns, fd_limit }))
+    let processes = "a fresh server process and a fresh client process per implementation and round";
+    Ok((
+        results,
+        MemoryNote {
+            conns,
+            processes,
+            fd_limit,
+        },
+    ))
 }
 
 /// The hub scenario: birpc's hub with `hub_clients` clients in one group, on one server process with a

@@ -1,9 +1,10 @@
-//! The server process: `bench serve --impl birpc|jsonrpsee|raw --listen ADDR`, or a birpc server with a
+//! The server process: `bench serve --impl birpc|jsonrpsee|raw|raw-default --listen ADDR [--s2c]`, or a birpc server with a
 //! hub (the hub scenario): `bench serve --impl birpc --listen ADDR --hub local|REDIS_URL [--hub-name NAME]`.
 //!
 //! It prints `listening on ws://HOST:PORT` on its first stdout line, then takes commands on stdin, one a
 //! line, answering each with one line on stdout:
-//! - `s2c CONNS INFLIGHT MILLIS`: waits until `CONNS` clients are connected (and, for birpc, registered),
+//! - `s2c CONNS INFLIGHT MILLIS` (a server started with `--s2c`, which alone keeps a registry of its
+//!   connections): waits until `CONNS` clients are connected (and, for birpc, registered),
 //!   then calls `add` on every one of them with `INFLIGHT` calls in flight each for `MILLIS` ms, and
 //!   answers a [`RoundSummary`] as JSON (or `error: ...`);
 //! - `produced`: answers how many items the `forever` streams of this process have produced so far;
@@ -171,7 +172,7 @@ impl HubMode {
 }
 
 /// Runs the server process.
-pub(crate) fn main(imp: Impl, listen: &str, hub: Option<HubMode>) -> Result<()> {
+pub(crate) fn main(imp: Impl, listen: &str, hub: Option<HubMode>, s2c: bool) -> Result<()> {
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -183,9 +184,9 @@ pub(crate) fn main(imp: Impl, listen: &str, hub: Option<HubMode>) -> Result<()> 
                 started
             }
             (_, Some(_)) => return Err("only birpc has a hub".into()),
-            (Impl::Birpc, None) => start_birpc(listen).await?,
+            (Impl::Birpc, None) => start_birpc(listen, s2c).await?,
             (Impl::Jsonrpsee, None) => start_jsonrpsee(listen).await?,
-            (Impl::Raw, None) => start_raw(listen).await?,
+            (Impl::Raw | Impl::RawDefault, None) => start_raw(listen, imp, s2c).await?,
         };
         say(&format!("listening on ws://{addr}"));
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -216,12 +217,15 @@ fn say(line: &str) {
 /// Something a server keeps alive while it runs.
 type Keep = Box<dyn std::any::Any + Send>;
 
-async fn start_birpc(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
-    let registry = Arc::new(Mutex::new(Vec::new()));
-    let register = registry.clone();
-    let router = birpc_router()
-        .merge(birpc_streams())
-        .method("register", move |ctx: Context, _: NoParams| {
+/// birpc's server; with `s2c` (the server-to-client scenario) it also serves `register`, which keeps the
+/// calling connection's `PeerHandle` to call it back.
+async fn start_birpc(listen: &str, s2c: bool) -> Result<(SocketAddr, Callable, Keep)> {
+    let mut router = birpc_router().merge(birpc_streams());
+    let mut callable = Callable::None;
+    if s2c {
+        let registry = Arc::new(Mutex::new(Vec::new()));
+        let register = registry.clone();
+        router = router.method("register", move |ctx: Context, _: NoParams| {
             let registry = register.clone();
             async move {
                 registry
@@ -231,13 +235,15 @@ async fn start_birpc(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
                 Ok::<_, ErrorObject>(true)
             }
         });
+        callable = Callable::Birpc(registry);
+    }
     let server = Server::builder()
         .max_connections(MAX_CONNECTIONS as usize)
         .bind(listen)
         .await?;
     let addr = server.local_addr();
     let handle = server.serve(move |_| router.clone());
-    Ok((addr, Callable::Birpc(registry), Box::new(handle)))
+    Ok((addr, callable, Box::new(handle)))
 }
 
 /// A birpc server whose connections are in `mode`'s hub, serving `add`, `echo` and the hub methods.
@@ -341,10 +347,14 @@ async fn start_jsonrpsee(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
     Ok((addr, Callable::None, Box::new(handle)))
 }
 
-async fn start_raw(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
+/// A raw floor's server (`imp`'s buffers): one task per connection that answers requests; with `s2c` (the
+/// server-to-client scenario) each connection is also registered, with a channel on which its task takes
+/// orders to call its client. Without it, a connection holds nothing but its socket and its task.
+async fn start_raw(listen: &str, imp: Impl, s2c: bool) -> Result<(SocketAddr, Callable, Keep)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let registry = Arc::new(Mutex::new(Vec::new()));
+    let config = raw::config(imp);
+    let registry = s2c.then(|| Arc::new(Mutex::new(Vec::new())));
     let register = registry.clone();
     let accept = tokio::spawn(async move {
         loop {
@@ -356,16 +366,22 @@ async fn start_raw(listen: &str) -> Result<(SocketAddr, Callable, Keep)> {
             let _ = tcp.set_nodelay(true);
             let register = register.clone();
             tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(raw::config())).await else {
+                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
                     return;
                 };
-                let (orders, inbox) = mpsc::channel(1);
-                register.lock().unwrap_or_else(PoisonError::into_inner).push(orders);
-                raw_connection(ws, inbox).await;
+                match register {
+                    Some(register) => {
+                        let (orders, inbox) = mpsc::channel(1);
+                        register.lock().unwrap_or_else(PoisonError::into_inner).push(orders);
+                        raw_connection(ws, inbox).await;
+                    }
+                    None => raw::answer(ws).await,
+                }
             });
         }
     });
-    Ok((addr, Callable::Raw(registry), Box::new(AbortOnDrop(accept))))
+    let callable = registry.map_or(Callable::None, Callable::Raw);
+    Ok((addr, callable, Box::new(AbortOnDrop(accept))))
 }
 
 /// Aborts a task when dropped.
@@ -428,7 +444,9 @@ async fn server_to_client(
 ) -> Result<RoundSummary> {
     let ready_by = Instant::now() + Duration::from_secs(30);
     match callable {
-        Callable::None => Err("this implementation cannot call its clients".into()),
+        Callable::None => {
+            Err("this server cannot call its clients (jsonrpsee, or a server not started with --s2c)".into())
+        }
         Callable::Birpc(registry) => {
             let peers = wait_for(registry, conns, ready_by).await?;
             load::birpc_round(&peers, inflight, duration, &Payload::Add).await
