@@ -127,7 +127,7 @@ pub use rpc_core::{
     Batch, BatchCall, Broadcast, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, Departure, ErrorObject,
     Extensions, Hub, Inbound, ItemStream, MethodInfo, NoParams, Outbound, OutgoingUpload, ParamInfo, ParamReader,
     Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle, PeerStats, RawId, Registration, Relay, Router,
-    RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError, TypedCall, Unrouted, Upload, UploadId,
+    RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError, TypedCall, Upload, UploadId,
     WhileDown, code, layer, message,
 };
 pub use rpc_macros::rpc;

@@ -215,9 +215,7 @@ async fn a_layer_sees_how_each_call_ended_and_wraps_only_the_methods_exported_be
 #[tokio::test]
 async fn the_fallback_is_layered_too_and_its_layer_sees_the_received_name() {
     let router = Router::new()
-        .fallback(|_: Context, call: birpc::Unrouted, _: birpc::Params| async move {
-            Ok::<_, ErrorObject>(format!("answered {}", call.method()))
-        })
+        .fallback(|call: IncomingCall| async move { Ok::<_, ErrorObject>(format!("answered {}", call.method())) })
         .layer(FilterLayer::new(|call: IncomingCall| {
             if call.method().starts_with("secret.") {
                 return Err(ErrorObject::new(403, "not that one"));

@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use birpc::{Context, ErrorObject, ListenOptions, Params, PeerConfig, PeerHandle, Router, Target, Unrouted};
+use birpc::layer::IncomingCall;
+use birpc::{ErrorObject, ListenOptions, Params, PeerConfig, PeerHandle, Router, Target};
 use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
 
@@ -44,13 +45,13 @@ pub(crate) async fn bridge(args: BridgeArgs) -> Result<(), Failure> {
 /// `to`, opened by the first one.
 fn relay_lazily(to: Arc<Target>, config: PeerConfig) -> Router {
     let upstream: Arc<OnceCell<PeerHandle>> = Arc::default();
-    Router::new().fallback(move |ctx: Context, call: Unrouted, params: Params| {
+    Router::new().fallback(move |call: IncomingCall| {
         let (to, config, upstream) = (to.clone(), config.clone(), upstream.clone());
         async move {
             let upstream = upstream
-                .get_or_try_init(|| open(&to, ctx.peer().clone(), config))
+                .get_or_try_init(|| open(&to, call.context().peer().clone(), config))
                 .await?;
-            forward(upstream, &call, &params).await
+            forward(upstream, &call).await
         }
     })
 }
@@ -80,16 +81,16 @@ async fn open(to: &Target, downstream: PeerHandle, config: PeerConfig) -> Result
 
 /// The router of the connection to TARGET: what it sends goes back to `downstream`.
 fn relay_to(downstream: PeerHandle) -> Router {
-    Router::new().fallback(move |_: Context, call: Unrouted, params: Params| {
+    Router::new().fallback(move |call: IncomingCall| {
         let downstream = downstream.clone();
-        async move { forward(&downstream, &call, &params).await }
+        async move { forward(&downstream, &call).await }
     })
 }
 
 /// Sends `call` on over `to`: a request's answer comes back as it came (its error object unchanged); a
 /// failure of the relay itself (the other side gone, no answer in time) is -32603 with the reason.
-async fn forward(to: &PeerHandle, call: &Unrouted, params: &Params) -> Result<Option<Box<RawValue>>, ErrorObject> {
-    let params = raw(params)?;
+async fn forward(to: &PeerHandle, call: &IncomingCall) -> Result<Option<Box<RawValue>>, ErrorObject> {
+    let params = raw(call.params())?;
     if call.is_notification() {
         to.notify(call.method(), &params)
             .await

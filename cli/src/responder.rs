@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use birpc::{Context, ErrorObject, Params, Router, Unrouted};
+use birpc::layer::IncomingCall;
+use birpc::{ErrorObject, Params, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::io::AsyncWriteExt;
@@ -73,15 +74,15 @@ impl Responder {
     /// A router that hands `print` a line for everything that arrives, and answers calls.
     pub(crate) fn into_router(self, print: Print) -> Router {
         let responder = Arc::new(self);
-        Router::new().fallback(move |_: Context, call: Unrouted, params: Params| {
+        Router::new().fallback(move |call: IncomingCall| {
             let responder = responder.clone();
-            print(&arrival(&call, &params));
-            async move { responder.answer(&call, &params).await }
+            print(&arrival(&call));
+            async move { responder.answer(&call).await }
         })
     }
 
     /// The answer to `call`.
-    async fn answer(&self, call: &Unrouted, params: &Params) -> Result<Box<RawValue>, ErrorObject> {
+    async fn answer(&self, call: &IncomingCall) -> Result<Box<RawValue>, ErrorObject> {
         match self {
             Responder::Nothing => Err(ErrorObject::method_not_found()),
             Responder::Answers(answers) => match answers.get(call.method()) {
@@ -89,7 +90,7 @@ impl Responder {
                 Some(Answer::Error(error)) => Err(error.clone()),
                 None => Err(ErrorObject::method_not_found()),
             },
-            Responder::Script(script) => run_script(script, call, params).await,
+            Responder::Script(script) => run_script(script, call, call.params()).await,
         }
     }
 }
@@ -105,9 +106,12 @@ struct Arrival<'a> {
 }
 
 /// `call` with its params as one JSON line.
-fn arrival(call: &Unrouted, params: &Params) -> String {
+fn arrival(call: &IncomingCall) -> String {
     let id = call.id().and_then(|id| std::str::from_utf8(id.as_bytes()).ok());
-    let params = params.as_bytes().and_then(|bytes| std::str::from_utf8(bytes).ok());
+    let params = call
+        .params()
+        .as_bytes()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok());
     let id: Option<&RawValue> = id.and_then(|text| serde_json::from_str(text).ok());
     let params: Option<&RawValue> = params.and_then(|text| serde_json::from_str(text).ok());
     let arrival = Arrival {
@@ -128,7 +132,7 @@ fn arrival(call: &Unrouted, params: &Params) -> String {
 /// Exit status 0: stdout is the result's JSON (empty stdout: `null`). Any other status: stdout is the
 /// error object's JSON (`{"code": …, "message": …}`), or, when it is not one, the error is -32000 with
 /// the exit status as its data. Output that is not JSON answers -32603.
-async fn run_script(script: &str, call: &Unrouted, params: &Params) -> Result<Box<RawValue>, ErrorObject> {
+async fn run_script(script: &str, call: &IncomingCall, params: &Params) -> Result<Box<RawValue>, ErrorObject> {
     let failed = |what: &str, error: &dyn std::fmt::Display| {
         ErrorObject::internal_error().with_detail(format_args!("the script {what}: {error}"))
     };

@@ -39,7 +39,7 @@ pub use id::RawId;
 pub use method_info::{MethodInfo, ParamInfo, ParamsStyle};
 pub use params::{NoParams, ParamReader, Params};
 pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle, PeerStats, Relay, WhileDown};
-pub use router::{Router, Unrouted};
+pub use router::Router;
 pub use stream::{ItemStream, OutgoingUpload, Subscribe, Subscription, Upload, UploadId};
 pub use transport::{Inbound, Outbound, Transport, TransportError};
 #[doc(hidden)]

@@ -75,31 +75,6 @@ pub struct Router {
     fallback: Option<Arc<dyn FallbackHandler>>,
 }
 
-/// A call or notification for a method the router does not export, as its [fallback](Router::fallback)
-/// receives it.
-#[derive(Clone, Debug)]
-pub struct Unrouted {
-    method: Arc<str>,
-    id: Option<RawId>,
-}
-
-impl Unrouted {
-    /// The method name, as received.
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
-    /// The request's id, exactly as received; `None` for a notification (whose answer is not sent).
-    pub fn id(&self) -> Option<&RawId> {
-        self.id.as_ref()
-    }
-
-    /// Whether this is a notification (no answer goes back).
-    pub fn is_notification(&self) -> bool {
-        self.id.is_none()
-    }
-}
-
 /// The fallback with its result type erased: it answers any name it is given.
 pub(crate) trait FallbackHandler: Send + Sync + 'static {
     fn call(&self, ctx: Context, method: Arc<str>, params: Params, id: Option<RawId>) -> HandlerFuture;
@@ -108,12 +83,11 @@ pub(crate) trait FallbackHandler: Send + Sync + 'static {
 impl<R, F, Fut> FallbackHandler for F
 where
     R: Serialize + 'static,
-    F: Fn(Context, Unrouted, Params) -> Fut + Send + Sync + 'static,
+    F: Fn(IncomingCall) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
 {
     fn call(&self, ctx: Context, method: Arc<str>, params: Params, id: Option<RawId>) -> HandlerFuture {
-        let unrouted = Unrouted { method, id: id.clone() };
-        let fut = self(ctx, unrouted, params);
+        let fut = self(IncomingCall::new(method, id.clone(), params, ctx));
         Box::pin(async move { answer(fut.await, id) })
     }
 }
@@ -258,15 +232,17 @@ impl Router {
     /// -32601 Method not found, and of dropping the notification): for a proxy, a recorder, or a tool
     /// that answers whatever it is asked.
     ///
-    /// The handler gets the received method name and id in an [`Unrouted`], and the params as they came.
+    /// The handler gets the call as an [`IncomingCall`]: the method name and id as received, the params as
+    /// they came, and the call's context (for calls back to the caller).
     /// Exported methods, and the protocol's own messages (`$/cancelRequest`, the stream notifications),
     /// never reach it. Its result answers a call as an exported handler's does; for a notification it is
     /// dropped. It may answer -32601 itself for names it does not know either.
     ///
     /// ```
-    /// use rpc_core::{Context, ErrorObject, Params, Router, Unrouted};
+    /// use rpc_core::layer::IncomingCall;
+    /// use rpc_core::{ErrorObject, Router};
     ///
-    /// let router = Router::new().fallback(|_ctx: Context, call: Unrouted, _params: Params| async move {
+    /// let router = Router::new().fallback(|call: IncomingCall| async move {
     ///     match call.method() {
     ///         "version" => Ok("1.0".to_owned()),
     ///         _ => Err(ErrorObject::method_not_found()),
@@ -281,7 +257,7 @@ impl Router {
     pub fn fallback<R, F, Fut>(mut self, handler: F) -> Self
     where
         R: Serialize + 'static,
-        F: Fn(Context, Unrouted, Params) -> Fut + Send + Sync + 'static,
+        F: Fn(IncomingCall) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
     {
         assert!(self.fallback.is_none(), "the router has a fallback already");
@@ -547,8 +523,11 @@ mod tests {
             .method("known", |_: Context, _: crate::NoParams| async {
                 Ok::<_, ErrorObject>("table")
             })
-            .fallback(move |_: Context, call: Unrouted, params: Params| {
-                let raw = params.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned());
+            .fallback(move |call: IncomingCall| {
+                let raw = call
+                    .params()
+                    .as_bytes()
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
                 let _ = seen_tx.send((call.method().to_owned(), call.id().map(ToString::to_string), raw));
                 async move {
                     match call.method() {
@@ -583,7 +562,7 @@ mod tests {
 
     #[test]
     fn merge_takes_the_other_fallback() {
-        let with = Router::new().fallback(|_: Context, _: Unrouted, _: Params| async { Ok::<_, ErrorObject>(()) });
+        let with = Router::new().fallback(|_: IncomingCall| async { Ok::<_, ErrorObject>(()) });
         let merged = Router::new().merge(with);
         assert!(merged.get("whatever").is_some());
         assert!(Router::new().get("whatever").is_none());
