@@ -531,3 +531,53 @@ fn call_over_byte_streams_a_child_process_and_tcp() {
     assert_eq!(stdio.code, Some(2), "{stdio:?}");
     assert!(stdio.stderr.contains("birpc bridge"), "{stdio:?}");
 }
+
+/// An `exec:` program that calls the other side once (`{"jsonrpc": "2.0", "id": 1, "method": "big", "params":
+/// [S]}`, S a string of `size` letters), then sends the answer it gets back as the params of a notification
+/// `done` (`[N]`, the answer line's length, or `[ANSWER]` when `whole` is set), and waits for its stdin to end.
+fn calling_program(size: usize, whole: bool) -> String {
+    let reported = if whole { "$answer" } else { "${#answer}" };
+    let script = format!(
+        r#"printf "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"big\",\"params\":[\""; head -c {size} /dev/zero | tr "\0" a; printf "\"]}}\n"; read -r answer; printf "{{\"jsonrpc\":\"2.0\",\"method\":\"done\",\"params\":[%s]}}\n" "{reported}"; cat >/dev/null"#
+    );
+    format!("exec:sh -c '{script}'")
+}
+
+#[test]
+fn listen_script_gets_params_larger_than_a_pipe_holds_while_its_output_is_read() {
+    // `cat` writes back while it reads: params larger than the two pipes' buffers and cat's own must be
+    // written while its output is read, or both wait on each other for ever.
+    let size = 1_000_000;
+    let mut command = Command::new(BIRPC);
+    command.args(["listen", &calling_program(size, false), "--script", "cat"]);
+    let mut listening = start(command);
+    let arrived = listening.json_line();
+    assert_eq!(arrived["method"], "big");
+    assert_eq!(arrived["params"][0].as_str().map(str::len), Some(size));
+    let done = listening.json_line();
+    assert_eq!(done["method"], "done", "{done}");
+    // The answer: {"jsonrpc":"2.0","id":1,"result":["aaa…"]}, the params echoed whole.
+    let length = done["params"][0].as_u64().expect("the answer's length");
+    assert!(length > size as u64, "{done}");
+}
+
+#[test]
+fn listen_script_that_prints_without_end_is_cut_off_at_the_message_limit() {
+    // 5 MB on stdout, more than a message may hold (4 MiB), then the script stays, its stdout open.
+    let script = r#"head -c 5000000 /dev/zero | tr "\0" a; exec sleep 60"#;
+    let mut command = Command::new(BIRPC);
+    command.args(["listen", &calling_program(10, true), "--script", script]);
+    let mut listening = start(command);
+    assert_eq!(listening.json_line()["method"], "big");
+    let done = listening.json_line();
+    assert_eq!(done["method"], "done", "{done}");
+    let answer = &done["params"][0];
+    assert_eq!(answer["id"], 1, "{done}");
+    assert_eq!(answer["error"]["code"], -32603, "{done}");
+    assert!(
+        answer["error"]["data"]
+            .as_str()
+            .is_some_and(|data| data.contains("more than")),
+        "{done}"
+    );
+}
