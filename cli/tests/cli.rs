@@ -581,3 +581,143 @@ fn listen_script_that_prints_without_end_is_cut_off_at_the_message_limit() {
         "{done}"
     );
 }
+
+/// Waits for `pid_file` to name a process (written by a program `birpc` spawned), and returns its pid.
+fn spawned_pid(pid_file: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the spawned program never wrote its pid");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` is gone or a zombie (killed, not yet reaped by whoever inherited it), waiting up
+/// to [`PATIENCE`] for it: a killed process takes a moment to die.
+fn gone(pid: u32) -> bool {
+    let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's name in parentheses.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while !dead() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child`, waits for it to exit and returns its exit code.
+fn signal_and_wait(child: &mut Child, signal: &str) -> Option<i32> {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "birpc did not end on SIG{signal}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_or_sigterm_ends_birpc_and_kills_the_program_it_spawned() {
+    // The spawned program ignores both the end of its stdin and SIGINT: only birpc can end it.
+    for (command, signal, code) in [
+        ("call", "INT", 130),
+        ("stream", "TERM", 143),
+        ("listen", "TERM", 143),
+        ("discover", "INT", 130),
+    ] {
+        let pid_file = scratch_file(&format!("{command}-{signal}.pid"), "");
+        let program = format!(
+            r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
+            pid_file.display()
+        );
+        let mut args = vec![command, &program];
+        if command == "call" || command == "stream" {
+            args.push("anything");
+        }
+        let mut birpc = Command::new(BIRPC)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start birpc");
+        let spawned = spawned_pid(&pid_file);
+        assert_eq!(
+            signal_and_wait(&mut birpc, signal),
+            Some(code),
+            "birpc {command} on SIG{signal}"
+        );
+        assert!(
+            gone(spawned),
+            "birpc {command} left its program {spawned} running after SIG{signal}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_ends_a_graceful_close_that_the_other_side_holds_up() {
+    // listen and stream close gracefully on Ctrl-C, waiting for the other side to close its end; this
+    // program never does, so only a second Ctrl-C ends them before the close times out (5 s).
+    for command in ["listen", "stream"] {
+        let pid_file = scratch_file(&format!("{command}-twice.pid"), "");
+        let program = format!(
+            r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
+            pid_file.display()
+        );
+        let mut args = vec![command, &program];
+        if command == "stream" {
+            args.push("anything");
+        }
+        let mut birpc = Command::new(BIRPC)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start birpc");
+        let spawned = spawned_pid(&pid_file);
+        let started = Instant::now();
+        // Ctrl-C again and again: the first starts the close, a later one ends it.
+        let code = loop {
+            let sent = Command::new("kill")
+                .args(["-INT", &birpc.id().to_string()])
+                .status()
+                .expect("run kill");
+            if let Some(status) = birpc.try_wait().expect("wait") {
+                break status.code();
+            }
+            assert!(
+                sent.success() && started.elapsed() < PATIENCE,
+                "birpc {command} did not end"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "birpc {command} waited out the close ({:?})",
+            started.elapsed()
+        );
+        assert_eq!(code, Some(130), "birpc {command}");
+        assert!(gone(spawned), "birpc {command} left its program {spawned} running");
+    }
+}
