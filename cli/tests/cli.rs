@@ -237,6 +237,11 @@ fn usage_mistakes_exit_2() {
     assert_eq!(scheme.code, Some(2), "{scheme:?}");
     assert!(scheme.stderr.contains("is not a target"), "{scheme:?}");
 
+    // A malformed WebSocket URL is a usage mistake, not a failed connection.
+    let malformed = birpc(&["call", "ws://[::1", "f"], "");
+    assert_eq!(malformed.code, Some(2), "{malformed:?}");
+    assert!(malformed.stderr.contains("not a WebSocket URL"), "{malformed:?}");
+
     let missing = birpc(&["call"], "");
     assert_eq!(missing.code, Some(2), "{missing:?}");
 
