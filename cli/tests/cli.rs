@@ -726,3 +726,23 @@ fn a_second_ctrl_c_ends_a_graceful_close_that_the_other_side_holds_up() {
         assert!(gone(spawned), "birpc {command} left its program {spawned} running");
     }
 }
+
+#[test]
+fn bridge_relays_at_most_100_connections_by_default_and_turns_the_next_away() {
+    // Each relayed connection would spawn a program of its own: the server's default of 10,000 would be
+    // 10,000 programs. Connections spawn theirs with their first message, so idle ones cost none here.
+    let (_bridge, url) = bridge("tcp://127.0.0.1:0", "exec:cat", &[]);
+    let addr = url.strip_prefix("tcp://").expect("a tcp URL").to_owned();
+    let connect = || std::net::TcpStream::connect(&addr).expect("connect to the bridge");
+    let held: Vec<_> = (0..100).map(|_| connect()).collect();
+    // Answered at once by the bridge itself (a relayed connection would wait for a message first).
+    let mut turned_away = connect();
+    turned_away.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    let mut answer = String::new();
+    turned_away
+        .read_to_string(&mut answer)
+        .expect("the refusal and the end");
+    let refusal: Value = serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert_eq!(refusal["error"]["code"], -32005, "{refusal}");
+    drop(held);
+}
