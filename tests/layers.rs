@@ -393,3 +393,32 @@ async fn a_call_waiting_on_a_layer_that_is_never_ready_ends_on_cancellation_and_
     within("the closed connection's call dropped", dropped.recv()).await;
     assert!(within("the call's end", waiting).await.unwrap().is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_layer_bounds_the_opening_of_a_stream_not_the_items_that_follow() {
+    let router = Router::new()
+        .stream("slow_ticks", |_: Context, (n,): (u64,)| async move {
+            let ticks = futures::stream::iter(1..=n).then(|i| async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok::<_, ErrorObject>(i)
+            });
+            Ok::<_, ErrorObject>(ticks)
+        })
+        .stream("slow_to_open", |_: Context, _: NoParams| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, ErrorObject>(futures::stream::iter([Ok::<_, ErrorObject>(1)]))
+        })
+        .layer(TimeoutLayer::new(Duration::from_secs(1)));
+    let (_server, client) = serve(router);
+    // Ten seconds of items, each two seconds apart, through a one-second timeout.
+    let items: Vec<u64> = client
+        .subscribe::<u64>("slow_ticks", (5,))
+        .await
+        .unwrap()
+        .map(|item| item.unwrap())
+        .collect()
+        .await;
+    assert_eq!(items, [1, 2, 3, 4, 5]);
+    let refused = client.subscribe::<u64>("slow_to_open", ()).await.unwrap_err();
+    assert_eq!(refused.error_object().map(ErrorObject::code), Some(code::TIMED_OUT));
+}
