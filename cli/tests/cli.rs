@@ -746,3 +746,16 @@ fn bridge_relays_at_most_100_connections_by_default_and_turns_the_next_away() {
     assert_eq!(refusal["error"]["code"], -32005, "{refusal}");
     drop(held);
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_ends_a_bridge_on_a_unix_socket_and_removes_its_file() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-bridge.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listen = format!("unix:{}", path.display());
+    let (mut bridge, _) = bridge(&listen, "exec:cat", &[]);
+    assert!(path.exists(), "the bridge listens on {}", path.display());
+    assert_eq!(signal_and_wait(&mut bridge.child, "TERM"), Some(143));
+    // Left behind, the file would keep the next bridge from binding the same path.
+    assert!(!path.exists(), "{} is still there", path.display());
+}
