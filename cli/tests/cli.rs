@@ -759,3 +759,12 @@ fn sigterm_ends_a_bridge_on_a_unix_socket_and_removes_its_file() {
     // Left behind, the file would keep the next bridge from binding the same path.
     assert!(!path.exists(), "{} is still there", path.display());
 }
+
+#[test]
+fn bridge_answers_a_call_with_an_error_when_its_target_dies_before_answering() {
+    // The program reads the call, then exits without an answer.
+    let (_bridge, url) = bridge("tcp://127.0.0.1:0", "exec:sh -c 'read -r call; exit 0'", &[]);
+    let called = birpc(&["call", &url, "anything", "1"], "");
+    assert_eq!(called.code, Some(1), "{called:?}");
+    assert_eq!(called.json()["code"], -32603, "{called:?}");
+}
