@@ -230,3 +230,193 @@ async fn the_fallback_is_layered_too_and_its_layer_sees_the_received_name() {
     let refused = client.call::<String>("secret.plans", ()).await.unwrap_err();
     assert_eq!(refused.error_object().map(ErrorObject::code), Some(403));
 }
+
+/// A layer whose service panics where `which` says: in `poll_ready`, or in `call`.
+#[derive(Clone)]
+struct Panicking<S> {
+    inner: S,
+    in_poll_ready: bool,
+}
+
+impl<S: tower::Service<IncomingCall>> tower::Service<IncomingCall> for Panicking<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        assert!(!self.in_poll_ready, "a layer panicking in poll_ready");
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: IncomingCall) -> S::Future {
+        panic!("a layer panicking in call ({})", call.method());
+    }
+}
+
+#[tokio::test]
+async fn a_layer_that_panics_in_poll_ready_or_call_answers_32603_and_the_connection_lives_on() {
+    for in_poll_ready in [true, false] {
+        let router = Router::new()
+            .method("hit", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) })
+            .layer(tower::layer::layer_fn(move |inner| Panicking { inner, in_poll_ready }))
+            .method("fine", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(2) });
+        let (_server, client) = serve(router);
+        let error = within("the panicking layer's answer", client.call::<i32>("hit", ()))
+            .await
+            .unwrap_err();
+        assert_eq!(error.error_object().map(ErrorObject::code), Some(code::INTERNAL_ERROR));
+        assert_eq!(
+            within("a call after it", client.call::<i32>("fine", ())).await.unwrap(),
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_handler_or_fallback_that_panics_before_returning_its_future_answers_32603_and_the_connection_lives_on() {
+    fn refuse(name: &str) -> bool {
+        name.starts_with("boom")
+    }
+    let router = Router::new()
+        .method("boom", |_: Context, _: NoParams| {
+            // The panic happens while the handler is called, before any future exists.
+            assert!(!refuse("boom"), "a handler panicking at once");
+            async { Ok::<_, ErrorObject>(0) }
+        })
+        .method("fine", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(2) })
+        .fallback(|call: IncomingCall| {
+            assert!(!refuse(call.method()), "a fallback panicking at once");
+            async { Ok::<_, ErrorObject>(0) }
+        });
+    let (server, client) = serve(router);
+    for method in ["boom", "boom.unrouted"] {
+        let error = within("the panicking handler's answer", client.call::<i32>(method, ()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.error_object().map(ErrorObject::code),
+            Some(code::INTERNAL_ERROR),
+            "{method}: {error}"
+        );
+    }
+    // A notification and a batch entry panicking the same way leave the connection up.
+    client.notify("boom", ()).await.unwrap();
+    let mut batch = client.batch();
+    let boom = batch.call::<i32>("boom", ()).unwrap();
+    let fine = batch.call::<i32>("fine", ()).unwrap();
+    within("the batch", batch.send()).await.unwrap();
+    assert_eq!(
+        within("the batch's panicking entry", boom)
+            .await
+            .unwrap_err()
+            .error_object()
+            .map(ErrorObject::code),
+        Some(code::INTERNAL_ERROR)
+    );
+    assert_eq!(within("the batch's fine entry", fine).await.unwrap(), 2);
+    assert_eq!(
+        within("a call after them", client.call::<i32>("fine", ()))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(server.is_connected() && client.is_connected());
+}
+
+/// A layer whose service is never ready; each call's clone tells `dropped` when it is dropped after having
+/// been polled for readiness (so when the call waiting on it is given up).
+#[derive(Clone)]
+struct NeverReady {
+    polled: tokio::sync::mpsc::UnboundedSender<()>,
+    dropped: tokio::sync::mpsc::UnboundedSender<()>,
+    armed: bool,
+}
+
+impl tower::Service<IncomingCall> for NeverReady {
+    type Response = Answer;
+    type Error = ErrorObject;
+    type Future = std::future::Ready<Result<Answer, ErrorObject>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ErrorObject>> {
+        if !self.armed {
+            self.armed = true;
+            let _ = self.polled.send(());
+        }
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _: IncomingCall) -> Self::Future {
+        unreachable!("never ready, never called")
+    }
+}
+
+impl Drop for NeverReady {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.dropped.send(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_waiting_on_a_layer_that_is_never_ready_ends_on_cancellation_and_on_close() {
+    let (polled_tx, mut polled) = tokio::sync::mpsc::unbounded_channel();
+    let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel();
+    let never = NeverReady {
+        polled: polled_tx,
+        dropped: dropped_tx,
+        armed: false,
+    };
+    let router = Router::new()
+        .method("wait", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(()) })
+        .layer(tower::layer::layer_fn(move |_| never.clone()));
+    let (_server, client) = serve(router);
+
+    // Cancelled: the call dropped after it went out sends `$/cancelRequest`.
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.call::<()>("wait", ()).await }
+    });
+    within("the layer polled", polled.recv()).await;
+    call.abort();
+    within("the cancelled call's service dropped", dropped.recv()).await;
+
+    // Closed: the connection's end ends the waiting call.
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.call::<()>("wait", ()).await }
+    });
+    within("the layer polled again", polled.recv()).await;
+    client.close();
+    within("the closed connection's call dropped", dropped.recv()).await;
+    assert!(within("the call's end", waiting).await.unwrap().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_layer_bounds_the_opening_of_a_stream_not_the_items_that_follow() {
+    let router = Router::new()
+        .stream("slow_ticks", |_: Context, (n,): (u64,)| async move {
+            let ticks = futures::stream::iter(1..=n).then(|i| async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok::<_, ErrorObject>(i)
+            });
+            Ok::<_, ErrorObject>(ticks)
+        })
+        .stream("slow_to_open", |_: Context, _: NoParams| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, ErrorObject>(futures::stream::iter([Ok::<_, ErrorObject>(1)]))
+        })
+        .layer(TimeoutLayer::new(Duration::from_secs(1)));
+    let (_server, client) = serve(router);
+    // Ten seconds of items, each two seconds apart, through a one-second timeout.
+    let items: Vec<u64> = client
+        .subscribe::<u64>("slow_ticks", (5,))
+        .await
+        .unwrap()
+        .map(|item| item.unwrap())
+        .collect()
+        .await;
+    assert_eq!(items, [1, 2, 3, 4, 5]);
+    let refused = client.subscribe::<u64>("slow_to_open", ()).await.unwrap_err();
+    assert_eq!(refused.error_object().map(ErrorObject::code), Some(code::TIMED_OUT));
+}

@@ -122,7 +122,16 @@ pub(crate) struct BridgeArgs {
     /// the connection lasts.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) timeout: Option<Duration>,
+    /// The most LISTEN connections relayed at once; past it a new one is turned away (a -32005 error on a
+    /// byte stream, HTTP 503 on WebSocket). Each has a connection of its own to TARGET, an exec: program
+    /// spawned for each.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BRIDGE_CONNECTIONS)]
+    pub(crate) max_connections: usize,
 }
+
+/// The default of `bridge --max-connections`: a program per connection makes a server's own default
+/// (10,000) far too many.
+pub(crate) const DEFAULT_BRIDGE_CONNECTIONS: usize = 100;
 
 /// How answers are laid out.
 #[derive(Debug, Args)]

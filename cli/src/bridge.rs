@@ -25,7 +25,9 @@ pub(crate) async fn bridge(args: BridgeArgs) -> Result<(), Failure> {
     let listen = target(&args.listen, args.listen_framing)?;
     let to = Arc::new(target(&args.target, args.framing)?);
     let config = config(args.timeout);
-    let options = ListenOptions::default().config(config.clone());
+    let options = ListenOptions::default()
+        .config(config.clone())
+        .max_connections(args.max_connections);
     let listening = listen
         .listen(options)
         .await

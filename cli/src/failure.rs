@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use birpc::{CallError, ConnectError, ErrorObject};
 
+use crate::interrupt::Stop;
+
 /// The exit codes, as `--help` and the README list them.
 pub(crate) mod code {
     /// Success.
@@ -27,7 +29,8 @@ Exit codes:
   1  the other side answered with a JSON-RPC error object (printed on stdout as JSON)
   2  usage: bad arguments, params or answers file, or a URL scheme it does not speak
   3  connection: it could not be made, or it ended before the answer (or stdout failed)
-  4  timeout: no answer within --timeout";
+  4  timeout: no answer within --timeout
+  130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM (listen, stream and bridge end on Ctrl-C with 0)";
 
 /// A command's failure. The error object of an answer is printed where it is received, and reported here
 /// only by its exit code.
@@ -48,6 +51,9 @@ pub(crate) enum Failure {
     /// Whoever read stdout has gone (`birpc stream … | head -3`): the command ends quietly.
     #[error("the output was closed")]
     OutputClosed,
+    /// Stopped by a signal (Ctrl-C, SIGTERM): the command ends quietly, with the signal's exit code.
+    #[error("stopped by {}", .0.name())]
+    Stopped(Stop),
 }
 
 impl Failure {
@@ -59,13 +65,17 @@ impl Failure {
             Failure::Connection(_) => code::CONNECTION,
             Failure::Timeout(_) => code::TIMEOUT,
             Failure::OutputClosed => code::OK,
+            Failure::Stopped(signal) => signal.exit_code(),
         })
     }
 
     /// Whether to say nothing more on stderr: an error object was printed on stdout as the answer, and a
     /// closed output is no failure.
     pub(crate) fn is_quiet(&self) -> bool {
-        matches!(self, Failure::ErrorObject(_) | Failure::OutputClosed)
+        matches!(
+            self,
+            Failure::ErrorObject(_) | Failure::OutputClosed | Failure::Stopped(_)
+        )
     }
 
     /// A failed connection attempt to `url`.

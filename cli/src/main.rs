@@ -35,7 +35,23 @@ fn main() -> ExitCode {
             return ExitCode::from(failure::code::CONNECTION);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    // listen, stream and bridge answer Ctrl-C themselves, closing gracefully; the others are stopped by it.
+    let interrupt = !matches!(
+        cli.command,
+        Command::Listen(_) | Command::Stream(_) | Command::Bridge(_)
+    );
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run(cli.command) => outcome,
+            signal = interrupt::stopped(interrupt) => Err(Failure::Stopped(signal)),
+        }
+    });
+    if matches!(outcome, Err(Failure::Stopped(_))) {
+        // The connections' tasks are dropped now, which kills the programs spawned for `exec:` URLs; a read
+        // of stdin in progress (the shell's, a stdio bridge's) is not waited for.
+        runtime.shutdown_timeout(std::time::Duration::ZERO);
+    }
+    match outcome {
         Ok(()) => ExitCode::from(failure::code::OK),
         Err(failure) => {
             if !failure.is_quiet() {

@@ -12,7 +12,7 @@ use birpc::layer::IncomingCall;
 use birpc::{ErrorObject, Params, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::failure::Failure;
 use crate::output;
@@ -131,7 +131,8 @@ fn arrival(call: &IncomingCall) -> String {
 ///
 /// Exit status 0: stdout is the result's JSON (empty stdout: `null`). Any other status: stdout is the
 /// error object's JSON (`{"code": …, "message": …}`), or, when it is not one, the error is -32000 with
-/// the exit status as its data. Output that is not JSON answers -32603.
+/// the exit status as its data. Output that is not JSON answers -32603, as does output longer than
+/// [`MAX_SCRIPT_OUTPUT`] (the script is then killed). The params are written while the output is read.
 async fn run_script(script: &str, call: &IncomingCall, params: &Params) -> Result<Box<RawValue>, ErrorObject> {
     let failed = |what: &str, error: &dyn std::fmt::Display| {
         ErrorObject::internal_error().with_detail(format_args!("the script {what}: {error}"))
@@ -156,19 +157,42 @@ async fn run_script(script: &str, call: &IncomingCall, params: &Params) -> Resul
         command.env("BIRPC_ID", String::from_utf8_lossy(id.as_bytes()).as_ref());
     }
     let mut child = command.spawn().map_err(|e| failed("could not start", &e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = params.as_bytes().unwrap_or_default();
-        // A script that does not read its params closes stdin early; that is no failure.
-        if let Err(error) = stdin.write_all(input).await
-            && error.kind() != std::io::ErrorKind::BrokenPipe
-        {
-            return Err(failed("could not be given its params", &error));
+    let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+    // The params are written while the output is read: a script that writes as it reads (`cat`) would
+    // otherwise wait on a full stdout pipe while this side waits on a full stdin pipe.
+    let give = async {
+        let Some(mut stdin) = stdin else { return Ok(()) };
+        match stdin.write_all(params.as_bytes().unwrap_or_default()).await {
+            // A script that does not read its params closes stdin early; that is no failure.
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error),
+            _ => Ok(()),
         }
-    }
-    let done = child.wait_with_output().await.map_err(|e| failed("failed", &e))?;
-    let stdout = String::from_utf8_lossy(&done.stdout);
+    };
+    let take = async {
+        let output = match stdout {
+            Some(stdout) => read_at_most(stdout, MAX_SCRIPT_OUTPUT).await,
+            None => Ok(Some(Vec::new())),
+        };
+        if !matches!(output, Ok(Some(_))) {
+            // Past the limit (or unreadable): the script's answer is given up, and the script with it.
+            let _ = child.start_kill();
+        }
+        output
+    };
+    let (given, taken) = tokio::join!(give, take);
+    let output = taken.map_err(|e| failed("could not be read", &e))?;
+    given.map_err(|e| failed("could not be given its params", &e))?;
+    let Some(output) = output else {
+        let _ = child.wait().await;
+        return Err(failed(
+            "printed too much",
+            &format_args!("more than {MAX_SCRIPT_OUTPUT} bytes"),
+        ));
+    };
+    let status = child.wait().await.map_err(|e| failed("failed", &e))?;
+    let stdout = String::from_utf8_lossy(&output);
     let stdout = stdout.trim();
-    if done.status.success() {
+    if status.success() {
         if stdout.is_empty() {
             return Ok(RawValue::NULL.to_owned());
         }
@@ -176,8 +200,21 @@ async fn run_script(script: &str, call: &IncomingCall, params: &Params) -> Resul
     }
     match serde_json::from_str::<ErrorObject>(stdout) {
         Ok(error) => Err(error),
-        Err(_) => Err(ErrorObject::new(-32000, "the script failed").with_detail(done.status)),
+        Err(_) => Err(ErrorObject::new(-32000, "the script failed").with_detail(status)),
     }
+}
+
+/// The most a script may print as its answer: 4 MiB, the largest message a peer receives by default. A
+/// script printing more is killed and the call answered -32603, so that one without end (`yes`) cannot take
+/// all memory.
+const MAX_SCRIPT_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// All of `reader` up to its end, or `None` once it gives more than `limit` bytes (at most `limit + 1` are
+/// held).
+async fn read_at_most(reader: impl tokio::io::AsyncRead + Unpin, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut output = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut output).await?;
+    Ok((output.len() <= limit).then_some(output))
 }
 
 #[cfg(test)]

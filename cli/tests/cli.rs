@@ -237,6 +237,11 @@ fn usage_mistakes_exit_2() {
     assert_eq!(scheme.code, Some(2), "{scheme:?}");
     assert!(scheme.stderr.contains("is not a target"), "{scheme:?}");
 
+    // A malformed WebSocket URL is a usage mistake, not a failed connection.
+    let malformed = birpc(&["call", "ws://[::1", "f"], "");
+    assert_eq!(malformed.code, Some(2), "{malformed:?}");
+    assert!(malformed.stderr.contains("not a WebSocket URL"), "{malformed:?}");
+
     let missing = birpc(&["call"], "");
     assert_eq!(missing.code, Some(2), "{missing:?}");
 
@@ -530,4 +535,236 @@ fn call_over_byte_streams_a_child_process_and_tcp() {
     let stdio = birpc(&["call", "stdio", "subtract"], "");
     assert_eq!(stdio.code, Some(2), "{stdio:?}");
     assert!(stdio.stderr.contains("birpc bridge"), "{stdio:?}");
+}
+
+/// An `exec:` program that calls the other side once (`{"jsonrpc": "2.0", "id": 1, "method": "big", "params":
+/// [S]}`, S a string of `size` letters), then sends the answer it gets back as the params of a notification
+/// `done` (`[N]`, the answer line's length, or `[ANSWER]` when `whole` is set), and waits for its stdin to end.
+fn calling_program(size: usize, whole: bool) -> String {
+    let reported = if whole { "$answer" } else { "${#answer}" };
+    let script = format!(
+        r#"printf "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"big\",\"params\":[\""; head -c {size} /dev/zero | tr "\0" a; printf "\"]}}\n"; read -r answer; printf "{{\"jsonrpc\":\"2.0\",\"method\":\"done\",\"params\":[%s]}}\n" "{reported}"; cat >/dev/null"#
+    );
+    format!("exec:sh -c '{script}'")
+}
+
+#[test]
+fn listen_script_gets_params_larger_than_a_pipe_holds_while_its_output_is_read() {
+    // `cat` writes back while it reads: params larger than the two pipes' buffers and cat's own must be
+    // written while its output is read, or both wait on each other for ever.
+    let size = 1_000_000;
+    let mut command = Command::new(BIRPC);
+    command.args(["listen", &calling_program(size, false), "--script", "cat"]);
+    let mut listening = start(command);
+    let arrived = listening.json_line();
+    assert_eq!(arrived["method"], "big");
+    assert_eq!(arrived["params"][0].as_str().map(str::len), Some(size));
+    let done = listening.json_line();
+    assert_eq!(done["method"], "done", "{done}");
+    // The answer: {"jsonrpc":"2.0","id":1,"result":["aaa…"]}, the params echoed whole.
+    let length = done["params"][0].as_u64().expect("the answer's length");
+    assert!(length > size as u64, "{done}");
+}
+
+#[test]
+fn listen_script_that_prints_without_end_is_cut_off_at_the_message_limit() {
+    // 5 MB on stdout, more than a message may hold (4 MiB), then the script stays, its stdout open.
+    let script = r#"head -c 5000000 /dev/zero | tr "\0" a; exec sleep 60"#;
+    let mut command = Command::new(BIRPC);
+    command.args(["listen", &calling_program(10, true), "--script", script]);
+    let mut listening = start(command);
+    assert_eq!(listening.json_line()["method"], "big");
+    let done = listening.json_line();
+    assert_eq!(done["method"], "done", "{done}");
+    let answer = &done["params"][0];
+    assert_eq!(answer["id"], 1, "{done}");
+    assert_eq!(answer["error"]["code"], -32603, "{done}");
+    assert!(
+        answer["error"]["data"]
+            .as_str()
+            .is_some_and(|data| data.contains("more than")),
+        "{done}"
+    );
+}
+
+/// Waits for `pid_file` to name a process (written by a program `birpc` spawned), and returns its pid.
+fn spawned_pid(pid_file: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the spawned program never wrote its pid");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` is gone or a zombie (killed, not yet reaped by whoever inherited it), waiting up
+/// to [`PATIENCE`] for it: a killed process takes a moment to die.
+fn gone(pid: u32) -> bool {
+    let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's name in parentheses.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while !dead() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child`, waits for it to exit and returns its exit code.
+fn signal_and_wait(child: &mut Child, signal: &str) -> Option<i32> {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "birpc did not end on SIG{signal}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_or_sigterm_ends_birpc_and_kills_the_program_it_spawned() {
+    // The spawned program ignores both the end of its stdin and SIGINT: only birpc can end it.
+    for (command, signal, code) in [
+        ("call", "INT", 130),
+        ("stream", "TERM", 143),
+        ("listen", "TERM", 143),
+        ("discover", "INT", 130),
+    ] {
+        let pid_file = scratch_file(&format!("{command}-{signal}.pid"), "");
+        let program = format!(
+            r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
+            pid_file.display()
+        );
+        let mut args = vec![command, &program];
+        if command == "call" || command == "stream" {
+            args.push("anything");
+        }
+        let mut birpc = Command::new(BIRPC)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start birpc");
+        let spawned = spawned_pid(&pid_file);
+        assert_eq!(
+            signal_and_wait(&mut birpc, signal),
+            Some(code),
+            "birpc {command} on SIG{signal}"
+        );
+        assert!(
+            gone(spawned),
+            "birpc {command} left its program {spawned} running after SIG{signal}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_ends_a_graceful_close_that_the_other_side_holds_up() {
+    // listen and stream close gracefully on Ctrl-C, waiting for the other side to close its end; this
+    // program never does, so only a second Ctrl-C ends them before the close times out (5 s).
+    for command in ["listen", "stream"] {
+        let pid_file = scratch_file(&format!("{command}-twice.pid"), "");
+        let program = format!(
+            r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
+            pid_file.display()
+        );
+        let mut args = vec![command, &program];
+        if command == "stream" {
+            args.push("anything");
+        }
+        let mut birpc = Command::new(BIRPC)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start birpc");
+        let spawned = spawned_pid(&pid_file);
+        let started = Instant::now();
+        // Ctrl-C again and again: the first starts the close, a later one ends it.
+        let code = loop {
+            let sent = Command::new("kill")
+                .args(["-INT", &birpc.id().to_string()])
+                .status()
+                .expect("run kill");
+            if let Some(status) = birpc.try_wait().expect("wait") {
+                break status.code();
+            }
+            assert!(
+                sent.success() && started.elapsed() < PATIENCE,
+                "birpc {command} did not end"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "birpc {command} waited out the close ({:?})",
+            started.elapsed()
+        );
+        assert_eq!(code, Some(130), "birpc {command}");
+        assert!(gone(spawned), "birpc {command} left its program {spawned} running");
+    }
+}
+
+#[test]
+fn bridge_relays_at_most_100_connections_by_default_and_turns_the_next_away() {
+    // Each relayed connection would spawn a program of its own: the server's default of 10,000 would be
+    // 10,000 programs. Connections spawn theirs with their first message, so idle ones cost none here.
+    let (_bridge, url) = bridge("tcp://127.0.0.1:0", "exec:cat", &[]);
+    let addr = url.strip_prefix("tcp://").expect("a tcp URL").to_owned();
+    let connect = || std::net::TcpStream::connect(&addr).expect("connect to the bridge");
+    let held: Vec<_> = (0..100).map(|_| connect()).collect();
+    // Answered at once by the bridge itself (a relayed connection would wait for a message first).
+    let mut turned_away = connect();
+    turned_away.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    let mut answer = String::new();
+    turned_away
+        .read_to_string(&mut answer)
+        .expect("the refusal and the end");
+    let refusal: Value = serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert_eq!(refusal["error"]["code"], -32005, "{refusal}");
+    drop(held);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_ends_a_bridge_on_a_unix_socket_and_removes_its_file() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-bridge.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listen = format!("unix:{}", path.display());
+    let (mut bridge, _) = bridge(&listen, "exec:cat", &[]);
+    assert!(path.exists(), "the bridge listens on {}", path.display());
+    assert_eq!(signal_and_wait(&mut bridge.child, "TERM"), Some(143));
+    // Left behind, the file would keep the next bridge from binding the same path.
+    assert!(!path.exists(), "{} is still there", path.display());
+}
+
+#[test]
+fn bridge_answers_a_call_with_an_error_when_its_target_dies_before_answering() {
+    // The program reads the call, then exits without an answer.
+    let (_bridge, url) = bridge("tcp://127.0.0.1:0", "exec:sh -c 'read -r call; exit 0'", &[]);
+    let called = birpc(&["call", &url, "anything", "1"], "");
+    assert_eq!(called.code, Some(1), "{called:?}");
+    assert_eq!(called.json()["code"], -32603, "{called:?}");
 }

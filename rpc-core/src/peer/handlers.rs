@@ -20,7 +20,8 @@ use crate::id::RawId;
 use crate::layer::Answer;
 use crate::message;
 use crate::metrics::observe_received;
-use crate::router::HandlerFuture;
+use crate::params::Params;
+use crate::router::{HandlerFuture, Method};
 
 tokio::task_local! {
     /// The connection whose handler the current task is running, while it runs one.
@@ -54,6 +55,17 @@ impl Finished {
 
     fn take(&self) -> Vec<u64> {
         std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Calls `method`'s handler for the future that answers. A handler may run code of its own before it
+/// returns that future (a closure's body before its `async` block, say); a panic there is caught here and
+/// raised again when the future is first polled, inside the `catch_unwind` every handler runs in, so it is
+/// answered -32603 as a panic while running is, and the connection goes on.
+fn call_handler(method: &Method, ctx: Context, params: Params, id: Option<RawId>) -> HandlerFuture {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| method.call(ctx, params, id))) {
+        Ok(running) => running,
+        Err(panic) => Box::pin(async move { std::panic::resume_unwind(panic) }),
     }
 }
 
@@ -122,7 +134,7 @@ impl Handlers {
             Job::Request(request) => {
                 let ctx = Context::new(self.handle.clone(), request.window, false);
                 let id = request.id;
-                let running = request.method.call(ctx, request.params, Some(id.clone()));
+                let running = call_handler(&request.method, ctx, request.params, Some(id.clone()));
                 let running = observe_received(&request.method, running).map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;
@@ -157,7 +169,7 @@ impl Handlers {
                     .map(|request| {
                         let ctx = Context::new(self.handle.clone(), request.window, true);
                         let id = request.id;
-                        let running = request.method.call(ctx, request.params, Some(id.clone()));
+                        let running = call_handler(&request.method, ctx, request.params, Some(id.clone()));
                         let running = observe_received(&request.method, running);
                         let (abort, registration) = AbortHandle::new_pair();
                         cancel.push((id.clone(), abort));
@@ -182,7 +194,7 @@ impl Handlers {
             }
             Job::Notification(notification) => {
                 let ctx = Context::new(self.handle.clone(), None, false);
-                let running = notification.method.call(ctx, notification.params, None);
+                let running = call_handler(&notification.method, ctx, notification.params, None);
                 let running = observe_received(&notification.method, running).map(Answer::into_frame);
                 let mut running = AssertUnwindSafe(running).catch_unwind();
                 let connection = self.connection;

@@ -9,6 +9,9 @@ use super::utf8;
 /// The longest header part accepted, in bytes (its blank line included).
 pub const MAX_HEADER_SIZE: usize = 8 * 1024;
 
+/// The least room made at once for a body still arriving.
+const BODY_STEP: usize = 8 * 1024;
+
 /// Messages each after a header part, as in the base protocol of the Language Server Protocol:
 ///
 /// ```text
@@ -26,6 +29,9 @@ pub const MAX_HEADER_SIZE: usize = 8 * 1024;
 /// [`MAX_HEADER_SIZE`], or cut by the end of the stream (as is a body);
 /// [`TooLarge`](TransportError::TooLarge) for a length over the limit, found before any of the body is
 /// buffered; [`InvalidUtf8`](TransportError::InvalidUtf8) for a body that is not UTF-8.
+///
+/// The read buffer grows as the body arrives (doubling at most), not at once to the length the header
+/// names: a peer that sends headers naming the limit and stalls holds kilobytes, not the limit.
 ///
 /// Encoding: `Content-Length: N\r\n\r\n` then the message (no `Content-Type`: its default is the one meant).
 #[derive(Debug, Clone)]
@@ -155,7 +161,10 @@ impl Decoder for ContentLengthCodec {
             }
         };
         if src.len() < length {
-            src.reserve(length - src.len());
+            // Room for more of the body, growing with what arrived: at most as much again as is buffered
+            // (at least `BODY_STEP`). A header alone does not make the buffer claim the length it names, up
+            // to the limit, on each of a server's connections.
+            src.reserve((length - src.len()).min(src.len().max(BODY_STEP)));
             return Ok(None);
         }
         self.body = None;
@@ -273,6 +282,27 @@ mod tests {
             b"Content-Length: 99999999999999999999999\r\n\r\n",
         );
         assert!(matches!(huge, Err(TransportError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_header_naming_a_large_body_does_not_make_room_for_all_of_it_before_it_arrives() -> Result<(), TransportError> {
+        let limit = 4 * 1024 * 1024;
+        let mut codec = ContentLengthCodec::new(limit);
+        let mut buf = BytesMut::from(&format!("Content-Length: {limit}\r\n\r\n{{")[..]);
+        assert_eq!(codec.decode(&mut buf)?, None);
+        assert!(buf.capacity() <= 2 * BODY_STEP, "{} bytes of room", buf.capacity());
+        // The body arriving in pieces still comes out whole.
+        let mut body = String::from("{");
+        while body.len() < limit - 1 {
+            let piece = "a".repeat((limit - 1 - body.len()).min(100_000));
+            buf.extend_from_slice(piece.as_bytes());
+            body.push_str(&piece);
+            assert_eq!(codec.decode(&mut buf)?, None);
+        }
+        buf.extend_from_slice(b"}");
+        body.push('}');
+        assert_eq!(codec.decode(&mut buf)?.as_deref(), Some(body.as_bytes()));
+        Ok(())
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub enum ParseTargetError {
     /// A `tcp://` URL without a `HOST:PORT` (with a port from 0 to 65535).
     #[error("{0:?}: a tcp:// URL needs HOST:PORT")]
     InvalidAddress(String),
-    /// An empty `unix:` path or `exec:` command line, or unbalanced quotes in the command line.
+    /// A `ws://` or `wss://` URL that is not one (no host, a malformed authority), an empty `unix:` path or
+    /// `exec:` command line, or unbalanced quotes in the command line.
     #[error("{target:?}: {reason}")]
     Invalid {
         /// The URL.
@@ -187,7 +188,13 @@ impl FromStr for Target {
         };
         let lower = s.get(..6).unwrap_or(s).to_ascii_lowercase();
         if lower.starts_with("ws://") || lower.starts_with("wss://") {
-            return Ok(Target::WebSocket(s.to_owned()));
+            // Checked as the WebSocket client will read it, so that a malformed one is refused here as a URL
+            // rather than later as a failed connection.
+            return match s.parse::<http::Uri>() {
+                Ok(uri) if uri.host().is_some_and(|host| !host.is_empty()) => Ok(Target::WebSocket(s.to_owned())),
+                Ok(_) => Err(invalid("not a WebSocket URL: it names no host")),
+                Err(error) => Err(invalid(&format!("not a WebSocket URL: {error}"))),
+            };
         }
         if let Some(rest) = s.strip_prefix("tcp://") {
             let (addr, framing) = framing_query(s, rest)?;
@@ -306,6 +313,10 @@ mod tests {
             ("stdio?framing=xml", "unknown framing"),
             ("tcp://h:1?color=red", "unknown parameter"),
             ("stdiox", "is not a target"),
+            ("ws://[::1", "not a WebSocket URL"),
+            ("ws://", "not a WebSocket URL"),
+            ("wss://h:1:2/x", "not a WebSocket URL"),
+            ("ws://h:1/a b", "not a WebSocket URL"),
         ] {
             match url.parse::<Target>() {
                 Ok(target) => panic!("{url:?} parsed as {target:?}"),
