@@ -41,18 +41,24 @@ pub(super) async fn run<S>(
         .config(settings.config.clone())
         .extensions(info.extensions.clone());
     match upgraded.downcast::<TokioIo<S>>() {
-        Ok(parts) => {
-            let io = parts.io.into_inner();
-            let socket = if parts.read_buf.is_empty() {
-                WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
-            } else {
-                // Frames the client sent right behind its upgrade request, read by hyper already. `parts` is
-                // consumed: what it holds of hyper's read buffer is freed here, not when the connection ends.
-                WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config)).await
-            };
-            serve(socket, peer, info, place).await;
-        }
+        Ok(parts) => serve(own_socket(parts, config).await, peer, info, place).await,
         Err(upgraded) => serve(upgraded_socket(upgraded, config).await, peer, info, place).await,
+    }
+}
+
+/// The WebSocket on the connection's own IO, taken back from hyper. `parts` is consumed here: its
+/// `read_buf` is a view into hyper's 8 KiB read buffer, which stays allocated for as long as any view of it
+/// lives, so it must not live as long as the connection (it did once, for 7 KB more per idle connection).
+async fn own_socket<S>(parts: hyper::upgrade::Parts<TokioIo<S>>, config: WebSocketConfig) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let io = parts.io.into_inner();
+    if parts.read_buf.is_empty() {
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+    } else {
+        // Frames the client sent right behind its upgrade request, read by hyper already: copied out.
+        WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config)).await
     }
 }
 
