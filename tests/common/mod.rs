@@ -193,12 +193,15 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// For tests that need a tool this machine may lack: in CI (`CI=true`) a missing tool fails the test;
-/// elsewhere the test is skipped with `message`, which says how to install it.
+/// elsewhere the test is skipped with `message`, which says how to install it. The line is written to
+/// stderr directly, not through `eprintln!`, which the test harness captures and hides for a test that
+/// passes: so `cargo test` shows `SKIPPED: …` among its results.
 pub fn skip_or_fail(message: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("in CI, nothing may be skipped: {message}");
     }
-    eprintln!("SKIPPED: {message}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
 }
 
 /// Runs `command` with its output shown, killing it (and failing) if it runs longer than `limit`.
