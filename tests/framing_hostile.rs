@@ -149,3 +149,57 @@ async fn bad_lines_end_the_connection_with_an_error_and_the_server_serves_on() {
     common::eventually("every bad connection to be gone", || server.connection_count() == 0).await;
     server.shutdown().await;
 }
+
+/// A peer that sends half a message and then nothing (slow-loris) holds one of the server's places only
+/// until its idle timeout: the server closes it, and the place serves a new client.
+#[tokio::test]
+async fn with_an_idle_timeout_half_a_message_and_silence_lose_their_place() {
+    let idle = std::time::Duration::from_millis(200);
+    let server = StreamServer::builder()
+        .framing(Framing::ContentLength)
+        .max_connections(1)
+        .config(PeerConfig::default().idle_timeout(Some(idle)))
+        .bind_tcp("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = format!("{}?framing=content-length", server.local_addr());
+    let Ok(Target::Tcp { addr, .. }) = target.parse::<Target>() else {
+        panic!("a tcp target")
+    };
+    let running = server.serve(|_| {
+        Router::new().method("echo", |_: Context, (value,): (Value,)| async move {
+            Ok::<_, ErrorObject>(value)
+        })
+    });
+    let mut stalled = TcpStream::connect(addr.as_str()).await.expect("connect");
+    stalled
+        .write_all(b"Content-Length: 40\r\n\r\n{\"jsonrpc\":")
+        .await
+        .expect("write");
+    // The server ends the connection: the stalled client reads the end of the stream.
+    let mut rest = Vec::new();
+    within("the idle connection to be closed", stalled.read_to_end(&mut rest))
+        .await
+        .expect("read");
+    // Its place is free again once the stalled client is gone (the server waits for the end of its
+    // stream, up to the close timeout): a new client is then served.
+    drop(stalled);
+    let echoed = within("a new client to be served", async {
+        loop {
+            let client = target
+                .parse::<Target>()
+                .expect("target")
+                .connect(Router::new(), PeerConfig::default())
+                .await
+                .expect("connect");
+            // Refused (-32005, then the end of the stream) while the old connection still ends.
+            if let Ok(echoed) = client.call::<Value>("echo", (7,)).await {
+                break echoed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(echoed, Value::from(7));
+    running.shutdown().await;
+}

@@ -254,3 +254,60 @@ where
 {
     ws.send(Message::text(value.to_string())).await.unwrap();
 }
+
+/// Two peers on an in-memory pair, the first with `config` and `router`.
+fn idle_pair(config: PeerConfig, router: Router) -> (PeerHandle, PeerHandle) {
+    let (a, b) = birpc::memory::pair(16);
+    let watched = Peer::builder().config(config).router(router).spawn(a);
+    let other = Peer::builder()
+        .config(PeerConfig::default().heartbeat_interval(None))
+        .spawn(b);
+    (watched, other)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_after_the_idle_timeout_and_not_before() {
+    let config = PeerConfig::default()
+        .heartbeat_interval(None)
+        .idle_timeout(Some(Duration::from_secs(30)));
+    let router = Router::new().method("ping", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>("pong") });
+    let (watched, other) = idle_pair(config, router);
+    let started = tokio::time::Instant::now();
+    // A call at 20 s: the silence starts again from its arrival.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(other.call::<String>("ping", ()).await.unwrap(), "pong");
+    let reason = watched.closed().await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(50),
+        "30 s after the last thing heard"
+    );
+    let CloseReason::Local(frame) = reason else {
+        panic!("{reason:?}")
+    };
+    assert_eq!((frame.code, &*frame.reason), (CloseCode::GOING_AWAY, "idle"));
+    let CloseReason::Remote(frame) = other.closed().await else {
+        panic!("the other side should see the close frame")
+    };
+    assert_eq!(frame.code, CloseCode::GOING_AWAY);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_waiting_on_a_handler_is_not_idle() {
+    let config = PeerConfig::default()
+        .heartbeat_interval(None)
+        .idle_timeout(Some(Duration::from_secs(5)));
+    let router = Router::new().method("slow", |_: Context, _: NoParams| async {
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        Ok::<_, ErrorObject>("done")
+    });
+    let (watched, other) = idle_pair(config, router);
+    let started = tokio::time::Instant::now();
+    // 50 s of silence on the wire while the handler runs: the answer still comes.
+    assert_eq!(other.call::<String>("slow", ()).await.unwrap(), "done");
+    assert_eq!(started.elapsed(), Duration::from_secs(50));
+    assert!(!watched.is_closed());
+    // Then idle: closed 5 s later.
+    watched.closed().await;
+    assert_eq!(started.elapsed(), Duration::from_secs(55));
+}

@@ -128,6 +128,15 @@ pub struct PeerConfig {
     /// what it sends: this side never stops reading, so busy handlers do not hide a vanished peer. A ping
     /// that finds the outgoing queue full is not sent, and silence is judged all the same.
     pub heartbeat_timeout: Duration,
+    /// How long the connection may be idle before this side closes it. Default: `None`, never.
+    ///
+    /// Idle means both: nothing arrived from the other side, and nothing was in progress on the
+    /// connection (no handler running or waiting, no call of this side awaiting its answer, no stream
+    /// open). After this long the connection is closed with 1001 Going Away ("idle"), with the usual
+    /// closing handshake. Meant for servers of transports without a heartbeat (byte streams, where the
+    /// heartbeat is off): a peer that connects and says nothing, or half a message, would otherwise hold
+    /// its place among the server's connections until it leaves.
+    pub idle_timeout: Option<Duration>,
     /// The credit, in items, this side grants each stream it consumes (a subscription of this side, an
     /// upload to one of its handlers): the most items of one stream held here at once. Default: 256.
     ///
@@ -165,6 +174,7 @@ impl Default for PeerConfig {
             close_timeout: Duration::from_secs(5),
             heartbeat_interval: Some(Duration::from_secs(30)),
             heartbeat_timeout: Duration::from_secs(10),
+            idle_timeout: None,
             stream_window: 256,
             max_streams: 1024,
         }
@@ -218,6 +228,8 @@ setters! {
     heartbeat_interval: Option<Duration>,
     /// Sets [`heartbeat_timeout`](PeerConfig::heartbeat_timeout).
     heartbeat_timeout: Duration,
+    /// Sets [`idle_timeout`](PeerConfig::idle_timeout).
+    idle_timeout: Option<Duration>,
     /// Sets [`stream_window`](PeerConfig::stream_window) (at least 1 is used).
     stream_window: u32,
     /// Sets [`max_streams`](PeerConfig::max_streams) (at least 1 is used).

@@ -89,6 +89,7 @@ pub(super) async fn drive<T: Transport>(
             shared: shared.clone(),
         },
         last_heard: Instant::now(),
+        idle_since: Some(Instant::now()),
         published: (0, 0, 0),
         shared,
     };
@@ -120,6 +121,9 @@ struct Driver {
     exec: Executor,
     /// When anything last arrived (set once per burst of reads), for the heartbeat.
     last_heard: Instant,
+    /// Since when nothing has been in progress on the connection (`None` while something is), for
+    /// [`PeerConfig::idle_timeout`](crate::PeerConfig::idle_timeout).
+    idle_since: Option<Instant>,
     /// The figures last published for [`PeerHandle::stats`](crate::PeerHandle::stats).
     published: (usize, usize, usize),
 }
@@ -167,12 +171,17 @@ impl Driver {
             self.dispatcher.calls_pending(calls_pending, &mut self.exec);
             self.settle();
             self.publish_stats();
+            let idle_deadline = config
+                .idle_timeout
+                .filter(|_| !closing)
+                .and_then(|limit| self.idle_deadline(calls_pending, limit));
             // One timer for everything timed.
             let timer = [
                 close_deadline,
                 draining.map(|d| d.deadline),
                 earliest_call,
                 heartbeat.deadline().filter(|_| !closing),
+                idle_deadline,
             ]
             .into_iter()
             .flatten()
@@ -215,6 +224,14 @@ impl Driver {
                     }
                     if let Reading::Closing(_) = reading && close_deadline.is_none() {
                         close_deadline = Some(Instant::now() + config.close_timeout);
+                    }
+                    // Reading is over (the other side broke a rule) and this side's close frame is
+                    // already sent: nothing is left to wait for.
+                    if writer_done
+                        && matches!(reading, Reading::Done)
+                        && let Some(frame) = requested()
+                    {
+                        return CloseReason::Local(frame);
                     }
                 }
                 end = &mut writer, if !writer_done => {
@@ -285,6 +302,13 @@ impl Driver {
                     // Calls of this side past their deadline fail with a timeout; the other side is told.
                     for id in shared.pending.expire(now) {
                         shared.send_cancel(id);
+                    }
+                    if due(idle_deadline) {
+                        let frame = CloseFrame::new(CloseCode::GOING_AWAY, "idle");
+                        tracing::debug!(target: "birpc::peer", idle_timeout = ?config.idle_timeout, "closing an idle connection");
+                        shared.request_close(frame);
+                        close_deadline = Some(now + config.close_timeout);
+                        continue;
                     }
                     if closing || !due(heartbeat.deadline()) {
                         continue;
@@ -360,6 +384,23 @@ impl Driver {
         {
             self.shared.request_close(drain.frame.clone());
         }
+    }
+
+    /// When the connection will have been idle for `limit` (nothing heard, nothing in progress), or `None`
+    /// while something is in progress.
+    fn idle_deadline(&mut self, calls_pending: usize, limit: std::time::Duration) -> Option<Instant> {
+        let streams = self.shared.streams.counts();
+        let busy = self.exec.handlers.len() > 0
+            || self.dispatcher.queued() != (0, 0)
+            || calls_pending > 0
+            || streams != (0, 0)
+            || !self.exec.stash.is_empty();
+        if busy {
+            self.idle_since = None;
+        } else if self.idle_since.is_none() {
+            self.idle_since = Some(Instant::now());
+        }
+        self.idle_since.map(|since| since.max(self.last_heard) + limit)
     }
 
     /// Publishes what only the driver knows, when it changed.
