@@ -4,7 +4,7 @@ use birpc::{PeerHandle, Router};
 use serde_json::value::RawValue;
 
 use crate::args::{CallArgs, NotifyArgs};
-use crate::connect::{config, connect, hang_up};
+use crate::connect::hang_up;
 use crate::failure::Failure;
 use crate::output::{self, Layout};
 use crate::params::{self, CallParams};
@@ -13,13 +13,7 @@ use crate::params::{self, CallParams};
 pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     let params = parse_params(&args.invocation.params)?;
     let layout = Layout::choose(args.layout.pretty, args.layout.compact);
-    let peer = connect(
-        &args.endpoint.url,
-        args.endpoint.framing,
-        Router::new(),
-        config(args.endpoint.timeout),
-    )
-    .await?;
+    let peer = args.endpoint.open(Router::new()).await?;
     let outcome = call_and_print(&peer, &args.invocation.method, &params, layout).await;
     hang_up(&peer).await;
     outcome
@@ -28,13 +22,7 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
 /// Sends the notification, and closes once it is sent.
 pub(crate) async fn notify(args: NotifyArgs) -> Result<(), Failure> {
     let params = parse_params(&args.invocation.params)?;
-    let peer = connect(
-        &args.endpoint.url,
-        args.endpoint.framing,
-        Router::new(),
-        config(args.endpoint.timeout),
-    )
-    .await?;
+    let peer = args.endpoint.open(Router::new()).await?;
     let sent = peer.notify(&args.invocation.method, &params).await;
     hang_up(&peer).await;
     Ok(sent?)

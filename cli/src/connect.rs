@@ -3,6 +3,7 @@
 use birpc::framing::Framing;
 use birpc::{PeerConfig, PeerHandle, Router, Target};
 
+use crate::args::Endpoint;
 use crate::failure::Failure;
 
 /// The URLs `connect` takes, for error messages and `--help`.
@@ -49,6 +50,17 @@ pub(crate) async fn connect(
         .connect(router, config)
         .await
         .map_err(|error| Failure::connect(url, &error))
+}
+
+impl Endpoint {
+    /// Connects to this endpoint (its URL and framing), exporting `router`, with calls that wait
+    /// `--timeout` for their answers: see [`connect`].
+    ///
+    /// # Errors
+    /// As [`connect`].
+    pub(crate) async fn open(&self, router: Router) -> Result<PeerHandle, Failure> {
+        connect(&self.url, self.framing, router, config(self.timeout)).await
+    }
 }
 
 /// The peer's settings for a command: calls wait `timeout` for their answers (forever when `None`, as

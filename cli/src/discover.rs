@@ -5,7 +5,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::args::DiscoverArgs;
-use crate::connect::{config, connect, hang_up};
+use crate::connect::hang_up;
 use crate::failure::Failure;
 use crate::output::{self, Layout};
 
@@ -15,13 +15,7 @@ const DISCOVER: &str = "rpc.discover";
 /// Fetches the document and prints it, as a table or (`--json`) as it is.
 pub(crate) async fn discover(args: DiscoverArgs) -> Result<(), Failure> {
     let layout = Layout::choose(args.layout.pretty, args.layout.compact);
-    let peer = connect(
-        &args.endpoint.url,
-        args.endpoint.framing,
-        Router::new(),
-        config(args.endpoint.timeout),
-    )
-    .await?;
+    let peer = args.endpoint.open(Router::new()).await?;
     let answer = peer.call::<Box<RawValue>>(DISCOVER, ()).await;
     hang_up(&peer).await;
     let document = match answer {

@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::args::ListenArgs;
 use crate::call::parse_params;
-use crate::connect::{config, connect, hang_up};
+use crate::connect::hang_up;
 use crate::failure::Failure;
 use crate::interrupt::interrupted;
 use crate::output;
@@ -24,13 +24,7 @@ enum Answered<'a> {
 pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     let params = parse_params(&args.params)?;
     let responder = Responder::from_options(args.responder.answers.as_deref(), args.responder.script.as_deref())?;
-    let peer = connect(
-        &args.endpoint.url,
-        args.endpoint.framing,
-        responder.into_router(to_stdout("")),
-        config(args.endpoint.timeout),
-    )
-    .await?;
+    let peer = args.endpoint.open(responder.into_router(to_stdout(""))).await?;
     let session = async {
         let mut outcome = Ok(());
         if let Some(method) = &args.method {

@@ -16,7 +16,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::args::ShellArgs;
-use crate::connect::{config, connect, hang_up};
+use crate::connect::hang_up;
 use crate::failure::Failure;
 use crate::output::{self, Layout};
 use crate::params;
@@ -41,13 +41,7 @@ pub(crate) async fn shell(args: ShellArgs) -> Result<(), Failure> {
     if std::io::stdin().is_terminal() {
         interactive(&args, responder, layout).await
     } else {
-        let peer = connect(
-            &args.endpoint.url,
-            args.endpoint.framing,
-            responder.into_router(to_stdout(ARRIVED)),
-            config(args.endpoint.timeout),
-        )
-        .await?;
+        let peer = args.endpoint.open(responder.into_router(to_stdout(ARRIVED))).await?;
         let outcome = piped(&peer, layout).await;
         hang_up(&peer).await;
         outcome
@@ -95,13 +89,7 @@ async fn interactive(args: &ShellArgs, responder: Responder, layout: Layout) -> 
         }
         Err(_) => to_stdout(ARRIVED),
     };
-    let peer = connect(
-        &args.endpoint.url,
-        args.endpoint.framing,
-        responder.into_router(print),
-        config(args.endpoint.timeout),
-    )
-    .await?;
+    let peer = args.endpoint.open(responder.into_router(print)).await?;
     eprintln!(
         "connected to {}; .help lists the commands, Ctrl-D ends",
         args.endpoint.url

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::args::StreamArgs;
 use crate::call::parse_params;
-use crate::connect::{config, connect, hang_up};
+use crate::connect::hang_up;
 use crate::failure::Failure;
 use crate::interrupt::interrupted;
 use crate::output::{self, Layout};
@@ -15,13 +15,7 @@ use crate::output::{self, Layout};
 /// or Ctrl-C; then unsubscribes (if the stream is still open) and closes.
 pub(crate) async fn stream(args: StreamArgs) -> Result<(), Failure> {
     let params = parse_params(&args.invocation.params)?;
-    let peer = connect(
-        &args.endpoint.url,
-        args.endpoint.framing,
-        Router::new(),
-        config(args.endpoint.timeout),
-    )
-    .await?;
+    let peer = args.endpoint.open(Router::new()).await?;
     let outcome = tokio::select! {
         outcome = follow(&peer, &args.invocation.method, &params, args.count) => outcome,
         () = interrupted() => Ok(()),
