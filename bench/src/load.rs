@@ -27,7 +27,9 @@ use jsonrpsee::ws_client::WsClient;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::common::{BroadcastSummary, HUB_GROUP, Payload, Result, RoundSummary, TickReport, check, percentile, since};
+use crate::common::{
+    BoxError, BroadcastSummary, HUB_GROUP, Payload, Result, RoundSummary, TickReport, check, percentile, since,
+};
 
 /// How long a broadcast of the hub scenario is waited for before its missing deliveries are counted.
 pub(crate) const BROADCAST_WAIT: Duration = Duration::from_secs(2);
@@ -267,25 +269,9 @@ impl SlowRead {
 
 /// Reads `count` items of birpc's endless `forever` stream on `peer`, one every `every`, calling `tick`
 /// after each; then drops the stream.
-pub(crate) async fn birpc_slow(
-    peer: &PeerHandle,
-    count: u64,
-    every: Duration,
-    mut tick: impl FnMut(),
-) -> Result<SlowRead> {
-    let mut stream = peer.subscribe::<u64>("forever", ()).await?;
-    let mut pace = pace(every);
-    let mut read = SlowRead::default();
-    while read.received < count {
-        pace.tick().await;
-        match stream.next().await {
-            Some(item) => read.take(item?)?,
-            None => break,
-        }
-        tick();
-    }
-    read.cut_short = read.received < count;
-    Ok(read)
+pub(crate) async fn birpc_slow(peer: &PeerHandle, count: u64, every: Duration, tick: impl FnMut()) -> Result<SlowRead> {
+    let stream = peer.subscribe::<u64>("forever", ()).await?;
+    read_slowly(stream, count, every, tick).await
 }
 
 /// Reads `count` items of jsonrpsee's endless `subscribe_forever` on `client`, one every `every`, calling
@@ -295,17 +281,27 @@ pub(crate) async fn jsonrpsee_slow(
     client: &WsClient,
     count: u64,
     every: Duration,
-    mut tick: impl FnMut(),
+    tick: impl FnMut(),
 ) -> Result<SlowRead> {
-    let mut stream = client
+    let stream = client
         .subscribe::<u64, _>("subscribe_forever", rpc_params![], "unsubscribe_forever")
         .await?;
+    read_slowly(stream, count, every, tick).await
+}
+
+/// Reads up to `count` items of `stream`, one every `every`, calling `tick` after each; `cut_short` when
+/// the stream ended first.
+async fn read_slowly<S, E>(mut stream: S, count: u64, every: Duration, mut tick: impl FnMut()) -> Result<SlowRead>
+where
+    S: futures::Stream<Item = std::result::Result<u64, E>> + Unpin,
+    E: Into<BoxError>,
+{
     let mut pace = pace(every);
     let mut read = SlowRead::default();
     while read.received < count {
         pace.tick().await;
         match stream.next().await {
-            Some(item) => read.take(item?)?,
+            Some(item) => read.take(item.map_err(Into::into)?)?,
             None => break,
         }
         tick();
