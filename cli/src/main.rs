@@ -42,8 +42,11 @@ fn main() -> ExitCode {
     );
     let outcome = runtime.block_on(async {
         tokio::select! {
-            outcome = run(cli.command) => outcome,
+            // The signals are watched before the command starts (its first poll may already say it
+            // listens): a SIGTERM from then on is caught, never the default action.
+            biased;
             signal = interrupt::stopped(interrupt) => Err(Failure::Stopped(signal)),
+            outcome = run(cli.command) => outcome,
         }
     });
     if matches!(outcome, Err(Failure::Stopped(_))) {
