@@ -167,6 +167,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .unwrap_or_else(|error| listen::cannot_listen(listen, &error));
+    // Watched before the server says it is ready: a signal right after is caught.
+    let signal = birpc::shutdown_signal();
     println!("listening on http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // With the connect info, each RPC connection knows its remote address (`ConnectionInfo::remote_addr`).
@@ -177,7 +179,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .into_future(),
     );
-    birpc::shutdown_signal().await?;
+    signal.await?;
     // The RPC connections are no longer axum's once upgraded: the endpoint answers their calls in flight and
     // closes them with 1001, then axum finishes its requests and stops.
     endpoint.shutdown().await;

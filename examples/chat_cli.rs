@@ -194,9 +194,11 @@ async fn start_server(listen: &str) -> std::io::Result<birpc::ServerHandle> {
 }
 
 async fn run_server(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // Watched before the server says it is ready: a signal right after is caught.
+    let stop = birpc::shutdown_signal();
     let running = start_server(listen).await?;
     // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001.
-    birpc::shutdown_signal().await?;
+    stop.await?;
     running.shutdown().await;
     Ok(())
 }

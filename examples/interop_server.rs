@@ -601,6 +601,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         },
     };
+    // Watched from now on, before the line that tells the world this server is ready.
+    let stop = birpc::shutdown_signal();
     let stdio = matches!(listening.target(), Target::Stdio { .. });
     if stdio {
         // Stdout is the connection: the line goes to stderr.
@@ -614,7 +616,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Ctrl-C or SIGTERM (or, over stdio, the end of stdin): the calls in flight are answered, then every
     // connection closes (with 1001 on WebSocket), and this server leaves the hub.
     tokio::select! {
-        signal = birpc::shutdown_signal() => signal?,
+        signal = stop => signal?,
         () = serving.closed() => {}
     }
     serving.shutdown().await;

@@ -72,11 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind(listen)
         .await
         .unwrap_or_else(|error| listen::cannot_listen(listen, &error));
+    // Watched before the server says it is ready: a signal right after is caught.
+    let stop = birpc::shutdown_signal();
     println!("listening on ws://{}", server.local_addr());
     println!("metrics at http://{}/metrics", server.local_addr());
     let routes = router();
     let running = server.serve(move |_| routes.clone());
-    birpc::shutdown_signal().await?;
+    stop.await?;
     running.shutdown().await;
     Ok(())
 }

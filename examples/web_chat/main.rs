@@ -783,6 +783,8 @@ async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>>
         .bind(listen)
         .await
         .unwrap_or_else(|error| listen::cannot_listen(listen, &error));
+    // Watched before the server says it is ready: a signal right after is caught.
+    let stop = birpc::shutdown_signal();
     println!("listening on http://{}", server.local_addr());
     if hub.node() != 0 {
         println!("node {} of the hub", hub.node());
@@ -790,7 +792,7 @@ async fn serve(listen: &str, hub: Hub) -> Result<(), Box<dyn std::error::Error>>
     let running = server.serve(move |_| service.clone().into_router());
     // Ctrl-C or SIGTERM: the calls in flight are answered, then every connection closes with 1001, and
     // this server leaves the hub.
-    birpc::shutdown_signal().await?;
+    stop.await?;
     running.shutdown().await;
     hub.detach().await;
     Ok(())
