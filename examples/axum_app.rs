@@ -62,7 +62,6 @@ struct AppService {
     hub: Hub,
 }
 
-#[birpc::async_trait]
 impl App for AppService {
     async fn hello(&self, ctx: &Context) -> String {
         let name = visitor(ctx);

@@ -98,7 +98,6 @@ impl ChatService {
     }
 }
 
-#[birpc::async_trait]
 impl Chat for ChatService {
     async fn join(&self, ctx: &Context, room: String) -> Vec<String> {
         let (id, me) = (ctx.peer().id(), name(ctx.peer()));
@@ -212,7 +211,6 @@ struct Terminal {
     prefix: String,
 }
 
-#[birpc::async_trait]
 impl ChatClientEvents for Terminal {
     async fn message(&self, seq: u64, from: String, text: String) {
         println!("{}[{seq}] {from}: {text}", self.prefix);

@@ -23,7 +23,6 @@ trait Caller {
 
 struct GreeterService;
 
-#[birpc::async_trait]
 impl Greeter for GreeterService {
     async fn greet(&self, ctx: &Context, greeting: String) -> String {
         println!("server: greet({greeting:?}) called; asking the client who it is");
@@ -37,7 +36,6 @@ impl Greeter for GreeterService {
 
 struct CallerService;
 
-#[birpc::async_trait]
 impl Caller for CallerService {
     async fn whoami(&self) -> String {
         println!("client: the server asks who I am");

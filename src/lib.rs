@@ -41,7 +41,6 @@
 //!
 //! struct Calc;
 //!
-//! #[birpc::async_trait]
 //! impl Calculator for Calc {
 //!     async fn divide(&self, a: i64, b: i64) -> Result<i64, CalcError> {
 //!         a.checked_div(b).ok_or(CalcError::DivisionByZero)
@@ -55,7 +54,6 @@
 //!
 //! struct Picker;
 //!
-//! #[birpc::async_trait]
 //! impl Caller for Picker {
 //!     async fn pick(&self) -> i64 {
 //!         21
@@ -82,8 +80,10 @@
 //! ### What `#[rpc]` generates
 //!
 //! For a trait `T`:
-//! - the trait itself, made object-safe with `Send` futures (implement it with `#[birpc::async_trait]` on
-//!   the `impl`), with `T::into_router(self) -> Router`; `Arc<dyn T>` implements `T` too;
+//! - the trait itself, its `async fn`s declared as returning `impl Future + Send` (implement them with
+//!   plain `async fn`: no attribute on the `impl`; a handler's future must be `Send`), with
+//!   `T::into_router(self) -> Router`; `Arc<U>` implements `T` when `U` does. The [`Router`] is the
+//!   type-erased form: choose an implementation at run time by choosing its router;
 //! - `TClient`, built from any [`PeerHandle`], with one method per trait method taking the same arguments
 //!   (without the context) and returning a future of `Result<R, CallError<E>>`, where `E` is the method's
 //!   own error type; set a per-call timeout with `.timeout(...)` before awaiting. Notifications return once
@@ -121,7 +121,6 @@ pub mod __private;
 pub mod js;
 pub mod prelude;
 
-pub use async_trait::async_trait;
 pub use rpc_core::{Attached, Backplane, BackplaneError, Destination, Event, MAX_NODE, NodeId};
 pub use rpc_core::{
     Batch, BatchCall, Broadcast, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, Departure, ErrorObject,
@@ -130,7 +129,7 @@ pub use rpc_core::{
     RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError, TypedCall, Upload, UploadId,
     WhileDown, code, layer, message,
 };
-pub use rpc_macros::rpc;
+pub use rpc_macros::{async_trait, rpc};
 pub mod asyncapi;
 pub mod openrpc;
 /// The library JSON Schemas come from: derive [`JsonSchema`] (with `#[schemars(crate = "birpc::schemars")]`)

@@ -2,5 +2,5 @@
 
 pub use crate::{
     CallError, Client, Context, ErrorObject, ItemStream, NoParams, Params, Peer, PeerConfig, PeerHandle, Router,
-    RpcError, Server, Subscription, Upload, async_trait, rpc,
+    RpcError, Server, Subscription, Upload, rpc,
 };

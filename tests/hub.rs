@@ -26,7 +26,6 @@ struct Terminal {
     answer_gate: Arc<Semaphore>,
 }
 
-#[birpc::async_trait]
 impl Member for Terminal {
     async fn news(&self, text: String) {
         let _ = self.news.send(text).await;

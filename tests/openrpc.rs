@@ -492,7 +492,6 @@ fn hand_made_descriptions_and_names_asyncapi_cannot_key() {
 
 struct Room;
 
-#[birpc::async_trait]
 impl Chat for Room {
     async fn post(&self, _room: String, text: String, _reply_to: Option<u64>) -> Result<u64, ChatError> {
         if text.is_empty() {

@@ -41,7 +41,6 @@ impl Default for Counts {
 
 struct CounterService(Counts);
 
-#[birpc::async_trait]
 impl Counter for CounterService {
     async fn count(&self) -> u64 {
         self.0.count.fetch_add(1, Ordering::SeqCst) + 1

@@ -77,7 +77,6 @@ struct ChatService {
     typing: mpsc::Sender<String>,
 }
 
-#[birpc::async_trait]
 impl Chat for ChatService {
     async fn post(&self, room: String, text: String) -> Result<u64, ChatError> {
         match (room.as_str(), text.is_empty()) {
@@ -126,7 +125,6 @@ impl Chat for ChatService {
 
 struct AdminService;
 
-#[birpc::async_trait]
 impl Admin for AdminService {
     async fn uptime(&self) -> u64 {
         99
@@ -138,7 +136,6 @@ struct EventsService {
     refuse: bool,
 }
 
-#[birpc::async_trait]
 impl Events for EventsService {
     async fn message(&self, from: String, text: String) {
         let _ = self.messages.send((from, text)).await;

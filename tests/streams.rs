@@ -34,7 +34,6 @@ trait Feed {
 
 struct Numbers;
 
-#[birpc::async_trait]
 impl Feed for Numbers {
     async fn numbers(&self, from: u64, to: u64, fail_at: Option<u64>) -> Result<ItemStream<u64, FeedError>, FeedError> {
         if from > to {

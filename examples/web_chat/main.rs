@@ -448,7 +448,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-#[birpc::async_trait]
 impl Chat for ChatService {
     async fn join(&self, ctx: &Context, room: String) -> Result<Joined, ChatError> {
         if !valid_room(&room) {

@@ -41,3 +41,15 @@ pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     }
 }
+
+/// Not needed: an `impl` of an `#[rpc]` trait writes `async fn` as it is (the generated trait uses Rust's
+/// own async methods). Kept so that code written for earlier versions, which put `#[birpc::async_trait]`
+/// above such an `impl`, gets a message saying what to do instead of a mismatch of lifetimes.
+#[proc_macro_attribute]
+pub fn async_trait(_args: TokenStream, input: TokenStream) -> TokenStream {
+    let message = "`#[birpc::async_trait]` is not needed: an `#[rpc]` trait is implemented with plain `async fn`; \
+                   remove this attribute (for async traits of your own, use the `async-trait` crate)";
+    let item = proc_macro2::TokenStream::from(input);
+    let error = syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error();
+    quote!(#error #item).into()
+}

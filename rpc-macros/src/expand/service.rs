@@ -1,5 +1,6 @@
-//! The trait to implement, turned into an async, object-safe trait, with `into_router` and an `Arc`
-//! forwarding impl (so `Arc<dyn Trait>` is a service too).
+//! The trait to implement: each `async fn` becomes a method returning `impl Future + Send` (Rust's own async
+//! methods in traits, so an `impl` needs no attribute and its futures are not boxed), with `into_router`
+//! and an `Arc` forwarding impl (so a shared implementation is a service too).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -12,6 +13,11 @@ pub(crate) fn service_trait(service: &Service) -> TokenStream {
     let krate = &service.krate;
     let private = quote!(#krate::__private);
     let mut item = service.item.clone();
+    for trait_item in &mut item.items {
+        if let TraitItem::Fn(function) = trait_item {
+            send_future(function);
+        }
+    }
     item.colon_token.get_or_insert_with(Default::default);
     item.supertraits.push(syn::parse_quote!(::core::marker::Send));
     item.supertraits.push(syn::parse_quote!(::core::marker::Sync));
@@ -37,7 +43,7 @@ pub(crate) fn service_trait(service: &Service) -> TokenStream {
         }
     };
     item.items.push(into_router);
-    let forwarding = forwarding_impl(service, &private);
+    let forwarding = forwarding_impl(service);
     // Each method's own error type, checked where it is written (a missing derive is reported there).
     let error_checks = service.methods.iter().filter_map(|method| match &method.output {
         Output::Result { err, .. } | Output::Stream { err: Some(err), .. } => {
@@ -46,7 +52,6 @@ pub(crate) fn service_trait(service: &Service) -> TokenStream {
         _ => None,
     });
     quote! {
-        #[#private::async_trait::async_trait]
         #item
         #forwarding
         #(#error_checks)*
@@ -132,8 +137,8 @@ fn registration(method: &Method, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// `impl Trait for Arc<T>`, forwarding every method, so a shared or `dyn` implementation serves too.
-fn forwarding_impl(service: &Service, private: &TokenStream) -> TokenStream {
+/// `impl Trait for Arc<T>`, forwarding every method, so a shared implementation serves too.
+fn forwarding_impl(service: &Service) -> TokenStream {
     let trait_ident = &service.item.ident;
     let target = format_ident!("__BirpcService");
     let methods = service.methods.iter().map(|method| {
@@ -152,17 +157,41 @@ fn forwarding_impl(service: &Service, private: &TokenStream) -> TokenStream {
             Arg::Context(ident) => ident,
             Arg::Param(p) => &p.ident,
         });
+        let output = future_of(output);
         quote! {
-            async fn #ident(&self, #(#params),*) #output {
-                #target::#ident(&**self, #(#args),*).await
+            fn #ident(&self, #(#params),*) #output {
+                #target::#ident(&**self, #(#args),*)
             }
         }
     });
     quote! {
-        #[#private::async_trait::async_trait]
         impl<#target: #trait_ident + ?::core::marker::Sized> #trait_ident for ::std::sync::Arc<#target> {
             #(#methods)*
         }
+    }
+}
+
+/// Turns `async fn m(..) -> T` into `fn m(..) -> impl Future<Output = T> + Send`, a default body into an
+/// `async move` block: every implementation's futures must be `Send`, which `async fn` in a trait cannot
+/// say. An `impl` may still write `async fn` (Rust checks its future against the bound there).
+fn send_future(function: &mut syn::TraitItemFn) {
+    if function.sig.asyncness.take().is_none() {
+        return;
+    }
+    function.sig.output = future_of(&function.sig.output);
+    if let Some(body) = function.default.take() {
+        function.default = Some(syn::parse_quote!({ async move #body }));
+    }
+}
+
+/// `-> impl Future<Output = T> + Send` for `-> T` (or for no return type, `()`).
+fn future_of(output: &syn::ReturnType) -> syn::ReturnType {
+    let ty: syn::Type = match output {
+        syn::ReturnType::Default => syn::parse_quote!(()),
+        syn::ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    syn::parse_quote_spanned! {ty.span()=>
+        -> impl ::core::future::Future<Output = #ty> + ::core::marker::Send
     }
 }
 

@@ -29,7 +29,6 @@ pub trait Chat {
 
 struct Rooms;
 
-#[birpc::async_trait]
 impl Chat for Rooms {
     async fn post(&self, _room: String, _text: String) -> Result<u64, ChatError> {
         Err(ChatError::NoSuchRoom)
@@ -46,7 +45,7 @@ impl Chat for Rooms {
 fn main() {
     let router = Rooms.into_router();
     assert!(router.contains("chat.post") && router.contains("chat.join_room") && router.contains("chat.enter"));
-    let shared: std::sync::Arc<dyn Chat> = std::sync::Arc::new(Rooms);
+    let shared = std::sync::Arc::new(Rooms);
     let _ = shared.into_router();
     assert_eq!(ChatMethods::JOIN, "chat.join_room");
     assert_eq!(ChatMethods::all().len(), 4);

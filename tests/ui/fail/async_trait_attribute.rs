@@ -1,0 +1,15 @@
+#[birpc::rpc]
+pub trait Greeter {
+    async fn greet(&self, name: String) -> String;
+}
+
+struct English;
+
+#[birpc::async_trait]
+impl Greeter for English {
+    async fn greet(&self, name: String) -> String {
+        format!("Hello, {name}")
+    }
+}
+
+fn main() {}
