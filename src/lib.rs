@@ -129,7 +129,9 @@ pub use rpc_core::{
     RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError, TypedCall, Upload, UploadId,
     WhileDown, code, layer, message,
 };
-pub use rpc_macros::{async_trait, rpc};
+#[doc(hidden)]
+pub use rpc_macros::async_trait;
+pub use rpc_macros::rpc;
 pub mod asyncapi;
 pub mod openrpc;
 /// The library JSON Schemas come from: derive [`JsonSchema`] (with `#[schemars(crate = "birpc::schemars")]`)

@@ -157,7 +157,7 @@ fn forwarding_impl(service: &Service) -> TokenStream {
             Arg::Context(ident) => ident,
             Arg::Param(p) => &p.ident,
         });
-        let output = future_of(output);
+        let output = future_of(output, ident.span());
         quote! {
             fn #ident(&self, #(#params),*) #output {
                 #target::#ident(&**self, #(#args),*)
@@ -174,20 +174,36 @@ fn forwarding_impl(service: &Service) -> TokenStream {
 /// Turns `async fn m(..) -> T` into `fn m(..) -> impl Future<Output = T> + Send`, a default body into an
 /// `async move` block: every implementation's futures must be `Send`, which `async fn` in a trait cannot
 /// say. An `impl` may still write `async fn` (Rust checks its future against the bound there).
+///
+/// As with `async fn`, every parameter moves into the future (a default body rebinds each one first, so
+/// one it does not use still lives until the future ends), and a `mut` binding moves into the body: a
+/// method without a body cannot have one.
 fn send_future(function: &mut syn::TraitItemFn) {
-    if function.sig.asyncness.take().is_none() {
+    let Some(asyncness) = function.sig.asyncness.take() else {
         return;
+    };
+    function.sig.output = future_of(&function.sig.output, function.sig.ident.span());
+    let mut rebind = Vec::new();
+    for input in &mut function.sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let syn::Pat::Ident(pat) = &mut *typed.pat
+        {
+            let mutability = pat.mutability.take();
+            let ident = &pat.ident;
+            rebind.push(quote!(let #mutability #ident = #ident;));
+        }
     }
-    function.sig.output = future_of(&function.sig.output);
     if let Some(body) = function.default.take() {
-        function.default = Some(syn::parse_quote!({ async move #body }));
+        function.default = Some(syn::parse_quote_spanned! {asyncness.span=>
+            { async move { #(#rebind)* #body } }
+        });
     }
 }
 
-/// `-> impl Future<Output = T> + Send` for `-> T` (or for no return type, `()`).
-fn future_of(output: &syn::ReturnType) -> syn::ReturnType {
+/// `-> impl Future<Output = T> + Send` for `-> T` (or for no return type, `()`, spanned at `fallback`).
+fn future_of(output: &syn::ReturnType, fallback: proc_macro2::Span) -> syn::ReturnType {
     let ty: syn::Type = match output {
-        syn::ReturnType::Default => syn::parse_quote!(()),
+        syn::ReturnType::Default => syn::parse_quote_spanned!(fallback=> ()),
         syn::ReturnType::Type(_, ty) => (**ty).clone(),
     };
     syn::parse_quote_spanned! {ty.span()=>

@@ -23,6 +23,15 @@ pub trait Counter {
 
     #[rpc(notification)]
     async fn reset(&self) {}
+
+    /// A `mut` param on a method without a body (the binding is the implementation's business).
+    async fn scale(&self, mut by: u32) -> u32;
+
+    /// A raw identifier, `?`, and an attribute on a method with a body.
+    #[allow(clippy::needless_question_mark)]
+    async fn r#type(&self, text: String) -> Result<u32, ErrorObject> {
+        Ok(text.parse::<u32>().map_err(|e| ErrorObject::invalid_params(e.to_string()))?)
+    }
 }
 
 struct Ten;
@@ -30,6 +39,10 @@ struct Ten;
 impl Counter for Ten {
     async fn base(&self) -> u32 {
         10
+    }
+    async fn scale(&self, mut by: u32) -> u32 {
+        by *= 10;
+        by
     }
 }
 
@@ -42,9 +55,13 @@ impl Counter for Replaced {
     async fn count(&self, _ctx: &Context, steps: u32) -> Result<u32, ErrorObject> {
         Ok(steps)
     }
+    async fn scale(&self, by: u32) -> u32 {
+        by
+    }
 }
 
 fn main() {
     assert!(Ten.into_router().contains("count"));
     assert!(Replaced.into_router().contains("reset"));
+    assert!(Ten.into_router().contains("type"));
 }
