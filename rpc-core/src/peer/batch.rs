@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 use super::call::{CallFuture, CallGuard, deadline, encode, outcome, within};
 use super::handle::PeerHandle;
 use super::handlers::handling;
-use super::pending::Answer;
 use super::pending::Refusal;
+use super::pending::{Answer, AnswerReceiver, answer_channel};
 use super::shared::Shared;
 use crate::call_error::CallError;
 use crate::message;
@@ -66,7 +66,7 @@ impl<'a> Batch<'a> {
         let link = self.peer.link();
         let id = link.next_id();
         let frame = encode(link.config(), Some(id), method, &params)?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = answer_channel();
         self.entries.push(frame);
         self.calls.push((id, tx));
         Ok(BatchCall {
@@ -166,7 +166,7 @@ impl<'a> Batch<'a> {
 pub struct BatchCall<R> {
     sent_on: Arc<OnceLock<Arc<Shared>>>,
     id: u64,
-    answer: Option<oneshot::Receiver<Answer>>,
+    answer: Option<AnswerReceiver>,
     running: Option<CallFuture<R>>,
 }
 
@@ -188,11 +188,7 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
 }
 
 /// Waits for the answer to one call of a sent batch (the connection times it out at the batch's deadline).
-async fn wait<R: DeserializeOwned>(
-    shared: Arc<Shared>,
-    id: u64,
-    answer: oneshot::Receiver<Answer>,
-) -> Result<R, CallError> {
+async fn wait<R: DeserializeOwned>(shared: Arc<Shared>, id: u64, answer: AnswerReceiver) -> Result<R, CallError> {
     let mut call = CallGuard::new(shared, id);
     call.sent = true;
     let answer = answer.await;

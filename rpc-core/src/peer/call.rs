@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::handlers::handling;
 use super::link::Link;
-use super::pending::{Answer, Deadline, Refusal};
+use super::pending::{Answer, AnswerReceiver, Deadline, Refusal, answer_channel};
 use super::shared::{Refused, Shared};
 use crate::call_error::CallError;
 use crate::config::PeerConfig;
@@ -84,7 +84,7 @@ enum CallState {
     /// Registered and queued: only the answer is awaited.
     Waiting {
         call: CallGuard,
-        answer: oneshot::Receiver<Answer>,
+        answer: AnswerReceiver,
     },
     /// Waiting for room, a place or a connection first.
     Slow(CallFuture<Bytes>),
@@ -196,7 +196,7 @@ fn start(
     let deadline = deadline(link.config(), timeout);
     if let Some(shared) = link.now() {
         let from_handler = handling(shared.connection_id);
-        let (tx, answer) = oneshot::channel();
+        let (tx, answer) = answer_channel();
         match shared.pending.try_insert(id, tx, deadline, true, from_handler) {
             Ok(()) => {
                 let mut call = CallGuard::new(shared, id);
@@ -228,7 +228,7 @@ fn start(
 async fn finish_sending(
     mut call: CallGuard,
     frame: String,
-    answer: oneshot::Receiver<Answer>,
+    answer: AnswerReceiver,
     deadline: Option<Deadline>,
 ) -> Result<Bytes, CallError> {
     within(deadline, call.shared.send(frame)).await?;
@@ -242,7 +242,7 @@ async fn finish_sending(
 async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadline>) -> Result<Bytes, CallError> {
     let (mut call, answer) = within(deadline, async {
         let shared = link.connection().await?;
-        let (tx, answer) = oneshot::channel();
+        let (tx, answer) = answer_channel();
         shared
             .pending
             .insert_all(vec![(id, tx)], deadline, false, false)

@@ -15,6 +15,22 @@ use tokio::time::Instant;
 
 use crate::error_object::ErrorObject;
 
+/// Where a call's answer arrives: a oneshot receiver exempt from tokio's cooperative budget.
+///
+/// A task awaiting many calls at once (`FuturesUnordered`, `join_all`) would otherwise spend its budget (128
+/// ready resources per poll) on the answers of one burst; the calls after that return pending and wake their
+/// task at once, which tokio treats as a yield: the task goes to the back of the queue and another worker
+/// thread is woken to steal it, so the caller moves between cores on every burst (measured by the
+/// benchmark's pipelined scenario: 0.66 M calls/s with the budget, 0.96 M without). Exempting answers cannot
+/// keep a task busy for ever: each comes from the connection's task, once per call sent.
+pub(crate) type AnswerReceiver = tokio::task::Unconstrained<oneshot::Receiver<Answer>>;
+
+/// A channel for one call's answer (see [`AnswerReceiver`]).
+pub(crate) fn answer_channel() -> (oneshot::Sender<Answer>, AnswerReceiver) {
+    let (tx, rx) = oneshot::channel();
+    (tx, tokio::task::unconstrained(rx))
+}
+
 /// What the other side answered (or the driver decided, for a call out of time).
 #[derive(Debug)]
 pub(crate) enum Answer {
