@@ -171,6 +171,15 @@ fn read_method(
 ) -> Option<Method> {
     let mut errors = Errors::default();
     let sig = &function.sig;
+    for attr in &function.attrs {
+        if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
+            errors.at(
+                attr,
+                "rpc methods cannot be conditionally compiled: the router, client and method list cover every \
+                 method; put methods that depend on a feature in an `#[rpc]` trait of their own",
+            );
+        }
+    }
     if sig.asyncness.is_none() {
         errors.at(sig.fn_token, "rpc methods must be `async fn`");
     }
