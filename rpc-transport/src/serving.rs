@@ -185,19 +185,34 @@ impl Place {
     /// Runs the connection's peer until it ends, in the table of open connections and in the hub meanwhile;
     /// the place is given back then. A connection that starts while the server shuts down is closed at once
     /// with 1001.
-    pub(crate) async fn run<T: Transport>(self, (peer, handle): (Peer<T>, PeerHandle)) {
-        let (id, connections) = (self.id, &self.connections);
-        connections.open().insert(id, handle.clone());
-        let registration = connections.hub.as_ref().map(|hub| hub.register(handle.clone()));
-        if connections.is_shutting_down() {
+    ///
+    /// The bookkeeping is done here, before the returned future is first polled, so that the future holds
+    /// only the peer, its running state and what its end needs: it lives as long as the connection.
+    pub(crate) fn run<T: Transport>(self, (peer, handle): (Peer<T>, PeerHandle)) -> impl Future<Output = ()> + Send {
+        let id = self.id;
+        self.connections.open().insert(id, handle.clone());
+        let registration = self.connections.hub.as_ref().map(|hub| hub.register(handle.clone()));
+        if self.connections.is_shutting_down() {
             handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
         }
-        let reason = peer.run().await;
-        connections.open().remove(&id);
-        if let Some(registration) = registration {
-            registration.end(&reason);
+        drop(handle);
+        // The peer's future is made inside: made outside and captured, it would be stored twice (the
+        // capture, and the copy being awaited).
+        async move {
+            let reason = peer.run().await;
+            self.connections.open().remove(&id);
+            if let Some(registration) = registration {
+                registration.end(&reason);
+            }
+            tracing::debug!(target: "birpc::transport", %reason, id, "connection ended");
         }
-        tracing::debug!(target: "birpc::transport", %reason, id, "connection ended");
+    }
+
+    /// Runs the connection's peer as [`run`](Self::run) does, in a task of its own that the shutdown waits
+    /// for: the task that set the connection up (and its memory) ends now.
+    pub(crate) fn spawn_run<T: Transport>(self, connection: (Peer<T>, PeerHandle)) {
+        let connections = self.connections.clone();
+        connections.tracker.spawn(self.run(connection));
     }
 }
 

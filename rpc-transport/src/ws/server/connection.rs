@@ -12,8 +12,8 @@ use super::super::socket::WsTransport;
 use super::{ConnectionInfo, Endpoint};
 use crate::serving::Place;
 
-/// Runs the peer of an upgraded connection until it ends; `place`, its place among the endpoint's
-/// connections, is held until then.
+/// Sets up the peer of an upgraded connection and starts it in a task of its own; `place`, its place among
+/// the endpoint's connections, is held until the connection ends.
 ///
 /// When hyper served the connection as a `TokioIo<S>`, the WebSocket runs on `S` itself, taken back from
 /// hyper: hyper's HTTP read buffer is freed and reads and writes do not go through its type-erased upgrade
@@ -41,8 +41,8 @@ pub(super) async fn run<S>(
         .config(settings.config.clone())
         .extensions(info.extensions.clone());
     match upgraded.downcast::<TokioIo<S>>() {
-        Ok(parts) => serve(own_socket(parts, config).await, peer, info, place).await,
-        Err(upgraded) => serve(upgraded_socket(upgraded, config).await, peer, info, place).await,
+        Ok(parts) => serve(own_socket(parts, config).await, peer, info, place),
+        Err(upgraded) => serve(upgraded_socket(upgraded, config).await, peer, info, place),
     }
 }
 
@@ -67,12 +67,14 @@ async fn upgraded_socket(upgraded: Upgraded, config: WebSocketConfig) -> WebSock
     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
 }
 
-/// Runs the peer built by `peer` on `socket`, in its place among the endpoint's connections.
-async fn serve<T>(socket: WebSocketStream<T>, peer: PeerBuilder, info: ConnectionInfo, place: Place)
+/// Runs the peer built by `peer` on `socket`, in its place among the endpoint's connections, as a task of
+/// its own: the upgrade's task ends here, so what it held while the connection was set up is not kept for
+/// the connection's life.
+fn serve<T>(socket: WebSocketStream<T>, peer: PeerBuilder, info: ConnectionInfo, place: Place)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let remote = info.remote_addr;
     let connection = place.peer(peer.state(info), &remote, WsTransport::new(socket));
-    place.run(connection).await;
+    place.spawn_run(connection);
 }
