@@ -1,6 +1,7 @@
 //! The writer: the one place that sends on the connection.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -26,12 +27,14 @@ pub(super) enum WriterEnd {
 /// Runs one write, giving up when it has made no progress for `limit`: when `progress` (bumped by the
 /// write as it goes) has not moved over a whole `limit`. A write that completes at once (the socket had
 /// room: nearly always) costs no timer.
+///
+/// The write is pinned by the caller: moved in, it would be stored twice in the connection's future (the
+/// argument, and the pinned copy).
 async fn timed<T>(
     limit: Option<Duration>,
     progress: &AtomicUsize,
-    write: impl Future<Output = Result<T, TransportError>>,
+    mut write: Pin<&mut impl Future<Output = Result<T, TransportError>>>,
 ) -> Result<T, WriterEnd> {
-    let mut write = std::pin::pin!(write);
     if let Some(done) = write.as_mut().now_or_never() {
         return done.map_err(WriterEnd::Failed);
     }
@@ -76,14 +79,20 @@ where
                 let frame = lifecycle.borrow_and_update().close_request.clone();
                 match (changed, frame) {
                     (Ok(()), Some(frame)) => {
-                        let progress = AtomicUsize::new(0);
-                        return match timed(write_timeout, &progress, close(&mut sink, queue, frame)).await {
-                            Ok(frame) => WriterEnd::SentClose(frame),
-                            Err(end) => end,
-                        };
+                        // The ends of a connection are boxed: their states would otherwise count in every
+                        // connection's future for its whole life (they are its largest).
+                        return Box::pin(async {
+                            let progress = AtomicUsize::new(0);
+                            let write = std::pin::pin!(close(&mut sink, queue, frame));
+                            match timed(write_timeout, &progress, write).await {
+                                Ok(frame) => WriterEnd::SentClose(frame),
+                                Err(end) => end,
+                            }
+                        })
+                        .await;
                     }
                     // Nobody can ask any more (the peer is going away); go on with the queue.
-                    (Err(_), _) => return drain_then_idle(&mut sink, queue, write_timeout).await,
+                    (Err(_), _) => return Box::pin(drain_then_idle(&mut sink, queue, write_timeout)).await,
                     (Ok(()), None) => {}
                 }
             }
@@ -115,15 +124,17 @@ where
 {
     let progress = AtomicUsize::new(0);
     let mut written = 0;
-    let write = async {
-        while let Some(frame) = batch.pop_front() {
-            written += FrameQueue::cost(&frame);
-            sink.feed(frame).await?;
-            progress.fetch_add(1, Ordering::Relaxed);
-        }
-        sink.flush().await
-    };
-    timed(write_timeout, &progress, write).await?;
+    {
+        let write = std::pin::pin!(async {
+            while let Some(frame) = batch.pop_front() {
+                written += FrameQueue::cost(&frame);
+                sink.feed(frame).await?;
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
+            sink.flush().await
+        });
+        timed(write_timeout, &progress, write).await?;
+    }
     queue.written(written, batch);
     Ok(())
 }
