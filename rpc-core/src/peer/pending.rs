@@ -389,6 +389,40 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn an_answer_that_arrived_is_taken_even_when_the_task_spent_its_budget() {
+        // Many ready tokio channels in one poll spend the task's cooperative budget: after that, tokio's own
+        // receivers say pending (and wake the task) although their value is there.
+        let spenders: Vec<_> = (0..300)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel::<()>();
+                tx.send(()).unwrap();
+                rx
+            })
+            .collect();
+        let (tx, answer) = answer_channel();
+        tx.send(Answer::Invalid("here")).unwrap();
+        let (budget_tx, budget_rx) = oneshot::channel::<()>();
+        budget_tx.send(()).unwrap();
+        let mut spenders = spenders;
+        let mut answer = std::pin::pin!(answer);
+        let mut budget_rx = std::pin::pin!(budget_rx);
+        std::future::poll_fn(|cx| {
+            for rx in &mut spenders {
+                let _ = std::pin::Pin::new(rx).poll(cx);
+            }
+            // The budget is spent: a tokio receiver with its value there is refused...
+            assert!(budget_rx.as_mut().poll(cx).is_pending());
+            // ...and an answer is not.
+            assert!(matches!(
+                answer.as_mut().poll(cx),
+                std::task::Poll::Ready(Ok(Answer::Invalid("here")))
+            ));
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn answers_reach_their_caller_once() {
         let pending = Pending::new(2);
         let (tx, rx) = oneshot::channel();
