@@ -651,22 +651,7 @@ fn ctrl_c_or_sigterm_ends_birpc_and_kills_the_program_it_spawned() {
         ("listen", "TERM", 143),
         ("discover", "INT", 130),
     ] {
-        let pid_file = scratch_file(&format!("{command}-{signal}.pid"), "");
-        let program = format!(
-            r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
-            pid_file.display()
-        );
-        let mut args = vec![command, &program];
-        if command == "call" || command == "stream" {
-            args.push("anything");
-        }
-        let mut birpc = Command::new(BIRPC)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start birpc");
-        let spawned = spawned_pid(&pid_file);
+        let (mut birpc, spawned) = against_a_program_that_ignores_ctrl_c(command, signal);
         assert_eq!(
             signal_and_wait(&mut birpc, signal),
             Some(code),
@@ -679,28 +664,35 @@ fn ctrl_c_or_sigterm_ends_birpc_and_kills_the_program_it_spawned() {
     }
 }
 
+/// Starts `birpc COMMAND` on a program (an `exec:` target) that ignores SIGINT and never answers; returns
+/// the `birpc` process and the program's pid (written to a scratch file named with `tag`).
+#[cfg(unix)]
+fn against_a_program_that_ignores_ctrl_c(command: &str, tag: &str) -> (std::process::Child, u32) {
+    let pid_file = scratch_file(&format!("{command}-{tag}.pid"), "");
+    let program = format!(
+        r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
+        pid_file.display()
+    );
+    let mut args = vec![command, &program];
+    if command == "call" || command == "stream" {
+        args.push("anything");
+    }
+    let birpc = Command::new(BIRPC)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start birpc");
+    (birpc, spawned_pid(&pid_file))
+}
+
 #[cfg(unix)]
 #[test]
 fn a_second_ctrl_c_ends_a_graceful_close_that_the_other_side_holds_up() {
     // listen and stream close gracefully on Ctrl-C, waiting for the other side to close its end; this
     // program never does, so only a second Ctrl-C ends them before the close times out (5 s).
     for command in ["listen", "stream"] {
-        let pid_file = scratch_file(&format!("{command}-twice.pid"), "");
-        let program = format!(
-            r#"exec:sh -c 'trap "" INT; echo $$ > {}; exec sleep 60'"#,
-            pid_file.display()
-        );
-        let mut args = vec![command, &program];
-        if command == "stream" {
-            args.push("anything");
-        }
-        let mut birpc = Command::new(BIRPC)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start birpc");
-        let spawned = spawned_pid(&pid_file);
+        let (mut birpc, spawned) = against_a_program_that_ignores_ctrl_c(command, "twice");
         let started = Instant::now();
         // Ctrl-C again and again: the first starts the close, a later one ends it.
         let code = loop {

@@ -392,7 +392,7 @@ mod tests {
     async fn an_answer_that_arrived_is_taken_even_when_the_task_spent_its_budget() {
         // Many ready tokio channels in one poll spend the task's cooperative budget: after that, tokio's own
         // receivers say pending (and wake the task) although their value is there.
-        let spenders: Vec<_> = (0..300)
+        let mut spenders: Vec<_> = (0..300)
             .map(|_| {
                 let (tx, rx) = oneshot::channel::<()>();
                 tx.send(()).unwrap();
@@ -403,7 +403,6 @@ mod tests {
         tx.send(Answer::Invalid("here")).unwrap();
         let (budget_tx, budget_rx) = oneshot::channel::<()>();
         budget_tx.send(()).unwrap();
-        let mut spenders = spenders;
         let mut answer = std::pin::pin!(answer);
         let mut budget_rx = std::pin::pin!(budget_rx);
         std::future::poll_fn(|cx| {
