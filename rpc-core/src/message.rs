@@ -144,12 +144,13 @@ pub fn receive(frame: &Bytes, max_batch: usize) -> Received<'_> {
 impl<'a> Message<'a> {
     fn from_item(frame: &Bytes, item: Item<'a>) -> Self {
         let part = |raw: &RawValue| slice(frame, raw);
+        let id_of = |raw: &RawValue| RawId::from_part(raw.get().as_bytes(), || part(raw));
         match item {
             Item::Call(call) => {
                 let params = Params::from_raw(call.params.map(part));
                 match call.id {
                     Some(id) => Message::Request {
-                        id: RawId::from_checked(part(id)),
+                        id: id_of(id),
                         method: call.method,
                         params,
                     },
@@ -164,7 +165,7 @@ impl<'a> Message<'a> {
                 outcome: response.outcome.map(part),
             },
             Item::Invalid { id, error } => Message::Invalid {
-                id: id.map(|id| RawId::from_checked(part(id))),
+                id: id.map(id_of),
                 error,
             },
             Item::InvalidResponse { id, reason } => Message::InvalidResponse {
@@ -841,7 +842,7 @@ mod tests {
 
     #[test]
     fn encodings_are_exact() {
-        let id = RawId::from_checked(bytes::Bytes::from_static(br#""abc""#));
+        let id = RawId::from_text(br#""abc""#);
         assert_eq!(
             encode_result(&id, &5).unwrap(),
             r#"{"jsonrpc":"2.0","id":"abc","result":5}"#

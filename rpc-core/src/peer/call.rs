@@ -194,7 +194,12 @@ fn start(
 ) -> Result<CallState, CallError> {
     let frame = frame?;
     let deadline = deadline(link.config(), timeout);
-    if let Some(shared) = link.now() {
+    // A fixed link's connection is taken over by the call, not counted again.
+    let (now, link) = match link {
+        Link::Fixed(shared) => (Some(shared), None),
+        relayed => (relayed.now(), Some(relayed)),
+    };
+    if let Some(shared) = now {
         let from_handler = handling(shared.connection_id);
         let (tx, answer) = answer_channel();
         match shared.pending.try_insert(id, tx, deadline, true, from_handler) {
@@ -218,9 +223,14 @@ fn start(
                     limit: shared.pending.limit(true),
                 });
             }
-            Err(Refusal::Full) => {}
+            Err(Refusal::Full) => {
+                let link = link.unwrap_or(Link::Fixed(shared));
+                return Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))));
+            }
         }
     }
+    // Only a relay is without a connection here (a fixed link always has its own).
+    let link = link.ok_or(CallError::NotSent)?;
     Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))))
 }
 

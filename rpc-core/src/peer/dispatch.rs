@@ -558,7 +558,7 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        let id = RawId::from_checked(Bytes::copy_from_slice(id));
+        let id = RawId::from_text(id);
         out.act(Action::Cancel(id));
     }
 
@@ -712,7 +712,7 @@ fn answer_id(answer: &str) -> Option<RawId> {
         id: &'a RawValue,
     }
     let id = serde_json::from_str::<IdOnly<'_>>(answer).ok()?.id;
-    Some(RawId::from_checked(Bytes::copy_from_slice(id.get().as_bytes())))
+    Some(RawId::from_text(id.get().as_bytes()))
 }
 
 #[cfg(test)]

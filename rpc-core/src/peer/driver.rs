@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::value::RawValue;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::dispatch::{Act, Action, Dispatcher, Ticket};
@@ -86,6 +86,8 @@ pub(super) async fn drive<T: Transport>(
             stash: VecDeque::new(),
             stash_bytes: 0,
             finished: Vec::new(),
+            answers: Vec::new(),
+            delivering: Vec::new(),
             shared: shared.clone(),
         },
         last_heard: Instant::now(),
@@ -170,6 +172,7 @@ impl Driver {
             let (calls_pending, earliest_call) = shared.pending.load();
             self.dispatcher.calls_pending(calls_pending, &mut self.exec);
             self.settle();
+            self.exec.deliver();
             self.publish_stats();
             let idle_deadline = config
                 .idle_timeout
@@ -203,15 +206,16 @@ impl Driver {
                     let mut read = 0;
                     loop {
                         let inbound = self.on_inbound(next, &mut reading);
-                        // What the frame asked for is done before anything else is read.
+                        // What the frame asked for is done before anything else is read (answers to
+                        // this side's calls are delivered together when the burst ends).
                         self.settle();
-                        match inbound {
-                            Ok(()) => {}
-                            Err(end) => match requested() {
+                        if let Err(end) = inbound {
+                            self.exec.deliver();
+                            return match requested() {
                                 // This side was closing; however reading stopped, that is why.
-                                Some(frame) => return CloseReason::Local(frame),
-                                None => return end,
-                            },
+                                Some(frame) => CloseReason::Local(frame),
+                                None => end,
+                            };
                         }
                         read += 1;
                         if read == BURST || matches!(reading, Reading::Done) {
@@ -222,6 +226,7 @@ impl Driver {
                             None => break,
                         }
                     }
+                    self.exec.deliver();
                     if let Reading::Closing(_) = reading && close_deadline.is_none() {
                         close_deadline = Some(Instant::now() + config.close_timeout);
                     }
@@ -427,6 +432,11 @@ struct Executor {
     stash_bytes: usize,
     /// Tickets of handlers done, not yet given back.
     finished: Vec<Ticket>,
+    /// Answers to this side's calls read in the current burst (at most [`BURST`] frames' worth), delivered
+    /// when the burst ends.
+    answers: Vec<(u64, Answer)>,
+    /// Scratch space for [`Executor::deliver`], empty between bursts.
+    delivering: Vec<(oneshot::Sender<Answer>, Answer)>,
 }
 
 impl Act for Executor {
@@ -457,11 +467,13 @@ impl Act for Executor {
                         self.reply(wire::encode_cancel(&stream));
                     }
                 }
-                if !self.shared.pending.complete(id, answer) {
-                    tracing::debug!(target: "birpc::peer", id, "dropped an answer to no pending call (late, withdrawn or unknown)");
-                }
+                // Delivered with the rest of the burst's answers (see `Executor::deliver`).
+                self.answers.push((id, answer));
             }
             Action::BatchRejected(error) => {
+                // Which batch is rejected depends on which calls are answered: the answers read before
+                // count.
+                self.deliver();
                 if self.shared.pending.reject_batch(&error) == 0 {
                     tracing::debug!(target: "birpc::peer", %error, "dropped an error answered with id null to no batch of this side");
                 }
@@ -511,6 +523,21 @@ impl Act for Executor {
 }
 
 impl Executor {
+    /// Delivers the answers collected from a burst of reads to their calls, all under one lock of the
+    /// pending table.
+    fn deliver(&mut self) {
+        if self.answers.is_empty() {
+            return;
+        }
+        let unknown = self
+            .shared
+            .pending
+            .complete_all(&mut self.answers, &mut self.delivering);
+        if unknown > 0 {
+            tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
+        }
+    }
+
     /// The other side broke a rule: the connection closes with `frame`.
     fn violation(&mut self, frame: CloseFrame) {
         tracing::debug!(target: "birpc::peer", %frame, "closing a connection whose other side broke a rule");

@@ -258,15 +258,39 @@ impl Pending {
 
     /// Delivers the answer to call `id`; `false` when no such call is pending (answered already, withdrawn,
     /// timed out, or never made).
+    #[cfg(test)]
     pub(crate) fn complete(&self, id: u64, answer: Answer) -> bool {
-        match self.take(id) {
-            // The caller may have given up in the meantime; then nobody wants the answer.
-            Some(entry) => {
-                let _ = entry.answer.send(answer);
-                true
+        self.complete_all(&mut vec![(id, answer)], &mut Vec::new()) == 0
+    }
+
+    /// Delivers the answers of one burst of reads under one lock, emptying `answers` (call id, answer);
+    /// `found` is scratch space, left empty. Returns how many named no pending call (answered already,
+    /// withdrawn, timed out, or never made).
+    pub(crate) fn complete_all(
+        &self,
+        answers: &mut Vec<(u64, Answer)>,
+        found: &mut Vec<(oneshot::Sender<Answer>, Answer)>,
+    ) -> usize {
+        let mut unknown = 0;
+        {
+            let mut table = self.lock();
+            for (id, answer) in answers.drain(..) {
+                match table.calls.remove(&id) {
+                    Some(entry) => found.push((entry.answer, answer)),
+                    None => unknown += 1,
+                }
             }
-            None => false,
+            if found.is_empty() {
+                drop(table);
+            } else {
+                self.freed(table);
+            }
         }
+        for (caller, answer) in found.drain(..) {
+            // The caller may have given up in the meantime; then nobody wants the answer.
+            let _ = caller.send(answer);
+        }
+        unknown
     }
 
     /// Withdraws call `id`; `true` when it was still pending.
@@ -431,6 +455,40 @@ mod tests {
         assert!(!pending.complete(7, Answer::Invalid("y")));
         assert!(matches!(rx.await.unwrap(), Answer::Invalid("x")));
         assert_eq!(pending.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_answers_reaches_its_callers_and_frees_their_places() {
+        let pending = Pending::new(3);
+        let mut callers = Vec::new();
+        for id in 1..=3 {
+            let (tx, rx) = answer_channel();
+            pending.try_insert(id, tx, None, true, false).unwrap();
+            callers.push(rx);
+        }
+        // The caller of call 2 gave up; its answer is dropped without harm.
+        drop(callers.remove(1));
+        let answer = |text: &'static str| Answer::Result(Bytes::from_static(text.as_bytes()));
+        let mut answers = vec![(1, answer("1")), (2, answer("2")), (9, answer("9")), (3, answer("3"))];
+        let mut scratch = Vec::new();
+        assert_eq!(
+            pending.complete_all(&mut answers, &mut scratch),
+            1,
+            "call 9 was never made"
+        );
+        assert!(answers.is_empty() && scratch.is_empty());
+        for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
+            match rx.await {
+                Ok(Answer::Result(result)) => assert_eq!(result, expected.as_bytes()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(pending.len(), 0);
+        let (tx, _rx) = answer_channel();
+        assert!(
+            pending.try_insert(4, tx, None, true, false).is_ok(),
+            "the places are free again"
+        );
     }
 
     #[tokio::test]
