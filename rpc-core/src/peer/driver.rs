@@ -13,17 +13,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::value::RawValue;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::dispatch::{Act, Action, Dispatcher, Ticket};
 use super::handle::PeerHandle;
 use super::handlers::{Handlers, Started};
 use super::heartbeat::{Beat, Heartbeat};
-use super::outbound::{self, WriterEnd};
+use super::outbound::{self, CloseAsk, WriterEnd};
 use super::pending::Answer;
 use super::queue::Refused;
-use super::shared::{Drain, Lifecycle, Shared};
+use super::shared::{Drain, Shared};
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::router::Router;
 use crate::stream::table::Delivery;
@@ -75,7 +75,6 @@ pub(super) async fn drive<T: Transport>(
     router: Router,
     ending: Ending,
     handle: PeerHandle,
-    writer_lifecycle: watch::Receiver<Lifecycle>,
 ) -> CloseReason {
     let shared = ending.0.clone();
     crate::metrics::connection_opened();
@@ -95,7 +94,7 @@ pub(super) async fn drive<T: Transport>(
         published: (0, 0, 0),
         shared,
     };
-    let reason = driver.run(sink, &mut stream, writer_lifecycle).await;
+    let reason = driver.run(sink, &mut stream).await;
     let shared = &driver.shared;
     tracing::debug!(target: "birpc::peer", %reason, "connection ended");
     crate::metrics::load(load(driver.published), crate::metrics::Load::default());
@@ -135,24 +134,26 @@ impl Driver {
         &mut self,
         sink: S,
         stream: &mut (impl Stream<Item = Result<Inbound, TransportError>> + Unpin),
-        writer_lifecycle: watch::Receiver<Lifecycle>,
     ) -> CloseReason
     where
         S: futures::Sink<Outbound, Error = TransportError> + Unpin,
     {
         let shared = self.shared.clone();
         let config = &shared.config;
-        let mut lifecycle = shared.lifecycle.subscribe();
-        // A close or a drain asked for before the peer ran is seen on the first turn.
-        lifecycle.mark_changed();
+        // A close or a drain asked for before the peer ran is seen on the first turn (the signals keep
+        // what was raised before anyone waited).
         let mut heartbeat = Heartbeat::new(config, Instant::now());
-        let writer = outbound::write(sink, &shared.queue, writer_lifecycle, config.write_timeout);
+        let close = CloseAsk {
+            asked: &shared.close_asked,
+            lifecycle: &shared.lifecycle,
+        };
+        let writer = outbound::write(sink, &shared.queue, close, config.write_timeout);
         tokio::pin!(writer);
         let mut writer_done = false;
         let mut reading = Reading::Open;
         let mut close_deadline: Option<Instant> = None;
         let mut drain: Option<Drain> = None;
-        let requested = || shared.lifecycle.borrow().close_request.clone();
+        let requested = || shared.close_requested();
         let mut watching_calls = false;
         // One timer, moved only when the earliest deadline changes (not made anew each turn).
         let sleep = tokio::time::sleep_until(Instant::now());
@@ -273,9 +274,9 @@ impl Driver {
                     self.exec.flush_stash();
                 }
                 () = shared.pending.grew(), if watch_calls => {}
-                Ok(()) = lifecycle.changed(), if !closing || drain.is_none() => {
+                () = shared.lifecycle_moved.wait(), if !closing || drain.is_none() => {
                     let (close_requested, started) = {
-                        let state = lifecycle.borrow_and_update();
+                        let state = shared.lifecycle.borrow();
                         (state.close_request.is_some(), state.drain.clone())
                     };
                     if close_requested && !closing {

@@ -275,14 +275,7 @@ impl PeerHandle {
             frame: CloseFrame::new(code, reason),
             deadline: Instant::now() + grace,
         };
-        shared.lifecycle.send_if_modified(|state| {
-            if state.drain.is_none() {
-                state.drain = Some(drain);
-                true
-            } else {
-                false
-            }
-        });
+        shared.start_drain(drain);
     }
 
     /// Waits until the connection has ended and tells why (for a reconnecting client: until it has stopped

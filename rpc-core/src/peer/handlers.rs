@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use futures::FutureExt;
 use futures::future::{AbortHandle, Abortable, join_all};
 use rustc_hash::FxHashMap;
-use tokio::sync::Notify;
 
 use super::dispatch::{Job, Ticket, fit_batch};
 use super::handle::PeerHandle;
 use super::shared::Shared;
+use super::signal::Signal;
 use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
@@ -39,18 +39,18 @@ pub(crate) fn handling(connection_id: u64) -> bool {
 #[derive(Default)]
 pub(crate) struct Finished {
     keys: Mutex<Vec<u64>>,
-    wake: Notify,
+    wake: Signal,
 }
 
 impl Finished {
     fn report(&self, key: u64) {
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).push(key);
-        self.wake.notify_one();
+        self.wake.raise();
     }
 
     /// Resolves when a task may have ended since the keys were last taken.
     pub(super) async fn wait(&self) {
-        self.wake.notified().await;
+        self.wake.wait().await;
     }
 
     fn take(&self) -> Vec<u64> {

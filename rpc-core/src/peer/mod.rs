@@ -19,19 +19,17 @@ mod outbound;
 mod pending;
 mod queue;
 mod shared;
+mod signal;
 mod stats;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-
-use tokio::sync::watch;
 
 pub use self::batch::{Batch, BatchCall};
 pub use self::call::Call;
 use self::driver::Ending;
 pub use self::handle::PeerHandle;
 pub use self::link::{Relay, WhileDown};
-use self::shared::Lifecycle;
 pub(crate) use self::shared::{Refused, Shared};
 pub use self::stats::PeerStats;
 use crate::close::CloseReason;
@@ -113,7 +111,6 @@ impl PeerBuilder {
     /// [`build`](Self::build), numbering this side's calls with `ids` (shared by a relay's connections).
     pub(crate) fn build_with_ids<T: Transport>(self, transport: T, ids: Arc<AtomicU64>) -> (Peer<T>, PeerHandle) {
         let shared = Arc::new(Shared::new(self.config, ids, self.extensions));
-        let lifecycle = shared.lifecycle.subscribe();
         let span = self.span.unwrap_or_else(
             || tracing::info_span!(target: "birpc::connection", "connection", id = shared.connection_id),
         );
@@ -122,7 +119,6 @@ impl PeerBuilder {
             router: self.router,
             handle: PeerHandle::new(shared.clone(), false),
             ending: Ending(shared.clone()),
-            lifecycle,
             span,
         };
         (peer, PeerHandle::new(shared, self.close_on_drop))
@@ -150,8 +146,6 @@ pub struct Peer<T> {
     ending: Ending,
     /// The handle given to handlers (it does not keep the connection open).
     handle: PeerHandle,
-    /// The writer's view of the connection's life.
-    lifecycle: watch::Receiver<Lifecycle>,
     /// The span the connection runs in.
     span: tracing::Span,
 }
@@ -176,14 +170,10 @@ impl<T: Transport> Peer<T> {
             router,
             ending,
             handle,
-            lifecycle,
             span,
         } = self;
         // Split before the future is made: it holds the two halves, not the transport they came from.
         let (sink, stream) = transport.split();
-        tracing::Instrument::instrument(
-            driver::drive::<T>(sink, stream, router, ending, handle, lifecycle),
-            span,
-        )
+        tracing::Instrument::instrument(driver::drive::<T>(sink, stream, router, ending, handle), span)
     }
 }

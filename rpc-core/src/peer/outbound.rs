@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::queue::FrameQueue;
 use super::shared::Lifecycle;
+use super::signal::Signal;
 use crate::close::CloseFrame;
 use crate::transport::{Outbound, TransportError};
 
@@ -56,6 +57,13 @@ async fn timed<T>(
     }
 }
 
+/// How the writer learns that a close was asked for: `asked` is raised, and the close frame is then in
+/// `lifecycle` (if not, the wake-up was spurious).
+pub(super) struct CloseAsk<'a> {
+    pub(super) asked: &'a Signal,
+    pub(super) lifecycle: &'a watch::Sender<Lifecycle>,
+}
+
 /// Writes queued frames until asked to close, flushing once per burst of frames that were queued together.
 ///
 /// On a close request the frames already queued are sent first, then the close frame.
@@ -65,7 +73,7 @@ async fn timed<T>(
 pub(super) async fn write<S>(
     mut sink: S,
     queue: &FrameQueue,
-    mut lifecycle: watch::Receiver<Lifecycle>,
+    close: CloseAsk<'_>,
     write_timeout: Option<Duration>,
 ) -> WriterEnd
 where
@@ -75,25 +83,20 @@ where
     loop {
         tokio::select! {
             biased;
-            changed = lifecycle.changed() => {
-                let frame = lifecycle.borrow_and_update().close_request.clone();
-                match (changed, frame) {
-                    (Ok(()), Some(frame)) => {
-                        // The ends of a connection are boxed: their states would otherwise count in every
-                        // connection's future for its whole life (they are its largest).
-                        return Box::pin(async {
-                            let progress = AtomicUsize::new(0);
-                            let write = std::pin::pin!(close(&mut sink, queue, frame));
-                            match timed(write_timeout, &progress, write).await {
-                                Ok(frame) => WriterEnd::SentClose(frame),
-                                Err(end) => end,
-                            }
-                        })
-                        .await;
-                    }
-                    // Nobody can ask any more (the peer is going away); go on with the queue.
-                    (Err(_), _) => return Box::pin(drain_then_idle(&mut sink, queue, write_timeout)).await,
-                    (Ok(()), None) => {}
+            () = close.asked.wait() => {
+                let frame = close.lifecycle.borrow().close_request.clone();
+                if let Some(frame) = frame {
+                    // The ends of a connection are boxed: their states would otherwise count in every
+                    // connection's future for its whole life (they are its largest).
+                    return Box::pin(async {
+                        let progress = AtomicUsize::new(0);
+                        let write = std::pin::pin!(close_with(&mut sink, queue, frame));
+                        match timed(write_timeout, &progress, write).await {
+                            Ok(frame) => WriterEnd::SentClose(frame),
+                            Err(end) => end,
+                        }
+                    })
+                    .await;
                 }
             }
             taken = queue.take(&mut batch) => {
@@ -140,7 +143,7 @@ where
 }
 
 /// Sends what is queued now, then the close frame.
-async fn close<S>(sink: &mut S, queue: &FrameQueue, frame: CloseFrame) -> Result<CloseFrame, TransportError>
+async fn close_with<S>(sink: &mut S, queue: &FrameQueue, frame: CloseFrame) -> Result<CloseFrame, TransportError>
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
@@ -149,20 +152,6 @@ where
     }
     sink.send(Outbound::Close(frame.clone())).await?;
     Ok(frame)
-}
-
-/// Keeps writing without watching for close requests.
-async fn drain_then_idle<S>(sink: &mut S, queue: &FrameQueue, write_timeout: Option<Duration>) -> WriterEnd
-where
-    S: Sink<Outbound, Error = TransportError> + Unpin,
-{
-    let mut batch = VecDeque::new();
-    while queue.take(&mut batch).await {
-        if let Err(end) = send_batch(sink, queue, &mut batch, write_timeout).await {
-            return end;
-        }
-    }
-    futures::future::pending().await
 }
 
 #[cfg(test)]
@@ -186,13 +175,21 @@ mod tests {
     async fn written_bytes_return_to_the_bound() {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 10);
-        let (_close_tx, close_rx) = watch::channel(Lifecycle::default());
+        let (lifecycle, asked) = (watch::Sender::new(Lifecycle::default()), Signal::default());
         queue.try_push(Outbound::Frame("12345678".into()), false).unwrap();
         assert!(matches!(
             queue.try_push(Outbound::Frame("1234".into()), false),
             Err(Refused::Full(_))
         ));
-        let writer = write(sink, &queue, close_rx, None);
+        let writer = write(
+            sink,
+            &queue,
+            CloseAsk {
+                asked: &asked,
+                lifecycle: &lifecycle,
+            },
+            None,
+        );
         let reader = async {
             assert_eq!(written.next().await, Some(Outbound::Frame("12345678".into())));
             // Once flushed, the writer gives the bytes back: a frame of the whole bound fits again.
@@ -208,11 +205,21 @@ mod tests {
     async fn queued_frames_go_out_before_the_close_frame() {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 100);
-        let (close_tx, close_rx) = watch::channel(Lifecycle::default());
+        let (lifecycle, asked) = (watch::Sender::new(Lifecycle::default()), Signal::default());
         queue.try_push(Outbound::Frame("a".into()), false).unwrap();
         queue.try_push(Outbound::Frame("b".into()), false).unwrap();
-        close_tx.send_modify(|state| state.close_request = Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
-        let end = write(sink, &queue, close_rx, None).await;
+        lifecycle.send_modify(|state| state.close_request = Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
+        asked.raise();
+        let end = write(
+            sink,
+            &queue,
+            CloseAsk {
+                asked: &asked,
+                lifecycle: &lifecycle,
+            },
+            None,
+        )
+        .await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));
@@ -225,12 +232,16 @@ mod tests {
         let (tx, _unread) = fmpsc::channel(0);
         let sink = tx.sink_map_err(|_| TransportError::Closed);
         let queue = FrameQueue::new(8, 100);
-        let (_close_tx, close_rx) = watch::channel(Lifecycle::default());
+        let (lifecycle, asked) = (watch::Sender::new(Lifecycle::default()), Signal::default());
         for frame in ["a", "b", "c"] {
             queue.try_push(Outbound::Frame(frame.into()), false).unwrap();
         }
         let started = tokio::time::Instant::now();
-        let end = write(sink, &queue, close_rx, Some(std::time::Duration::from_secs(30))).await;
+        let close = CloseAsk {
+            asked: &asked,
+            lifecycle: &lifecycle,
+        };
+        let end = write(sink, &queue, close, Some(std::time::Duration::from_secs(30))).await;
         assert!(
             matches!(end, WriterEnd::Stalled(limit) if limit.as_secs() == 30),
             "{end:?}"

@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tokio::sync::{Notify, oneshot};
+
+use super::signal::Signal;
 use tokio::time::Instant;
 
 use crate::error_object::ErrorObject;
@@ -104,10 +106,10 @@ pub(crate) struct Pending {
     max: usize,
     /// Wakes every call waiting for a place when places free up.
     room: Notify,
-    /// Woken when calls are added while the driver watches (see [`watch_growth`](Self::watch_growth)).
-    grew: Notify,
-    /// Woken when a call brings an earlier deadline than the driver's timer knows.
-    deadline_moved: Notify,
+    /// Raised when calls are added while the driver watches (see [`watch_growth`](Self::watch_growth)).
+    grew: Signal,
+    /// Raised when a call brings an earlier deadline than the driver's timer knows.
+    deadline_moved: Signal,
 }
 
 impl Pending {
@@ -116,8 +118,8 @@ impl Pending {
             table: Mutex::default(),
             max: max.max(1),
             room: Notify::new(),
-            grew: Notify::new(),
-            deadline_moved: Notify::new(),
+            grew: Signal::default(),
+            deadline_moved: Signal::default(),
         }
     }
 
@@ -207,10 +209,10 @@ impl Pending {
         add(&mut table);
         drop(table);
         if watched {
-            self.grew.notify_one();
+            self.grew.raise();
         }
         if earlier {
-            self.deadline_moved.notify_one();
+            self.deadline_moved.raise();
         }
         Ok(())
     }
@@ -309,7 +311,7 @@ impl Pending {
 
     /// Resolves when calls may have been added while watched.
     pub(crate) async fn grew(&self) {
-        self.grew.notified().await;
+        self.grew.wait().await;
     }
 
     /// The earliest deadline of a pending call, if any.
@@ -326,7 +328,7 @@ impl Pending {
 
     /// Resolves when a call brings an earlier deadline.
     pub(crate) async fn deadline_moved(&self) {
-        self.deadline_moved.notified().await;
+        self.deadline_moved.wait().await;
     }
 
     /// Times out every call whose deadline has passed (each fails with [`Answer::TimedOut`]) and returns

@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::signal::Signal;
 use crate::transport::Outbound;
 
 /// A burst larger than this many frames does not leave its storage behind.
@@ -32,7 +33,7 @@ pub(crate) struct Closed;
 pub(crate) struct FrameQueue {
     state: Mutex<State>,
     /// Wakes the writer when a frame is queued.
-    filled: Notify,
+    filled: Signal,
     /// Wakes the senders waiting for room once the writer has made some.
     room: Notify,
     max_frames: usize,
@@ -55,7 +56,7 @@ impl FrameQueue {
     pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
-            filled: Notify::new(),
+            filled: Signal::default(),
             room: Notify::new(),
             max_frames: max_frames.max(1),
             max_bytes,
@@ -94,7 +95,7 @@ impl FrameQueue {
         if was_empty {
             // The writer empties the queue whenever it takes from it: a queue that was not empty already
             // has a wake-up on its way.
-            self.filled.notify_one();
+            self.filled.raise();
         }
         Ok(())
     }
@@ -141,7 +142,7 @@ impl FrameQueue {
                     return false;
                 }
             }
-            self.filled.notified().await;
+            self.filled.wait().await;
         }
     }
 
@@ -176,7 +177,7 @@ impl FrameQueue {
         };
         drop(dropped);
         self.room.notify_waiters();
-        self.filled.notify_one();
+        self.filled.raise();
     }
 
     /// Frames queued and bytes queued or being written.

@@ -11,6 +11,7 @@ use super::handlers::Finished;
 use super::pending::Pending;
 use super::queue::FrameQueue;
 pub(crate) use super::queue::Refused;
+use super::signal::Signal;
 use super::stats::{PeerStats, StatsCell};
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
@@ -60,8 +61,13 @@ pub(crate) struct Shared {
     /// Bytes of handlers' answers waiting for room in the outgoing queue. While they reach
     /// [`PeerConfig::max_queued_bytes`], no further request starts (see [`Shared::answers_congested`]).
     answers_waiting: AtomicUsize,
-    /// Where the connection is in its life.
+    /// Where the connection is in its life. Changed through [`Shared::request_close`] and
+    /// [`Shared::start_drain`] (which tell the driver and the writer) and by the driver itself.
     pub(crate) lifecycle: watch::Sender<Lifecycle>,
+    /// Raised when a close or a drain is asked for: the driver's wake-up.
+    pub(crate) lifecycle_moved: Signal,
+    /// Raised when a close is asked for: the writer's wake-up.
+    pub(crate) close_asked: Signal,
 }
 
 /// Where a connection is in its life: each member is set once. (One channel for the three: every channel
@@ -90,6 +96,8 @@ impl Shared {
             stats: StatsCell::default(),
             answers_waiting: AtomicUsize::new(0),
             lifecycle: watch::Sender::new(Lifecycle::default()),
+            lifecycle_moved: Signal::default(),
+            close_asked: Signal::default(),
         }
     }
 
@@ -142,7 +150,7 @@ impl Shared {
 
     /// Asks the driver to close the connection with `frame` (the first request wins).
     pub(crate) fn request_close(&self, frame: CloseFrame) {
-        self.lifecycle.send_if_modified(|state| {
+        let asked = self.lifecycle.send_if_modified(|state| {
             if state.close_request.is_none() {
                 state.close_request = Some(frame);
                 true
@@ -150,6 +158,30 @@ impl Shared {
                 false
             }
         });
+        if asked {
+            self.lifecycle_moved.raise();
+            self.close_asked.raise();
+        }
+    }
+
+    /// The close this side asked for, if it has.
+    pub(crate) fn close_requested(&self) -> Option<CloseFrame> {
+        self.lifecycle.borrow().close_request.clone()
+    }
+
+    /// Starts a graceful close (the first one wins): see [`PeerHandle::close_gracefully`](crate::PeerHandle::close_gracefully).
+    pub(crate) fn start_drain(&self, drain: Drain) {
+        let started = self.lifecycle.send_if_modified(|state| {
+            if state.drain.is_none() {
+                state.drain = Some(drain);
+                true
+            } else {
+                false
+            }
+        });
+        if started {
+            self.lifecycle_moved.raise();
+        }
     }
 
     /// Queues a frame, waiting for room (bytes and a place in the queue).
