@@ -8,6 +8,7 @@
 //! still running is cancelled.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,10 +21,11 @@ use super::dispatch::{Act, Action, Dispatcher, Ticket};
 use super::handle::PeerHandle;
 use super::handlers::{Handlers, Started};
 use super::heartbeat::{Beat, Heartbeat};
-use super::outbound::{self, CloseAsk, WriterEnd};
+use super::lifecycle::Drain;
+use super::outbound::{Writer, WriterEnd};
 use super::pending::Answer;
 use super::queue::Refused;
-use super::shared::{Drain, Shared};
+use super::shared::Shared;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::router::Router;
 use crate::stream::table::Delivery;
@@ -45,15 +47,9 @@ pub(super) struct Ending(pub(super) Arc<Shared>);
 impl Drop for Ending {
     fn drop(&mut self) {
         let shared = &self.0;
-        shared.lifecycle.send_if_modified(|state| {
-            if state.ended.is_some() {
-                return false;
-            }
-            state.ended = Some(CloseReason::Transport(
-                "the connection's task stopped before the connection ended (it panicked or was dropped)".into(),
-            ));
-            true
-        });
+        shared.lifecycle.end(CloseReason::Transport(
+            "the connection's task stopped before the connection ended (it panicked or was dropped)".into(),
+        ));
         shared.pending.close();
         shared.queue.close();
         shared.streams.close(&shared.close_reason());
@@ -99,7 +95,7 @@ pub(super) async fn drive<T: Transport>(
     tracing::debug!(target: "birpc::peer", %reason, "connection ended");
     crate::metrics::load(load(driver.published), crate::metrics::Load::default());
     crate::metrics::connection_closed(&reason);
-    shared.lifecycle.send_modify(|state| state.ended = Some(reason.clone()));
+    shared.lifecycle.end(reason.clone());
     // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
     drop(driver);
     drop(ending);
@@ -143,17 +139,12 @@ impl Driver {
         // A close or a drain asked for before the peer ran is seen on the first turn (the signals keep
         // what was raised before anyone waited).
         let mut heartbeat = Heartbeat::new(config, Instant::now());
-        let close = CloseAsk {
-            asked: &shared.close_asked,
-            lifecycle: &shared.lifecycle,
-        };
-        let writer = outbound::write(sink, &shared.queue, close, config.write_timeout);
-        tokio::pin!(writer);
+        let mut writer = Writer::new(sink, config.write_timeout);
         let mut writer_done = false;
         let mut reading = Reading::Open;
         let mut close_deadline: Option<Instant> = None;
         let mut drain: Option<Drain> = None;
-        let requested = || shared.close_requested();
+        let requested = || shared.lifecycle.close_request();
         let mut watching_calls = false;
         // One timer, moved only when the earliest deadline changes (not made anew each turn).
         let sleep = tokio::time::sleep_until(Instant::now());
@@ -240,7 +231,7 @@ impl Driver {
                         return CloseReason::Local(frame);
                     }
                 }
-                end = &mut writer, if !writer_done => {
+                end = poll_fn(|cx| writer.poll_write(cx, &shared.queue, &shared.lifecycle)), if !writer_done => {
                     writer_done = true;
                     match end {
                         WriterEnd::SentClose(frame) => {
@@ -274,11 +265,8 @@ impl Driver {
                     self.exec.flush_stash();
                 }
                 () = shared.pending.grew(), if watch_calls => {}
-                () = shared.lifecycle_moved.wait(), if !closing || drain.is_none() => {
-                    let (close_requested, started) = {
-                        let state = shared.lifecycle.borrow();
-                        (state.close_request.is_some(), state.drain.clone())
-                    };
+                () = shared.lifecycle.moved(), if !closing || drain.is_none() => {
+                    let (close_requested, started) = shared.lifecycle.requests();
                     if close_requested && !closing {
                         close_deadline = Some(Instant::now() + config.close_timeout);
                     }

@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use super::batch::Batch;
 use super::call::{Call, deadline, encode, within};
+use super::lifecycle::Drain;
 use super::link::Link;
-use super::shared::{Drain, Refused, Shared};
+use super::shared::{Refused, Shared};
 use super::stats::PeerStats;
 use crate::call_error::CallError;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
@@ -275,7 +276,7 @@ impl PeerHandle {
             frame: CloseFrame::new(code, reason),
             deadline: Instant::now() + grace,
         };
-        shared.start_drain(drain);
+        shared.lifecycle.start_drain(drain);
     }
 
     /// Waits until the connection has ended and tells why (for a reconnecting client: until it has stopped

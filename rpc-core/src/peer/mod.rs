@@ -14,6 +14,7 @@ mod driver;
 mod handle;
 mod handlers;
 mod heartbeat;
+mod lifecycle;
 pub(crate) mod link;
 mod outbound;
 mod pending;

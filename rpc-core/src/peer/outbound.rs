@@ -2,15 +2,14 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures::{FutureExt, Sink, SinkExt};
-use tokio::sync::watch;
+use futures::Sink;
+use tokio::time::{Instant, Sleep};
 
+use super::lifecycle::Lifecycle;
 use super::queue::FrameQueue;
-use super::shared::Lifecycle;
-use super::signal::Signal;
 use crate::close::CloseFrame;
 use crate::transport::{Outbound, TransportError};
 
@@ -25,139 +24,166 @@ pub(super) enum WriterEnd {
     Stalled(Duration),
 }
 
-/// Runs one write, giving up when it has made no progress for `limit`: when `progress` (bumped by the
-/// write as it goes) has not moved over a whole `limit`. A write that completes at once (the socket had
-/// room: nearly always) costs no timer.
-///
-/// The write is pinned by the caller: moved in, it would be stored twice in the connection's future (the
-/// argument, and the pinned copy).
-async fn timed<T>(
-    limit: Option<Duration>,
-    progress: &AtomicUsize,
-    mut write: Pin<&mut impl Future<Output = Result<T, TransportError>>>,
-) -> Result<T, WriterEnd> {
-    if let Some(done) = write.as_mut().now_or_never() {
-        return done.map_err(WriterEnd::Failed);
-    }
-    let Some(limit) = limit else {
-        return write.await.map_err(WriterEnd::Failed);
-    };
-    let mut seen = progress.load(Ordering::Relaxed);
-    loop {
-        match tokio::time::timeout(limit, write.as_mut()).await {
-            Ok(done) => return done.map_err(WriterEnd::Failed),
-            Err(_) => {
-                let now = progress.load(Ordering::Relaxed);
-                if now == seen {
-                    return Err(WriterEnd::Stalled(limit));
-                }
-                seen = now;
-            }
-        }
-    }
-}
-
-/// How the writer learns that a close was asked for: `asked` is raised, and the close frame is then in
-/// `lifecycle` (if not, the wake-up was spurious).
-pub(super) struct CloseAsk<'a> {
-    pub(super) asked: &'a Signal,
-    pub(super) lifecycle: &'a watch::Sender<Lifecycle>,
-}
-
-/// Writes queued frames until asked to close, flushing once per burst of frames that were queued together.
-///
-/// On a close request the frames already queued are sent first, then the close frame.
-///
-/// The bytes of a burst count against the queue's bound until they are flushed. A frame, a flush or the
-/// close not taken by the transport within `write_timeout` ends the writer with [`WriterEnd::Stalled`].
-pub(super) async fn write<S>(
-    mut sink: S,
-    queue: &FrameQueue,
-    close: CloseAsk<'_>,
+/// The writer's state between polls: a plain state machine, not an `async fn`, so that an idle connection's
+/// task holds only the sink, the batch's storage and a few counters (an `async` writer held the largest
+/// state of its awaits, about 660 bytes, for the whole life of every connection).
+pub(super) struct Writer<S> {
+    sink: S,
+    /// Frames taken from the queue and not yet handed to the transport.
+    batch: VecDeque<Outbound>,
+    /// Bytes of the frames taken since the last flush: given back to the queue's bound once flushed.
+    taken_bytes: usize,
+    step: Step,
+    /// The close frame to send after the batch, once a close was asked for.
+    closing: Option<CloseFrame>,
+    /// Frames handed to the transport so far, the stall timer's measure of progress.
+    progress: u64,
+    /// While the transport makes the writer wait: the stall timer, and the progress when it was last set.
+    /// Made only when a write does not complete at once (the socket had room: nearly always).
+    stall: Option<(Pin<Box<Sleep>>, u64)>,
     write_timeout: Option<Duration>,
-) -> WriterEnd
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Waiting for frames, or for a close request.
+    Idle,
+    /// Handing the batch to the transport.
+    Sending,
+    /// Flushing what was handed over.
+    Flushing,
+    /// The queue is closed: nothing more will be sent, but the connection stays up until the driver ends
+    /// it.
+    Parked,
+    /// The close frame went out, or the transport failed.
+    Ended,
+}
+
+impl<S> Writer<S>
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    let mut batch = VecDeque::new();
-    loop {
-        tokio::select! {
-            biased;
-            () = close.asked.wait() => {
-                let frame = close.lifecycle.borrow().close_request.clone();
-                if let Some(frame) = frame {
-                    // The ends of a connection are boxed: their states would otherwise count in every
-                    // connection's future for its whole life (they are its largest).
-                    return Box::pin(async {
-                        let progress = AtomicUsize::new(0);
-                        let write = std::pin::pin!(close_with(&mut sink, queue, frame));
-                        match timed(write_timeout, &progress, write).await {
-                            Ok(frame) => WriterEnd::SentClose(frame),
-                            Err(end) => end,
+    /// A writer sending on `sink`; a frame, a flush or the close not taken by the transport within
+    /// `write_timeout` (`None`: no limit) ends it with [`WriterEnd::Stalled`].
+    pub(super) fn new(sink: S, write_timeout: Option<Duration>) -> Self {
+        Self {
+            sink,
+            batch: VecDeque::new(),
+            taken_bytes: 0,
+            step: Step::Idle,
+            closing: None,
+            progress: 0,
+            stall: None,
+            write_timeout,
+        }
+    }
+
+    /// Writes queued frames until asked to close, flushing once per burst of frames that were queued
+    /// together; ready with how it ended. On a close request the frames already queued are sent first,
+    /// then the close frame.
+    ///
+    /// The bytes of a burst count against the queue's bound until they are flushed. The stall timer
+    /// measures a lack of progress (no frame taken by the transport for `write_timeout`), not the time a
+    /// long burst takes. Polled again after it ended, it stays pending.
+    pub(super) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        queue: &FrameQueue,
+        lifecycle: &Lifecycle,
+    ) -> Poll<WriterEnd> {
+        loop {
+            match self.step {
+                Step::Idle => {
+                    // A close request goes first: what is queued then is sent before the close frame.
+                    if lifecycle.poll_close_asked(cx).is_ready()
+                        && let Some(frame) = lifecycle.close_request()
+                    {
+                        self.batch.extend(queue.take_now());
+                        self.batch.push_back(Outbound::Close(frame.clone()));
+                        self.closing = Some(frame);
+                        self.step = Step::Sending;
+                        continue;
+                    }
+                    match queue.poll_take(cx, &mut self.batch) {
+                        Poll::Ready(true) => self.step = Step::Sending,
+                        Poll::Ready(false) => self.step = Step::Parked,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Step::Sending => {
+                    while !self.batch.is_empty() {
+                        match Pin::new(&mut self.sink).poll_ready(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(e)) => return self.end(WriterEnd::Failed(e)),
+                            Poll::Pending => return self.wait(cx),
                         }
-                    })
-                    .await;
+                        let Some(frame) = self.batch.pop_front() else { break };
+                        self.taken_bytes += FrameQueue::cost(&frame);
+                        if let Err(e) = Pin::new(&mut self.sink).start_send(frame) {
+                            return self.end(WriterEnd::Failed(e));
+                        }
+                        self.progress += 1;
+                    }
+                    self.step = Step::Flushing;
                 }
+                Step::Flushing => match Pin::new(&mut self.sink).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.stall = None;
+                        queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch);
+                        if let Some(frame) = self.closing.take() {
+                            return self.end(WriterEnd::SentClose(frame));
+                        }
+                        self.step = Step::Idle;
+                    }
+                    Poll::Ready(Err(e)) => return self.end(WriterEnd::Failed(e)),
+                    Poll::Pending => return self.wait(cx),
+                },
+                Step::Parked | Step::Ended => return Poll::Pending,
             }
-            taken = queue.take(&mut batch) => {
-                if !taken {
-                    // The queue is closed: nothing more will be sent, but the connection stays up until the
-                    // driver ends it.
-                    return futures::future::pending().await;
-                }
-                if let Err(end) = send_batch(&mut sink, queue, &mut batch, write_timeout).await {
-                    return end;
-                }
+        }
+    }
+
+    fn end(&mut self, end: WriterEnd) -> Poll<WriterEnd> {
+        self.step = Step::Ended;
+        self.stall = None;
+        Poll::Ready(end)
+    }
+
+    /// The transport made the writer wait: pending, unless it has made no progress for a whole
+    /// `write_timeout`.
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<WriterEnd> {
+        let Some(limit) = self.write_timeout else {
+            return Poll::Pending;
+        };
+        let progress = self.progress;
+        let (timer, seen) = self
+            .stall
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep(limit)), progress));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if *seen == progress {
+                return self.end(WriterEnd::Stalled(limit));
             }
+            *seen = progress;
+            timer.as_mut().reset(Instant::now() + limit);
         }
     }
 }
 
-/// Writes and flushes `batch`, then gives its bytes back to the queue's bound. The write ends with
-/// [`WriterEnd::Stalled`] when no frame of it has been taken by the transport for `write_timeout`: the
-/// timer measures a lack of progress, not the time a long burst takes.
-async fn send_batch<S>(
-    sink: &mut S,
-    queue: &FrameQueue,
-    batch: &mut VecDeque<Outbound>,
-    write_timeout: Option<Duration>,
-) -> Result<(), WriterEnd>
+/// [`Writer::poll_write`] as a future, for the tests.
+#[cfg(test)]
+async fn write<S>(sink: S, queue: &FrameQueue, lifecycle: &Lifecycle, write_timeout: Option<Duration>) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    let progress = AtomicUsize::new(0);
-    let mut written = 0;
-    {
-        let write = std::pin::pin!(async {
-            while let Some(frame) = batch.pop_front() {
-                written += FrameQueue::cost(&frame);
-                sink.feed(frame).await?;
-                progress.fetch_add(1, Ordering::Relaxed);
-            }
-            sink.flush().await
-        });
-        timed(write_timeout, &progress, write).await?;
-    }
-    queue.written(written, batch);
-    Ok(())
-}
-
-/// Sends what is queued now, then the close frame.
-async fn close_with<S>(sink: &mut S, queue: &FrameQueue, frame: CloseFrame) -> Result<CloseFrame, TransportError>
-where
-    S: Sink<Outbound, Error = TransportError> + Unpin,
-{
-    for queued in queue.take_now() {
-        sink.feed(queued).await?;
-    }
-    sink.send(Outbound::Close(frame.clone())).await?;
-    Ok(frame)
+    let mut writer = Writer::new(sink, write_timeout);
+    std::future::poll_fn(|cx| writer.poll_write(cx, queue, lifecycle)).await
 }
 
 #[cfg(test)]
 mod tests {
-    use futures::StreamExt;
     use futures::channel::mpsc as fmpsc;
+    use futures::{SinkExt, StreamExt};
 
     use super::*;
     use crate::close::CloseCode;
@@ -175,21 +201,13 @@ mod tests {
     async fn written_bytes_return_to_the_bound() {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 10);
-        let (lifecycle, asked) = (watch::Sender::new(Lifecycle::default()), Signal::default());
+        let lifecycle = Lifecycle::default();
         queue.try_push(Outbound::Frame("12345678".into()), false).unwrap();
         assert!(matches!(
             queue.try_push(Outbound::Frame("1234".into()), false),
             Err(Refused::Full(_))
         ));
-        let writer = write(
-            sink,
-            &queue,
-            CloseAsk {
-                asked: &asked,
-                lifecycle: &lifecycle,
-            },
-            None,
-        );
+        let writer = write(sink, &queue, &lifecycle, None);
         let reader = async {
             assert_eq!(written.next().await, Some(Outbound::Frame("12345678".into())));
             // Once flushed, the writer gives the bytes back: a frame of the whole bound fits again.
@@ -205,21 +223,11 @@ mod tests {
     async fn queued_frames_go_out_before_the_close_frame() {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 100);
-        let (lifecycle, asked) = (watch::Sender::new(Lifecycle::default()), Signal::default());
+        let lifecycle = Lifecycle::default();
         queue.try_push(Outbound::Frame("a".into()), false).unwrap();
         queue.try_push(Outbound::Frame("b".into()), false).unwrap();
-        lifecycle.send_modify(|state| state.close_request = Some(CloseFrame::new(CloseCode::GOING_AWAY, "bye")));
-        asked.raise();
-        let end = write(
-            sink,
-            &queue,
-            CloseAsk {
-                asked: &asked,
-                lifecycle: &lifecycle,
-            },
-            None,
-        )
-        .await;
+        lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
+        let end = write(sink, &queue, &lifecycle, None).await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));
@@ -232,16 +240,12 @@ mod tests {
         let (tx, _unread) = fmpsc::channel(0);
         let sink = tx.sink_map_err(|_| TransportError::Closed);
         let queue = FrameQueue::new(8, 100);
-        let (lifecycle, asked) = (watch::Sender::new(Lifecycle::default()), Signal::default());
+        let lifecycle = Lifecycle::default();
         for frame in ["a", "b", "c"] {
             queue.try_push(Outbound::Frame(frame.into()), false).unwrap();
         }
         let started = tokio::time::Instant::now();
-        let close = CloseAsk {
-            asked: &asked,
-            lifecycle: &lifecycle,
-        };
-        let end = write(sink, &queue, close, Some(std::time::Duration::from_secs(30))).await;
+        let end = write(sink, &queue, &lifecycle, Some(std::time::Duration::from_secs(30))).await;
         assert!(
             matches!(end, WriterEnd::Stalled(limit) if limit.as_secs() == 30),
             "{end:?}"

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 
 use tokio::sync::Notify;
 
@@ -127,23 +128,29 @@ impl FrameQueue {
         room.await;
     }
 
-    /// Moves everything queued into `batch` (empty), waiting until there is something; `false` once the
-    /// queue is closed and empty.
-    pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>) -> bool {
+    /// Moves everything queued into `batch` (empty) when there is something, else registers `cx` to be
+    /// woken when there is; ready with `false` once the queue is closed and empty. One writer only.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Outbound>) -> Poll<bool> {
         loop {
             {
                 let mut state = self.lock();
                 if !state.frames.is_empty() {
                     // The frames' places and bytes are freed once written (see `written`).
                     std::mem::swap(&mut state.frames, batch);
-                    return true;
+                    return Poll::Ready(true);
                 }
                 if state.closed {
-                    return false;
+                    return Poll::Ready(false);
                 }
             }
-            self.filled.wait().await;
+            ready!(self.filled.poll_wait(cx));
         }
+    }
+
+    /// [`poll_take`](Self::poll_take) as a future.
+    #[cfg(test)]
+    pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>) -> bool {
+        std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
     }
 
     /// Takes what is queued now, without waiting.

@@ -4,14 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::handlers::Finished;
+use super::lifecycle::Lifecycle;
 use super::pending::Pending;
 use super::queue::FrameQueue;
 pub(crate) use super::queue::Refused;
-use super::signal::Signal;
 use super::stats::{PeerStats, StatsCell};
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
@@ -23,14 +21,6 @@ use crate::transport::Outbound;
 
 /// The method a peer sends to withdraw one of its calls: `{"id": …}`.
 pub(crate) const CANCEL_METHOD: &str = "$/cancelRequest";
-
-/// A graceful close under way: no new request is started, and the connection closes with `frame` once the
-/// running ones are done, or at `deadline`.
-#[derive(Debug, Clone)]
-pub(crate) struct Drain {
-    pub(crate) frame: CloseFrame,
-    pub(crate) deadline: Instant,
-}
 
 /// Numbers connections (and relays) uniquely within the process.
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
@@ -61,25 +51,8 @@ pub(crate) struct Shared {
     /// Bytes of handlers' answers waiting for room in the outgoing queue. While they reach
     /// [`PeerConfig::max_queued_bytes`], no further request starts (see [`Shared::answers_congested`]).
     answers_waiting: AtomicUsize,
-    /// Where the connection is in its life. Changed through [`Shared::request_close`] and
-    /// [`Shared::start_drain`] (which tell the driver and the writer) and by the driver itself.
-    pub(crate) lifecycle: watch::Sender<Lifecycle>,
-    /// Raised when a close or a drain is asked for: the driver's wake-up.
-    pub(crate) lifecycle_moved: Signal,
-    /// Raised when a close is asked for: the writer's wake-up.
-    pub(crate) close_asked: Signal,
-}
-
-/// Where a connection is in its life: each member is set once. (One channel for the three: every channel
-/// costs each connection a few hundred bytes, and these change a handful of times in a connection's life.)
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Lifecycle {
-    /// This side asked for the connection to close with this frame.
-    pub(crate) close_request: Option<CloseFrame>,
-    /// A graceful close is under way.
-    pub(crate) drain: Option<Drain>,
-    /// The connection has ended, for this reason.
-    pub(crate) ended: Option<CloseReason>,
+    /// Where the connection is in its life.
+    pub(crate) lifecycle: Lifecycle,
 }
 
 impl Shared {
@@ -95,9 +68,7 @@ impl Shared {
             finished: Finished::default(),
             stats: StatsCell::default(),
             answers_waiting: AtomicUsize::new(0),
-            lifecycle: watch::Sender::new(Lifecycle::default()),
-            lifecycle_moved: Signal::default(),
-            close_asked: Signal::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -116,31 +87,23 @@ impl Shared {
 
     /// Whether the connection has ended.
     pub(crate) fn is_closed(&self) -> bool {
-        self.lifecycle.borrow().ended.is_some()
+        self.lifecycle.has_ended()
     }
 
     /// Why the connection ended, once it has.
     pub(crate) fn closed_reason(&self) -> Option<CloseReason> {
-        self.lifecycle.borrow().ended.clone()
+        self.lifecycle.ended()
     }
 
     /// Waits until the connection has ended and tells why.
     pub(crate) async fn closed(&self) -> CloseReason {
-        let mut state = self.lifecycle.subscribe();
-        let ended = match state.wait_for(|state| state.ended.is_some()).await {
-            Ok(state) => state.ended.clone(),
-            // The sender lives in `self`.
-            Err(_) => None,
-        };
-        ended.unwrap_or_else(|| self.close_reason())
+        self.lifecycle.wait_ended().await
     }
 
     /// Why the connection ended; a placeholder while it is still ending.
     pub(crate) fn close_reason(&self) -> CloseReason {
         self.lifecycle
-            .borrow()
-            .ended
-            .clone()
+            .ended()
             .unwrap_or_else(|| CloseReason::Transport("the connection is closing".into()))
     }
 
@@ -150,38 +113,7 @@ impl Shared {
 
     /// Asks the driver to close the connection with `frame` (the first request wins).
     pub(crate) fn request_close(&self, frame: CloseFrame) {
-        let asked = self.lifecycle.send_if_modified(|state| {
-            if state.close_request.is_none() {
-                state.close_request = Some(frame);
-                true
-            } else {
-                false
-            }
-        });
-        if asked {
-            self.lifecycle_moved.raise();
-            self.close_asked.raise();
-        }
-    }
-
-    /// The close this side asked for, if it has.
-    pub(crate) fn close_requested(&self) -> Option<CloseFrame> {
-        self.lifecycle.borrow().close_request.clone()
-    }
-
-    /// Starts a graceful close (the first one wins): see [`PeerHandle::close_gracefully`](crate::PeerHandle::close_gracefully).
-    pub(crate) fn start_drain(&self, drain: Drain) {
-        let started = self.lifecycle.send_if_modified(|state| {
-            if state.drain.is_none() {
-                state.drain = Some(drain);
-                true
-            } else {
-                false
-            }
-        });
-        if started {
-            self.lifecycle_moved.raise();
-        }
+        self.lifecycle.request_close(frame);
     }
 
     /// Queues a frame, waiting for room (bytes and a place in the queue).
