@@ -55,7 +55,7 @@ use crate::transport::Transport;
 #[must_use = "a builder does nothing until built"]
 pub struct PeerBuilder {
     router: Router,
-    config: PeerConfig,
+    config: Arc<PeerConfig>,
     close_on_drop: bool,
     extensions: Extensions,
     span: Option<tracing::Span>,
@@ -68,9 +68,10 @@ impl PeerBuilder {
         self
     }
 
-    /// The limits and timings. Default: [`PeerConfig::default`].
-    pub fn config(mut self, config: PeerConfig) -> Self {
-        self.config = config;
+    /// The limits and timings: a [`PeerConfig`], or an `Arc<PeerConfig>` that many connections share (a
+    /// server's connections need not each hold a copy of its 200 bytes). Default: [`PeerConfig::default`].
+    pub fn config(mut self, config: impl Into<Arc<PeerConfig>>) -> Self {
+        self.config = config.into();
         self
     }
 

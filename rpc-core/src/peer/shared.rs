@@ -31,7 +31,8 @@ pub(crate) fn next_connection_id() -> u64 {
 }
 
 pub(crate) struct Shared {
-    pub(crate) config: PeerConfig,
+    /// Shared by the connections built from the same `Arc` (see [`PeerBuilder::config`](crate::PeerBuilder::config)).
+    pub(crate) config: Arc<PeerConfig>,
     /// Unique within the process: see [`PeerHandle::id`](crate::PeerHandle::id).
     pub(crate) connection_id: u64,
     /// The ids of this side's calls (shared by every connection of a relay).
@@ -56,7 +57,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: PeerConfig, ids: Arc<AtomicU64>, extensions: Extensions) -> Self {
+    pub(crate) fn new(config: Arc<PeerConfig>, ids: Arc<AtomicU64>, extensions: Extensions) -> Self {
         Self {
             connection_id: next_connection_id(),
             ids,

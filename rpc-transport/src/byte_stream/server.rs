@@ -260,7 +260,7 @@ impl StreamServer {
         let acceptor = Acceptor {
             connections: connections.clone(),
             routes: Arc::new(routes),
-            config: for_byte_streams(settings.config.clone()),
+            config: Arc::new(for_byte_streams(settings.config.clone())),
             framing: settings.framing,
             accept: settings.accept.clone(),
         };
@@ -314,7 +314,7 @@ type Routes = Arc<dyn Fn(&StreamConnection) -> Router + Send + Sync>;
 struct Acceptor {
     connections: Arc<Connections>,
     routes: Routes,
-    config: PeerConfig,
+    config: Arc<PeerConfig>,
     framing: Framing,
     accept: Option<AcceptHook>,
 }

@@ -26,7 +26,8 @@ pub(super) type HttpHandler = Arc<dyn Fn(&Request<()>) -> Response<Bytes> + Send
 #[derive(Clone)]
 #[must_use = "a builder does nothing until `bind` is awaited or `into_endpoint` is called"]
 pub struct ServerBuilder {
-    pub(super) config: PeerConfig,
+    /// Shared by every connection's peer.
+    pub(super) config: Arc<PeerConfig>,
     pub(super) handshake_timeout: Duration,
     pub(super) max_connections: usize,
     pub(super) max_handshakes: usize,
@@ -45,7 +46,7 @@ pub struct ServerBuilder {
 impl Default for ServerBuilder {
     fn default() -> Self {
         Self {
-            config: PeerConfig::default(),
+            config: Arc::default(),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_handshakes: 1024,
@@ -79,7 +80,7 @@ impl std::fmt::Debug for ServerBuilder {
 impl ServerBuilder {
     /// The limits and timings of every connection's peer. Default: [`PeerConfig::default`].
     pub fn config(mut self, config: PeerConfig) -> Self {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
