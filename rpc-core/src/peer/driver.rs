@@ -436,7 +436,7 @@ impl Act for Executor {
                 Started::Done(None) => self.finished.push(ticket),
                 // A handler done at once whose answer finds no room keeps its places while it waits
                 // for room, as a handler running as a task does: answers never pile up here.
-                Started::Done(Some(answer)) => match self.shared.try_send(answer, true) {
+                Started::Done(Some(answer)) => match self.shared.try_send_here(answer, true) {
                     Ok(()) | Err(Refused::Closed) => self.finished.push(ticket),
                     Err(Refused::Full(answer)) => self.handlers.hold(answer, ticket),
                 },
@@ -539,7 +539,7 @@ impl Executor {
     /// connection closes with 1008.
     fn reply(&mut self, answer: String) {
         if self.stash.is_empty() {
-            match self.shared.try_send(answer, true) {
+            match self.shared.try_send_here(answer, true) {
                 Ok(()) | Err(Refused::Closed) => return,
                 Err(Refused::Full(answer)) => {
                     self.stash_bytes = answer.len() + STASH_OVERHEAD;
@@ -564,7 +564,7 @@ impl Executor {
     fn flush_stash(&mut self) {
         while let Some(answer) = self.stash.pop_front() {
             let bytes = answer.len() + STASH_OVERHEAD;
-            match self.shared.try_send(answer, true) {
+            match self.shared.try_send_here(answer, true) {
                 Ok(()) => self.stash_bytes -= bytes,
                 Err(Refused::Full(answer)) => {
                     self.stash.push_front(answer);

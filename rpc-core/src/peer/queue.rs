@@ -78,6 +78,17 @@ impl FrameQueue {
     /// Queues `frame` if there is room now. A sender that will wait for room when refused says so
     /// (`will_wait`): from then on, others wait behind it.
     pub(crate) fn try_push(&self, frame: Outbound, will_wait: bool) -> Result<(), Refused<Outbound>> {
+        self.push_now(frame, will_wait, true)
+    }
+
+    /// [`try_push`](Self::try_push) from the writer's own task (the connection's driver, which polls the
+    /// writer again before it waits): the writer is not woken, since waking the running task would only
+    /// make it run once more for nothing.
+    pub(crate) fn try_push_here(&self, frame: Outbound, will_wait: bool) -> Result<(), Refused<Outbound>> {
+        self.push_now(frame, will_wait, false)
+    }
+
+    fn push_now(&self, frame: Outbound, will_wait: bool, wake: bool) -> Result<(), Refused<Outbound>> {
         let bytes = Self::cost(&frame);
         let mut state = self.lock();
         if state.closed {
@@ -93,10 +104,12 @@ impl FrameQueue {
         state.frames.push_back(frame);
         state.bytes += bytes;
         drop(state);
-        if was_empty {
-            // The writer empties the queue whenever it takes from it: a queue that was not empty already
-            // has a wake-up on its way.
+        // The writer empties the queue whenever it takes from it: a queue that was not empty already has a
+        // wake-up on its way.
+        if was_empty && wake {
             self.filled.raise();
+        } else if was_empty {
+            self.filled.set();
         }
         Ok(())
     }

@@ -160,6 +160,16 @@ impl Shared {
         }
     }
 
+    /// [`try_send`](Self::try_send) from the connection's own task, while it runs (see
+    /// [`FrameQueue::try_push_here`]).
+    pub(crate) fn try_send_here(&self, frame: String, will_wait: bool) -> Result<(), Refused<String>> {
+        match self.queue.try_push_here(Outbound::Frame(frame), will_wait) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
+            Err(_) => Err(Refused::Closed),
+        }
+    }
+
     /// Marks the requests of `ids` as queued, and withdraws those whose calls timed out meanwhile.
     pub(crate) fn withdraw_if_gone(&self, ids: &[u64]) {
         for id in self.pending.set_sent(ids) {

@@ -31,6 +31,12 @@ impl Signal {
         }
     }
 
+    /// Sets the flag without waking anyone: only for the waiter's own task, while it runs and before it
+    /// waits again (waking a running task only makes it run once more for nothing).
+    pub(crate) fn set(&self) {
+        self.raised.store(true, Ordering::Release);
+    }
+
     /// Ready (clearing the flag) once it is set; otherwise registers `cx`'s waker.
     pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.raised.swap(false, Ordering::AcqRel) {
@@ -70,6 +76,14 @@ mod tests {
             signal.wait().now_or_never().is_none(),
             "two raises before a wait count as one"
         );
+    }
+
+    #[test]
+    fn a_flag_set_quietly_is_seen_by_the_next_wait() {
+        let signal = Signal::default();
+        signal.set();
+        assert!(signal.wait().now_or_never().is_some());
+        assert!(signal.wait().now_or_never().is_none());
     }
 
     #[tokio::test]
