@@ -72,7 +72,9 @@ impl Table {
 
 /// The streams of a connection; see the [module](self).
 pub(crate) struct Streams {
-    table: Mutex<Table>,
+    /// Made when the connection first produces or consumes a stream (most never do: the table's maps
+    /// would cost each connection about 200 bytes).
+    table: Mutex<Option<Box<Table>>>,
     max: usize,
     /// How many downloads of this side are opening, and how many streams it consumes, kept beside the
     /// table so that every answer and notification of a connection without streams is checked without
@@ -85,10 +87,7 @@ impl Streams {
     /// A table allowing `max` streams each way.
     pub(crate) fn new(max: usize) -> Self {
         Self {
-            table: Mutex::new(Table {
-                next_id: 1,
-                ..Table::default()
-            }),
+            table: Mutex::new(None),
             max: max.max(1),
             opening: AtomicUsize::new(0),
             consuming: AtomicUsize::new(0),
@@ -105,9 +104,19 @@ impl Streams {
             .store(table.consuming.len() + table.ended.len(), Ordering::Relaxed);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Table> {
+    fn lock(&self) -> MutexGuard<'_, Option<Box<Table>>> {
         // Every change below is complete before the lock is released.
         self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The table under `guard`, made if it was not yet.
+    fn made<'a>(guard: &'a mut MutexGuard<'_, Option<Box<Table>>>) -> &'a mut Table {
+        guard.get_or_insert_with(|| {
+            Box::new(Table {
+                next_id: 1,
+                ..Table::default()
+            })
+        })
     }
 
     /// The limit of streams each way.
@@ -118,13 +127,16 @@ impl Streams {
     /// Streams this side produces and consumes now (opening downloads counted as consumed).
     pub(crate) fn counts(&self) -> (usize, usize) {
         // (From the table itself: the published figures count what is remembered too.)
-        let table = self.lock();
-        (table.producing.len(), table.consuming.len() + table.opening.len())
+        match self.lock().as_deref() {
+            Some(table) => (table.producing.len(), table.consuming.len() + table.opening.len()),
+            None => (0, 0),
+        }
     }
 
     /// Registers a stream this side produces, with its credit; its id.
     pub(crate) fn produce(&self, credit: Arc<Credit>) -> Result<u64, Refusal> {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         if table.closed.is_some() {
             return Err(Refusal::Closed);
         }
@@ -140,7 +152,8 @@ impl Streams {
     /// Gives produced stream `id` the handle that stops its task; stops it at once if the stream was
     /// cancelled (or the connection ended) meanwhile.
     pub(crate) fn set_abort(&self, id: u64, abort: AbortHandle) {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         match table.producing.get_mut(&id) {
             Some(producing) => producing.abort = Some(abort),
             None => abort.abort(),
@@ -149,7 +162,7 @@ impl Streams {
 
     /// Adds the consumer's grant to produced stream `id`.
     pub(crate) fn credit(&self, id: u64, credit: u64) -> bool {
-        match self.lock().producing.get(&id) {
+        match self.lock().as_ref().and_then(|table| table.producing.get(&id)) {
             Some(producing) => {
                 producing.credit.grant(credit);
                 true
@@ -160,7 +173,7 @@ impl Streams {
 
     /// Stops produced stream `id` (its consumer cancelled it); whether it was live.
     pub(crate) fn cancel(&self, id: u64) -> bool {
-        let removed = self.lock().producing.remove(&id);
+        let removed = self.lock().as_mut().and_then(|table| table.producing.remove(&id));
         match removed {
             Some(producing) => {
                 if let Some(abort) = producing.abort {
@@ -174,12 +187,15 @@ impl Streams {
 
     /// Produced stream `id` is over (its task ends).
     pub(crate) fn produced(&self, id: u64) {
-        self.lock().producing.remove(&id);
+        if let Some(table) = self.lock().as_mut() {
+            table.producing.remove(&id);
+        }
     }
 
     /// Registers a download of this side, call `call`, whose answer will name the stream.
     pub(crate) fn open(&self, call: u64, inbox: Arc<Inbox>) -> Result<(), Refusal> {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         if table.closed.is_some() {
             return Err(Refusal::Closed);
         }
@@ -200,7 +216,8 @@ impl Streams {
     /// before any of its items can arrive; an error drops it. Returns the id of a stream to cancel: one
     /// a download given up (timed out) opened after all.
     pub(crate) fn opened(&self, call: u64, subscription: Option<&str>) -> Option<Box<str>> {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         let Some(inbox) = table.opening.remove(&call) else {
             let index = table.abandoned.iter().position(|&abandoned| abandoned == call)?;
             table.abandoned.remove(index);
@@ -226,7 +243,8 @@ impl Streams {
     /// it, remembers the call (so that a late answer's stream is cancelled), and returns the id of the
     /// stream it had opened already, to cancel.
     pub(crate) fn abandon(&self, call: u64, inbox: &Arc<Inbox>) -> Option<Box<str>> {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         let opened = if table.opening.remove(&call).is_some() {
             if table.abandoned.len() >= REMEMBERED {
                 table.abandoned.pop_front();
@@ -251,7 +269,8 @@ impl Streams {
 
     /// Binds an upload of the other side, whose id is the JSON text `subscription`.
     pub(crate) fn bind(&self, subscription: &str, inbox: Arc<Inbox>) -> Result<(), Refusal> {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         if table.closed.is_some() {
             return Err(Refusal::Closed);
         }
@@ -273,7 +292,8 @@ impl Streams {
 
     /// Hands what the producer sent to its stream's inbox.
     pub(crate) fn deliver(&self, subscription: &str, payload: Payload) -> Delivery {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         let Some(inbox) = table.consuming.get(subscription) else {
             // A late item (or end) of a stream that ended here is dropped.
             let late = table.ended.iter().any(|ended| &**ended == subscription);
@@ -304,7 +324,8 @@ impl Streams {
     /// live (then the producer should be told). Another stream of the same id (a producer may reuse an
     /// id once a stream ended) is left alone.
     pub(crate) fn forget(&self, subscription: &str, inbox: &Arc<Inbox>) -> bool {
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = Self::made(&mut guard);
         let live = table
             .consuming
             .get(subscription)
@@ -320,7 +341,8 @@ impl Streams {
     /// The connection ended: every stream ends, producers are stopped, consumers get `reason`.
     pub(crate) fn close(&self, reason: &CloseReason) {
         let (producing, consuming, opening) = {
-            let mut table = self.lock();
+            let mut guard = self.lock();
+            let table = Self::made(&mut guard);
             if table.closed.is_some() {
                 return;
             }
@@ -363,6 +385,19 @@ mod tests {
         assert_eq!(streams.bind("5", Arc::new(Inbox::new(4))), Err(Refusal::Taken));
         streams.open(9, Arc::new(Inbox::new(4))).unwrap();
         assert_eq!(streams.bind("6", Arc::new(Inbox::new(4))), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn a_connection_without_streams_has_no_table_and_a_closed_one_refuses_streams() {
+        let streams = Streams::new(2);
+        assert_eq!(streams.counts(), (0, 0));
+        assert!(!streams.credit(1, 5), "no stream 1");
+        assert!(!streams.cancel(1));
+        streams.produced(1);
+        assert!(streams.lock().is_none(), "looking made no table");
+        streams.close(&CloseReason::Transport("gone".into()));
+        assert_eq!(streams.produce(Arc::new(Credit::new(None))), Err(Refusal::Closed));
+        assert_eq!(streams.open(1, Arc::new(Inbox::new(4))), Err(Refusal::Closed));
     }
 
     #[test]
