@@ -203,7 +203,7 @@ impl Streams {
             return Err(Refusal::Full);
         }
         table.opening.insert(call, inbox);
-        self.publish(&table);
+        self.publish(table);
         Ok(())
     }
 
@@ -235,7 +235,7 @@ impl Streams {
                 table.consuming.insert(subscription.into(), inbox);
             }
         }
-        self.publish(&table);
+        self.publish(table);
         None
     }
 
@@ -263,7 +263,7 @@ impl Streams {
             }
             key
         };
-        self.publish(&table);
+        self.publish(table);
         opened
     }
 
@@ -281,7 +281,7 @@ impl Streams {
             return Err(Refusal::Full);
         }
         table.consuming.insert(subscription.into(), inbox);
-        self.publish(&table);
+        self.publish(table);
         Ok(())
     }
 
@@ -306,7 +306,7 @@ impl Streams {
                 Err(Refused::Overrun) => {
                     table.consuming.remove(subscription);
                     table.ended(subscription);
-                    self.publish(&table);
+                    self.publish(table);
                     Delivery::Overrun
                 }
             },
@@ -314,7 +314,7 @@ impl Streams {
                 inbox.end(error.map_or(End::Finished, End::Failed));
                 table.consuming.remove(subscription);
                 table.ended(subscription);
-                self.publish(&table);
+                self.publish(table);
                 Delivery::Done
             }
         }
@@ -333,7 +333,7 @@ impl Streams {
         if live {
             table.consuming.remove(subscription);
             table.ended(subscription);
-            self.publish(&table);
+            self.publish(table);
         }
         live
     }
@@ -352,7 +352,7 @@ impl Streams {
                 std::mem::take(&mut table.consuming),
                 std::mem::take(&mut table.opening),
             );
-            self.publish(&table);
+            self.publish(table);
             taken
         };
         for producing in producing.into_values() {
