@@ -111,7 +111,9 @@ pub struct PeerConfig {
     /// `None` waits forever.
     ///
     /// A call that times out is removed from the pending table and the other side is sent
-    /// `$/cancelRequest` for it.
+    /// `$/cancelRequest` for it. A call that goes out at once (the connection has a place and room for it)
+    /// is timed from when the connection's task takes it up, one turn of that task after it was made at
+    /// most (that task reads the clock once for all the calls it takes up together).
     pub call_timeout: Option<Duration>,
     /// How long a closing connection waits for the other side's close frame. Default: 5 s.
     pub close_timeout: Duration,

@@ -3,9 +3,12 @@
 //! A call is encoded when it is made and sent when first polled. From then until its answer (or its
 //! end), one [`CallGuard`] owns its place in the pending table: dropped before the answer came (the caller
 //! gave up, the call timed out while it waited for room), it takes the call out of the table and, if the
-//! request went out, tells the other side with `$/cancelRequest`. A call has one deadline, set when it
-//! starts: waiting for a connection, a place or room is bounded by it here; waiting for the answer is
-//! bounded by the connection's timer, which times out every call of the pending table at its deadline.
+//! request went out, tells the other side with `$/cancelRequest`. A call has one deadline: waiting for a
+//! connection, a place or room is bounded by it here, from when the call starts; waiting for the answer
+//! is bounded by the connection's timer, which times out every call of the pending table at its deadline.
+//! A call that goes out at once leaves its deadline to the connection's task, which sets it when it next
+//! looks at the table, with one reading of the clock for all the calls added since (`pending.rs`,
+//! [`Due::After`]).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -21,7 +24,7 @@ use tokio::time::Instant;
 
 use super::handlers::handling;
 use super::link::Link;
-use super::pending::{Answer, AnswerReceiver, Deadline, Refusal, answer_channel};
+use super::pending::{Answer, AnswerReceiver, Deadline, Due, Refusal, answer_channel};
 use super::shared::{Refused, Shared};
 use crate::call_error::CallError;
 use crate::config::PeerConfig;
@@ -193,7 +196,9 @@ fn start(
     timeout: Option<Option<Duration>>,
 ) -> Result<CallState, CallError> {
     let frame = frame?;
-    let deadline = deadline(link.config(), timeout);
+    let limit = timeout.unwrap_or(link.config().call_timeout);
+    // The slow paths time their waits themselves; the fast one leaves the clock to the connection's task.
+    let deadline = || limit.map(|limit| (Instant::now() + limit, limit));
     // A fixed link's connection is taken over by the call, not counted again.
     let (now, link) = match link {
         Link::Fixed(shared) => (Some(shared), None),
@@ -202,7 +207,8 @@ fn start(
     if let Some(shared) = now {
         let from_handler = handling(shared.connection_id);
         let (tx, answer) = answer_channel();
-        match shared.pending.try_insert(id, tx, deadline, true, from_handler) {
+        let due = limit.map_or(Due::Never, Due::After);
+        match shared.pending.try_insert(id, tx, due, true, from_handler) {
             Ok(()) => {
                 let mut call = CallGuard::new(shared, id);
                 return match call.shared.try_send(frame, true) {
@@ -212,7 +218,12 @@ fn start(
                     }
                     Err(Refused::Full(frame)) => {
                         call.shared.pending.set_unsent(id);
-                        Ok(CallState::Slow(Box::pin(finish_sending(call, frame, answer, deadline))))
+                        Ok(CallState::Slow(Box::pin(finish_sending(
+                            call,
+                            frame,
+                            answer,
+                            deadline(),
+                        ))))
                     }
                     Err(Refused::Closed) => Err(call.shared.disconnected()),
                 };
@@ -225,13 +236,13 @@ fn start(
             }
             Err(Refusal::Full) => {
                 let link = link.unwrap_or(Link::Fixed(shared));
-                return Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))));
+                return Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline()))));
             }
         }
     }
     // Only a relay is without a connection here (a fixed link always has its own).
     let link = link.ok_or(CallError::NotSent)?;
-    Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline))))
+    Ok(CallState::Slow(Box::pin(call_slowly(link, id, frame, deadline()))))
 }
 
 /// A registered call whose frame found no room: waits for room, then for the answer.

@@ -161,7 +161,7 @@ impl Driver {
                 shared.pending.watch_growth(watch_calls);
                 watching_calls = watch_calls;
             }
-            let (calls_pending, earliest_call) = shared.pending.load();
+            let (calls_pending, earliest_call) = shared.pending.load(Instant::now);
             self.dispatcher.calls_pending(calls_pending, &mut self.exec);
             self.settle();
             self.exec.deliver();
