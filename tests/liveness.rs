@@ -311,3 +311,49 @@ async fn a_connection_waiting_on_a_handler_is_not_idle() {
     watched.closed().await;
     assert_eq!(started.elapsed(), Duration::from_secs(55));
 }
+
+/// Two peers over an in-memory pair without heartbeats: `caller` with `config`, `callee` exporting `router`.
+fn quiet_pair(config: PeerConfig, router: Router) -> (PeerHandle, PeerHandle) {
+    let (a, b) = birpc::memory::pair(16);
+    let caller = Peer::builder().config(config).spawn(a);
+    let callee = Peer::builder()
+        .config(PeerConfig::default().heartbeat_interval(None))
+        .router(router)
+        .spawn(b);
+    (caller, callee)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_on_a_quiet_connection_times_out_at_its_own_timeout() {
+    // Nothing else wakes the caller's connection: no heartbeat, no traffic; the call alone must.
+    let router = Router::new().method("never", |_: Context, _: NoParams| async {
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None), router);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    let call = caller.call::<()>("never", ()).timeout(Some(Duration::from_millis(200)));
+    // (A call whose deadline is never set would wait for ever: give up after 10 s of the paused clock.)
+    let outcome = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call timed out by its own timeout");
+    assert!(matches!(outcome, Err(CallError::Timeout(_))), "{outcome:?}");
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_in_flight_keeps_an_idle_timeout_from_closing_the_connection() {
+    let router = Router::new().method("slow", |_: Context, _: NoParams| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok::<_, ErrorObject>(1)
+    });
+    let config = PeerConfig::default()
+        .heartbeat_interval(None)
+        .idle_timeout(Some(Duration::from_secs(1)));
+    let (caller, _callee) = quiet_pair(config, router);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Made 0.9 s into the quiet, answered 0.5 s later: past the idle timeout, but the call was in flight.
+    assert_eq!(caller.call::<u32>("slow", ()).await.unwrap(), 1);
+    assert!(!caller.is_closed());
+}

@@ -36,6 +36,14 @@ use crate::transport::{Inbound, Outbound, Transport, TransportError};
 /// gets a turn.
 const BURST: usize = 64;
 
+/// The most answers to this side's calls held for delivery at the end of a burst (and the storage kept
+/// for them between bursts); more are delivered at once.
+const KEPT_ANSWERS: usize = 256;
+
+/// The most bytes of results held for delivery at the end of a burst (they keep their frames alive); more
+/// are delivered at once.
+const HELD_ANSWER_BYTES: usize = 64 << 10;
+
 /// What a held answer counts for beyond its text, in bytes: its place in the queue and its allocation.
 const STASH_OVERHEAD: usize = 64;
 
@@ -82,6 +90,7 @@ pub(super) async fn drive<T: Transport>(
             stash_bytes: 0,
             finished: Vec::new(),
             answers: Vec::new(),
+            answers_bytes: 0,
             delivering: Vec::new(),
             shared: shared.clone(),
         },
@@ -421,9 +430,11 @@ struct Executor {
     stash_bytes: usize,
     /// Tickets of handlers done, not yet given back.
     finished: Vec<Ticket>,
-    /// Answers to this side's calls read in the current burst (at most [`BURST`] frames' worth), delivered
-    /// when the burst ends.
+    /// Answers to this side's calls read in the current burst, delivered when the burst ends, or before
+    /// when they number [`KEPT_ANSWERS`] or hold [`HELD_ANSWER_BYTES`].
     answers: Vec<(u64, Answer)>,
+    /// The bytes of the results in `answers`.
+    answers_bytes: usize,
     /// Scratch space for [`Executor::deliver`], empty between bursts.
     delivering: Vec<(oneshot::Sender<Answer>, Answer)>,
 }
@@ -456,8 +467,15 @@ impl Act for Executor {
                         self.reply(wire::encode_cancel(&stream));
                     }
                 }
-                // Delivered with the rest of the burst's answers (see `Executor::deliver`).
+                // Delivered with the rest of the burst's answers (see `Executor::deliver`), or at once when
+                // those hold much: each keeps its frame's bytes.
+                if let Answer::Result(result) = &answer {
+                    self.answers_bytes += result.len();
+                }
                 self.answers.push((id, answer));
+                if self.answers.len() >= KEPT_ANSWERS || self.answers_bytes >= HELD_ANSWER_BYTES {
+                    self.deliver();
+                }
             }
             Action::BatchRejected(error) => {
                 // Which batch is rejected depends on which calls are answered: the answers read before
@@ -522,6 +540,11 @@ impl Executor {
             .shared
             .pending
             .complete_all(&mut self.answers, &mut self.delivering);
+        self.answers_bytes = 0;
+        if self.answers.capacity() > KEPT_ANSWERS {
+            self.answers = Vec::new();
+            self.delivering = Vec::new();
+        }
         if unknown > 0 {
             tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
         }

@@ -107,7 +107,7 @@ impl Lifecycle {
 
     /// Whether the connection has ended.
     pub(crate) fn has_ended(&self) -> bool {
-        self.get(|state| state.ended.as_ref().map(|_| ())).is_some()
+        self.lock().as_deref().is_some_and(|state| state.ended.is_some())
     }
 
     /// Waits until the connection has ended and tells why.

@@ -55,7 +55,7 @@ enum Step {
     /// The queue is closed: nothing more will be sent, but the connection stays up until the driver ends
     /// it.
     Parked,
-    /// The close frame went out, or the transport failed.
+    /// The close frame went out, the transport failed, or it stalled.
     Ended,
 }
 
@@ -63,8 +63,8 @@ impl<S> Writer<S>
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    /// A writer sending on `sink`; a frame, a flush or the close not taken by the transport within
-    /// `write_timeout` (`None`: no limit) ends it with [`WriterEnd::Stalled`].
+    /// A writer sending on `sink`. When the transport makes it wait and no frame has been taken for a whole
+    /// `write_timeout` (`None`: no limit), it ends with [`WriterEnd::Stalled`].
     pub(super) fn new(sink: S, write_timeout: Option<Duration>) -> Self {
         Self {
             sink,

@@ -11,10 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tokio::sync::{Notify, oneshot};
-
-use super::signal::Signal;
 use tokio::time::Instant;
 
+use super::signal::Signal;
 use crate::error_object::ErrorObject;
 
 /// The storage of [`Table::unstamped`] kept between looks, in entries (more is given back).
@@ -60,10 +59,10 @@ pub(crate) enum Due {
     /// At this deadline (the connection's own calls use [`Due::After`]; the tests set deadlines).
     #[cfg(test)]
     At(Deadline),
-    /// This long after the connection's task first looks at the table once the call is in it (see
-    /// [`Pending::load`]): its deadline is set then, with one reading of the clock for all the calls added
-    /// since the last look, instead of one reading per call (the clock is slow on some machines: 40 ns a
-    /// reading on the one the benchmark ran on, 3 % of a pipelined client's time).
+    /// This long after the connection's task next looks at the table (see [`Pending::load`]; the first such
+    /// call since a look wakes it): its deadline is set then, with one reading of the clock for all the
+    /// calls added since the last look, instead of one reading per call (the clock is slow on some
+    /// machines: 40 ns a reading on the one the benchmark ran on, 3 % of a pipelined client's time).
     After(Duration),
 }
 
@@ -95,8 +94,9 @@ struct Table {
     /// Whether the driver wants to know when calls are added (received requests wait for extra places
     /// while calls await answers).
     watched: bool,
-    /// Calls added with [`Due::After`] whose deadline is not set yet, with their timeouts; at most one per
-    /// call in the table (entries of calls gone meanwhile are skipped when the deadlines are set).
+    /// Calls added with [`Due::After`] whose deadline is not set yet, with their timeouts. The first one
+    /// wakes the driver, whose next look sets them all and empties this: it holds at most the calls added
+    /// in one turn of the driver (entries of calls gone meanwhile are skipped then).
     unstamped: Vec<(u64, Duration)>,
     /// The calls of each batch sent, in the order the batches were registered, for an error answered with
     /// id `null` to a whole batch (see [`Pending::reject_batch`]). Entries whose batch got an answer are
@@ -235,12 +235,16 @@ impl Pending {
         if earlier {
             table.earliest = deadline.map(|(at, _)| at);
         }
+        // The driver looks again when the table stops being empty (the connection is no longer idle) and
+        // when it holds calls whose deadlines are to be set: once per look, not once per call.
+        let (was_empty, had_unstamped) = (table.calls.is_empty(), !table.unstamped.is_empty());
         add(&mut table);
+        let to_stamp = !had_unstamped && !table.unstamped.is_empty();
         drop(table);
         if watched {
             self.grew.raise();
         }
-        if earlier {
+        if earlier || was_empty || to_stamp {
             self.deadline_moved.raise();
         }
         Ok(())

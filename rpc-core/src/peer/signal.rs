@@ -25,7 +25,8 @@ pub(crate) struct Signal {
 impl Signal {
     /// Sets the flag and wakes the waiter, if any.
     pub(crate) fn raise(&self) {
-        // Already set: the waiter was woken then, or will find it set when it next looks.
+        // Already set: the waiter was woken then, or (set quietly by the waiter's own task, see `set`) will
+        // find it set before it waits again.
         if !self.raised.swap(true, Ordering::AcqRel) {
             self.waiter.wake();
         }
