@@ -357,3 +357,43 @@ async fn a_call_in_flight_keeps_an_idle_timeout_from_closing_the_connection() {
     assert_eq!(caller.call::<u32>("slow", ()).await.unwrap(), 1);
     assert!(!caller.is_closed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_beside_one_without_timeout_is_still_timed() {
+    // The table is not empty (a call without timeout waits): the new call alone must wake the connection.
+    let router = Router::new().method("never", |_: Context, _: NoParams| async {
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None), router);
+    let forever = caller.call::<()>("never", ()).timeout(None);
+    let forever = tokio::spawn(forever);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    let call = caller.call::<()>("never", ()).timeout(Some(Duration::from_millis(200)));
+    let outcome = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call timed out by its own timeout");
+    assert!(matches!(outcome, Err(CallError::Timeout(_))), "{outcome:?}");
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
+    assert!(!forever.is_finished(), "the call without timeout still waits");
+    forever.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_without_timeout_in_flight_keeps_an_idle_timeout_from_closing_the_connection() {
+    let router = Router::new().method("slow", |_: Context, _: NoParams| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok::<_, ErrorObject>(1)
+    });
+    let config = PeerConfig::default()
+        .heartbeat_interval(None)
+        .idle_timeout(Some(Duration::from_secs(1)));
+    let (caller, _callee) = quiet_pair(config, router);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // No deadline to set, yet the call in flight counts: the first call in an empty table wakes the
+    // connection, and the idle timer looks at the table again before it closes.
+    let call = caller.call::<u32>("slow", ()).timeout(None);
+    assert_eq!(call.await.unwrap(), 1);
+    assert!(!caller.is_closed());
+}

@@ -36,8 +36,8 @@ use crate::transport::{Inbound, Outbound, Transport, TransportError};
 /// gets a turn.
 const BURST: usize = 64;
 
-/// The most answers to this side's calls held for delivery at the end of a burst (and the storage kept
-/// for them between bursts); more are delivered at once.
+/// The most answers to this side's calls held for delivery at the end of a burst; more are delivered at
+/// once. (Storage for more than [`BURST`] is given back after a delivery.)
 const KEPT_ANSWERS: usize = 256;
 
 /// The most bytes of results held for delivery at the end of a burst (they keep their frames alive); more
@@ -306,7 +306,12 @@ impl Driver {
                     for id in shared.pending.expire(now) {
                         shared.send_cancel(id);
                     }
-                    if due(idle_deadline) {
+                    // Looked at again: a call may have been made since the turn began.
+                    let still_idle = idle_deadline.and_then(|_| {
+                        let limit = config.idle_timeout?;
+                        self.idle_deadline(shared.pending.len(), limit)
+                    });
+                    if due(idle_deadline) && due(still_idle) {
                         let frame = CloseFrame::new(CloseCode::GOING_AWAY, "idle");
                         tracing::debug!(target: "birpc::peer", idle_timeout = ?config.idle_timeout, "closing an idle connection");
                         shared.request_close(frame);
@@ -541,7 +546,7 @@ impl Executor {
             .pending
             .complete_all(&mut self.answers, &mut self.delivering);
         self.answers_bytes = 0;
-        if self.answers.capacity() > KEPT_ANSWERS {
+        if self.answers.capacity() > BURST {
             self.answers = Vec::new();
             self.delivering = Vec::new();
         }
