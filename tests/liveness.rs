@@ -312,8 +312,18 @@ async fn a_connection_waiting_on_a_handler_is_not_idle() {
     assert_eq!(started.elapsed(), Duration::from_secs(55));
 }
 
-/// Two peers over an in-memory pair without heartbeats: `caller` with `config`, `callee` exporting `router`.
-fn quiet_pair(config: PeerConfig, router: Router) -> (PeerHandle, PeerHandle) {
+/// Two peers over an in-memory pair without heartbeats: `caller` with `config`; the other exporting `never`
+/// (never answered) and `slow` (answered 1 after 500 ms).
+fn quiet_pair(config: PeerConfig) -> (PeerHandle, PeerHandle) {
+    let router = Router::new()
+        .method("never", |_: Context, _: NoParams| async {
+            std::future::pending::<()>().await;
+            Ok::<_, ErrorObject>(())
+        })
+        .method("slow", |_: Context, _: NoParams| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok::<_, ErrorObject>(1)
+        });
     let (a, b) = birpc::memory::pair(16);
     let caller = Peer::builder().config(config).spawn(a);
     let callee = Peer::builder()
@@ -323,14 +333,8 @@ fn quiet_pair(config: PeerConfig, router: Router) -> (PeerHandle, PeerHandle) {
     (caller, callee)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_call_made_on_a_quiet_connection_times_out_at_its_own_timeout() {
-    // Nothing else wakes the caller's connection: no heartbeat, no traffic; the call alone must.
-    let router = Router::new().method("never", |_: Context, _: NoParams| async {
-        std::future::pending::<()>().await;
-        Ok::<_, ErrorObject>(())
-    });
-    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None), router);
+/// After 10 ms of quiet, a call of `never` with a timeout of 200 ms fails with a timeout at exactly 200 ms.
+async fn a_200_ms_call_times_out_at_200_ms(caller: &PeerHandle) {
     tokio::time::sleep(Duration::from_millis(10)).await;
     let started = tokio::time::Instant::now();
     let call = caller.call::<()>("never", ()).timeout(Some(Duration::from_millis(200)));
@@ -342,58 +346,43 @@ async fn a_call_made_on_a_quiet_connection_times_out_at_its_own_timeout() {
     assert_eq!(started.elapsed(), Duration::from_millis(200));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_call_in_flight_keeps_an_idle_timeout_from_closing_the_connection() {
-    let router = Router::new().method("slow", |_: Context, _: NoParams| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok::<_, ErrorObject>(1)
-    });
+/// On a connection with an idle timeout of 1 s, a call of `slow` (with `timeout`) made 0.9 s into the quiet
+/// and answered 0.5 s later: past the idle timeout, but the call was in flight, so it is answered.
+async fn a_slow_call_outlives_the_idle_timeout(timeout: Option<Duration>) {
     let config = PeerConfig::default()
         .heartbeat_interval(None)
         .idle_timeout(Some(Duration::from_secs(1)));
-    let (caller, _callee) = quiet_pair(config, router);
+    let (caller, _callee) = quiet_pair(config);
     tokio::time::sleep(Duration::from_millis(900)).await;
-    // Made 0.9 s into the quiet, answered 0.5 s later: past the idle timeout, but the call was in flight.
-    assert_eq!(caller.call::<u32>("slow", ()).await.unwrap(), 1);
+    assert_eq!(caller.call::<u32>("slow", ()).timeout(timeout).await.unwrap(), 1);
     assert!(!caller.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_on_a_quiet_connection_times_out_at_its_own_timeout() {
+    // Nothing else wakes the caller's connection: no heartbeat, no traffic; the call alone must.
+    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None));
+    a_200_ms_call_times_out_at_200_ms(&caller).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_call_made_beside_one_without_timeout_is_still_timed() {
     // The table is not empty (a call without timeout waits): the new call alone must wake the connection.
-    let router = Router::new().method("never", |_: Context, _: NoParams| async {
-        std::future::pending::<()>().await;
-        Ok::<_, ErrorObject>(())
-    });
-    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None), router);
-    let forever = caller.call::<()>("never", ()).timeout(None);
-    let forever = tokio::spawn(forever);
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let started = tokio::time::Instant::now();
-    let call = caller.call::<()>("never", ()).timeout(Some(Duration::from_millis(200)));
-    let outcome = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .expect("the call timed out by its own timeout");
-    assert!(matches!(outcome, Err(CallError::Timeout(_))), "{outcome:?}");
-    assert_eq!(started.elapsed(), Duration::from_millis(200));
+    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None));
+    let forever = tokio::spawn(caller.call::<()>("never", ()).timeout(None));
+    a_200_ms_call_times_out_at_200_ms(&caller).await;
     assert!(!forever.is_finished(), "the call without timeout still waits");
     forever.abort();
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_in_flight_keeps_an_idle_timeout_from_closing_the_connection() {
+    a_slow_call_outlives_the_idle_timeout(PeerConfig::default().call_timeout).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_call_without_timeout_in_flight_keeps_an_idle_timeout_from_closing_the_connection() {
-    let router = Router::new().method("slow", |_: Context, _: NoParams| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok::<_, ErrorObject>(1)
-    });
-    let config = PeerConfig::default()
-        .heartbeat_interval(None)
-        .idle_timeout(Some(Duration::from_secs(1)));
-    let (caller, _callee) = quiet_pair(config, router);
-    tokio::time::sleep(Duration::from_millis(900)).await;
     // No deadline to set, yet the call in flight counts: the first call in an empty table wakes the
     // connection, and the idle timer looks at the table again before it closes.
-    let call = caller.call::<u32>("slow", ()).timeout(None);
-    assert_eq!(call.await.unwrap(), 1);
-    assert!(!caller.is_closed());
+    a_slow_call_outlives_the_idle_timeout(None).await;
 }

@@ -153,21 +153,13 @@ impl Shared {
     /// Queues a frame if there is room now; gives it back otherwise. `will_wait`: when refused, the
     /// caller waits for room (and others queue behind it).
     pub(crate) fn try_send(&self, frame: String, will_wait: bool) -> Result<(), Refused<String>> {
-        match self.queue.try_push(Outbound::Frame(frame), will_wait) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
-            Err(_) => Err(Refused::Closed),
-        }
+        text_back(self.queue.try_push(Outbound::Frame(frame), will_wait))
     }
 
     /// [`try_send`](Self::try_send) from the connection's own task, while it runs (see
     /// [`FrameQueue::try_push_here`]).
     pub(crate) fn try_send_here(&self, frame: String, will_wait: bool) -> Result<(), Refused<String>> {
-        match self.queue.try_push_here(Outbound::Frame(frame), will_wait) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
-            Err(_) => Err(Refused::Closed),
-        }
+        text_back(self.queue.try_push_here(Outbound::Frame(frame), will_wait))
     }
 
     /// Marks the requests of `ids` as queued, and withdraws those whose calls timed out meanwhile.
@@ -187,5 +179,14 @@ impl Shared {
         if let Ok(frame) = message::encode_call(None, CANCEL_METHOD, Some(&CancelParams { id })) {
             let _ = self.try_send(frame, false);
         }
+    }
+}
+
+/// A text frame refused by the queue, given back as text.
+fn text_back(pushed: Result<(), Refused<Outbound>>) -> Result<(), Refused<String>> {
+    match pushed {
+        Ok(()) => Ok(()),
+        Err(Refused::Full(Outbound::Frame(frame))) => Err(Refused::Full(frame)),
+        Err(_) => Err(Refused::Closed),
     }
 }
