@@ -5,9 +5,11 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 /// A set of values keyed by their type: at most one of each type.
+///
+/// Kept as a list searched in order: a connection holds a few values (the server's
+/// `ConnectionInfo`, what admission attached), and a list of one costs a 32-byte allocation where a hash
+/// table costs about 150 bytes, for every connection.
 ///
 /// ```
 /// use rpc_core::Extensions;
@@ -21,7 +23,7 @@ use rustc_hash::FxHashMap;
 /// ```
 #[derive(Clone, Default)]
 pub struct Extensions {
-    values: FxHashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    values: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl Extensions {
@@ -32,25 +34,36 @@ impl Extensions {
 
     /// Adds `value`, replacing the value of the same type, if any.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+        self.put(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    fn put(&mut self, key: TypeId, value: Arc<dyn Any + Send + Sync>) {
+        match self.values.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.values.push((key, value)),
+        }
+    }
+
+    fn find(&self, key: TypeId) -> Option<&Arc<dyn Any + Send + Sync>> {
+        self.values.iter().find(|(k, _)| *k == key).map(|(_, value)| value)
     }
 
     /// The value of type `T`, if there is one.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.values
-            .get(&TypeId::of::<T>())
-            .and_then(|value| value.downcast_ref())
+        self.find(TypeId::of::<T>()).and_then(|value| value.downcast_ref())
     }
 
     /// The value of type `T`, shared, if there is one.
     pub fn get_arc<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        let value = self.values.get(&TypeId::of::<T>())?.clone();
-        value.downcast().ok()
+        self.find(TypeId::of::<T>())?.clone().downcast().ok()
     }
 
     /// Adds every value of `other`, replacing those of the same types.
     pub fn extend(&mut self, other: Extensions) {
-        self.values.extend(other.values);
+        self.values.reserve_exact(other.values.len());
+        for (key, value) in other.values {
+            self.put(key, value);
+        }
     }
 
     /// Whether the set is empty.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::FutureExt;
 use rpc_core::{CloseCode, Hub, Peer, PeerBuilder, PeerHandle, Transport};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -196,16 +197,16 @@ impl Place {
             handle.close_with(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
         }
         drop(handle);
-        // The peer's future is made inside: made outside and captured, it would be stored twice (the
-        // capture, and the copy being awaited).
-        async move {
-            let reason = peer.run().await;
+        // Not an `async` block: one would keep the `Peer` it captured (the transport, spent by `run`) for the
+        // connection's life beside the peer's future, and a future made outside and awaited in it would be
+        // stored twice (the capture, and the copy being awaited).
+        peer.run().map(move |reason| {
             self.connections.open().remove(&id);
             if let Some(registration) = registration {
                 registration.end(&reason);
             }
             tracing::debug!(target: "birpc::transport", %reason, id, "connection ended");
-        }
+        })
     }
 
     /// Runs the connection's peer as [`run`](Self::run) does, in a task of its own that the shutdown waits

@@ -2,8 +2,8 @@
 //!
 //! One lock guards both bounds. The writer takes everything queued at once (one lock per burst, not per
 //! frame); the bytes of a burst count against the bound until the writer reports them written. An idle
-//! connection's queue holds no block of slots: its storage grows with use and is given back after a
-//! large burst.
+//! connection's queue holds no block of slots: its storage grows with use and is given back once the
+//! burst is written.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -14,9 +14,6 @@ use tokio::sync::Notify;
 
 use super::signal::Signal;
 use crate::transport::Outbound;
-
-/// A burst larger than this many frames does not leave its storage behind.
-const KEPT_CAPACITY: usize = 32;
 
 /// Why a frame could not be queued at once.
 #[derive(Debug)]
@@ -145,18 +142,18 @@ impl FrameQueue {
     /// woken when there is; ready with `false` once the queue is closed and empty. One writer only.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Outbound>) -> Poll<bool> {
         loop {
-            {
-                let mut state = self.lock();
-                if !state.frames.is_empty() {
-                    // The frames' places and bytes are freed once written (see `written`).
-                    std::mem::swap(&mut state.frames, batch);
-                    return Poll::Ready(true);
-                }
-                if state.closed {
-                    return Poll::Ready(false);
-                }
-            }
+            // A frame queued into an empty queue raises `filled`, and so does closing it: not raised since
+            // the last take, the queue is empty and open, and the lock is not taken.
             ready!(self.filled.poll_wait(cx));
+            let mut state = self.lock();
+            if !state.frames.is_empty() {
+                // The frames' places and bytes are freed once written (see `written`).
+                std::mem::swap(&mut state.frames, batch);
+                return Poll::Ready(true);
+            }
+            if state.closed {
+                return Poll::Ready(false);
+            }
         }
     }
 
@@ -173,9 +170,10 @@ impl FrameQueue {
 
     /// The writer wrote `bytes` of what it took (and is done with `batch`, now empty).
     pub(crate) fn written(&self, bytes: usize, batch: &mut VecDeque<Outbound>) {
-        if batch.capacity() > KEPT_CAPACITY {
-            *batch = VecDeque::new();
-        }
+        // The burst's storage is given back: the queue and the writer swap storage on every take, so kept
+        // it would be two blocks held for the connection's life after its first burst (an idle connection
+        // holds none; a burst costs one allocation).
+        *batch = VecDeque::new();
         let mut state = self.lock();
         state.bytes = state.bytes.saturating_sub(bytes);
         let blocked = std::mem::take(&mut state.blocked);

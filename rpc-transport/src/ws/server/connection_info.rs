@@ -47,7 +47,10 @@ impl ConnectionInfo {
             .map(|(_, v)| v.into_owned())
     }
 
-    /// The headers of the upgrade request.
+    /// The headers of the upgrade request, less those of the WebSocket handshake itself: `Connection`,
+    /// `Upgrade`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version` and `Sec-WebSocket-Extensions` served the
+    /// upgrade (RFC 6455 section 4.1) and are not kept for the connection's life. `Sec-WebSocket-Protocol`
+    /// is kept (see [`offered_subprotocols`](Self::offered_subprotocols)).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }

@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{Method, Response, StatusCode, Uri, request};
 use http_body_util::Full;
@@ -277,11 +277,24 @@ fn remote_addr(extensions: &http::Extensions) -> SocketAddr {
         .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
 }
 
-/// A copy of `headers` that owns its bytes. hyper's parsed headers are views into its read buffer, which a
-/// plain clone would keep allocated for as long as the connection lives.
+/// The headers of the handshake itself, not kept in [`ConnectionInfo::headers`]: they served the upgrade
+/// (RFC 6455 section 4.1; `Connection` and `Upgrade` are hop-by-hop, RFC 9110 section 7.6.1) and mean
+/// nothing once it is done. `Sec-WebSocket-Protocol` is kept: it lists the subprotocols offered.
+const HANDSHAKE_HEADERS: [HeaderName; 5] = [
+    CONNECTION,
+    UPGRADE,
+    SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION,
+    SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// A copy of `headers` that owns its bytes, less the [`HANDSHAKE_HEADERS`] (about 470 bytes a connection
+/// for a typical client's five). hyper's parsed headers are views into its read buffer, which a plain
+/// clone would keep allocated for as long as the connection lives.
 fn detached_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut copy = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
+    let kept = |name: &HeaderName| !HANDSHAKE_HEADERS.contains(name);
+    let mut copy = HeaderMap::with_capacity(headers.keys().filter(|name| kept(name)).count());
+    for (name, value) in headers.iter().filter(|(name, _)| kept(name)) {
         let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
         let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         owned.set_sensitive(value.is_sensitive());
@@ -350,6 +363,33 @@ mod tests {
         ] {
             assert!(!is_websocket_key(bad), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn the_kept_headers_are_all_but_the_handshakes_own() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "example.com"),
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-extensions", "permessage-deflate"),
+            ("sec-websocket-protocol", "chat, superchat"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("authorization", "Bearer t"),
+        ] {
+            let mut value = HeaderValue::from_static(value);
+            value.set_sensitive(name == "authorization");
+            headers.append(name, value);
+        }
+        let kept = detached_headers(&headers);
+        let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["host", "sec-websocket-protocol", "cookie", "authorization"]);
+        let cookies: Vec<_> = kept.get_all("cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"], "repeated headers are all kept, in order");
+        assert!(kept["authorization"].is_sensitive());
     }
 
     #[test]
