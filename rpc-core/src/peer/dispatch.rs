@@ -20,6 +20,7 @@
 //! - every handler starts in the order its message arrived: nothing overtakes what waits before it.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -154,7 +155,9 @@ pub(super) struct Dispatcher {
     max_queued_requests: usize,
     max_queued_notifications: usize,
     max_queued_bytes: usize,
-    busy: ErrorObject,
+    /// The retry hint of the -32005 Busy error, made when needed (kept made, it cost every connection two
+    /// allocations and about 100 bytes).
+    busy_retry_after: Duration,
     /// Request places taken, extra ones included.
     running: usize,
     /// Of which beyond `max_running`.
@@ -187,7 +190,7 @@ impl Dispatcher {
             max_queued_requests: config.max_queued_requests,
             max_queued_notifications: config.max_queued_notifications.max(1),
             max_queued_bytes: config.max_queued_received_bytes,
-            busy: ErrorObject::busy(config.busy_retry_after),
+            busy_retry_after: config.busy_retry_after,
             running: 0,
             extra: 0,
             notifying: false,
@@ -440,8 +443,7 @@ impl Dispatcher {
             self.queued_bytes += bytes;
             self.waiting.push_back(Waiting { job, bytes });
         } else {
-            let busy = self.busy.clone();
-            self.refuse(job, &busy, out);
+            self.refuse(job, &ErrorObject::busy(self.busy_retry_after), out);
         }
     }
 
