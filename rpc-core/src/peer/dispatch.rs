@@ -20,7 +20,7 @@
 //! - every handler starts in the order its message arrived: nothing overtakes what waits before it.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -148,16 +148,9 @@ impl Job {
 /// The admission of one connection's received work; see the [module](self).
 pub(super) struct Dispatcher {
     router: Router,
-    max_message_size: usize,
-    max_batch_len: usize,
-    max_running: usize,
-    max_extra: usize,
-    max_queued_requests: usize,
-    max_queued_notifications: usize,
-    max_queued_bytes: usize,
-    /// The retry hint of the -32005 Busy error, made when needed (kept made, it cost every connection two
-    /// allocations and about 100 bytes).
-    busy_retry_after: Duration,
+    /// The configuration, whose limits are read where they apply (shared by the connections built from
+    /// one configuration, not copied into each).
+    config: Arc<PeerConfig>,
     /// Request places taken, extra ones included.
     running: usize,
     /// Of which beyond `max_running`.
@@ -178,19 +171,10 @@ pub(super) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(super) fn new(router: Router, config: &PeerConfig) -> Self {
+    pub(super) fn new(router: Router, config: Arc<PeerConfig>) -> Self {
         Self {
             router,
-            max_message_size: config.max_message_size,
-            max_batch_len: config.max_batch_len.max(1),
-            max_running: config.max_concurrent_requests.max(1),
-            // As many as this side can have calls pending, reserve included: a waiting request then always
-            // finds a place while every running handler awaits an answer (see `ticket_for`).
-            max_extra: config.max_pending_calls.max(1).saturating_mul(2),
-            max_queued_requests: config.max_queued_requests,
-            max_queued_notifications: config.max_queued_notifications.max(1),
-            max_queued_bytes: config.max_queued_received_bytes,
-            busy_retry_after: config.busy_retry_after,
+            config,
             running: 0,
             extra: 0,
             notifying: false,
@@ -203,6 +187,13 @@ impl Dispatcher {
             announced: VecDeque::new(),
             broken: false,
         }
+    }
+
+    /// The extra request places beyond `max_concurrent_requests`: as many as this side can have calls
+    /// pending, reserve included, so that a waiting request always finds a place while every running
+    /// handler awaits an answer (see `ticket_for`).
+    fn max_extra(&self) -> usize {
+        self.config.max_pending_calls.max(1).saturating_mul(2)
     }
 
     /// Whether nothing runs or waits: no request, no notification (a graceful close waits for this).
@@ -271,17 +262,17 @@ impl Dispatcher {
         if self.broken {
             return;
         }
-        if frame.len() > self.max_message_size {
+        if frame.len() > self.config.max_message_size {
             let detail = format!(
                 "message of {} bytes is larger than the limit of {} bytes",
                 frame.len(),
-                self.max_message_size
+                self.config.max_message_size
             );
             return self.close(CloseFrame::new(CloseCode::TOO_BIG, detail), out);
         }
         // The frame's bytes are counted against the queue's bound by the first job that holds it.
         let mut bytes = frame.len();
-        match message::receive(&frame, self.max_batch_len) {
+        match message::receive(&frame, self.config.max_batch_len.max(1)) {
             Received::Rejected(error) => {
                 crate::metrics::refused(error.code(), 1);
                 self.reply(message::encode_error(None, &error), out);
@@ -313,7 +304,7 @@ impl Dispatcher {
                         out,
                     );
                 } else if !answered.is_empty() {
-                    let answer = fit_batch(answered, self.max_message_size);
+                    let answer = fit_batch(answered, self.config.max_message_size);
                     self.reply(answer, out);
                 }
                 for notification in notifications {
@@ -417,14 +408,14 @@ impl Dispatcher {
         {
             return self.start(job, ticket, out);
         }
-        let bytes_fit = self.queued_bytes == 0 || self.queued_bytes.saturating_add(bytes) <= self.max_queued_bytes;
+        let bytes_fit = self.queued_bytes == 0 || self.queued_bytes.saturating_add(bytes) <= self.config.max_queued_received_bytes;
         if is_notification {
-            if self.queued_notifications < self.max_queued_notifications && bytes_fit {
+            if self.queued_notifications < self.config.max_queued_notifications.max(1) && bytes_fit {
                 self.queued_notifications += 1;
                 self.queued_bytes += bytes;
                 self.waiting.push_back(Waiting { job, bytes });
             } else {
-                let limit = self.max_queued_notifications;
+                let limit = self.config.max_queued_notifications.max(1);
                 self.close(
                     CloseFrame::new(
                         CloseCode::POLICY,
@@ -438,12 +429,12 @@ impl Dispatcher {
             return;
         }
         let count = job.requests();
-        if self.queued_requests + count <= self.max_queued_requests && bytes_fit {
+        if self.queued_requests + count <= self.config.max_queued_requests && bytes_fit {
             self.queued_requests += count;
             self.queued_bytes += bytes;
             self.waiting.push_back(Waiting { job, bytes });
         } else {
-            self.refuse(job, &ErrorObject::busy(self.busy_retry_after), out);
+            self.refuse(job, &ErrorObject::busy(self.config.busy_retry_after), out);
         }
     }
 
@@ -452,13 +443,13 @@ impl Dispatcher {
         let places = match job {
             Job::Notification(_) => return (!self.notifying).then_some(Ticket::Notification),
             _ if out.congested() => return None,
-            job => job.requests().clamp(1, self.max_running),
+            job => job.requests().clamp(1, self.config.max_concurrent_requests.max(1)),
         };
-        if self.running - self.extra + places <= self.max_running {
+        if self.running - self.extra + places <= self.config.max_concurrent_requests.max(1) {
             return Some(Ticket::Requests { places, extra: 0 });
         }
         // Extra places, while calls of this side await answers.
-        (self.calls_pending > 0 && self.extra + places <= self.max_extra)
+        (self.calls_pending > 0 && self.extra + places <= self.max_extra())
             .then_some(Ticket::Requests { places, extra: places })
     }
 
@@ -502,7 +493,7 @@ impl Dispatcher {
                         .iter()
                         .map(|request| message::encode_error(Some(&request.id), error)),
                 );
-                let answer = fit_batch(answers, self.max_message_size);
+                let answer = fit_batch(answers, self.config.max_message_size);
                 self.reply(answer, out);
             }
             Job::Notification(_) => {}
@@ -550,7 +541,7 @@ impl Dispatcher {
                             job: Job::Batch(batch), ..
                         }) = self.waiting.remove(index)
                         {
-                            let answer = fit_batch(batch.answered, self.max_message_size);
+                            let answer = fit_batch(batch.answered, self.config.max_message_size);
                             self.reply(answer, out);
                         }
                     }
@@ -769,7 +760,7 @@ mod tests {
             .max_concurrent_requests(running)
             .max_queued_requests(queued)
             .max_queued_notifications(2);
-        Lab::new(Dispatcher::new(router(), &config))
+        Lab::new(Dispatcher::new(router(), Arc::new(config)))
     }
 
     fn request(id: u64) -> Bytes {
@@ -933,7 +924,7 @@ mod tests {
         let config = PeerConfig::default()
             .max_concurrent_requests(1)
             .max_queued_received_bytes(200);
-        let mut d = Lab::new(Dispatcher::new(router(), &config));
+        let mut d = Lab::new(Dispatcher::new(router(), Arc::new(config)));
         d.on_frame(request(1));
         let batch = |a: u64, b: u64| {
             let (n, r) = (notification(a), request(b));
@@ -1023,7 +1014,7 @@ mod tests {
     #[test]
     fn an_oversized_frame_closes_with_1009() {
         let config = PeerConfig::default().max_message_size(8);
-        let mut d = Lab::new(Dispatcher::new(router(), &config));
+        let mut d = Lab::new(Dispatcher::new(router(), Arc::new(config)));
         d.on_frame(request(1));
         assert_eq!(drain_actions(&mut d), ["close 1009"]);
     }

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
@@ -73,17 +74,22 @@ enum Reading {
 }
 
 /// Drives a connection until it ends: the body of [`Peer::run`](super::Peer::run).
-pub(super) async fn drive<T: Transport>(
+///
+/// The driver's state and the writer are made here, before the future: captured by it, each is stored
+/// once, where arguments of an `async fn` (and of the loop it awaits) would keep their own slots beside
+/// what was made of them for the connection's whole life.
+pub(super) fn drive<T: Transport>(
     sink: T::Sink,
     mut stream: T::Stream,
     router: Router,
     ending: Ending,
     handle: PeerHandle,
-) -> CloseReason {
+) -> impl Future<Output = CloseReason> + Send + 'static {
     let shared = ending.0.clone();
-    crate::metrics::connection_opened();
+    let mut writer = Writer::new(sink, shared.config.write_timeout);
+    let now = Instant::now();
     let mut driver = Driver {
-        dispatcher: Dispatcher::new(router, &shared.config),
+        dispatcher: Dispatcher::new(router, shared.config.clone()),
         exec: Executor {
             handlers: Handlers::new(shared.clone(), handle),
             stash: VecDeque::new(),
@@ -94,22 +100,29 @@ pub(super) async fn drive<T: Transport>(
             delivering: Vec::new(),
             shared: shared.clone(),
         },
-        last_heard: Instant::now(),
-        idle_since: Some(Instant::now()),
+        last_heard: now,
+        idle_since: Some(now),
         published: (0, 0, 0),
         shared,
     };
-    let reason = driver.run(sink, &mut stream).await;
-    let shared = &driver.shared;
-    tracing::debug!(target: "birpc::peer", %reason, "connection ended");
-    crate::metrics::load(load(driver.published), crate::metrics::Load::default());
-    crate::metrics::connection_closed(&reason);
-    shared.lifecycle.end(reason.clone());
-    // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
-    drop(driver);
-    drop(ending);
-    drop(stream);
-    reason
+    async move {
+        crate::metrics::connection_opened();
+        // The connection's times start when it is first driven.
+        let now = Instant::now();
+        (driver.last_heard, driver.idle_since) = (now, Some(now));
+        let reason = driver.run(&mut writer, &mut stream).await;
+        let shared = &driver.shared;
+        tracing::debug!(target: "birpc::peer", %reason, "connection ended");
+        crate::metrics::load(load(driver.published), crate::metrics::Load::default());
+        crate::metrics::connection_closed(&reason);
+        shared.lifecycle.end(reason.clone());
+        // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
+        drop(writer);
+        drop(driver);
+        drop(ending);
+        drop(stream);
+        reason
+    }
 }
 
 /// The published figures as the metrics' load gauges.
@@ -137,7 +150,7 @@ struct Driver {
 impl Driver {
     async fn run<S>(
         &mut self,
-        sink: S,
+        writer: &mut Writer<S>,
         stream: &mut (impl Stream<Item = Result<Inbound, TransportError>> + Unpin),
     ) -> CloseReason
     where
@@ -148,7 +161,6 @@ impl Driver {
         // A close or a drain asked for before the peer ran is seen on the first turn (the signals keep
         // what was raised before anyone waited).
         let mut heartbeat = Heartbeat::new(config, Instant::now());
-        let mut writer = Writer::new(sink, config.write_timeout);
         let mut writer_done = false;
         let mut reading = Reading::Open;
         let mut close_deadline: Option<Instant> = None;
@@ -196,7 +208,14 @@ impl Driver {
                 sleep.as_mut().reset(at);
                 armed = Some(at);
             }
-            let stash_front = self.exec.stash.front().map(String::len);
+            // Answers waiting for room in the queue (rare: the other side reads slowly) wait for it through
+            // a boxed future, made only then: in the `select!` below every branch's future takes its
+            // place in the connection's state, polled or not.
+            let mut room = self
+                .exec
+                .stash
+                .front()
+                .map(|answer| Box::pin(shared.queue.room_for(answer.len())));
             tokio::select! {
                 next = stream.next(), if !matches!(reading, Reading::Done) => {
                     if let Some(Ok(_)) = &next {
@@ -265,16 +284,16 @@ impl Driver {
                         }
                     }
                 }
-                () = shared.finished.wait(), if self.exec.handlers.len() > 0 => {
+                () = poll_fn(|cx| shared.finished.poll_wait(cx)), if self.exec.handlers.len() > 0 => {
                     self.exec.finished.extend(self.exec.handlers.finished());
                     self.settle();
                     self.check_drained(drain.as_ref());
                 }
-                () = shared.queue.room_for(stash_front.unwrap_or(0)), if stash_front.is_some() => {
+                () = poll_fn(|cx| room.as_mut().map_or(Poll::Pending, |room| room.as_mut().poll(cx))), if room.is_some() => {
                     self.exec.flush_stash();
                 }
-                () = shared.pending.grew(), if watch_calls => {}
-                () = shared.lifecycle.moved(), if !closing || drain.is_none() => {
+                () = poll_fn(|cx| shared.pending.poll_grew(cx)), if watch_calls => {}
+                () = poll_fn(|cx| shared.lifecycle.poll_moved(cx)), if !closing || drain.is_none() => {
                     let (close_requested, started) = shared.lifecycle.requests();
                     if close_requested && !closing {
                         close_deadline = Some(Instant::now() + config.close_timeout);
@@ -287,7 +306,7 @@ impl Driver {
                         self.check_drained(drain.as_ref());
                     }
                 }
-                () = shared.pending.deadline_moved() => {}
+                () = poll_fn(|cx| shared.pending.poll_deadline_moved(cx)) => {}
                 () = &mut sleep, if timer.is_some() => {
                     armed = None;
                     let now = Instant::now();

@@ -48,9 +48,9 @@ impl Finished {
         self.wake.raise();
     }
 
-    /// Resolves when a task may have ended since the keys were last taken.
-    pub(super) async fn wait(&self) {
-        self.wake.wait().await;
+    /// Ready when a task may have ended since the keys were last taken (one waiter only).
+    pub(super) fn poll_wait(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.wake.poll_wait(cx)
     }
 
     fn take(&self) -> Vec<u64> {

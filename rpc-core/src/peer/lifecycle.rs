@@ -122,10 +122,10 @@ impl Lifecycle {
         }
     }
 
-    /// Resolves when a close or a drain may have been asked for since it last resolved (the driver's
-    /// wait; one waiter only).
-    pub(crate) async fn moved(&self) {
-        self.moved.wait().await;
+    /// Ready when a close or a drain may have been asked for since it was last ready (the driver's wait;
+    /// one waiter only).
+    pub(crate) fn poll_moved(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.moved.poll_wait(cx)
     }
 
     /// Ready when a close may have been asked for since it was last ready (the writer's wait; one waiter
@@ -156,11 +156,11 @@ mod tests {
     #[test]
     fn the_first_request_wins_and_wakes_the_driver_and_the_writer_once() {
         let life = Lifecycle::default();
-        assert!(life.moved().now_or_never().is_none());
+        assert!(std::future::poll_fn(|cx| life.poll_moved(cx)).now_or_never().is_none());
         assert!(life.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "first")));
         assert!(!life.request_close(CloseFrame::new(CloseCode::NORMAL, "second")));
         assert_eq!(life.close_request().map(|f| f.code), Some(CloseCode::GOING_AWAY));
-        assert!(life.moved().now_or_never().is_some());
+        assert!(std::future::poll_fn(|cx| life.poll_moved(cx)).now_or_never().is_some());
         let close_asked = || std::future::poll_fn(|cx| life.poll_close_asked(cx)).now_or_never();
         assert!(close_asked().is_some());
         assert!(close_asked().is_none(), "one request, one wake-up");
@@ -170,7 +170,7 @@ mod tests {
         };
         assert!(life.start_drain(drain.clone()));
         assert!(!life.start_drain(drain));
-        assert!(life.moved().now_or_never().is_some());
+        assert!(std::future::poll_fn(|cx| life.poll_moved(cx)).now_or_never().is_some());
         assert!(close_asked().is_none(), "a drain is the driver's business");
         assert!(matches!(life.requests(), (true, Some(_))));
     }

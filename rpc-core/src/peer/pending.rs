@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -342,9 +343,9 @@ impl Pending {
         self.lock().watched = watch;
     }
 
-    /// Resolves when calls may have been added while watched.
-    pub(crate) async fn grew(&self) {
-        self.grew.wait().await;
+    /// Ready when calls may have been added while watched (one waiter only).
+    pub(crate) fn poll_grew(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.grew.poll_wait(cx)
     }
 
     /// The earliest deadline of a pending call, if any.
@@ -380,9 +381,9 @@ impl Pending {
         (table.calls.len(), table.earliest)
     }
 
-    /// Resolves when a call brings an earlier deadline.
-    pub(crate) async fn deadline_moved(&self) {
-        self.deadline_moved.wait().await;
+    /// Ready when a call brought an earlier deadline, or deadlines to set (one waiter only).
+    pub(crate) fn poll_deadline_moved(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.deadline_moved.poll_wait(cx)
     }
 
     /// Times out every call whose deadline has passed (each fails with [`Answer::TimedOut`]) and returns

@@ -5,7 +5,6 @@
 //! registers in a locked list and unregisters when the turn ends, a few times per turn; a [`Signal`] is a
 //! flag and one registered waker, so waiting costs an atomic swap and a waker comparison.
 
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
@@ -53,8 +52,9 @@ impl Signal {
     }
 
     /// Resolves once the flag is set, clearing it.
+    #[cfg(test)]
     pub(crate) async fn wait(&self) {
-        poll_fn(|cx| self.poll_wait(cx)).await;
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await;
     }
 }
 
