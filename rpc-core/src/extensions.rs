@@ -40,7 +40,12 @@ impl Extensions {
     fn put(&mut self, key: TypeId, value: Arc<dyn Any + Send + Sync>) {
         match self.values.iter_mut().find(|(k, _)| *k == key) {
             Some((_, slot)) => *slot = value,
-            None => self.values.push((key, value)),
+            None => {
+                // Grown one entry at a time: a connection holds one or two values, and a first push
+                // would otherwise make room for four.
+                self.values.reserve_exact(1);
+                self.values.push((key, value));
+            }
         }
     }
 

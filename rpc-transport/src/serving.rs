@@ -231,7 +231,12 @@ mod size_probe {
         let client = tokio::spawn(async move { tokio::net::TcpStream::connect(addr).await.unwrap() });
         let (tcp, _) = listener.accept().await.unwrap();
         let _c = client.await.unwrap();
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, tokio_tungstenite::tungstenite::protocol::Role::Server, None).await;
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            tcp,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
         let t = crate::ws::WsTransport::new(ws);
         let (peer, _h) = rpc_core::Peer::builder().build(t);
         let run = peer.run();

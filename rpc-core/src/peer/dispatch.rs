@@ -408,7 +408,8 @@ impl Dispatcher {
         {
             return self.start(job, ticket, out);
         }
-        let bytes_fit = self.queued_bytes == 0 || self.queued_bytes.saturating_add(bytes) <= self.config.max_queued_received_bytes;
+        let bytes_fit =
+            self.queued_bytes == 0 || self.queued_bytes.saturating_add(bytes) <= self.config.max_queued_received_bytes;
         if is_notification {
             if self.queued_notifications < self.config.max_queued_notifications.max(1) && bytes_fit {
                 self.queued_notifications += 1;

@@ -15,7 +15,6 @@ use std::task::Poll;
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::value::RawValue;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::dispatch::{Act, Action, Dispatcher, Ticket};
@@ -92,12 +91,10 @@ pub(super) fn drive<T: Transport>(
         dispatcher: Dispatcher::new(router, shared.config.clone()),
         exec: Executor {
             handlers: Handlers::new(shared.clone(), handle),
-            stash: VecDeque::new(),
-            stash_bytes: 0,
+            stash: None,
             finished: Vec::new(),
             answers: Vec::new(),
             answers_bytes: 0,
-            delivering: Vec::new(),
             shared: shared.clone(),
         },
         last_heard: now,
@@ -214,7 +211,8 @@ impl Driver {
             let mut room = self
                 .exec
                 .stash
-                .front()
+                .as_ref()
+                .and_then(|stash| stash.answers.front())
                 .map(|answer| Box::pin(shared.queue.room_for(answer.len())));
             tokio::select! {
                 next = stream.next(), if !matches!(reading, Reading::Done) => {
@@ -421,7 +419,7 @@ impl Driver {
             || self.dispatcher.queued() != (0, 0)
             || calls_pending > 0
             || streams != (0, 0)
-            || !self.exec.stash.is_empty();
+            || self.exec.stash.is_some();
         if busy {
             self.idle_since = None;
         } else if self.idle_since.is_none() {
@@ -448,10 +446,9 @@ impl Driver {
 struct Executor {
     shared: Arc<Shared>,
     handlers: Handlers,
-    /// Answers the dispatcher made waiting for room in the outgoing queue (see [`Executor::reply`]).
-    stash: VecDeque<String>,
-    /// Their bytes, each counted with [`STASH_OVERHEAD`].
-    stash_bytes: usize,
+    /// Answers the dispatcher made waiting for room in the outgoing queue (see [`Executor::reply`]); made
+    /// when the first one has to wait, dropped when the last one is queued.
+    stash: Option<Box<Stash>>,
     /// Tickets of handlers done, not yet given back.
     finished: Vec<Ticket>,
     /// Answers to this side's calls read in the current burst, delivered when the burst ends, or before
@@ -459,8 +456,14 @@ struct Executor {
     answers: Vec<(u64, Answer)>,
     /// The bytes of the results in `answers`.
     answers_bytes: usize,
-    /// Scratch space for [`Executor::deliver`], empty between bursts.
-    delivering: Vec<(oneshot::Sender<Answer>, Answer)>,
+}
+
+/// Answers waiting for room in the outgoing queue, and their bytes (each counted with
+/// [`STASH_OVERHEAD`]).
+#[derive(Default)]
+struct Stash {
+    answers: VecDeque<String>,
+    bytes: usize,
 }
 
 impl Act for Executor {
@@ -560,14 +563,13 @@ impl Executor {
         if self.answers.is_empty() {
             return;
         }
-        let unknown = self
-            .shared
-            .pending
-            .complete_all(&mut self.answers, &mut self.delivering);
+        let mut found = Vec::with_capacity(self.answers.len());
+        let (unknown, still_pending) = self.shared.pending.complete_all(&mut self.answers, &mut found);
         self.answers_bytes = 0;
-        if self.answers.capacity() > BURST {
+        // No call left waiting: the storage is given back (an idle connection holds none), as it is after a
+        // burst larger than usual.
+        if still_pending == 0 || self.answers.capacity() > BURST {
             self.answers = Vec::new();
-            self.delivering = Vec::new();
         }
         if unknown > 0 {
             tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
@@ -585,21 +587,18 @@ impl Executor {
     /// (counting 64 bytes of overhead each); past that the other side sends faster than it reads, and the
     /// connection closes with 1008.
     fn reply(&mut self, answer: String) {
-        if self.stash.is_empty() {
-            match self.shared.try_send_here(answer, true) {
+        let answer = match self.stash {
+            Some(_) => answer,
+            None => match self.shared.try_send_here(answer, true) {
                 Ok(()) | Err(Refused::Closed) => return,
-                Err(Refused::Full(answer)) => {
-                    self.stash_bytes = answer.len() + STASH_OVERHEAD;
-                    self.stash.push_back(answer);
-                }
-            }
-        } else {
-            self.stash_bytes += answer.len() + STASH_OVERHEAD;
-            self.stash.push_back(answer);
-        }
-        if self.stash_bytes > self.shared.config.max_queued_bytes.max(1) {
-            self.stash.clear();
-            self.stash_bytes = 0;
+                Err(Refused::Full(answer)) => answer,
+            },
+        };
+        let stash = self.stash.get_or_insert_with(Box::default);
+        stash.bytes += answer.len() + STASH_OVERHEAD;
+        stash.answers.push_back(answer);
+        if stash.bytes > self.shared.config.max_queued_bytes.max(1) {
+            self.stash = None;
             let limit = self.shared.config.max_queued_bytes;
             self.violation(CloseFrame::new(
                 CloseCode::POLICY,
@@ -608,21 +607,21 @@ impl Executor {
         }
     }
 
+    /// Queues the held answers that fit now, in order.
     fn flush_stash(&mut self) {
-        while let Some(answer) = self.stash.pop_front() {
+        let Some(stash) = self.stash.as_mut() else { return };
+        while let Some(answer) = stash.answers.pop_front() {
             let bytes = answer.len() + STASH_OVERHEAD;
             match self.shared.try_send_here(answer, true) {
-                Ok(()) => self.stash_bytes -= bytes,
+                Ok(()) => stash.bytes -= bytes,
                 Err(Refused::Full(answer)) => {
-                    self.stash.push_front(answer);
-                    break;
+                    stash.answers.push_front(answer);
+                    return;
                 }
                 // The connection is ending: nothing more will be sent.
-                Err(Refused::Closed) => {
-                    self.stash.clear();
-                    self.stash_bytes = 0;
-                }
+                Err(Refused::Closed) => break,
             }
         }
+        self.stash = None;
     }
 }

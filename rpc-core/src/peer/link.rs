@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::handle::PeerHandle;
-use super::shared::{Shared, next_connection_id};
+use super::shared::{Ids, Shared, next_connection_id};
 use super::{Peer, PeerBuilder};
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
@@ -219,7 +219,7 @@ impl Relay {
         }
         let (peer, _) = builder
             .config(self.state.config.clone())
-            .build_with_ids(transport, self.state.ids.clone());
+            .build_with_ids(transport, Ids::Shared(self.state.ids.clone()));
         self.state.current.send_replace(Some(peer.ending.0.clone()));
         peer
     }

@@ -31,7 +31,7 @@ pub use self::call::Call;
 use self::driver::Ending;
 pub use self::handle::PeerHandle;
 pub use self::link::{Relay, WhileDown};
-pub(crate) use self::shared::{Refused, Shared};
+pub(crate) use self::shared::{Ids, Refused, Shared};
 pub use self::stats::PeerStats;
 use crate::close::CloseReason;
 use crate::config::PeerConfig;
@@ -107,11 +107,11 @@ impl PeerBuilder {
 
     /// Makes the peer for `transport`; run it with [`Peer::run`].
     pub fn build<T: Transport>(self, transport: T) -> (Peer<T>, PeerHandle) {
-        self.build_with_ids(transport, Arc::new(AtomicU64::new(1)))
+        self.build_with_ids(transport, Ids::Own(AtomicU64::new(1)))
     }
 
     /// [`build`](Self::build), numbering this side's calls with `ids` (shared by a relay's connections).
-    pub(crate) fn build_with_ids<T: Transport>(self, transport: T, ids: Arc<AtomicU64>) -> (Peer<T>, PeerHandle) {
+    pub(crate) fn build_with_ids<T: Transport>(self, transport: T, ids: Ids) -> (Peer<T>, PeerHandle) {
         let shared = Arc::new(Shared::new(self.config, ids, self.extensions));
         let span = self.span.unwrap_or_else(
             || tracing::info_span!(target: "birpc::connection", "connection", id = shared.connection_id),

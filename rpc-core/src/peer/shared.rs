@@ -30,13 +30,21 @@ pub(crate) fn next_connection_id() -> u64 {
     CONNECTIONS.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Where the ids of a connection's calls come from.
+pub(crate) enum Ids {
+    /// The connection's own count, from 1 (kept in the connection's state: no allocation of its own).
+    Own(AtomicU64),
+    /// A count shared by every connection of a relay, so that a call's id is never reused across them.
+    Shared(Arc<AtomicU64>),
+}
+
 pub(crate) struct Shared {
     /// Shared by the connections built from the same `Arc` (see [`PeerBuilder::config`](crate::PeerBuilder::config)).
     pub(crate) config: Arc<PeerConfig>,
     /// Unique within the process: see [`PeerHandle::id`](crate::PeerHandle::id).
     pub(crate) connection_id: u64,
-    /// The ids of this side's calls (shared by every connection of a relay).
-    ids: Arc<AtomicU64>,
+    /// The ids of this side's calls.
+    ids: Ids,
     /// Typed values attached to the connection.
     pub(crate) extensions: Extensions,
     pub(crate) pending: Pending,
@@ -57,7 +65,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Arc<PeerConfig>, ids: Arc<AtomicU64>, extensions: Extensions) -> Self {
+    pub(crate) fn new(config: Arc<PeerConfig>, ids: Ids, extensions: Extensions) -> Self {
         Self {
             connection_id: next_connection_id(),
             ids,
@@ -83,7 +91,10 @@ impl Shared {
 
     /// A fresh id for a call of this side.
     pub(crate) fn next_id(&self) -> u64 {
-        self.ids.fetch_add(1, Ordering::Relaxed)
+        match &self.ids {
+            Ids::Own(next) => next.fetch_add(1, Ordering::Relaxed),
+            Ids::Shared(next) => next.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Whether the connection has ended.
