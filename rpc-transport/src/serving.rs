@@ -222,29 +222,3 @@ impl Drop for Place {
         self.connections.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[tokio::test]
-    async fn sizes() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move { tokio::net::TcpStream::connect(addr).await.unwrap() });
-        let (tcp, _) = listener.accept().await.unwrap();
-        let _c = client.await.unwrap();
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            tcp,
-            tokio_tungstenite::tungstenite::protocol::Role::Server,
-            None,
-        )
-        .await;
-        let t = crate::ws::WsTransport::new(ws);
-        let (peer, _h) = rpc_core::Peer::builder().build(t);
-        let run = peer.run();
-        eprintln!("Peer::run future {}", std::mem::size_of_val(&run));
-        let mapped = futures::FutureExt::map(run, |_| ());
-        eprintln!("mapped {}", std::mem::size_of_val(&mapped));
-        let tracker = tokio_util::task::TaskTracker::new();
-        let tracked = tracker.track_future(mapped);
-        eprintln!("tracked {}", std::mem::size_of_val(&tracked));
-    }
-}

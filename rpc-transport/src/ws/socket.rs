@@ -148,6 +148,8 @@ fn truncate(reason: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
     use super::*;
 
     #[test]
@@ -157,5 +159,23 @@ mod tests {
         let cut = truncate(&long);
         assert!(cut.len() <= MAX_REASON);
         assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    /// The bytes a WebSocket peer's running future may take: every idle connection holds it for its whole
+    /// life, in its task (1,120 bytes when this was written; the task's allocation is rounded up to 128
+    /// bytes, so a little growth can cost a whole step per connection).
+    const PEER_FUTURE_BUDGET: usize = 1_152;
+
+    #[tokio::test]
+    async fn a_websocket_peers_future_stays_within_its_budget() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dial = tokio::spawn(tokio::net::TcpStream::connect(listener.local_addr().unwrap()));
+        let (accepted, _) = listener.accept().await.unwrap();
+        let _dialled = dial.await.unwrap().unwrap();
+        let socket = WebSocketStream::from_raw_socket(accepted, Role::Server, None).await;
+        let (peer, _handle) = rpc_core::Peer::builder().build(WsTransport::new(socket));
+        let run = peer.run();
+        let size = std::mem::size_of_val(&run);
+        assert!(size <= PEER_FUTURE_BUDGET, "the peer's future takes {size} bytes");
     }
 }
