@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use super::dispatch::{Job, Ticket, fit_batch};
 use super::handle::PeerHandle;
 use super::shared::Shared;
-use super::signal::Signal;
+use super::signal::{ONLY, Signal};
 use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
@@ -45,12 +45,12 @@ pub(crate) struct Finished {
 impl Finished {
     fn report(&self, key: u64) {
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).push(key);
-        self.wake.raise();
+        self.wake.raise(ONLY);
     }
 
     /// Ready when a task may have ended since the keys were last taken (one waiter only).
     pub(super) fn poll_wait(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.wake.poll_wait(cx)
+        self.wake.poll_wait(ONLY, cx)
     }
 
     fn take(&self) -> Vec<u64> {

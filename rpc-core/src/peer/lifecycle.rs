@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::signal::Signal;
+use super::signal::{Flag, Signal};
 use crate::close::{CloseFrame, CloseReason};
 
 /// A graceful close under way: no new request is started, and the connection closes with `frame` once the
@@ -22,6 +22,11 @@ pub(crate) struct Drain {
     pub(crate) frame: CloseFrame,
     pub(crate) deadline: Instant,
 }
+
+/// A close or a drain was asked for.
+const MOVED: Flag = 1;
+/// A close was asked for.
+const CLOSE_ASKED: Flag = 2;
 
 #[derive(Default)]
 struct State {
@@ -35,10 +40,9 @@ struct State {
 pub(crate) struct Lifecycle {
     /// Made when the first of the three facts is set (an idle connection keeps 16 bytes, not 130).
     state: Mutex<Option<Box<State>>>,
-    /// Raised when a close or a drain is asked for: the driver's wake-up.
-    moved: Signal,
-    /// Raised when a close is asked for: the writer's wake-up.
-    close_asked: Signal,
+    /// [`MOVED`] is raised when a close or a drain is asked for (the driver's wake-up), [`CLOSE_ASKED`] when
+    /// a close is (the writer's, in the driver's task too).
+    wake: Signal,
     /// Wakes everyone awaiting the end.
     ended: Notify,
 }
@@ -64,8 +68,7 @@ impl Lifecycle {
         if !self.set(|state| set_once(&mut state.close_request, frame)) {
             return false;
         }
-        self.moved.raise();
-        self.close_asked.raise();
+        self.wake.raise(MOVED | CLOSE_ASKED);
         true
     }
 
@@ -74,7 +77,7 @@ impl Lifecycle {
         if !self.set(|state| set_once(&mut state.drain, drain)) {
             return false;
         }
-        self.moved.raise();
+        self.wake.raise(MOVED);
         true
     }
 
@@ -125,13 +128,13 @@ impl Lifecycle {
     /// Ready when a close or a drain may have been asked for since it was last ready (the driver's wait;
     /// one waiter only).
     pub(crate) fn poll_moved(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.moved.poll_wait(cx)
+        self.wake.poll_wait(MOVED, cx)
     }
 
     /// Ready when a close may have been asked for since it was last ready (the writer's wait; one waiter
     /// only).
     pub(crate) fn poll_close_asked(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.close_asked.poll_wait(cx)
+        self.wake.poll_wait(CLOSE_ASKED, cx)
     }
 }
 

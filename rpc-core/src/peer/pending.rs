@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use super::signal::Signal;
+use super::signal::{Flag, Signal};
 use crate::error_object::ErrorObject;
 
 /// The storage of [`Table::unstamped`] kept between looks, in entries (more is given back).
@@ -130,11 +130,16 @@ pub(crate) struct Pending {
     max: usize,
     /// Wakes every call waiting for a place when places free up.
     room: Notify,
-    /// Raised when calls are added while the driver watches (see [`watch_growth`](Self::watch_growth)).
-    grew: Signal,
-    /// Raised when a call brings an earlier deadline than the driver's timer knows.
-    deadline_moved: Signal,
+    /// The driver's wake-ups: [`GREW`] when calls are added while it watches (see
+    /// [`watch_growth`](Self::watch_growth)), [`DEADLINE_MOVED`] when a call brings an earlier deadline than
+    /// its timer knows, or deadlines to set.
+    wake: Signal,
 }
+
+/// Calls were added while the driver watched.
+const GREW: Flag = 1;
+/// A deadline earlier than the driver's timer knows, or deadlines to set.
+const DEADLINE_MOVED: Flag = 2;
 
 impl Pending {
     pub(crate) fn new(max: usize) -> Self {
@@ -142,8 +147,7 @@ impl Pending {
             table: Mutex::default(),
             max: max.max(1),
             room: Notify::new(),
-            grew: Signal::default(),
-            deadline_moved: Signal::default(),
+            wake: Signal::default(),
         }
     }
 
@@ -245,10 +249,10 @@ impl Pending {
         let to_stamp = !had_unstamped && !table.unstamped.is_empty();
         drop(table);
         if watched {
-            self.grew.raise();
+            self.wake.raise(GREW);
         }
         if earlier || was_empty || to_stamp {
-            self.deadline_moved.raise();
+            self.wake.raise(DEADLINE_MOVED);
         }
         Ok(())
     }
@@ -362,7 +366,7 @@ impl Pending {
 
     /// Ready when calls may have been added while watched (one waiter only).
     pub(crate) fn poll_grew(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.grew.poll_wait(cx)
+        self.wake.poll_wait(GREW, cx)
     }
 
     /// The earliest deadline of a pending call, if any.
@@ -400,7 +404,7 @@ impl Pending {
 
     /// Ready when a call brought an earlier deadline, or deadlines to set (one waiter only).
     pub(crate) fn poll_deadline_moved(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.deadline_moved.poll_wait(cx)
+        self.wake.poll_wait(DEADLINE_MOVED, cx)
     }
 
     /// Times out every call whose deadline has passed (each fails with [`Answer::TimedOut`]) and returns

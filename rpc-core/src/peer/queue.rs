@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::sync::Notify;
 
-use super::signal::Signal;
+use super::signal::{ONLY, Signal};
 use crate::transport::Outbound;
 
 /// Why a frame could not be queued at once.
@@ -104,9 +104,9 @@ impl FrameQueue {
         // The writer empties the queue whenever it takes from it: a queue that was not empty already has a
         // wake-up on its way.
         if was_empty && wake {
-            self.filled.raise();
+            self.filled.raise(ONLY);
         } else if was_empty {
-            self.filled.set();
+            self.filled.set(ONLY);
         }
         Ok(())
     }
@@ -144,7 +144,7 @@ impl FrameQueue {
         loop {
             // A frame queued into an empty queue raises `filled`, and so does closing it: not raised since
             // the last take, the queue is empty and open, and the lock is not taken.
-            ready!(self.filled.poll_wait(cx));
+            ready!(self.filled.poll_wait(ONLY, cx));
             let mut state = self.lock();
             if !state.frames.is_empty() {
                 // The frames' places and bytes are freed once written (see `written`).
@@ -195,7 +195,7 @@ impl FrameQueue {
         };
         drop(dropped);
         self.room.notify_waiters();
-        self.filled.raise();
+        self.filled.raise(ONLY);
     }
 
     /// Frames queued and bytes queued or being written.

@@ -3,58 +3,72 @@
 //! The connection's task waits for several things at once on every turn (frames queued, calls added, an
 //! earlier deadline, handlers done, a close asked for). With a `tokio::sync::Notify` each of those waits
 //! registers in a locked list and unregisters when the turn ends, a few times per turn; a [`Signal`] is a
-//! flag and one registered waker, so waiting costs an atomic swap and a waker comparison.
+//! set of flags and one registered waker, so waiting costs an atomic operation and a waker comparison.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 
-/// A flag with one waiter: [`raise`](Self::raise) sets it and wakes the waiter; [`wait`](Self::wait)
-/// resolves once it is set, and clears it. A raise while nobody waits is kept until the next wait, and
-/// raises before a wait count as one.
+/// One flag of a [`Signal`]: a bit.
+pub(crate) type Flag = u8;
+
+/// The flag of a signal that has one.
+pub(crate) const ONLY: Flag = 1;
+
+/// Flags with one waiter: [`raise`](Self::raise) sets a flag and wakes the waiter; [`poll_wait`]
+/// (Self::poll_wait) is ready once the flag is set, and clears it. A raise while nobody waits is kept until
+/// the next wait, and raises of one flag before a wait count as one.
 ///
-/// Only one task may wait on a signal (the last one to poll is the one woken).
+/// A signal holds up to eight flags, all awaited by the same task (the connection's driver): they share
+/// its one registered waker, 32 bytes for all of them instead of 32 bytes each. Only one task may wait on
+/// a signal (the last one to poll is the one woken).
 #[derive(Default)]
 pub(crate) struct Signal {
-    raised: AtomicBool,
+    raised: AtomicU8,
     waiter: AtomicWaker,
 }
 
 impl Signal {
-    /// Sets the flag and wakes the waiter, if any.
-    pub(crate) fn raise(&self) {
+    /// Sets `flag` and wakes the waiter, if any.
+    pub(crate) fn raise(&self, flag: Flag) {
         // Already set: the waiter was woken then, or (set quietly by the waiter's own task, see `set`) will
-        // find it set before it waits again.
-        if !self.raised.swap(true, Ordering::AcqRel) {
+        // find it set before it waits again. Another flag's wake-up may have taken the waker: the task is
+        // woken already then, and looks at every flag it waits for before it waits again.
+        if self.raised.fetch_or(flag, Ordering::AcqRel) & flag == 0 {
             self.waiter.wake();
         }
     }
 
-    /// Sets the flag without waking anyone: only for the waiter's own task, while it runs and before it
+    /// Sets `flag` without waking anyone: only for the waiter's own task, while it runs and before it
     /// waits again (waking a running task only makes it run once more for nothing).
-    pub(crate) fn set(&self) {
-        self.raised.store(true, Ordering::Release);
+    pub(crate) fn set(&self, flag: Flag) {
+        self.raised.fetch_or(flag, Ordering::AcqRel);
     }
 
-    /// Ready (clearing the flag) once it is set; otherwise registers `cx`'s waker.
-    pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.raised.swap(false, Ordering::AcqRel) {
+    /// Takes `flag` if it is set.
+    fn take(&self, flag: Flag) -> bool {
+        self.raised.fetch_and(!flag, Ordering::AcqRel) & flag != 0
+    }
+
+    /// Ready (clearing it) once `flag` is set; otherwise registers `cx`'s waker.
+    pub(crate) fn poll_wait(&self, flag: Flag, cx: &mut Context<'_>) -> Poll<()> {
+        if self.take(flag) {
             return Poll::Ready(());
         }
         self.waiter.register(cx.waker());
         // Raised between the first look and the registration: its wake-up may have found no waker.
-        if self.raised.swap(false, Ordering::AcqRel) {
+        if self.take(flag) {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
     }
 
-    /// Resolves once the flag is set, clearing it.
+    /// Resolves once `flag` is set, clearing it.
     #[cfg(test)]
-    pub(crate) async fn wait(&self) {
-        std::future::poll_fn(|cx| self.poll_wait(cx)).await;
+    pub(crate) async fn wait(&self, flag: Flag) {
+        std::future::poll_fn(|cx| self.poll_wait(flag, cx)).await;
     }
 }
 
@@ -69,12 +83,12 @@ mod tests {
     #[test]
     fn a_raise_before_the_wait_is_kept_and_counts_once() {
         let signal = Signal::default();
-        assert!(signal.wait().now_or_never().is_none());
-        signal.raise();
-        signal.raise();
-        assert!(signal.wait().now_or_never().is_some());
+        assert!(signal.wait(ONLY).now_or_never().is_none());
+        signal.raise(ONLY);
+        signal.raise(ONLY);
+        assert!(signal.wait(ONLY).now_or_never().is_some());
         assert!(
-            signal.wait().now_or_never().is_none(),
+            signal.wait(ONLY).now_or_never().is_none(),
             "two raises before a wait count as one"
         );
     }
@@ -82,9 +96,50 @@ mod tests {
     #[test]
     fn a_flag_set_quietly_is_seen_by_the_next_wait() {
         let signal = Signal::default();
-        signal.set();
-        assert!(signal.wait().now_or_never().is_some());
-        assert!(signal.wait().now_or_never().is_none());
+        signal.set(ONLY);
+        assert!(signal.wait(ONLY).now_or_never().is_some());
+        assert!(signal.wait(ONLY).now_or_never().is_none());
+    }
+
+    #[test]
+    fn flags_of_one_signal_are_kept_apart() {
+        const A: Flag = 1;
+        const B: Flag = 2;
+        let signal = Signal::default();
+        signal.raise(A);
+        assert!(signal.wait(B).now_or_never().is_none(), "B was not raised");
+        assert!(signal.wait(A).now_or_never().is_some());
+        signal.raise(B);
+        signal.raise(A);
+        assert!(signal.wait(B).now_or_never().is_some());
+        assert!(signal.wait(A).now_or_never().is_some(), "taking B left A raised");
+        assert!(signal.wait(A).now_or_never().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_raise_of_either_flag_wakes_a_task_waiting_for_both() {
+        const A: Flag = 1;
+        const B: Flag = 2;
+        let limit = std::time::Duration::from_secs(10);
+        for flag in [A, B] {
+            let signal = Arc::new(Signal::default());
+            let waiter = tokio::spawn({
+                let signal = signal.clone();
+                async move {
+                    std::future::poll_fn(|cx| match (signal.poll_wait(A, cx), signal.poll_wait(B, cx)) {
+                        (Poll::Pending, Poll::Pending) => Poll::Pending,
+                        _ => Poll::Ready(()),
+                    })
+                    .await;
+                }
+            });
+            tokio::task::yield_now().await;
+            signal.raise(flag);
+            tokio::time::timeout(limit, waiter)
+                .await
+                .expect("the waiter was woken")
+                .expect("the waiter did not panic");
+        }
     }
 
     #[tokio::test]
@@ -96,16 +151,16 @@ mod tests {
             let signal = signal.clone();
             async move {
                 for _ in 0..1000 {
-                    signal.wait().await;
+                    signal.wait(ONLY).await;
                 }
             }
         });
         // Each raise waits for the last to be taken, so that none is merged with another.
         for _ in 0..1000 {
-            while signal.raised.load(Ordering::Acquire) {
+            while signal.raised.load(Ordering::Acquire) != 0 {
                 tokio::task::yield_now().await;
             }
-            signal.raise();
+            signal.raise(ONLY);
         }
         tokio::time::timeout(limit, waiter)
             .await
