@@ -108,13 +108,15 @@ pub(super) fn drive<T: Transport>(
         let now = Instant::now();
         (driver.last_heard, driver.idle_since) = (now, Some(now));
         let reason = driver.run(&mut writer, &mut stream).await;
+        // The sending half goes before the end is made known: for a byte stream, dropping it ends this
+        // side's output, which the other side then sees before this side's waiters learn of the end.
+        drop(writer);
         let shared = &driver.shared;
         tracing::debug!(target: "birpc::peer", %reason, "connection ended");
         crate::metrics::load(load(driver.published), crate::metrics::Load::default());
         crate::metrics::connection_closed(&reason);
         shared.lifecycle.end(reason.clone());
         // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
-        drop(writer);
         drop(driver);
         drop(ending);
         drop(stream);

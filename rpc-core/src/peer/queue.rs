@@ -46,7 +46,13 @@ struct State {
     /// Whether a sender found no room since the writer last made some; until it does, others wait too.
     blocked: bool,
     closed: bool,
+    /// The frames of the last burst taken (at most [`HINT_LIMIT`]): the room made at once when a frame
+    /// finds the queue without storage, so that a burst grows its storage once, not step by step.
+    hint: u32,
 }
+
+/// The most frames a burst's storage is made for at once.
+const HINT_LIMIT: u32 = 256;
 
 impl FrameQueue {
     /// A queue of at most `max_frames` frames (at least 1) and `max_bytes` bytes; a single frame larger than
@@ -98,6 +104,10 @@ impl FrameQueue {
             return Err(Refused::Full(frame));
         }
         let was_empty = state.frames.is_empty();
+        if state.frames.capacity() == 0 {
+            let hint = state.hint as usize;
+            state.frames.reserve(hint);
+        }
         state.frames.push_back(frame);
         state.bytes += bytes;
         drop(state);
@@ -149,6 +159,7 @@ impl FrameQueue {
             if !state.frames.is_empty() {
                 // The frames' places and bytes are freed once written (see `written`).
                 std::mem::swap(&mut state.frames, batch);
+                state.hint = u32::try_from(batch.len()).unwrap_or(u32::MAX).min(HINT_LIMIT);
                 return Poll::Ready(true);
             }
             if state.closed {
@@ -172,7 +183,7 @@ impl FrameQueue {
     pub(crate) fn written(&self, bytes: usize, batch: &mut VecDeque<Outbound>) {
         // The burst's storage is given back: the queue and the writer swap storage on every take, so kept
         // it would be two blocks held for the connection's life after its first burst (an idle connection
-        // holds none; a burst costs one allocation).
+        // holds none; a burst costs one allocation, sized by the burst before it).
         *batch = VecDeque::new();
         let mut state = self.lock();
         state.bytes = state.bytes.saturating_sub(bytes);
