@@ -16,9 +16,9 @@ pub(crate) type Flag = u8;
 /// The flag of a signal that has one.
 pub(crate) const ONLY: Flag = 1;
 
-/// Flags with one waiter: [`raise`](Self::raise) sets a flag and wakes the waiter; [`poll_wait`]
-/// (Self::poll_wait) is ready once the flag is set, and clears it. A raise while nobody waits is kept until
-/// the next wait, and raises of one flag before a wait count as one.
+/// Flags with one waiter: [`raise`](Self::raise) sets a flag and wakes the waiter;
+/// [`poll_wait`](Self::poll_wait) is ready once the flag is set, and clears it. A raise while nobody
+/// waits is kept until the next wait, and raises of one flag before a wait count as one.
 ///
 /// A signal holds up to eight flags, all awaited by the same task (the connection's driver): they share
 /// its one registered waker, 32 bytes for all of them instead of 32 bytes each. Only one task may wait on
