@@ -120,7 +120,6 @@ mod tests {
     async fn a_raise_of_either_flag_wakes_a_task_waiting_for_both() {
         const A: Flag = 1;
         const B: Flag = 2;
-        let limit = std::time::Duration::from_secs(10);
         for flag in [A, B] {
             let signal = Arc::new(Signal::default());
             let waiter = tokio::spawn({
@@ -133,19 +132,16 @@ mod tests {
                     .await;
                 }
             });
+            // On this one-thread runtime the waiter runs, and registers, before the raise.
             tokio::task::yield_now().await;
             signal.raise(flag);
-            tokio::time::timeout(limit, waiter)
-                .await
-                .expect("the waiter was woken")
-                .expect("the waiter did not panic");
+            finishes(waiter, "the waiter was woken").await;
         }
     }
 
     #[tokio::test]
     async fn a_raise_from_another_task_wakes_the_waiter() {
         // A lost wake-up would leave the waiter waiting: the test fails after 10 s instead of hanging.
-        let limit = std::time::Duration::from_secs(10);
         let signal = Arc::new(Signal::default());
         let waiter = tokio::spawn({
             let signal = signal.clone();
@@ -162,9 +158,15 @@ mod tests {
             }
             signal.raise(ONLY);
         }
-        tokio::time::timeout(limit, waiter)
+        finishes(waiter, "the waiter saw every raise").await;
+    }
+
+    /// Awaits `task`, failing after 10 s (a lost wake-up leaves it pending) or if it panicked.
+    async fn finishes(task: tokio::task::JoinHandle<()>, what: &str) {
+        let limit = std::time::Duration::from_secs(10);
+        tokio::time::timeout(limit, task)
             .await
-            .expect("the waiter saw every raise")
-            .expect("the waiter did not panic");
+            .unwrap_or_else(|_| panic!("not done within {limit:?}: {what}"))
+            .expect("the task did not panic");
     }
 }
