@@ -23,7 +23,7 @@ use super::handlers::{Handlers, Started};
 use super::heartbeat::{Beat, Heartbeat};
 use super::lifecycle::Drain;
 use super::outbound::{Writer, WriterEnd};
-use super::pending::Answer;
+use super::pending::{Addressee, Answer};
 use super::queue::Refused;
 use super::shared::Shared;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
@@ -455,7 +455,7 @@ struct Executor {
     finished: Vec<Ticket>,
     /// Answers to this side's calls read in the current burst, delivered when the burst ends, or before
     /// when they number [`KEPT_ANSWERS`] or hold [`HELD_ANSWER_BYTES`].
-    answers: Vec<(u64, Answer)>,
+    answers: Vec<(Addressee, Answer)>,
     /// The bytes of the results in `answers`.
     answers_bytes: usize,
 }
@@ -501,7 +501,7 @@ impl Act for Executor {
                 if let Answer::Result(result) = &answer {
                     self.answers_bytes += result.len();
                 }
-                self.answers.push((id, answer));
+                self.answers.push((Addressee::Id(id), answer));
                 if self.answers.len() >= KEPT_ANSWERS || self.answers_bytes >= HELD_ANSWER_BYTES {
                     self.deliver();
                 }
@@ -565,8 +565,7 @@ impl Executor {
         if self.answers.is_empty() {
             return;
         }
-        let mut found = Vec::with_capacity(self.answers.len());
-        let (unknown, still_pending) = self.shared.pending.complete_all(&mut self.answers, &mut found);
+        let (unknown, still_pending) = self.shared.pending.complete_all(&mut self.answers);
         self.answers_bytes = 0;
         // No call left waiting: the storage is given back (an idle connection holds none), as it is after a
         // burst larger than usual.

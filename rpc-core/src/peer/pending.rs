@@ -49,6 +49,17 @@ pub(crate) enum Answer {
     TimedOut(Duration),
 }
 
+/// Whom an answer read for a call of this side goes to (see [`Pending::complete_all`]).
+#[derive(Debug)]
+pub(crate) enum Addressee {
+    /// The call the answer named, by id, as read.
+    Id(u64),
+    /// The call's caller, found in the table.
+    Caller(oneshot::Sender<Answer>),
+    /// No pending call has that id.
+    Nobody,
+}
+
 /// When a call times out: the instant, and the timeout it came from (for the error).
 pub(crate) type Deadline = (Instant, Duration);
 
@@ -308,37 +319,43 @@ impl Pending {
     /// timed out, or never made).
     #[cfg(test)]
     pub(crate) fn complete(&self, id: u64, answer: Answer) -> bool {
-        self.complete_all(&mut vec![(id, answer)], &mut Vec::new()).0 == 0
+        self.complete_all(&mut vec![(Addressee::Id(id), answer)]).0 == 0
     }
 
-    /// Delivers the answers of one burst of reads under one lock, emptying `answers` (call id, answer);
-    /// `found` is scratch space, left empty. Returns how many named no pending call (answered already,
-    /// withdrawn, timed out, or never made), and how many calls are still pending.
-    pub(crate) fn complete_all(
-        &self,
-        answers: &mut Vec<(u64, Answer)>,
-        found: &mut Vec<(oneshot::Sender<Answer>, Answer)>,
-    ) -> (usize, usize) {
+    /// Delivers the answers of one burst of reads under one lock, emptying `answers` (each named by its call's
+    /// id). Returns how many named no pending call (answered already, withdrawn, timed out, or never made),
+    /// and how many calls are still pending.
+    pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> (usize, usize) {
         let mut unknown = 0;
         let still_pending;
         {
             let mut table = self.lock();
-            for (id, answer) in answers.drain(..) {
-                match table.calls.remove(&id) {
-                    Some(entry) => found.push((entry.answer, answer)),
-                    None => unknown += 1,
+            let mut found = false;
+            // Each id is replaced by its caller under the lock; the answers are sent once it is released.
+            for (to, _) in answers.iter_mut() {
+                if let Addressee::Id(id) = *to {
+                    *to = match table.calls.remove(&id) {
+                        Some(entry) => {
+                            found = true;
+                            Addressee::Caller(entry.answer)
+                        }
+                        None => {
+                            unknown += 1;
+                            Addressee::Nobody
+                        }
+                    };
                 }
             }
             still_pending = table.calls.len();
-            if found.is_empty() {
-                drop(table);
-            } else {
+            if found {
                 self.freed(table);
             }
         }
-        for (caller, answer) in found.drain(..) {
-            // The caller may have given up in the meantime; then nobody wants the answer.
-            let _ = caller.send(answer);
+        for (to, answer) in answers.drain(..) {
+            if let Addressee::Caller(caller) = to {
+                // The caller may have given up in the meantime; then nobody wants the answer.
+                let _ = caller.send(answer);
+            }
         }
         (unknown, still_pending)
     }
@@ -549,14 +566,16 @@ mod tests {
         // The caller of call 2 gave up; its answer is dropped without harm.
         drop(callers.remove(1));
         let answer = |text: &'static str| Answer::Result(Bytes::from_static(text.as_bytes()));
-        let mut answers = vec![(1, answer("1")), (2, answer("2")), (9, answer("9")), (3, answer("3"))];
-        let mut scratch = Vec::new();
+        let mut answers: Vec<_> = [(1, "1"), (2, "2"), (9, "9"), (3, "3")]
+            .into_iter()
+            .map(|(id, text)| (Addressee::Id(id), answer(text)))
+            .collect();
         assert_eq!(
-            pending.complete_all(&mut answers, &mut scratch),
+            pending.complete_all(&mut answers),
             (1, 0),
             "call 9 was never made; no call is left"
         );
-        assert!(answers.is_empty() && scratch.is_empty());
+        assert!(answers.is_empty());
         assert_eq!(pending.storage(), (0, 0), "the emptied table gave its storage back");
         for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
             match rx.await {
