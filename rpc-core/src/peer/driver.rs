@@ -47,6 +47,11 @@ const HELD_ANSWER_BYTES: usize = 64 << 10;
 /// What a held answer counts for beyond its text, in bytes: its place in the queue and its allocation.
 const STASH_OVERHEAD: usize = 64;
 
+/// How long the writer keeps its storage between bursts (see
+/// [`FrameQueue::written`](super::queue::FrameQueue::written)) without writing anything: then it is given
+/// back, so that a connection gone quiet holds none.
+const KEEP_STORAGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Ends the connection's shared state when dropped: on the normal path after the reason is set, and
 /// also when the driver's future is dropped before the end (its task panicked, or was dropped with its
 /// runtime, or the [`Peer`](super::Peer) was never run). Nothing waits forever then.
@@ -170,7 +175,13 @@ impl Driver {
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
+        // While the writer keeps storage between bursts: when to look again whether it still writes, and
+        // how far it had got (see `KEEP_STORAGE`). Set from one reading of the clock a second at most.
+        let mut storage_check: Option<(Instant, u64)> = None;
         loop {
+            if storage_check.is_none() && writer.keeps_storage() {
+                storage_check = Some((Instant::now() + KEEP_STORAGE, writer.progress()));
+            }
             let closing = close_deadline.is_some();
             let draining = drain.as_ref().filter(|_| !closing);
             // The pending table is looked at once a turn: its size lends extra places, its earliest
@@ -197,6 +208,7 @@ impl Driver {
                 earliest_call,
                 heartbeat.deadline().filter(|_| !closing),
                 idle_deadline,
+                storage_check.map(|(at, _)| at),
             ]
             .into_iter()
             .flatten()
@@ -311,6 +323,17 @@ impl Driver {
                     armed = None;
                     let now = Instant::now();
                     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
+                    if let Some((at, progress)) = storage_check
+                        && at <= now
+                    {
+                        // Still writing: looked at again later; quiet since: the storage goes.
+                        storage_check = if writer.progress() == progress {
+                            writer.give_back_storage(&shared.queue);
+                            None
+                        } else {
+                            Some((now + KEEP_STORAGE, writer.progress()))
+                        };
+                    }
                     if due(close_deadline) {
                         return match (requested(), reading) {
                             (Some(frame), _) => CloseReason::Local(frame),
@@ -624,5 +647,69 @@ impl Executor {
             }
         }
         self.stash = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Context, ErrorObject, Peer, PeerConfig, memory};
+
+    /// The storage `handle`'s connection keeps for frames between bursts, in slots: the queue's and the
+    /// writer's.
+    fn storage(handle: &PeerHandle) -> usize {
+        let (queue, writer) = handle.link().now().expect("connected").queue.storage();
+        queue + writer
+    }
+
+    /// A server exporting `echo` and a client, over memory, both with `config`.
+    fn pair(config: PeerConfig) -> (PeerHandle, PeerHandle) {
+        let (a, b) = memory::pair(4_096);
+        let router = Router::new().method(
+            "echo",
+            |_: Context, (n,): (u32,)| async move { Ok::<_, ErrorObject>(n) },
+        );
+        let server = Peer::builder().router(router).config(config.clone()).spawn(a);
+        (server, Peer::builder().config(config).spawn(b))
+    }
+
+    /// 100 calls made at once: the requests go out as one burst, and the answers in bursts.
+    async fn call_many(client: &PeerHandle) {
+        let calls = (0..100u32).map(|n| client.call::<u32>("echo", (n,)));
+        for (n, answer) in futures::future::join_all(calls).await.into_iter().enumerate() {
+            assert_eq!(answer.unwrap(), u32::try_from(n).unwrap());
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_connection_that_stops_writing_gives_its_queue_storage_back() {
+        // No heartbeat: nothing is written once the calls are done.
+        let (server, client) = pair(PeerConfig::default().heartbeat_interval(None));
+        call_many(&client).await;
+        assert!(storage(&client) >= 100, "the burst's storage is kept for the next one");
+        // Calls keep coming: the storage stays.
+        for _ in 0..3 {
+            tokio::time::sleep(KEEP_STORAGE / 2).await;
+            call_many(&client).await;
+            assert!(storage(&client) >= 100);
+        }
+        tokio::time::sleep(KEEP_STORAGE * 3).await;
+        assert_eq!((storage(&server), storage(&client)), (0, 0));
+        assert!(server.is_connected() && client.is_connected());
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_side_that_only_reads_gives_its_queue_storage_back() {
+        let (server, client) = pair(PeerConfig::default());
+        call_many(&client).await;
+        // The server keeps talking; the client, which answers no notification, writes nothing.
+        for _ in 0..5 {
+            tokio::time::sleep(KEEP_STORAGE / 2).await;
+            server.try_notify("tick", ()).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(storage(&client), 0);
     }
 }

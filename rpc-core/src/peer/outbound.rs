@@ -143,6 +143,22 @@ where
         }
     }
 
+    /// Frames handed to the transport so far.
+    pub(super) fn progress(&self) -> u64 {
+        self.progress
+    }
+
+    /// Whether the writer keeps storage for frames between bursts (see [`FrameQueue::written`]).
+    pub(super) fn keeps_storage(&self) -> bool {
+        self.batch.capacity() > 0
+    }
+
+    /// Gives back the storage kept between bursts, the writer's and the queue's, unless frames are in
+    /// them.
+    pub(super) fn give_back_storage(&mut self, queue: &FrameQueue) {
+        queue.give_back_storage(&mut self.batch);
+    }
+
     fn end(&mut self, end: WriterEnd) -> Poll<WriterEnd> {
         self.step = Step::Ended;
         self.stall = None;

@@ -2,8 +2,8 @@
 //!
 //! One lock guards both bounds. The writer takes everything queued at once (one lock per burst, not per
 //! frame); the bytes of a burst count against the bound until the writer reports them written. A busy
-//! connection's queue keeps its blocks of slots between bursts; an idle one's holds none: a burst of one
-//! frame gives the storage back once written (see [`FrameQueue::written`]).
+//! connection's queue keeps its blocks of slots between bursts; an idle one's holds none (see
+//! [`FrameQueue::written`]).
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -36,6 +36,9 @@ pub(crate) struct FrameQueue {
     room: Notify,
     max_frames: usize,
     max_bytes: usize,
+    /// The writer's storage after its last burst, in slots, for the tests.
+    #[cfg(test)]
+    writer_kept: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -68,6 +71,8 @@ impl FrameQueue {
             room: Notify::new(),
             max_frames: max_frames.max(1),
             max_bytes,
+            #[cfg(test)]
+            writer_kept: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -186,12 +191,12 @@ impl FrameQueue {
     /// The writer wrote `bytes` of what it took (and is done with `batch`, now empty).
     ///
     /// The queue and the writer swap storage on every take. While bursts come several frames at a time,
-    /// both blocks are kept (at most [`KEPT_FRAMES`] frames each): made anew for every burst, they cost
-    /// about 3 % of a pipelined client's time, the allocator merging its free lists on each block of a
-    /// kilobyte or more. A burst of one frame (an idle connection's last answer, a heartbeat's ping) gives
-    /// both blocks back when nothing more is queued: a connection quiet since such a burst holds none. One
-    /// that went quiet after a burst of several frames keeps the two blocks (at most 2 × [`KEPT_FRAMES`]
-    /// slots of 40 bytes) until its next burst of one frame: with the default heartbeat, its next ping.
+    /// both blocks are kept (at most [`KEPT_FRAMES`] slots of 40 bytes each): made anew for every burst,
+    /// they cost about 2.5 % of the CPU time of a pipelined call (the benchmark's pipelined scenario), the
+    /// allocator merging its free lists on each block of a kilobyte or more. A burst of one frame (an idle
+    /// connection's last answer, a heartbeat's ping) gives both blocks back when nothing more is queued.
+    /// After a burst of several frames, the connection's task gives them back once it has written nothing
+    /// for a while (see [`give_back_storage`](Self::give_back_storage)).
     pub(crate) fn written(&self, bytes: usize, batch: &mut VecDeque<Outbound>) {
         let mut state = self.lock();
         if state.hint <= 1 {
@@ -202,12 +207,37 @@ impl FrameQueue {
         } else if batch.capacity() > KEPT_FRAMES {
             *batch = VecDeque::new();
         }
+        #[cfg(test)]
+        self.writer_kept
+            .store(batch.capacity(), std::sync::atomic::Ordering::Relaxed);
         state.bytes = state.bytes.saturating_sub(bytes);
         let blocked = std::mem::take(&mut state.blocked);
         drop(state);
         if blocked {
             self.room.notify_waiters();
         }
+    }
+
+    /// Gives back the storage kept between bursts, the writer's `batch` and the queue's, each unless
+    /// frames are in it.
+    pub(crate) fn give_back_storage(&self, batch: &mut VecDeque<Outbound>) {
+        if batch.is_empty() {
+            *batch = VecDeque::new();
+        }
+        let mut state = self.lock();
+        if state.frames.is_empty() {
+            state.frames = VecDeque::new();
+        }
+        #[cfg(test)]
+        self.writer_kept
+            .store(batch.capacity(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The storage kept for frames, in slots: the queue's, and the writer's as it last reported it.
+    #[cfg(test)]
+    pub(crate) fn storage(&self) -> (usize, usize) {
+        let writer = self.writer_kept.load(std::sync::atomic::Ordering::Relaxed);
+        (self.lock().frames.capacity(), writer)
     }
 
     /// Refuses every further frame, drops those queued (the connection has ended: nobody will send them,

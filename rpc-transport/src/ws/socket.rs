@@ -162,7 +162,7 @@ mod tests {
     }
 
     /// The bytes a WebSocket peer's running future may take: every idle connection holds it for its whole
-    /// life, in its task (1,120 bytes when this was written; the task's allocation is rounded up to 128
+    /// life, in its task (1,144 bytes when this was written; the task's allocation is rounded up to 128
     /// bytes, so a little growth can cost a whole step per connection).
     const PEER_FUTURE_BUDGET: usize = 1_152;
 
