@@ -123,11 +123,11 @@ pub mod prelude;
 
 pub use rpc_core::{Attached, Backplane, BackplaneError, Destination, Event, MAX_NODE, NodeId};
 pub use rpc_core::{
-    Batch, BatchCall, Broadcast, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, Departure, ErrorObject,
-    Extensions, Hub, Inbound, ItemStream, MethodInfo, NoParams, Outbound, OutgoingUpload, ParamInfo, ParamReader,
-    Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle, PeerStats, RawId, Registration, Relay, Router,
-    RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError, TypedCall, Upload, UploadId,
-    WhileDown, code, layer, message,
+    Batch, BatchCall, Broadcast, Call, CallError, CloseCode, CloseFrame, CloseReason, Context, Departure, Duplex,
+    ErrorObject, Extensions, Hub, Inbound, ItemStream, Joined, MethodInfo, NoParams, Outbound, OutgoingUpload,
+    ParamInfo, ParamReader, Params, ParamsStyle, Peer, PeerBuilder, PeerConfig, PeerHandle, PeerStats, RawId,
+    Registration, Relay, Router, RpcError, SLOW_CONSUMER, Subscribe, Subscription, Transport, TransportError,
+    TypedCall, Upload, UploadId, WhileDown, code, layer, message,
 };
 #[doc(hidden)]
 pub use rpc_macros::async_trait;
@@ -157,9 +157,7 @@ pub use rpc_transport::ws::{
     Admit, Client, ClientBuilder, ClientEvent, ConnectError, ConnectionInfo, Endpoint, Reconnect, ReconnectingClient,
     Reject, SUBPROTOCOL, Server, ServerBuilder, ServerHandle, UpgradeRejection, WsTransport,
 };
-pub use rpc_transport::{
-    BoxSink, BoxStream, BoxTransport, ListenError, ListenOptions, Listening, ParseTargetError, Serving, Target,
-};
+pub use rpc_transport::{BoxTransport, ListenError, ListenOptions, Listening, ParseTargetError, Serving, Target};
 pub use rpc_transport::{http, memory, shutdown_signal};
 /// The TLS library `wss://` runs on, re-exported so that its configurations match birpc's version.
 #[cfg(feature = "tls")]

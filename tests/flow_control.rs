@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use birpc::prelude::*;
-use birpc::{CloseCode, CloseReason, Inbound, ServerHandle, Transport, TransportError, WsTransport, code};
+use birpc::{
+    CloseCode, CloseReason, Inbound, Joined, Outbound, ServerHandle, Transport, TransportError, WsTransport, code,
+};
 use common::{eventually, interop_server, within};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -302,18 +304,20 @@ struct Panicky(Socket);
 type Item = Result<Inbound, TransportError>;
 
 impl Transport for Panicky {
-    type Sink = <Socket as Transport>::Sink;
-    type Stream = futures::stream::Map<<Socket as Transport>::Stream, fn(Item) -> Item>;
+    type Io = Joined<
+        futures::stream::SplitSink<Socket, Outbound>,
+        futures::stream::Map<futures::stream::SplitStream<Socket>, fn(Item) -> Item>,
+    >;
 
-    fn split(self) -> (Self::Sink, Self::Stream) {
+    fn into_io(self) -> Self::Io {
         fn check(item: Item) -> Item {
             if let Ok(Inbound::Frame(frame)) = &item {
                 assert!(!frame.windows(4).any(|w| w == b"boom"), "the connection's task panics");
             }
             item
         }
-        let (sink, stream) = self.0.split();
-        (sink, stream.map(check as fn(Item) -> Item))
+        let (sink, stream) = self.0.into_io().split();
+        Joined::new(sink, stream.map(check as fn(Item) -> Item))
     }
 }
 

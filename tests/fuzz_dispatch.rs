@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use birpc::memory;
 use birpc::prelude::*;
-use birpc::{Inbound, Outbound, Transport};
+use birpc::{Inbound, Outbound};
 use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -41,7 +41,7 @@ pub use params::{NoParams, ParamReader, Params};
 pub use peer::{Batch, BatchCall, Call, Peer, PeerBuilder, PeerHandle, PeerStats, Relay, WhileDown};
 pub use router::Router;
 pub use stream::{ItemStream, OutgoingUpload, Subscribe, Subscription, Upload, UploadId};
-pub use transport::{Inbound, Outbound, Transport, TransportError};
+pub use transport::{Duplex, Inbound, Joined, Outbound, Transport, TransportError};
 #[doc(hidden)]
 pub use typed_error::support;
 pub use typed_error::{RpcError, TypedCall};

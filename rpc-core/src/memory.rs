@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::close::CloseFrame;
-use crate::transport::{Inbound, Outbound, Transport, TransportError};
+use crate::transport::{Inbound, Joined, Outbound, Transport, TransportError};
 use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
@@ -60,11 +60,10 @@ pub fn pair(capacity: usize) -> (MemoryTransport, MemoryTransport) {
     )
 }
 
-impl Transport for MemoryTransport {
-    type Sink = MemorySink;
-    type Stream = MemoryStream;
-
-    fn split(self) -> (MemorySink, MemoryStream) {
+impl MemoryTransport {
+    /// The connection's sending and receiving halves, for driving it by hand (a test playing the other
+    /// side, say).
+    pub fn split(self) -> (MemorySink, MemoryStream) {
         let sink = MemorySink {
             to_other: self.to_other.clone(),
             closed: false,
@@ -75,6 +74,15 @@ impl Transport for MemoryTransport {
             done: false,
         };
         (sink, stream)
+    }
+}
+
+impl Transport for MemoryTransport {
+    type Io = Joined<MemorySink, MemoryStream>;
+
+    fn into_io(self) -> Self::Io {
+        let (sink, stream) = self.split();
+        Joined::new(sink, stream)
     }
 }
 

@@ -1,8 +1,12 @@
-//! What a peer needs from a connection: a stream of received frames and a sink for frames to send.
+//! What a peer needs from a connection: a stream of received frames and a sink for frames to send, as one
+//! [`Duplex`] its task polls for both.
 //!
 //! A transport only moves frames; it knows nothing of JSON-RPC. The WebSocket transport and the in-memory
 //! pair live in `birpc-transport`; anything else (a Unix socket with line framing, a test double) plugs in
 //! the same way.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Sink, Stream};
@@ -73,16 +77,108 @@ impl TransportError {
     }
 }
 
-/// A connection the [`Peer`](crate::Peer) can drive: split into a sending half and a receiving half.
+/// A connection the [`Peer`](crate::Peer) can drive.
 ///
-/// The receiving half ends (`None`) when the connection is over; the sending half fails with
-/// [`TransportError::Closed`] once it is.
+/// The peer's one task drives it as a [`Duplex`]: one object it both sends on and receives from. A
+/// connection that is one object (a WebSocket) is its own; one made of two halves joins them with
+/// [`Joined`].
 pub trait Transport: Send + 'static {
-    /// The sending half.
-    type Sink: Sink<Outbound, Error = TransportError> + Send + Unpin + 'static;
-    /// The receiving half.
-    type Stream: Stream<Item = Result<Inbound, TransportError>> + Send + Unpin + 'static;
+    /// The connection as the peer drives it.
+    type Io: Duplex;
 
-    /// Splits the connection into its halves.
-    fn split(self) -> (Self::Sink, Self::Stream);
+    /// The connection, ready to be driven.
+    fn into_io(self) -> Self::Io;
+}
+
+/// What the peer sends on and receives from: a [`Sink`] of [`Outbound`] messages and a [`Stream`] of
+/// [`Inbound`] ones, polled by one task.
+///
+/// The stream ends (`None`) when the connection is over; the sink fails with
+/// [`TransportError::Closed`] once it is.
+pub trait Duplex:
+    Stream<Item = Result<Inbound, TransportError>> + Sink<Outbound, Error = TransportError> + Send + Unpin + 'static
+{
+    /// Ends this side's output: called once the connection is over, before its end is made known to this
+    /// side (for a byte stream, the other side then sees the end of its input first). Default: nothing;
+    /// the output ends when the connection is dropped.
+    fn end_output(&mut self) {}
+}
+
+impl Duplex for Box<dyn Duplex> {
+    fn end_output(&mut self) {
+        (**self).end_output();
+    }
+}
+
+/// A connection made of a sending half and a receiving half, as one [`Duplex`]. Ending its output
+/// ([`Duplex::end_output`]) drops the sending half; after that, sending fails with
+/// [`TransportError::Closed`].
+#[derive(Debug)]
+pub struct Joined<Si, St> {
+    sink: Option<Si>,
+    stream: St,
+}
+
+impl<Si, St> Joined<Si, St> {
+    /// The two halves as one.
+    pub fn new(sink: Si, stream: St) -> Self {
+        Self {
+            sink: Some(sink),
+            stream,
+        }
+    }
+
+    /// The sending half, unless the output was ended.
+    fn sink(&mut self) -> Result<Pin<&mut Si>, TransportError>
+    where
+        Si: Unpin,
+    {
+        self.sink.as_mut().map(Pin::new).ok_or(TransportError::Closed)
+    }
+}
+
+impl<Si, St> Stream for Joined<Si, St>
+where
+    St: Stream + Unpin,
+    Si: Unpin,
+{
+    type Item = St::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<St::Item>> {
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
+}
+
+impl<Si, St> Sink<Outbound> for Joined<Si, St>
+where
+    Si: Sink<Outbound, Error = TransportError> + Unpin,
+    St: Unpin,
+{
+    type Error = TransportError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.sink()?.poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), TransportError> {
+        self.sink()?.start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.sink()?.poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.sink()?.poll_close(cx)
+    }
+}
+
+impl<Si, St> Duplex for Joined<Si, St>
+where
+    Si: Sink<Outbound, Error = TransportError> + Send + Unpin + 'static,
+    St: Stream<Item = Result<Inbound, TransportError>> + Send + Unpin + 'static,
+{
+    fn end_output(&mut self) {
+        self.sink = None;
+    }
 }

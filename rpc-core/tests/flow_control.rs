@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use rpc_core::memory::{self, MemorySink, MemoryStream, MemoryTransport};
 use rpc_core::{
-    CallError, CloseCode, CloseReason, Context, ErrorObject, Inbound, Outbound, Peer, PeerConfig, PeerHandle, Router,
-    Transport, TransportError, code,
+    CallError, CloseCode, CloseReason, Context, ErrorObject, Inbound, Joined, Outbound, Peer, PeerConfig, PeerHandle,
+    Router, Transport, TransportError, code,
 };
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -404,10 +404,9 @@ type PanickyStream =
     futures::stream::Map<MemoryStream, fn(Result<Inbound, TransportError>) -> Result<Inbound, TransportError>>;
 
 impl Transport for Panicky {
-    type Sink = MemorySink;
-    type Stream = PanickyStream;
+    type Io = Joined<MemorySink, PanickyStream>;
 
-    fn split(self) -> (MemorySink, PanickyStream) {
+    fn into_io(self) -> Self::Io {
         let (sink, stream) = self.0.split();
         fn check(item: Result<Inbound, TransportError>) -> Result<Inbound, TransportError> {
             if let Ok(Inbound::Frame(frame)) = &item {
@@ -415,7 +414,7 @@ impl Transport for Panicky {
             }
             item
         }
-        (sink, stream.map(check as fn(_) -> _))
+        Joined::new(sink, stream.map(check as fn(_) -> _))
     }
 }
 

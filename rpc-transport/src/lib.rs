@@ -22,7 +22,5 @@ mod target;
 pub mod ws;
 
 pub use signal::shutdown_signal;
-pub use target::{
-    BoxSink, BoxStream, BoxTransport, ListenError, ListenOptions, Listening, ParseTargetError, Serving, Target,
-};
+pub use target::{BoxTransport, ListenError, ListenOptions, Listening, ParseTargetError, Serving, Target};
 pub use ws::ConnectError;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
@@ -30,7 +30,7 @@ use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::router::Router;
 use crate::stream::table::Delivery;
 use crate::stream::wire::{self, Control};
-use crate::transport::{Inbound, Outbound, Transport, TransportError};
+use crate::transport::{Duplex, Inbound, Outbound, Transport, TransportError};
 
 /// The most frames read in one go before the rest of the connection (writer, timers, handlers' ends)
 /// gets a turn.
@@ -83,14 +83,13 @@ enum Reading {
 /// once, where arguments of an `async fn` (and of the loop it awaits) would keep their own slots beside
 /// what was made of them for the connection's whole life.
 pub(super) fn drive<T: Transport>(
-    sink: T::Sink,
-    mut stream: T::Stream,
+    mut io: T::Io,
     router: Router,
     ending: Ending,
     handle: PeerHandle,
 ) -> impl Future<Output = CloseReason> + Send + 'static {
     let shared = ending.0.clone();
-    let mut writer = Writer::new(sink, shared.config.write_timeout);
+    let mut writer = Writer::new(shared.config.write_timeout);
     let now = Instant::now();
     let mut driver = Driver {
         dispatcher: Dispatcher::new(router, shared.config.clone()),
@@ -112,9 +111,10 @@ pub(super) fn drive<T: Transport>(
         // The connection's times start when it is first driven.
         let now = Instant::now();
         (driver.last_heard, driver.idle_since) = (now, Some(now));
-        let reason = driver.run(&mut writer, &mut stream).await;
-        // The sending half goes before the end is made known: for a byte stream, dropping it ends this
-        // side's output, which the other side then sees before this side's waiters learn of the end.
+        let reason = driver.run(&mut writer, &mut io).await;
+        // The output ends before the end is made known: for a byte stream, the other side then sees the
+        // end of its input before this side's waiters learn of the end.
+        io.end_output();
         drop(writer);
         let shared = &driver.shared;
         tracing::debug!(target: "birpc::peer", %reason, "connection ended");
@@ -124,9 +124,34 @@ pub(super) fn drive<T: Transport>(
         // The handlers are aborted, the pending calls and the queue closed, before the transport goes.
         drop(driver);
         drop(ending);
-        drop(stream);
+        drop(io);
         reason
     }
+}
+
+/// What the connection had for the driver: a frame read (or the end of reading), or the writer's end.
+enum IoEvent {
+    Read(Option<Result<Inbound, TransportError>>),
+    Written(WriterEnd),
+}
+
+/// Polls the writer, while it writes (`write`), then the connection for a frame, while reading is open
+/// (`read`): the one connection lent to both in turn.
+fn poll_io(
+    cx: &mut std::task::Context<'_>,
+    io: &mut impl Duplex,
+    writer: &mut Writer,
+    shared: &Shared,
+    read: bool,
+    write: bool,
+) -> Poll<IoEvent> {
+    if write && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle) {
+        return Poll::Ready(IoEvent::Written(end));
+    }
+    if read && let Poll::Ready(next) = io.poll_next_unpin(cx) {
+        return Poll::Ready(IoEvent::Read(next));
+    }
+    Poll::Pending
 }
 
 /// The published figures as the metrics' load gauges.
@@ -152,14 +177,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run<S>(
-        &mut self,
-        writer: &mut Writer<S>,
-        stream: &mut (impl Stream<Item = Result<Inbound, TransportError>> + Unpin),
-    ) -> CloseReason
-    where
-        S: futures::Sink<Outbound, Error = TransportError> + Unpin,
-    {
+    async fn run(&mut self, writer: &mut Writer, io: &mut impl Duplex) -> CloseReason {
         let shared = self.shared.clone();
         let config = &shared.config;
         // A close or a drain asked for before the peer ran is seen on the first turn (the signals keep
@@ -228,8 +246,10 @@ impl Driver {
                 .as_ref()
                 .and_then(|stash| stash.answers.front())
                 .map(|answer| Box::pin(shared.queue.room_for(answer.len())));
+            let (read, write) = (!matches!(reading, Reading::Done), !writer_done);
             tokio::select! {
-                next = stream.next(), if !matches!(reading, Reading::Done) => {
+                event = poll_fn(|cx| poll_io(cx, &mut *io, writer, &shared, read, write)), if read || write => match event {
+                IoEvent::Read(next) => {
                     if let Some(Ok(_)) = &next {
                         self.last_heard = Instant::now();
                     }
@@ -253,7 +273,7 @@ impl Driver {
                         if read == BURST || matches!(reading, Reading::Done) {
                             break;
                         }
-                        match stream.next().now_or_never() {
+                        match io.next().now_or_never() {
                             Some(ready) => next = ready,
                             None => break,
                         }
@@ -271,7 +291,7 @@ impl Driver {
                         return CloseReason::Local(frame);
                     }
                 }
-                end = poll_fn(|cx| writer.poll_write(cx, &shared.queue, &shared.lifecycle)), if !writer_done => {
+                IoEvent::Written(end) => {
                     writer_done = true;
                     match end {
                         WriterEnd::SentClose(frame) => {
@@ -296,6 +316,7 @@ impl Driver {
                         }
                     }
                 }
+                },
                 () = poll_fn(|cx| shared.finished.poll_wait(cx)), if self.exec.handlers.len() > 0 => {
                     self.exec.finished.extend(self.exec.handlers.finished());
                     self.settle();

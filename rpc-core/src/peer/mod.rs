@@ -174,8 +174,8 @@ impl<T: Transport> Peer<T> {
             handle,
             span,
         } = self;
-        // Split before the future is made: it holds the two halves, not the transport they came from.
-        let (sink, stream) = transport.split();
-        tracing::Instrument::instrument(driver::drive::<T>(sink, stream, router, ending, handle), span)
+        // Made ready before the future is: it holds the connection, not the transport it came from.
+        let io = transport.into_io();
+        tracing::Instrument::instrument(driver::drive::<T>(io, router, ending, handle), span)
     }
 }

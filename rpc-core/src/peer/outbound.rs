@@ -25,10 +25,10 @@ pub(super) enum WriterEnd {
 }
 
 /// The writer's state between polls: a plain state machine, not an `async fn`, so that an idle connection's
-/// task holds only the sink, the batch's storage and a few counters (an `async` writer held the largest
-/// state of its awaits, about 660 bytes, for the whole life of every connection).
-pub(super) struct Writer<S> {
-    sink: S,
+/// task holds only the batch's storage and a few counters (an `async` writer held the largest state of its
+/// awaits, about 660 bytes, for the whole life of every connection). The connection it sends on is lent
+/// to each poll: the driver reads from it too.
+pub(super) struct Writer {
     /// Frames taken from the queue and not yet handed to the transport.
     batch: VecDeque<Outbound>,
     /// Bytes of the frames taken since the last flush: given back to the queue's bound once flushed.
@@ -59,15 +59,11 @@ enum Step {
     Ended,
 }
 
-impl<S> Writer<S>
-where
-    S: Sink<Outbound, Error = TransportError> + Unpin,
-{
-    /// A writer sending on `sink`. When the transport makes it wait and no frame has been taken for a whole
-    /// `write_timeout` (`None`: no limit), it ends with [`WriterEnd::Stalled`].
-    pub(super) fn new(sink: S, write_timeout: Option<Duration>) -> Self {
+impl Writer {
+    /// A writer. When the transport makes it wait and no frame has been taken for a whole `write_timeout`
+    /// (`None`: no limit), it ends with [`WriterEnd::Stalled`].
+    pub(super) fn new(write_timeout: Option<Duration>) -> Self {
         Self {
-            sink,
             batch: VecDeque::new(),
             taken_bytes: 0,
             step: Step::Idle,
@@ -85,12 +81,16 @@ where
     /// The bytes of a burst count against the queue's bound until they are flushed. The stall timer
     /// measures a lack of progress (no frame taken by the transport for `write_timeout`), not the time a
     /// long burst takes. Polled again after it ended, it stays pending.
-    pub(super) fn poll_write(
+    pub(super) fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,
+        sink: &mut S,
         queue: &FrameQueue,
         lifecycle: &Lifecycle,
-    ) -> Poll<WriterEnd> {
+    ) -> Poll<WriterEnd>
+    where
+        S: Sink<Outbound, Error = TransportError> + Unpin,
+    {
         loop {
             match self.step {
                 Step::Idle => {
@@ -112,21 +112,21 @@ where
                 }
                 Step::Sending => {
                     while !self.batch.is_empty() {
-                        match Pin::new(&mut self.sink).poll_ready(cx) {
+                        match Pin::new(&mut *sink).poll_ready(cx) {
                             Poll::Ready(Ok(())) => {}
                             Poll::Ready(Err(e)) => return self.end(WriterEnd::Failed(e)),
                             Poll::Pending => return self.wait(cx),
                         }
                         let Some(frame) = self.batch.pop_front() else { break };
                         self.taken_bytes += FrameQueue::cost(&frame);
-                        if let Err(e) = Pin::new(&mut self.sink).start_send(frame) {
+                        if let Err(e) = Pin::new(&mut *sink).start_send(frame) {
                             return self.end(WriterEnd::Failed(e));
                         }
                         self.progress += 1;
                     }
                     self.step = Step::Flushing;
                 }
-                Step::Flushing => match Pin::new(&mut self.sink).poll_flush(cx) {
+                Step::Flushing => match Pin::new(&mut *sink).poll_flush(cx) {
                     Poll::Ready(Ok(())) => {
                         self.stall = None;
                         queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch);
@@ -188,12 +188,12 @@ where
 
 /// [`Writer::poll_write`] as a future, for the tests.
 #[cfg(test)]
-async fn write<S>(sink: S, queue: &FrameQueue, lifecycle: &Lifecycle, write_timeout: Option<Duration>) -> WriterEnd
+async fn write<S>(mut sink: S, queue: &FrameQueue, lifecycle: &Lifecycle, write_timeout: Option<Duration>) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
-    let mut writer = Writer::new(sink, write_timeout);
-    std::future::poll_fn(|cx| writer.poll_write(cx, queue, lifecycle)).await
+    let mut writer = Writer::new(write_timeout);
+    std::future::poll_fn(|cx| writer.poll_write(cx, &mut sink, queue, lifecycle)).await
 }
 
 #[cfg(test)]

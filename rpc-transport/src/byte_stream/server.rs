@@ -366,9 +366,9 @@ impl Acceptor {
             }
             Err(NoPlace::Full) => {
                 tracing::warn!(target: "birpc::transport", %remote, "too many connections; turning a new one away");
-                let (mut sink, _stream) = transport.split();
+                let mut io = transport.into_io();
                 self.connections.spawn(async move {
-                    let _ = tokio::time::timeout(FULL_WRITE_TIMEOUT, sink.send(Outbound::Frame(FULL.to_owned()))).await;
+                    let _ = tokio::time::timeout(FULL_WRITE_TIMEOUT, io.send(Outbound::Frame(FULL.to_owned()))).await;
                 });
                 return;
             }

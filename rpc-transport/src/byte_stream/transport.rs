@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{Sink, Stream};
-use rpc_core::{CloseCode, CloseFrame, Inbound, Outbound, PeerConfig, Transport, TransportError};
+use rpc_core::{CloseCode, CloseFrame, Inbound, Joined, Outbound, PeerConfig, Transport, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -107,15 +107,9 @@ impl<R, W> ByteStreamTransport<R, W> {
     }
 }
 
-impl<R, W> Transport for ByteStreamTransport<R, W>
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    type Sink = ByteStreamSink<W>;
-    type Stream = ByteStreamStream<R>;
-
-    fn split(self) -> (ByteStreamSink<W>, ByteStreamStream<R>) {
+impl<R, W> ByteStreamTransport<R, W> {
+    /// The connection's sending and receiving halves, framed, for driving it by hand.
+    pub fn split(self) -> (ByteStreamSink<W>, ByteStreamStream<R>) {
         let codec = self.framing.codec(self.max_message_size);
         (
             ByteStreamSink {
@@ -128,6 +122,21 @@ where
                 _attached: self.attached,
             },
         )
+    }
+}
+
+impl<R, W> Transport for ByteStreamTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    /// The halves joined: ending the peer's output drops the writing half, which ends the other side's
+    /// input (a child's stdin, a socket's write side).
+    type Io = Joined<ByteStreamSink<W>, ByteStreamStream<R>>;
+
+    fn into_io(self) -> Self::Io {
+        let (sink, stream) = self.split();
+        Joined::new(sink, stream)
     }
 }
 

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use crate::framing::Framing;
 
 pub use listen::{ListenError, ListenOptions, Listening, Serving};
-pub use open::{BoxSink, BoxStream, BoxTransport};
+pub use open::BoxTransport;
 
 /// Where to connect or listen, as a URL:
 ///

@@ -3,8 +3,10 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
 use futures::{Sink, Stream};
-use rpc_core::{Inbound, Outbound, Peer, PeerConfig, PeerHandle, Router, Transport, TransportError};
+use rpc_core::{Duplex, Inbound, Outbound, Peer, PeerConfig, PeerHandle, Router, Transport, TransportError};
 use tokio::process::Command;
 
 use super::{Target, command_line};
@@ -15,19 +17,15 @@ use crate::ws::{Client, ConnectError, WsTransport};
 /// How long a TCP or Unix socket connection may take: 10 s, as a WebSocket client's default.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The sending half of a [`BoxTransport`].
-pub type BoxSink = Pin<Box<dyn Sink<Outbound, Error = TransportError> + Send>>;
-/// The receiving half of a [`BoxTransport`].
-pub type BoxStream = Pin<Box<dyn Stream<Item = Result<Inbound, TransportError>> + Send>>;
-
-/// Any [`Transport`], its halves boxed: what [`Target::open_transport`] gives for every kind of target, to
-/// drive with a [`Peer`] or to move frames by hand (to pipe them between two transports, say).
+/// Any [`Transport`], boxed: what [`Target::open_transport`] gives for every kind of target, to drive with a
+/// [`Peer`] or to move frames by hand (to pipe them between two transports, say): it is a [`Stream`] of
+/// received [`Inbound`] messages and a [`Sink`] of [`Outbound`] ones ([`futures::StreamExt::split`]
+/// gives them as two halves).
 ///
-/// Its halves behave as those of the transport inside: a byte stream drops [`Outbound::Ping`] and receives
-/// its end as a normal close (see [`ByteStreamTransport`]).
+/// It behaves as the transport inside: a byte stream drops [`Outbound::Ping`] and receives its end as a
+/// normal close (see [`ByteStreamTransport`]).
 pub struct BoxTransport {
-    sink: BoxSink,
-    stream: BoxStream,
+    io: Box<dyn Duplex>,
 }
 
 impl std::fmt::Debug for BoxTransport {
@@ -37,22 +35,53 @@ impl std::fmt::Debug for BoxTransport {
 }
 
 impl BoxTransport {
-    /// Boxes the halves of `transport`.
+    /// Boxes `transport`, made ready to be driven ([`Transport::into_io`]).
     pub fn new<T: Transport>(transport: T) -> Self {
-        let (sink, stream) = transport.split();
         Self {
-            sink: Box::pin(sink),
-            stream: Box::pin(stream),
+            io: Box::new(transport.into_io()),
         }
     }
 }
 
 impl Transport for BoxTransport {
-    type Sink = BoxSink;
-    type Stream = BoxStream;
+    type Io = Self;
 
-    fn split(self) -> (BoxSink, BoxStream) {
-        (self.sink, self.stream)
+    fn into_io(self) -> Self {
+        self
+    }
+}
+
+impl Duplex for BoxTransport {
+    fn end_output(&mut self) {
+        self.io.end_output();
+    }
+}
+
+impl Stream for BoxTransport {
+    type Item = Result<Inbound, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.io).poll_next(cx)
+    }
+}
+
+impl Sink<Outbound> for BoxTransport {
+    type Error = TransportError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.io).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), TransportError> {
+        Pin::new(&mut self.io).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.io).poll_close(cx)
     }
 }
 

@@ -19,4 +19,4 @@ pub use reconnect::{ClientEvent, Reconnect, ReconnectingClient};
 #[cfg(feature = "axum")]
 pub use server::RpcUpgrade;
 pub use server::{ConnectionInfo, Endpoint, Server, ServerBuilder, ServerHandle, UpgradeRejection};
-pub use socket::{WsSink, WsStream, WsTransport};
+pub use socket::WsTransport;
