@@ -47,9 +47,10 @@ const HELD_ANSWER_BYTES: usize = 64 << 10;
 /// What a held answer counts for beyond its text, in bytes: its place in the queue and its allocation.
 const STASH_OVERHEAD: usize = 64;
 
-/// How long the writer keeps its storage between bursts (see
-/// [`FrameQueue::written`](super::queue::FrameQueue::written)) without writing anything: then it is given
-/// back, so that a connection gone quiet holds none.
+/// How long a connection keeps the storage it keeps between bursts (the writer's and its queue's, see
+/// [`FrameQueue::written`](super::queue::FrameQueue::written); the burst's answers and the pending table's,
+/// see [`Pending::complete_all`](super::pending::Pending::complete_all)) without writing anything: then it is
+/// given back, so that a connection gone quiet holds none.
 const KEEP_STORAGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Ends the connection's shared state when dropped: on the normal path after the reason is set, and
@@ -99,6 +100,7 @@ pub(super) fn drive<T: Transport>(
             finished: Vec::new(),
             answers: Vec::new(),
             answers_bytes: 0,
+            table_kept: false,
             shared: shared.clone(),
         },
         last_heard: now,
@@ -197,7 +199,9 @@ impl Driver {
         // how far it had got (see `KEEP_STORAGE`). Set from one reading of the clock a second at most.
         let mut storage_check: Option<(Instant, u64)> = None;
         loop {
-            if storage_check.is_none() && writer.keeps_storage() {
+            if storage_check.is_none()
+                && (writer.keeps_storage() || self.exec.answers.capacity() > 0 || self.exec.table_kept)
+            {
                 storage_check = Some((Instant::now() + KEEP_STORAGE, writer.progress()));
             }
             let closing = close_deadline.is_some();
@@ -350,6 +354,10 @@ impl Driver {
                         // Still writing: looked at again later; quiet since: the storage goes.
                         storage_check = if writer.progress() == progress {
                             writer.give_back_storage(&shared.queue);
+                            self.exec.answers = Vec::new();
+                            if std::mem::take(&mut self.exec.table_kept) {
+                                shared.pending.give_back_storage();
+                            }
                             None
                         } else {
                             Some((now + KEEP_STORAGE, writer.progress()))
@@ -502,6 +510,8 @@ struct Executor {
     answers: Vec<(Addressee, Answer)>,
     /// The bytes of the results in `answers`.
     answers_bytes: usize,
+    /// Whether the pending table kept its storage when a burst of answers emptied it.
+    table_kept: bool,
 }
 
 /// Answers waiting for room in the outgoing queue, and their bytes (each counted with
@@ -609,13 +619,17 @@ impl Executor {
         if self.answers.is_empty() {
             return;
         }
+        let burst = self.answers.len();
         let (unknown, still_pending) = self.shared.pending.complete_all(&mut self.answers);
         self.answers_bytes = 0;
-        // No call left waiting: the storage is given back (an idle connection holds none), as it is after a
-        // burst larger than usual.
-        if still_pending == 0 || self.answers.capacity() > BURST {
+        // A burst of one answer that left no call waiting (a connection making one call at a time) gives the
+        // storage back at once (an idle connection holds none), as one larger than usual does. After a
+        // burst of several, it is kept, and the pending table keeps its own (see `Pending::complete_all`):
+        // more calls are likely to follow at once. The driver gives both back once the connection is quiet.
+        if (still_pending == 0 && burst <= 1) || self.answers.capacity() > BURST {
             self.answers = Vec::new();
         }
+        self.table_kept |= still_pending == 0 && burst > 1;
         if unknown > 0 {
             tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
         }
@@ -705,7 +719,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn a_connection_that_stops_writing_gives_its_queue_storage_back() {
+    async fn a_connection_that_stops_writing_gives_its_storage_back() {
         // No heartbeat: nothing is written once the calls are done.
         let (server, client) = pair(PeerConfig::default().heartbeat_interval(None));
         call_many(&client).await;
@@ -716,8 +730,14 @@ mod tests {
             call_many(&client).await;
             assert!(storage(&client) >= 100);
         }
+        let table = |handle: &PeerHandle| handle.link().now().expect("connected").pending.storage().0;
+        assert!(
+            table(&client) > 0,
+            "emptied by bursts of several answers, the pending table keeps its storage"
+        );
         tokio::time::sleep(KEEP_STORAGE * 3).await;
         assert_eq!((storage(&server), storage(&client)), (0, 0));
+        assert_eq!(table(&client), 0);
         assert!(server.is_connected() && client.is_connected());
     }
 
