@@ -20,6 +20,10 @@ use crate::error_object::ErrorObject;
 /// The storage of [`Table::unstamped`] kept between looks, in entries (more is given back).
 const KEPT_UNSTAMPED: usize = 64;
 
+/// The most calls an emptied table keeps room for (see [`Pending::complete_all`]): after a peak of more
+/// calls in flight, the storage is given back when the table empties, whatever the burst.
+const KEPT_CALLS: usize = 64;
+
 /// Where a call's answer arrives: a oneshot receiver exempt from tokio's cooperative budget.
 ///
 /// A task awaiting many calls at once (`FuturesUnordered`, `join_all`) would otherwise spend its budget (128
@@ -294,7 +298,7 @@ impl Pending {
     /// [`complete_all`](Self::complete_all)).
     fn freed(&self, table: MutexGuard<'_, Table>, keep: bool) {
         let mut table = table;
-        if !keep {
+        if !keep || table.calls.capacity() > KEPT_CALLS {
             Self::give_back(&mut table);
         }
         let blocked = std::mem::take(&mut table.blocked);
@@ -341,8 +345,8 @@ impl Pending {
     /// and how many calls are still pending.
     ///
     /// A table emptied by a burst of one answer (the last call of a connection that makes one at a time)
-    /// gives its storage back; one emptied by a burst of several keeps it, since more calls are likely to
-    /// follow at once (made anew for each burst, it cost about 2 % of the CPU time per call, both ends, in
+    /// gives its storage back; one emptied by a burst of several keeps room for up to [`KEPT_CALLS`] calls,
+    /// since more calls are likely to follow at once (made anew for each burst, it cost about 2 % of the CPU time per call, both ends, in
     /// the benchmark's fan-in scenario: 1,000 connections with 8 calls each in flight, their tables emptied
     /// by many bursts). The connection's task gives it back once the connection has gone quiet
     /// ([`give_back_storage`](Self::give_back_storage)).
@@ -604,6 +608,17 @@ mod tests {
         );
         pending.give_back_storage();
         assert_eq!(pending.storage(), (0, 0));
+        // After a peak of more calls than it keeps room for, the table gives its storage back when a burst
+        // empties it: a connection that keeps writing does not hold its peak's storage.
+        let peaked = Pending::new(1_000);
+        for id in 100..300 {
+            peaked
+                .try_insert(id, answer_channel().0, Due::Never, true, false)
+                .unwrap();
+        }
+        let mut burst: Vec<_> = (100..300).map(|id| (Addressee::Id(id), answer("x"))).collect();
+        assert_eq!(peaked.complete_all(&mut burst), (0, 0));
+        assert_eq!(peaked.storage(), (0, 0));
         for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
             match rx.await {
                 Ok(Answer::Result(result)) => assert_eq!(result, expected.as_bytes()),
