@@ -857,6 +857,81 @@ mod tests {
     }
 
     #[test]
+    fn odd_values_and_method_names_read_the_same_both_ways() {
+        let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let (deep_130, deep_200) = (deep(130), deep(200));
+        let unclosed = "[".repeat(200);
+        let values = [
+            "1",
+            "-1",
+            "1e999",
+            "-0",
+            "1.5E+3",
+            "01",
+            "-",
+            "\"x\"",
+            r#""\ud800""#,
+            r#""\udfff\ud800""#,
+            "\"é\\u0000\"",
+            "\"\u{7f}\"",
+            "null",
+            "true",
+            "[]",
+            "{}",
+            " 1",
+            "1 ",
+            "[1 ]",
+            r#"{"id":1}"#,
+            &deep_130,
+            &deep_200,
+            &unclosed,
+        ];
+        let methods = [
+            "m",
+            "",
+            "\u{7f}",
+            "é€😀",
+            "a b",
+            "id",
+            "\"",
+            "a\\\"",
+            "}",
+            ",\"id\":1",
+            "a\u{1}b",
+        ];
+        let (mut texts, mut read_in_order) = (0, 0);
+        for id in values {
+            for value in values {
+                for method in methods {
+                    for text in [
+                        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{value}}}"#),
+                        format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{value},"id":{id}}}"#),
+                        format!(r#"{{"jsonrpc":"2.0","method":"{method}","id":{id}}}"#),
+                        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{value}}}"#),
+                        format!(r#"{{"jsonrpc":"2.0","result":{value},"id":{id}}}"#),
+                    ] {
+                        texts += 1;
+                        let Some(fast) = fields_in_order(&text) else { continue };
+                        read_in_order += 1;
+                        assert!(
+                            serde_json::from_str::<IgnoredAny>(&text).is_ok(),
+                            "read, not JSON: {text:?}"
+                        );
+                        assert_eq!(
+                            format!("{:?}", Ok::<_, ()>(fast.classify())),
+                            read_generally(&text),
+                            "{text:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // The rest (invalid values, an escape or a control character in the method name, whitespace after
+        // a value) is left to the general reader.
+        assert_eq!((texts, read_in_order), (29_095, 16_055));
+    }
+
+    #[test]
     fn a_message_without_method_result_or_error_is_a_malformed_answer_when_it_has_an_id() {
         for frame in [r#"{"jsonrpc":"2.0","id":3}"#, r#"{"id":3,"params":[]}"#] {
             let Parsed::Single(Item::InvalidResponse { id, .. }) = parse(frame.as_bytes(), 8) else {
