@@ -252,7 +252,8 @@ impl Driver {
                 .map(|answer| Box::pin(shared.queue.room_for(answer.len())));
             let (read, write) = (!matches!(reading, Reading::Done), !writer_done);
             tokio::select! {
-                event = poll_fn(|cx| poll_io(cx, &mut *io, writer, &shared, read, write)), if read || write => match event {
+                event = poll_fn(|cx| poll_io(cx, &mut *io, writer, &shared, read, write)), if read || write =>
+                match event {
                 IoEvent::Read(next) => {
                     if let Some(Ok(_)) = &next {
                         self.last_heard = Instant::now();
@@ -620,16 +621,17 @@ impl Executor {
             return;
         }
         let burst = self.answers.len();
-        let (unknown, still_pending) = self.shared.pending.complete_all(&mut self.answers);
+        let delivered = self.shared.pending.complete_all(&mut self.answers);
         self.answers_bytes = 0;
         // A burst of one answer that left no call waiting (a connection making one call at a time) gives the
         // storage back at once (an idle connection holds none), as one larger than usual does. After a
         // burst of several, it is kept, and the pending table keeps its own (see `Pending::complete_all`):
         // more calls are likely to follow at once. The driver gives both back once the connection is quiet.
-        if (still_pending == 0 && burst <= 1) || self.answers.capacity() > BURST {
+        if (delivered.still_pending == 0 && burst <= 1) || self.answers.capacity() > BURST {
             self.answers = Vec::new();
         }
-        self.table_kept |= still_pending == 0 && burst > 1;
+        self.table_kept |= delivered.kept_storage;
+        let unknown = delivered.unknown;
         if unknown > 0 {
             tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
         }
@@ -710,7 +712,8 @@ mod tests {
         (server, Peer::builder().config(config).spawn(b))
     }
 
-    /// 40 calls made at once (the pending table keeps room for them: see `KEPT_CALLS`): the requests go out as one burst, and the answers in bursts.
+    /// 40 calls made at once (the pending table keeps room for them: see `KEPT_CALLS`): the requests go out
+    /// as one burst, and the answers in bursts.
     async fn call_many(client: &PeerHandle) {
         let calls = (0..40u32).map(|n| client.call::<u32>("echo", (n,)));
         for (n, answer) in futures::future::join_all(calls).await.into_iter().enumerate() {

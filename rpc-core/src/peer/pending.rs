@@ -64,6 +64,18 @@ pub(crate) enum Addressee {
     Nobody,
 }
 
+/// What [`Pending::complete_all`] did with a burst of answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// Answers that named no pending call (answered already, withdrawn, timed out, or never made).
+    pub(crate) unknown: usize,
+    /// Calls still pending.
+    pub(crate) still_pending: usize,
+    /// Whether the table, emptied, kept its storage (to be given back with
+    /// [`Pending::give_back_storage`]).
+    pub(crate) kept_storage: bool,
+}
+
 /// When a call times out: the instant, and the timeout it came from (for the error).
 pub(crate) type Deadline = (Instant, Duration);
 
@@ -295,17 +307,19 @@ impl Pending {
 
     /// Wakes the calls waiting for a place, if any, after places freed up in `table` (then unlocked). A
     /// table left empty gives its storage back (an idle connection holds none), unless `keep` (see
-    /// [`complete_all`](Self::complete_all)).
-    fn freed(&self, table: MutexGuard<'_, Table>, keep: bool) {
+    /// [`complete_all`](Self::complete_all)); whether it kept storage it holds no call in.
+    fn freed(&self, table: MutexGuard<'_, Table>, keep: bool) -> bool {
         let mut table = table;
         if !keep || table.calls.capacity() > KEPT_CALLS {
             Self::give_back(&mut table);
         }
+        let kept = table.calls.is_empty() && table.calls.capacity() > 0;
         let blocked = std::mem::take(&mut table.blocked);
         drop(table);
         if blocked {
             self.room.notify_waiters();
         }
+        kept
     }
 
     /// Gives the storage of `table` back if it holds no call.
@@ -328,7 +342,7 @@ impl Pending {
         let mut table = self.lock();
         let entry = table.calls.remove(&id);
         if entry.is_some() {
-            self.freed(table, false);
+            let _ = self.freed(table, false);
         }
         entry
     }
@@ -337,22 +351,22 @@ impl Pending {
     /// timed out, or never made).
     #[cfg(test)]
     pub(crate) fn complete(&self, id: u64, answer: Answer) -> bool {
-        self.complete_all(&mut vec![(Addressee::Id(id), answer)]).0 == 0
+        self.complete_all(&mut vec![(Addressee::Id(id), answer)]).unknown == 0
     }
 
     /// Delivers the answers of one burst of reads under one lock, emptying `answers` (each named by its call's
-    /// id). Returns how many named no pending call (answered already, withdrawn, timed out, or never made),
-    /// and how many calls are still pending.
+    /// id).
     ///
     /// A table emptied by a burst of one answer (the last call of a connection that makes one at a time)
-    /// gives its storage back; one emptied by a burst of several keeps room for up to [`KEPT_CALLS`] calls,
-    /// since more calls are likely to follow at once (made anew for each burst, it cost about 2 % of the CPU time per call, both ends, in
-    /// the benchmark's fan-in scenario: 1,000 connections with 8 calls each in flight, their tables emptied
-    /// by many bursts). The connection's task gives it back once the connection has gone quiet
-    /// ([`give_back_storage`](Self::give_back_storage)).
-    pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> (usize, usize) {
+    /// gives its storage back; one emptied by a burst of several keeps room for up to [`KEPT_CALLS`]
+    /// calls, since more calls are likely to follow at once (made anew for each burst, it cost about 2 %
+    /// of the CPU time per call, both ends, in the benchmark's fan-in scenario: 1,000 connections with 8
+    /// calls each in flight, their tables emptied by many bursts). The connection's task gives it back once
+    /// the connection has gone quiet ([`give_back_storage`](Self::give_back_storage)).
+    pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> Delivered {
         let mut unknown = 0;
         let still_pending;
+        let mut kept_storage = false;
         {
             let mut table = self.lock();
             let mut found = false;
@@ -374,7 +388,7 @@ impl Pending {
             }
             still_pending = table.calls.len();
             if found {
-                self.freed(table, keep);
+                kept_storage = self.freed(table, keep);
             }
         }
         for (to, answer) in answers.drain(..) {
@@ -383,7 +397,11 @@ impl Pending {
                 let _ = caller.send(answer);
             }
         }
-        (unknown, still_pending)
+        Delivered {
+            unknown,
+            still_pending,
+            kept_storage,
+        }
     }
 
     /// Withdraws call `id`; `true` when it was still pending.
@@ -465,7 +483,7 @@ impl Pending {
                 .filter_map(|entry| entry.deadline.map(|(at, _)| at))
                 .min();
             if !expired.is_empty() {
-                self.freed(table, false);
+                let _ = self.freed(table, false);
             }
             expired
         };
@@ -507,7 +525,7 @@ impl Pending {
             let Some(index) = found else { return 0 };
             let ids = batches.remove(index).unwrap_or_default();
             let entries: Vec<Entry> = ids.iter().filter_map(|id| calls.remove(id)).collect();
-            self.freed(table, false);
+            let _ = self.freed(table, false);
             entries
         };
         let count = rejected.len();
@@ -598,7 +616,11 @@ mod tests {
             .collect();
         assert_eq!(
             pending.complete_all(&mut answers),
-            (1, 0),
+            Delivered {
+                unknown: 1,
+                still_pending: 0,
+                kept_storage: true
+            },
             "call 9 was never made; no call is left"
         );
         assert!(answers.is_empty());
@@ -617,7 +639,7 @@ mod tests {
                 .unwrap();
         }
         let mut burst: Vec<_> = (100..300).map(|id| (Addressee::Id(id), answer("x"))).collect();
-        assert_eq!(peaked.complete_all(&mut burst), (0, 0));
+        assert!(!peaked.complete_all(&mut burst).kept_storage);
         assert_eq!(peaked.storage(), (0, 0));
         for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
             match rx.await {
