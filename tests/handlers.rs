@@ -152,6 +152,28 @@ async fn a_dropped_call_is_withdrawn_too() {
     server.shutdown().await;
 }
 
+/// A call of a sent batch that is dropped without being awaited is withdrawn as a dropped call is: its
+/// place in the pending table is freed and the other side is told.
+#[tokio::test]
+async fn a_batch_call_dropped_unawaited_is_withdrawn() {
+    let (events, mut rx) = mpsc::channel(8);
+    let server = server(events, PeerConfig::default()).await;
+    let peer = connect(&server).await;
+    let mut batch = peer.batch();
+    let slow = batch.call::<()>("slow", ()).unwrap();
+    let ok = batch.call::<String>("ok", ()).unwrap();
+    within("the batch to be sent", batch.send()).await.unwrap();
+    assert_eq!(within("the handler start", rx.recv()).await, Some("started"));
+    assert_eq!(peer.stats().pending_calls, 2);
+    drop(slow);
+    assert_eq!(peer.stats().pending_calls, 1);
+    // The server answers a batch as a whole: the withdrawn entry -32800, once its handler is dropped.
+    assert_eq!(within("the handler cancellation", rx.recv()).await, Some("dropped"));
+    assert_eq!(within("the other entry", ok).await.unwrap(), "fine");
+    assert_eq!(peer.stats().pending_calls, 0);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn cancelling_by_hand_answers_request_cancelled() {
     let (events, mut rx) = mpsc::channel(8);

@@ -162,6 +162,10 @@ impl<'a> Batch<'a> {
 }
 
 /// One call of a batch; await it, once the batch is sent, for the answer.
+///
+/// Dropped before its answer, whether awaited or not, the call is withdrawn as a dropped single call is:
+/// it leaves the pending table at once and, if the batch was sent, the other side is sent
+/// `$/cancelRequest` for it (the entry's answer within the batch's response is then discarded).
 #[must_use = "the answer is only read when this is awaited"]
 pub struct BatchCall<R> {
     sent_on: Arc<OnceLock<Arc<Shared>>>,
@@ -183,6 +187,20 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
         match &mut self.running {
             Some(running) => running.as_mut().poll(cx),
             None => std::task::Poll::Ready(Err(CallError::NotSent)),
+        }
+    }
+}
+
+impl<R> Drop for BatchCall<R> {
+    fn drop(&mut self) {
+        // Sent but never awaited: withdrawn as a dropped call is (its place freed, the other side told).
+        // Once awaited, the running wait's guard does it; dropped before the batch went out, `send` does.
+        if self.running.is_none()
+            && self.answer.is_some()
+            && let Some(shared) = self.sent_on.get()
+        {
+            let mut guard = CallGuard::new(shared.clone(), self.id);
+            guard.sent = true;
         }
     }
 }
