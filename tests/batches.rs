@@ -166,3 +166,131 @@ async fn a_batch_rejected_as_a_whole_fails_every_call_at_once() {
     assert_eq!(within("the last batch", last).await.unwrap(), 1);
     server.shutdown().await;
 }
+
+/// A batch rejected as a whole fails its other calls even when one of its calls was dropped (withdrawn)
+/// before the rejection arrived: without a call timeout they would wait for ever.
+#[tokio::test]
+async fn a_rejected_batch_with_a_dropped_call_still_fails_the_others() {
+    let server = Server::builder()
+        .config(PeerConfig::default().max_batch_len(2))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| Router::new().method("one", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) }));
+    let peer = Client::builder()
+        .config(PeerConfig::default().call_timeout(None))
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    let mut too_long = peer.batch();
+    let mut calls: Vec<_> = (0..3).map(|_| too_long.call::<i64>("one", ()).unwrap()).collect();
+    too_long.send().await.unwrap();
+    drop(calls.pop());
+    // A call sent after: its answer comes after the rejection, which is handled by then.
+    assert_eq!(within("a later call", peer.call::<i64>("one", ())).await.unwrap(), 1);
+    for call in calls {
+        let outcome = futures::FutureExt::now_or_never(call);
+        assert!(
+            matches!(&outcome, Some(Err(CallError::Remote(e))) if e.code() == birpc::code::BATCH_TOO_LARGE),
+            "{outcome:?} (pending calls: {})",
+            peer.stats().pending_calls
+        );
+    }
+    assert_eq!(peer.stats().pending_calls, 0);
+    server.shutdown().await;
+}
+
+/// A server whose connection to a raw client that does not read has its outgoing queue full (8 frames of
+/// 64 KiB), and the server's handle of that connection.
+async fn saturated() -> (ServerHandle, common::RawClient, PeerHandle) {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+    let ready = Arc::new(Notify::new());
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let (ready2, slot2) = (ready.clone(), slot.clone());
+    let server = Server::builder()
+        .config(
+            PeerConfig::default()
+                .max_queued_frames(8)
+                .heartbeat_interval(None)
+                .call_timeout(None),
+        )
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(move |_| {
+            let (ready, slot) = (ready2.clone(), slot2.clone());
+            Router::new().method("hello", move |ctx: Context, _: NoParams| {
+                *slot.lock().unwrap() = Some(ctx.peer().clone());
+                ready.notify_one();
+                async { Ok::<_, ErrorObject>(()) }
+            })
+        });
+    let mut raw = common::RawClient::connect(server.local_addr()).await;
+    raw.ask(r#"{"jsonrpc":"2.0","method":"hello","id":1}"#).await;
+    within("the handler", ready.notified()).await;
+    let peer = slot.lock().unwrap().clone().unwrap();
+    let payload = "n".repeat(64 << 10);
+    within("a full queue", async {
+        while peer.try_notify("news", (&payload,)).is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    (server, raw, peer)
+}
+
+/// A `send` given up while it waits for room in the outgoing queue (dropped by a `select!` or an outer
+/// timeout) leaves no call in the pending table: they were registered but never sent, and their
+/// `BatchCall`s resolve `NotSent`.
+#[tokio::test]
+async fn a_send_given_up_while_waiting_for_room_leaves_no_call_pending() {
+    let (server, raw, peer) = saturated().await;
+    let mut batch = peer.batch();
+    let call = batch.call::<()>("anything", ()).unwrap();
+    assert!(
+        futures::FutureExt::now_or_never(batch.send()).is_none(),
+        "the send waits for room"
+    );
+    assert!(matches!(
+        futures::FutureExt::now_or_never(call),
+        Some(Err(CallError::NotSent))
+    ));
+    assert_eq!(
+        peer.stats().pending_calls,
+        0,
+        "the call of a batch never sent holds a place"
+    );
+    drop(raw);
+    server.shutdown().await;
+}
+
+/// A call given up while its batch waits for room is withdrawn once the batch is queued: the other side
+/// gets the batch, then `$/cancelRequest` for that call, and no place stays taken.
+#[tokio::test]
+async fn a_call_given_up_while_its_batch_waits_for_room_is_withdrawn_once_sent() {
+    let (server, mut raw, peer) = saturated().await;
+    let mut batch = peer.batch();
+    let call = batch.call::<()>("anything", ()).unwrap();
+    let mut send = std::pin::pin!(batch.send());
+    assert!(futures::poll!(&mut send).is_pending(), "the send waits for room");
+    assert_eq!(peer.stats().pending_calls, 1);
+    drop(call);
+    let read = async {
+        // The notifications queued before, then the batch, then the cancel of its call.
+        let batch = loop {
+            let frame = raw.recv_json().await;
+            if frame.is_array() {
+                break frame;
+            }
+        };
+        (batch[0]["id"].clone(), raw.recv_json().await)
+    };
+    let (sent, (id, cancel)) = within("the batch and the cancel", async { tokio::join!(send, read) }).await;
+    sent.unwrap();
+    assert_eq!(cancel["method"], "$/cancelRequest");
+    assert_eq!(cancel["params"]["id"], id);
+    assert_eq!(peer.stats().pending_calls, 0);
+    drop(raw);
+    server.shutdown().await;
+}

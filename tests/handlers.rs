@@ -249,3 +249,46 @@ async fn a_message_over_the_limit_closes_the_connection_with_1009() {
     assert_eq!(raw.expect_close().await, 1009);
     server.shutdown().await;
 }
+
+/// A call dropped before its batch is sent is left out of the batch: it takes no place in the pending
+/// table, and the other side never runs it.
+#[tokio::test]
+async fn a_batch_call_dropped_before_send_is_left_out() {
+    let (events, mut rx) = mpsc::channel(8);
+    let server = server(events, PeerConfig::default()).await;
+    let peer = connect(&server).await;
+    let mut batch = peer.batch();
+    let slow = batch.call::<()>("slow", ()).unwrap();
+    let ok = batch.call::<String>("ok", ()).unwrap();
+    drop(slow);
+    within("the batch to be sent", batch.send()).await.unwrap();
+    // The server answers a batch as a whole: with the slow call in it, this answer would never come.
+    assert_eq!(within("the other entry", ok).await.unwrap(), "fine");
+    assert_eq!(peer.stats().pending_calls, 0);
+    assert!(rx.try_recv().is_err(), "the dropped call's handler never started");
+    server.shutdown().await;
+}
+
+/// A batch call awaited before its batch is sent resolves `NotSent`, and is not sent after all (it would
+/// hold a place until answered: here never, the handler never answers).
+#[tokio::test]
+async fn a_batch_call_awaited_before_send_is_not_sent_after_all() {
+    let (events, mut rx) = mpsc::channel(8);
+    let server = server(events, PeerConfig::default()).await;
+    let peer = connect(&server).await;
+    let mut batch = peer.batch();
+    let slow = batch.call::<()>("slow", ()).unwrap();
+    assert!(matches!(slow.await, Err(birpc::CallError::NotSent)));
+    within("the batch to be sent", batch.send()).await.unwrap();
+    assert_eq!(peer.stats().pending_calls, 0);
+    // A call after it: had the batch gone out, the server would have started its handler first.
+    assert_eq!(
+        within("a later call", peer.call::<String>("ok", ())).await.unwrap(),
+        "fine"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "the call awaited before the batch was sent never started"
+    );
+    server.shutdown().await;
+}

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -34,11 +34,66 @@ use crate::message;
 #[must_use = "a batch does nothing until it is sent"]
 pub struct Batch<'a> {
     peer: &'a PeerHandle,
-    entries: Vec<String>,
-    calls: Vec<(u64, oneshot::Sender<Answer>)>,
+    entries: Vec<Entry>,
     timeout: Option<Option<Duration>>,
-    /// The connection the batch went out on, once sent; its calls withdraw from there.
-    sent_on: Arc<OnceLock<Arc<Shared>>>,
+    /// Shared with the batch's calls.
+    sending: Arc<Mutex<Sending>>,
+}
+
+/// One entry of a batch: its text and, for a call, its id and where its answer goes.
+struct Entry {
+    frame: String,
+    call: Option<(u64, oneshot::Sender<Answer>)>,
+}
+
+/// What a batch's calls share with it.
+#[derive(Default)]
+struct Sending {
+    /// The connection the batch went out on, once its frame is queued; its calls withdraw from there.
+    sent_on: Option<Arc<Shared>>,
+    /// Calls given up (dropped, or awaited, see [`BatchCall`]) before the batch went out: those given up
+    /// before [`Batch::send`] began are left out of the frame, those given up while it was being sent are
+    /// withdrawn once it is queued. At most one id per call of the batch.
+    given_up: Vec<u64>,
+}
+
+impl Sending {
+    /// The connection the batch went out on; `None` (the call with `id` noted as given up) before that.
+    fn sent_on_or_give_up(this: &Mutex<Self>, id: u64) -> Option<Arc<Shared>> {
+        let mut sending = lock(this);
+        if sending.sent_on.is_none() {
+            sending.given_up.push(id);
+        }
+        sending.sent_on.clone()
+    }
+}
+
+fn lock(sending: &Mutex<Sending>) -> MutexGuard<'_, Sending> {
+    sending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Withdraws the sent call `id`, as a dropped call is: out of the pending table, and the other side told.
+fn withdraw(shared: Arc<Shared>, id: u64) {
+    let mut guard = CallGuard::new(shared, id);
+    guard.sent = true;
+}
+
+/// A batch's calls registered in the pending table, their frame not queued yet: if the sending stops
+/// before it is (it failed, timed out, or its future was dropped), they are taken out again.
+struct Registered {
+    shared: Arc<Shared>,
+    ids: Vec<u64>,
+    queued: bool,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if !self.queued {
+            for &id in &self.ids {
+                self.shared.pending.remove(id);
+            }
+        }
+    }
 }
 
 impl<'a> Batch<'a> {
@@ -46,9 +101,8 @@ impl<'a> Batch<'a> {
         Self {
             peer,
             entries: Vec::new(),
-            calls: Vec::new(),
             timeout: None,
-            sent_on: Arc::new(OnceLock::new()),
+            sending: Arc::default(),
         }
     }
 
@@ -67,10 +121,12 @@ impl<'a> Batch<'a> {
         let id = link.next_id();
         let frame = encode(link.config(), Some(id), method, &params)?;
         let (tx, rx) = answer_channel();
-        self.entries.push(frame);
-        self.calls.push((id, tx));
+        self.entries.push(Entry {
+            frame,
+            call: Some((id, tx)),
+        });
         Ok(BatchCall {
-            sent_on: self.sent_on.clone(),
+            sending: self.sending.clone(),
             id,
             answer: Some(rx),
             running: None,
@@ -83,7 +139,7 @@ impl<'a> Batch<'a> {
     /// [`CallError::Encode`] or [`CallError::TooLarge`] for this entry; the batch is unchanged.
     pub fn notify(&mut self, method: &str, params: impl Serialize) -> Result<(), CallError> {
         let frame = encode(self.peer.link().config(), None, method, &params)?;
-        self.entries.push(frame);
+        self.entries.push(Entry { frame, call: None });
         Ok(())
     }
 
@@ -97,7 +153,8 @@ impl<'a> Batch<'a> {
         self.entries.is_empty()
     }
 
-    /// Sends the batch in one frame. An empty batch sends nothing.
+    /// Sends the batch in one frame. An empty batch sends nothing. Calls given up before (their
+    /// [`BatchCall`] dropped or awaited) are left out; a batch left with no entry sends nothing.
     ///
     /// # Errors
     /// [`CallError::TooLarge`] when the whole frame is over the maximum message size,
@@ -105,34 +162,35 @@ impl<'a> Batch<'a> {
     /// [`CallError::TooManyPending`] when it is sent by one of the connection's own handlers and the
     /// pending table has no room for it (such a batch does not wait),
     /// [`CallError::Disconnected`], [`CallError::Timeout`]. The calls of a batch that failed to be sent
-    /// resolve with [`CallError::NotSent`] (or the disconnection).
+    /// resolve with [`CallError::NotSent`] (or the disconnection), and so do they when this future is
+    /// dropped before the batch is sent.
     pub async fn send(self) -> Result<(), CallError> {
-        if self.entries.is_empty() {
+        let mut entries = self.entries;
+        entries.retain(|entry| entry.call.as_ref().is_none_or(|(_, answer)| !answer.is_closed()));
+        if entries.is_empty() {
             return Ok(());
         }
         let link = self.peer.link();
         let config = link.config();
-        let frame = message::encode_batch(&self.entries);
+        let frame = message::encode_batch(&entries.iter().map(|entry| entry.frame.as_str()).collect::<Vec<_>>());
+        let calls: Vec<(u64, oneshot::Sender<Answer>)> = entries.into_iter().filter_map(|entry| entry.call).collect();
         if frame.len() > config.max_message_size {
             return Err(CallError::TooLarge {
                 size: frame.len(),
                 limit: config.max_message_size,
             });
         }
-        if self.calls.len() > config.max_pending_calls {
+        if calls.len() > config.max_pending_calls {
             return Err(CallError::TooManyCalls {
-                count: self.calls.len(),
+                count: calls.len(),
                 limit: config.max_pending_calls,
             });
         }
-        let ids: Vec<u64> = self.calls.iter().map(|(id, _)| *id).collect();
-        let sent_on = self.sent_on.clone();
-        let calls = self.calls;
+        let ids: Vec<u64> = calls.iter().map(|(id, _)| *id).collect();
+        let sending = self.sending.clone();
         let deadline = deadline(config, self.timeout);
-        let mut registered_on = None;
-        let outcome = within(deadline, async {
+        within(deadline, async {
             let shared = link.connection().await?;
-            registered_on = Some(shared.clone());
             // A batch of one of the connection's own handlers may use the reserve and never waits.
             let reserve = handling(shared.connection_id);
             match shared.pending.insert_all(calls, deadline, reserve, true).await {
@@ -144,31 +202,41 @@ impl<'a> Batch<'a> {
                 }
                 Err(Refusal::Closed) => return Err(shared.disconnected()),
             }
+            let mut registered = Registered {
+                shared: shared.clone(),
+                ids,
+                queued: false,
+            };
             shared.send(frame).await?;
-            shared.withdraw_if_gone(&ids);
-            let _ = sent_on.set(shared);
+            registered.queued = true;
+            shared.withdraw_if_gone(&registered.ids);
+            // From here on a call given up withdraws itself; those given up meanwhile are withdrawn now.
+            let given_up = {
+                let mut sending = lock(&sending);
+                sending.sent_on = Some(shared.clone());
+                std::mem::take(&mut sending.given_up)
+            };
+            for id in given_up {
+                withdraw(shared.clone(), id);
+            }
             Ok(())
         })
-        .await;
-        if outcome.is_err()
-            && let Some(shared) = registered_on
-        {
-            for id in ids {
-                shared.pending.remove(id);
-            }
-        }
-        outcome
+        .await
     }
 }
 
 /// One call of a batch; await it, once the batch is sent, for the answer.
 ///
-/// Dropped before its answer, whether awaited or not, the call is withdrawn as a dropped single call is:
-/// it leaves the pending table at once and, if the batch was sent, the other side is sent
-/// `$/cancelRequest` for it (the entry's answer within the batch's response is then discarded).
+/// Awaited before [`Batch::send`], it resolves with [`CallError::NotSent`] and the call is left out of the
+/// batch. Dropped before its answer:
+/// - before the batch is sent, the call is left out of it (given up while `send` runs, it is withdrawn
+///   once the frame is queued, as below);
+/// - after, it is withdrawn as a dropped single call is: it leaves the pending table at once and the other
+///   side is sent `$/cancelRequest` for it (best effort: not sent when the outgoing queue is full). Its
+///   answer within the batch's response is discarded.
 #[must_use = "the answer is only read when this is awaited"]
 pub struct BatchCall<R> {
-    sent_on: Arc<OnceLock<Arc<Shared>>>,
+    sending: Arc<Mutex<Sending>>,
     id: u64,
     answer: Option<AnswerReceiver>,
     running: Option<CallFuture<R>>,
@@ -179,7 +247,11 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         if self.running.is_none() {
-            let (Some(answer), Some(shared)) = (self.answer.take(), self.sent_on.get().cloned()) else {
+            let Some(answer) = self.answer.take() else {
+                return std::task::Poll::Ready(Err(CallError::NotSent));
+            };
+            // Awaited before the batch went out: the call is given up, and left out of the batch.
+            let Some(shared) = Sending::sent_on_or_give_up(&self.sending, self.id) else {
                 return std::task::Poll::Ready(Err(CallError::NotSent));
             };
             self.running = Some(Box::pin(wait(shared, self.id, answer)));
@@ -193,14 +265,13 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
 
 impl<R> Drop for BatchCall<R> {
     fn drop(&mut self) {
-        // Sent but never awaited: withdrawn as a dropped call is (its place freed, the other side told).
-        // Once awaited, the running wait's guard does it; dropped before the batch went out, `send` does.
+        // Never awaited: withdrawn now if the batch went out, else by `send` (see `Sending::given_up`). Once
+        // awaited, the running wait's guard withdraws it.
         if self.running.is_none()
             && self.answer.is_some()
-            && let Some(shared) = self.sent_on.get()
+            && let Some(shared) = Sending::sent_on_or_give_up(&self.sending, self.id)
         {
-            let mut guard = CallGuard::new(shared.clone(), self.id);
-            guard.sent = true;
+            withdraw(shared, self.id);
         }
     }
 }

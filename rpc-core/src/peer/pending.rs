@@ -131,7 +131,16 @@ struct Table {
     /// pruned from the front as batches come, and all of them when there are more than calls may be
     /// pending. Made for the first batch (most connections send none).
     #[expect(clippy::box_collection, reason = "8 bytes in every connection's table instead of 32")]
-    batches: Option<Box<VecDeque<Vec<u64>>>>,
+    batches: Option<Box<VecDeque<SentBatch>>>,
+}
+
+/// A batch sent, as remembered for an error answered to it as a whole.
+struct SentBatch {
+    /// How many calls it had.
+    calls: usize,
+    /// Those of its calls not withdrawn since (never empty: a batch whose calls are all withdrawn is
+    /// forgotten).
+    ids: Vec<u64>,
 }
 
 impl Table {
@@ -139,14 +148,29 @@ impl Table {
     fn remember_batch(&mut self, ids: Vec<u64>, limit: usize) {
         let Table { calls, batches, .. } = self;
         let batches = batches.get_or_insert_default();
-        let live = |ids: &Vec<u64>| ids.iter().all(|id| calls.contains_key(id));
+        let live = |batch: &SentBatch| batch.ids.iter().all(|id| calls.contains_key(id));
         while batches.front().is_some_and(|front| !live(front)) {
             batches.pop_front();
         }
         if batches.len() >= limit {
             batches.retain(live);
         }
-        batches.push_back(ids);
+        batches.push_back(SentBatch { calls: ids.len(), ids });
+    }
+
+    /// Call `id`, withdrawn, no longer counts among its batch's calls: an error answered to the batch as a
+    /// whole still fails the others.
+    fn forget_in_batch(&mut self, id: u64) {
+        let Some(batches) = self.batches.as_deref_mut() else {
+            return;
+        };
+        if let Some(index) = batches.iter().position(|batch| batch.ids.contains(&id)) {
+            let batch = &mut batches[index];
+            batch.ids.retain(|&other| other != id);
+            if batch.ids.is_empty() {
+                batches.remove(index);
+            }
+        }
     }
 }
 
@@ -337,11 +361,13 @@ impl Pending {
         Self::give_back(&mut self.lock());
     }
 
-    /// Takes call `id` out of the table, giving its place to the waiting calls.
+    /// Takes call `id`, withdrawn, out of the table (and out of its batch's, if any), giving its place to
+    /// the waiting calls.
     fn take(&self, id: u64) -> Option<Entry> {
         let mut table = self.lock();
         let entry = table.calls.remove(&id);
         if entry.is_some() {
+            table.forget_in_batch(id);
             let _ = self.freed(table, false);
         }
         entry
@@ -501,8 +527,9 @@ impl Pending {
 
     /// Fails every call of one batch with `error`, an error the other side answered with id `null`: a
     /// batch rejected as a whole (too long, not parsed). The batch is the oldest one of which no call has
-    /// been answered (nor withdrawn) yet, and, when the error is -32004 Batch too large with birpc's
-    /// `"at most N entries"` as its data, longer than N. Returns how many calls it failed.
+    /// been answered (or timed out) yet, and, when the error is -32004 Batch too large with birpc's
+    /// `"at most N entries"` as its data, of more than N calls. Its withdrawn calls are not failed again.
+    /// Returns how many calls it failed.
     pub(crate) fn reject_batch(&self, error: &ErrorObject) -> usize {
         let longer_than = (error.code() == crate::error_object::code::BATCH_TOO_LARGE)
             .then(|| error.parse_data::<String>()?.ok())
@@ -521,10 +548,11 @@ impl Pending {
             let Some(batches) = batches.as_mut() else { return 0 };
             let found = batches
                 .iter()
-                .position(|ids| ids.len() > longer_than && ids.iter().all(|id| calls.contains_key(id)));
-            let Some(index) = found else { return 0 };
-            let ids = batches.remove(index).unwrap_or_default();
-            let entries: Vec<Entry> = ids.iter().filter_map(|id| calls.remove(id)).collect();
+                .position(|batch| batch.calls > longer_than && batch.ids.iter().all(|id| calls.contains_key(id)));
+            let Some(batch) = found.and_then(|index| batches.remove(index)) else {
+                return 0;
+            };
+            let entries: Vec<Entry> = batch.ids.iter().filter_map(|id| calls.remove(id)).collect();
             let _ = self.freed(table, false);
             entries
         };
