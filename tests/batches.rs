@@ -4,9 +4,11 @@ mod common;
 
 use birpc::prelude::*;
 use birpc::{CallError, ServerHandle};
-use common::within;
+use common::{eventually, within};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -292,5 +294,192 @@ async fn a_call_given_up_while_its_batch_waits_for_room_is_withdrawn_once_sent()
     assert_eq!(cancel["params"]["id"], id);
     assert_eq!(peer.stats().pending_calls, 0);
     drop(raw);
+    server.shutdown().await;
+}
+
+/// -32004 "at most N entries" counts every entry, notifications included: a batch of two calls and one
+/// notification over a limit of two is the one rejected, and its calls fail with the error.
+#[tokio::test]
+async fn a_batch_too_long_by_its_notifications_fails_its_calls() {
+    let server = Server::builder()
+        .config(PeerConfig::default().max_batch_len(2))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(|_| Router::new().method("one", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) }));
+    let peer = Client::builder()
+        .config(PeerConfig::default().call_timeout(None))
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    let mut batch = peer.batch();
+    let calls: Vec<_> = (0..2).map(|_| batch.call::<i64>("one", ()).unwrap()).collect();
+    batch.notify("one", ()).unwrap();
+    batch.send().await.unwrap();
+    // A call sent after: its answer comes after the rejection, which is handled by then.
+    assert_eq!(within("a later call", peer.call::<i64>("one", ())).await.unwrap(), 1);
+    for call in calls {
+        let outcome = futures::FutureExt::now_or_never(call);
+        assert!(
+            matches!(&outcome, Some(Err(CallError::Remote(e))) if e.code() == birpc::code::BATCH_TOO_LARGE),
+            "{outcome:?} (pending calls: {})",
+            peer.stats().pending_calls
+        );
+    }
+    server.shutdown().await;
+}
+
+/// A raw server that answers the first batch it reads with one error with id `null` (rejected as a
+/// whole, not for its length) and every later batch normally, echoing each call's method.
+async fn rejecting_first_batch() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut batches = 0;
+        while let Some(Ok(message)) = ws.next().await {
+            let Message::Text(text) = message else { continue };
+            let Ok(Value::Array(batch)) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            batches += 1;
+            let reply = if batches == 1 {
+                serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "Invalid Request"}})
+            } else {
+                Value::Array(
+                    batch
+                        .iter()
+                        .filter(|m| m.get("id").is_some())
+                        .map(|m| serde_json::json!({"jsonrpc": "2.0", "id": m["id"], "result": m["method"]}))
+                        .collect(),
+                )
+            };
+            ws.send(Message::text(reply.to_string())).await.unwrap();
+        }
+    });
+    (addr, task)
+}
+
+/// A batch with one of its two calls withdrawn still takes the rejection answered to it as a whole: its
+/// other call fails with it, and a later batch is answered normally.
+#[tokio::test]
+async fn a_rejection_of_a_partly_withdrawn_batch_spares_the_next_batch() {
+    let (addr, raw) = rejecting_first_batch().await;
+    let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    let mut first = peer.batch();
+    let dropped = first.call::<String>("a1", ()).unwrap();
+    let kept = first.call::<String>("a2", ()).unwrap();
+    first.send().await.unwrap();
+    drop(dropped);
+    let mut second = peer.batch();
+    let b = second.call::<String>("b", ()).unwrap();
+    second.send().await.unwrap();
+    assert!(matches!(within("a2", kept).await, Err(CallError::Remote(e)) if e.code() == -32600));
+    assert_eq!(within("b", b).await.unwrap(), "b");
+    raw.abort();
+}
+
+/// A batch whose calls were all withdrawn is still remembered: the error answered with id `null` to it as a
+/// whole does not fall on the next batch, whose call gets its own answer.
+#[tokio::test]
+async fn a_rejection_of_a_fully_withdrawn_batch_spares_the_next_batch() {
+    let (addr, raw) = rejecting_first_batch().await;
+    let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
+    let mut first = peer.batch();
+    let dropped = first.call::<String>("a1", ()).unwrap();
+    first.send().await.unwrap();
+    drop(dropped);
+    let mut second = peer.batch();
+    let b = second.call::<String>("b", ()).unwrap();
+    second.send().await.unwrap();
+    assert_eq!(within("b", b).await.unwrap(), "b");
+    raw.abort();
+}
+
+/// Calls of batches dropped or awaited on other threads while their batch is being sent: none stays
+/// pending, and every handler started at the other side for one is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_calls_given_up_on_other_threads_while_it_is_sent_leave_nothing_behind() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (s, e) = (started.clone(), ended.clone());
+    struct End(Arc<AtomicUsize>);
+    impl Drop for End {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let server = Server::builder()
+        .config(
+            PeerConfig::default()
+                .max_concurrent_requests(100_000)
+                .max_batch_len(100_000),
+        )
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .serve(move |_| {
+            let (s, e) = (s.clone(), e.clone());
+            Router::new().method("slow", move |_: Context, _: NoParams| {
+                let (s, e) = (s.clone(), e.clone());
+                async move {
+                    let _end = End(e);
+                    s.fetch_add(1, Ordering::SeqCst);
+                    futures::future::pending::<Result<(), ErrorObject>>().await
+                }
+            })
+        });
+    let peer = Client::builder()
+        .config(PeerConfig::default().call_timeout(None))
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    let mut not_sent = 0usize;
+    for round in 0..300usize {
+        let peer2 = peer.clone();
+        let tasks = tokio::spawn(async move {
+            let mut batch = peer2.batch();
+            let calls: Vec<_> = (0..4).map(|_| batch.call::<()>("slow", ()).unwrap()).collect();
+            let mut tasks = Vec::new();
+            for (i, call) in calls.into_iter().enumerate() {
+                let yields = (round * 7 + i * 3) % 5;
+                let await_it = (round + i) % 2 == 0;
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..yields {
+                        tokio::task::yield_now().await;
+                    }
+                    if await_it {
+                        // Awaited once, then dropped.
+                        let mut call = std::pin::pin!(call);
+                        match futures::poll!(call.as_mut()) {
+                            std::task::Poll::Ready(Err(CallError::NotSent)) => 1,
+                            std::task::Poll::Pending => 0,
+                            other => panic!("{other:?}"),
+                        }
+                    } else {
+                        drop(call);
+                        0
+                    }
+                }));
+            }
+            tokio::task::yield_now().await;
+            batch.send().await.unwrap();
+            tasks
+        })
+        .await
+        .unwrap();
+        for task in tasks {
+            not_sent += task.await.unwrap();
+        }
+    }
+    eventually("no call pending", || peer.stats().pending_calls == 0).await;
+    // Every handler started at the other side for a call given up was cancelled.
+    eventually("every started handler cancelled", || {
+        started.load(Ordering::SeqCst) == ended.load(Ordering::SeqCst)
+    })
+    .await;
+    assert!(not_sent > 0, "no call was given up before its batch went out");
+    assert!(started.load(Ordering::SeqCst) > 0, "no batch reached the other side");
     server.shutdown().await;
 }

@@ -143,12 +143,13 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    /// The number of entries.
+    /// The number of entries added, calls and notifications, counting calls given up since (which
+    /// [`send`](Self::send) leaves out).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether the batch has no entry.
+    /// Whether no entry has been added (calls given up since still count as added).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -162,8 +163,8 @@ impl<'a> Batch<'a> {
     /// [`CallError::TooManyPending`] when it is sent by one of the connection's own handlers and the
     /// pending table has no room for it (such a batch does not wait),
     /// [`CallError::Disconnected`], [`CallError::Timeout`]. The calls of a batch that failed to be sent
-    /// resolve with [`CallError::NotSent`] (or the disconnection), and so do they when this future is
-    /// dropped before the batch is sent.
+    /// resolve with [`CallError::NotSent`], and so do they when this future is dropped before the batch is
+    /// sent.
     pub async fn send(self) -> Result<(), CallError> {
         let mut entries = self.entries;
         entries.retain(|entry| entry.call.as_ref().is_none_or(|(_, answer)| !answer.is_closed()));
@@ -173,6 +174,7 @@ impl<'a> Batch<'a> {
         let link = self.peer.link();
         let config = link.config();
         let frame = message::encode_batch(&entries.iter().map(|entry| entry.frame.as_str()).collect::<Vec<_>>());
+        let count = entries.len();
         let calls: Vec<(u64, oneshot::Sender<Answer>)> = entries.into_iter().filter_map(|entry| entry.call).collect();
         if frame.len() > config.max_message_size {
             return Err(CallError::TooLarge {
@@ -193,7 +195,7 @@ impl<'a> Batch<'a> {
             let shared = link.connection().await?;
             // A batch of one of the connection's own handlers may use the reserve and never waits.
             let reserve = handling(shared.connection_id);
-            match shared.pending.insert_all(calls, deadline, reserve, true).await {
+            match shared.pending.insert_all(calls, deadline, reserve, Some(count)).await {
                 Ok(()) => {}
                 Err(Refusal::Full) => {
                     return Err(CallError::TooManyPending {

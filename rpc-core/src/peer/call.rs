@@ -266,7 +266,7 @@ async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadli
         let (tx, answer) = answer_channel();
         shared
             .pending
-            .insert_all(vec![(id, tx)], deadline, false, false)
+            .insert_all(vec![(id, tx)], deadline, false, None)
             .await
             .map_err(|_| shared.disconnected())?;
         let mut call = CallGuard::new(shared, id);

@@ -565,7 +565,7 @@ impl Act for Executor {
                 // Which batch is rejected depends on which calls are answered: the answers read before
                 // count.
                 self.deliver();
-                if self.shared.pending.reject_batch(&error) == 0 {
+                if self.shared.pending.reject_batch(&error).is_none() {
                     tracing::debug!(target: "birpc::peer", %error, "dropped an error answered with id null to no batch of this side");
                 }
             }

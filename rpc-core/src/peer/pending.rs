@@ -126,50 +126,76 @@ struct Table {
     /// wakes the driver, whose next look sets them all and empties this: it holds at most the calls added
     /// in one turn of the driver (entries of calls gone meanwhile are skipped then).
     unstamped: Vec<(u64, Duration)>,
-    /// The calls of each batch sent, in the order the batches were registered, for an error answered with
-    /// id `null` to a whole batch (see [`Pending::reject_batch`]). Entries whose batch got an answer are
-    /// pruned from the front as batches come, and all of them when there are more than calls may be
-    /// pending. Made for the first batch (most connections send none).
+    /// The batches sent, in the order they were registered, for an error answered with id `null` to a
+    /// whole batch (see [`Pending::reject_batch`]). A batch is forgotten once it or a later one got an
+    /// answer (a rejection of the whole comes before any answer to a later batch), or when it is rejected.
+    /// At most as many as calls may be pending are kept: beyond, the oldest holding no pending call goes
+    /// first, else the oldest. Made for the first batch (most connections send none).
     #[expect(clippy::box_collection, reason = "8 bytes in every connection's table instead of 32")]
     batches: Option<Box<VecDeque<SentBatch>>>,
 }
 
 /// A batch sent, as remembered for an error answered to it as a whole.
 struct SentBatch {
-    /// How many calls it had.
-    calls: usize,
-    /// Those of its calls not withdrawn since (never empty: a batch whose calls are all withdrawn is
-    /// forgotten).
+    /// How many entries its frame had, calls and notifications (what "at most N entries" counts).
+    entries: usize,
+    /// Its calls.
     ids: Vec<u64>,
+    /// Those of its calls withdrawn since: their answers are discarded, but an answer to one still shows
+    /// the batch was not rejected as a whole.
+    withdrawn: Vec<u64>,
+}
+
+impl SentBatch {
+    /// Whether none of its calls has been answered (or timed out): it may still be rejected as a whole.
+    fn unanswered(&self, calls: &FxHashMap<u64, Entry>) -> bool {
+        self.ids
+            .iter()
+            .all(|id| calls.contains_key(id) || self.withdrawn.contains(id))
+    }
 }
 
 impl Table {
-    /// Remembers the calls of a batch, first dropping what can no longer be rejected as a whole.
-    fn remember_batch(&mut self, ids: Vec<u64>, limit: usize) {
+    /// Remembers a batch of `entries` entries with the calls `ids`, first dropping what can no longer be
+    /// rejected as a whole.
+    fn remember_batch(&mut self, entries: usize, ids: Vec<u64>, limit: usize) {
         let Table { calls, batches, .. } = self;
         let batches = batches.get_or_insert_default();
-        let live = |batch: &SentBatch| batch.ids.iter().all(|id| calls.contains_key(id));
-        while batches.front().is_some_and(|front| !live(front)) {
-            batches.pop_front();
+        if let Some(last) = batches.iter().rposition(|batch| !batch.unanswered(calls)) {
+            batches.drain(..=last);
         }
-        if batches.len() >= limit {
-            batches.retain(live);
+        while !batches.is_empty() && batches.len() >= limit.max(1) {
+            let idle = batches
+                .iter()
+                .position(|batch| batch.ids.iter().all(|id| !calls.contains_key(id)));
+            batches.remove(idle.unwrap_or(0));
         }
-        batches.push_back(SentBatch { calls: ids.len(), ids });
+        batches.push_back(SentBatch {
+            entries,
+            ids,
+            withdrawn: Vec::new(),
+        });
     }
 
-    /// Call `id`, withdrawn, no longer counts among its batch's calls: an error answered to the batch as a
-    /// whole still fails the others.
-    fn forget_in_batch(&mut self, id: u64) {
+    /// Call `id` was withdrawn: its batch, if any, notes it (see [`SentBatch::withdrawn`]).
+    fn withdrawn_from_batch(&mut self, id: u64) {
+        if let Some(batch) = self
+            .batches
+            .as_deref_mut()
+            .and_then(|batches| batches.iter_mut().find(|batch| batch.ids.contains(&id)))
+        {
+            batch.withdrawn.push(id);
+        }
+    }
+
+    /// An answer came for `id`, a call no longer pending: if it was withdrawn from a batch, that batch was
+    /// answered, and it and the batches before it are forgotten.
+    fn answered_withdrawn(&mut self, id: u64) {
         let Some(batches) = self.batches.as_deref_mut() else {
             return;
         };
-        if let Some(index) = batches.iter().position(|batch| batch.ids.contains(&id)) {
-            let batch = &mut batches[index];
-            batch.ids.retain(|&other| other != id);
-            if batch.ids.is_empty() {
-                batches.remove(index);
-            }
+        if let Some(index) = batches.iter().position(|batch| batch.withdrawn.contains(&id)) {
+            batches.drain(..=index);
         }
     }
 }
@@ -241,13 +267,14 @@ impl Pending {
     /// for ever for the rest.) With `reserve` (a batch of one of the connection's own handlers) the table's
     /// reserve may be used and nothing waits: `Err(Refusal::Full)` when there is no room now.
     /// `Err(Refusal::Closed)` once the connection has ended.
-    /// With `batch`, the calls are remembered as one batch (see [`reject_batch`](Self::reject_batch)).
+    /// With `batch` (its number of entries), the calls are remembered as one batch (see
+    /// [`reject_batch`](Self::reject_batch)).
     pub(crate) async fn insert_all(
         &self,
         mut calls: Vec<(u64, oneshot::Sender<Answer>)>,
         deadline: Option<Deadline>,
         reserve: bool,
-        batch: bool,
+        batch: Option<usize>,
     ) -> Result<(), Refusal> {
         let limit = self.limit(reserve);
         loop {
@@ -255,9 +282,9 @@ impl Pending {
             tokio::pin!(room);
             room.as_mut().enable();
             let admitted = self.try_admit(calls.len(), deadline, limit, |table| {
-                if batch {
+                if let Some(entries) = batch {
                     let ids = calls.iter().map(|(id, _)| *id).collect();
-                    table.remember_batch(ids, limit);
+                    table.remember_batch(entries, ids, limit);
                 }
                 for (id, answer) in calls.drain(..) {
                     let sent = false;
@@ -367,7 +394,7 @@ impl Pending {
         let mut table = self.lock();
         let entry = table.calls.remove(&id);
         if entry.is_some() {
-            table.forget_in_batch(id);
+            table.withdrawn_from_batch(id);
             let _ = self.freed(table, false);
         }
         entry
@@ -407,6 +434,7 @@ impl Pending {
                         }
                         None => {
                             unknown += 1;
+                            table.answered_withdrawn(id);
                             Addressee::Nobody
                         }
                     };
@@ -528,9 +556,9 @@ impl Pending {
     /// Fails every call of one batch with `error`, an error the other side answered with id `null`: a
     /// batch rejected as a whole (too long, not parsed). The batch is the oldest one of which no call has
     /// been answered (or timed out) yet, and, when the error is -32004 Batch too large with birpc's
-    /// `"at most N entries"` as its data, of more than N calls. Its withdrawn calls are not failed again.
-    /// Returns how many calls it failed.
-    pub(crate) fn reject_batch(&self, error: &ErrorObject) -> usize {
+    /// `"at most N entries"` as its data, of more than N entries (calls and notifications). Its withdrawn
+    /// calls are not failed again. Returns how many calls it failed, or `None` when no batch matched.
+    pub(crate) fn reject_batch(&self, error: &ErrorObject) -> Option<usize> {
         let longer_than = (error.code() == crate::error_object::code::BATCH_TOO_LARGE)
             .then(|| error.parse_data::<String>()?.ok())
             .flatten()
@@ -545,13 +573,11 @@ impl Pending {
         let rejected = {
             let mut table = self.lock();
             let Table { calls, batches, .. } = &mut *table;
-            let Some(batches) = batches.as_mut() else { return 0 };
+            let batches = batches.as_mut()?;
             let found = batches
                 .iter()
-                .position(|batch| batch.calls > longer_than && batch.ids.iter().all(|id| calls.contains_key(id)));
-            let Some(batch) = found.and_then(|index| batches.remove(index)) else {
-                return 0;
-            };
+                .position(|batch| batch.entries > longer_than && batch.unanswered(calls));
+            let batch = found.and_then(|index| batches.remove(index))?;
             let entries: Vec<Entry> = batch.ids.iter().filter_map(|id| calls.remove(id)).collect();
             let _ = self.freed(table, false);
             entries
@@ -561,7 +587,7 @@ impl Pending {
             // The caller may have given up already.
             let _ = entry.answer.send(Answer::Error(error.clone()));
         }
-        count
+        Some(count)
     }
 
     /// Ends every pending call (their callers see the connection gone) and refuses new ones.
@@ -723,7 +749,7 @@ mod tests {
             Err(Refusal::Full)
         ));
         let (tx, _rx3) = oneshot::channel();
-        let waiting = pending.insert_all(vec![(3, tx)], None, false, false);
+        let waiting = pending.insert_all(vec![(3, tx)], None, false, None);
         tokio::pin!(waiting);
         assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
         assert!(pending.remove(1));
@@ -811,8 +837,8 @@ mod tests {
                 .map(|id| (id, oneshot::channel().0))
                 .collect::<Vec<_>>()
         };
-        let a = pending.insert_all(batch(10), None, false, true);
-        let b = pending.insert_all(batch(20), None, false, true);
+        let a = pending.insert_all(batch(10), None, false, Some(3));
+        let b = pending.insert_all(batch(20), None, false, Some(3));
         tokio::pin!(a, b);
         assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
         assert!(futures::FutureExt::now_or_never(b.as_mut()).is_none());
@@ -841,19 +867,51 @@ mod tests {
         };
         let (a, a_answers) = batch(1..3);
         let (b, b_answers) = batch(3..7);
-        pending.insert_all(a, None, false, true).await.unwrap();
-        pending.insert_all(b, None, false, true).await.unwrap();
+        pending.insert_all(a, None, false, Some(2)).await.unwrap();
+        pending.insert_all(b, None, false, Some(4)).await.unwrap();
         // "at most 3 entries": the batch of two was not the one.
         let too_long = ErrorObject::batch_too_large(3);
-        assert_eq!(pending.reject_batch(&too_long), 4);
+        assert_eq!(pending.reject_batch(&too_long), Some(4));
         for answer in b_answers {
             assert!(matches!(answer.await.unwrap(), Answer::Error(e) if e.code() == -32004));
         }
         // Once one of its calls is answered, a batch was not rejected as a whole.
         assert!(pending.complete(1, Answer::Invalid("x")));
-        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), 0);
+        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), None);
         assert_eq!(pending.len(), 1);
         drop(a_answers);
+    }
+
+    #[tokio::test]
+    async fn batches_of_notifications_only_are_remembered_within_the_limit() {
+        // Never answered, such a batch may yet be rejected as a whole: it is remembered, but no more of
+        // them than calls may be pending.
+        let pending = Pending::new(4);
+        for _ in 0..1_000 {
+            pending.insert_all(Vec::new(), None, false, Some(2)).await.unwrap();
+        }
+        let remembered = pending.lock().batches.as_ref().map_or(0, |batches| batches.len());
+        assert_eq!(remembered, 4);
+        // The oldest goes first: a rejection takes the oldest unanswered batch, of no call here.
+        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(0));
+        assert_eq!(pending.lock().batches.as_ref().map_or(0, |batches| batches.len()), 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_memory_of_batches_forgets_one_with_no_pending_call_first() {
+        let pending = Pending::new(2);
+        let (tx, _rx) = oneshot::channel();
+        pending.insert_all(vec![(1, tx)], None, false, Some(1)).await.unwrap();
+        pending.insert_all(Vec::new(), None, false, Some(1)).await.unwrap();
+        let (tx, _rx2) = oneshot::channel();
+        pending.insert_all(vec![(2, tx)], None, false, Some(1)).await.unwrap();
+        let ids: Vec<Vec<u64>> = pending
+            .lock()
+            .batches
+            .as_ref()
+            .map(|batches| batches.iter().map(|batch| batch.ids.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, vec![vec![1], vec![2]]);
     }
 
     #[tokio::test]
