@@ -483,3 +483,163 @@ async fn batch_calls_given_up_on_other_threads_while_it_is_sent_leave_nothing_be
     assert!(started.load(Ordering::SeqCst) > 0, "no batch reached the other side");
     server.shutdown().await;
 }
+
+/// A batch whose `send` was given up before its frame was queued is forgotten: the next rejection of a
+/// whole batch falls on the batch really sent.
+#[tokio::test]
+async fn a_rejection_after_a_send_given_up_fails_the_batch_really_sent() {
+    let (server, mut raw, peer) = saturated().await;
+    let mut never_sent = peer.batch();
+    let _given_up = never_sent.call::<()>("never", ()).unwrap();
+    assert!(
+        futures::FutureExt::now_or_never(never_sent.send()).is_none(),
+        "the send waits for room"
+    );
+    assert_eq!(peer.stats().pending_calls, 0);
+    let mut sent = peer.batch();
+    let call = sent.call::<String>("q", ()).unwrap();
+    let read = async {
+        loop {
+            let frame = raw.recv_json().await;
+            if frame.is_array() {
+                break frame;
+            }
+        }
+    };
+    let (done, frame) = within("the batch", async { tokio::join!(sent.send(), read) }).await;
+    done.unwrap();
+    assert_eq!(frame[0]["method"], "q", "only the second batch went out");
+    raw.send(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}"#)
+        .await;
+    let outcome = within("the rejection of the batch sent", call).await;
+    assert!(
+        matches!(&outcome, Err(CallError::Remote(e)) if e.code() == -32600),
+        "{outcome:?}"
+    );
+    drop(raw);
+    server.shutdown().await;
+}
+
+/// A raw server that reads `count` batches, then answers them with `reply` (given each batch's index
+/// and entries; `None`: no reply), in the order `order`.
+async fn raw_batch_server(
+    count: usize,
+    order: Vec<usize>,
+    reply: fn(usize, &[Value]) -> Option<Value>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut batches = Vec::new();
+        while batches.len() < count {
+            let Some(Ok(Message::Text(text))) = ws.next().await else {
+                return;
+            };
+            if let Ok(Value::Array(batch)) = serde_json::from_str::<Value>(&text) {
+                batches.push(batch);
+            }
+        }
+        for index in order {
+            if let Some(answer) = reply(index, &batches[index]) {
+                ws.send(Message::text(answer.to_string())).await.unwrap();
+            }
+        }
+        // Keep the connection open.
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    (addr, task)
+}
+
+fn echo_all(batch: &[Value]) -> Value {
+    Value::Array(
+        batch
+            .iter()
+            .filter(|m| m.get("id").is_some())
+            .map(|m| serde_json::json!({"jsonrpc": "2.0", "id": m["id"], "result": m["method"]}))
+            .collect(),
+    )
+}
+
+fn invalid_whole() -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "Invalid Request"}})
+}
+
+/// A call timed out here says nothing of whether the other side accepted its batch: a later batch timed
+/// out leaves an earlier one to be rejected, and the batch after gets its own answer.
+#[tokio::test]
+async fn a_later_batch_timed_out_does_not_make_an_earlier_one_unrejectable() {
+    // Batch 0 (A) is rejected as a whole; batches 1 (B, timed out) and 2 (C) are answered.
+    let (addr, raw) = raw_batch_server(3, vec![0, 1, 2], |index, batch| {
+        Some(if index == 0 { invalid_whole() } else { echo_all(batch) })
+    })
+    .await;
+    let peer = Client::builder()
+        .config(PeerConfig::default().call_timeout(None))
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    let mut a = peer.batch();
+    let a_calls: Vec<_> = (0..2).map(|_| a.call::<String>("a", ()).unwrap()).collect();
+    a.send().await.unwrap();
+    let mut b = peer.batch().timeout(Some(std::time::Duration::from_millis(50)));
+    let b_call = b.call::<String>("b", ()).unwrap();
+    b.send().await.unwrap();
+    assert!(matches!(within("b", b_call).await, Err(CallError::Timeout(_))));
+    let mut c = peer.batch();
+    let c_call = c.call::<String>("c", ()).unwrap();
+    c.send().await.unwrap();
+    let c_outcome = within("c", c_call).await;
+    let pending = peer.stats().pending_calls;
+    assert!(
+        matches!(&c_outcome, Ok(s) if s == "c"),
+        "C got A's rejection: {c_outcome:?}"
+    );
+    for call in a_calls {
+        let outcome = futures::FutureExt::now_or_never(call);
+        assert!(
+            matches!(&outcome, Some(Err(CallError::Remote(e))) if e.code() == -32600),
+            "{outcome:?} (pending calls: {pending})"
+        );
+    }
+    raw.abort();
+}
+
+/// A rejection skips the batches older than one answered: with A (answered last), B (answered) and C
+/// (rejected as a whole), the rejection fails C's call, not A's.
+#[tokio::test]
+async fn a_rejection_skips_batches_older_than_an_answered_one() {
+    // Answers B (1), rejects C (2), then answers A (0).
+    let (addr, raw) = raw_batch_server(3, vec![1, 2, 0], |index, batch| {
+        Some(if index == 2 { invalid_whole() } else { echo_all(batch) })
+    })
+    .await;
+    let peer = Client::builder()
+        .config(PeerConfig::default().call_timeout(None))
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    let mut a = peer.batch();
+    let a_call = a.call::<String>("a", ()).unwrap();
+    a.send().await.unwrap();
+    let mut b = peer.batch();
+    let b_call = b.call::<String>("b", ()).unwrap();
+    b.send().await.unwrap();
+    let mut c = peer.batch();
+    let c_call = c.call::<String>("c", ()).unwrap();
+    c.send().await.unwrap();
+    assert_eq!(within("b", b_call).await.unwrap(), "b");
+    let a_outcome = within("a", a_call).await;
+    assert!(
+        matches!(&a_outcome, Ok(s) if s == "a"),
+        "A got C's rejection: {a_outcome:?}"
+    );
+    let c_outcome = within("c", c_call).await;
+    assert!(
+        matches!(&c_outcome, Err(CallError::Remote(e)) if e.code() == -32600),
+        "C: {c_outcome:?} (pending calls: {})",
+        peer.stats().pending_calls
+    );
+    raw.abort();
+}

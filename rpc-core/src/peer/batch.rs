@@ -14,6 +14,7 @@ use super::handle::PeerHandle;
 use super::handlers::handling;
 use super::pending::Refusal;
 use super::pending::{Answer, AnswerReceiver, answer_channel};
+use super::sent_batches::BatchNumber;
 use super::shared::Shared;
 use crate::call_error::CallError;
 use crate::message;
@@ -79,16 +80,21 @@ fn withdraw(shared: Arc<Shared>, id: u64) {
 }
 
 /// A batch's calls registered in the pending table, their frame not queued yet: if the sending stops
-/// before it is (it failed, timed out, or its future was dropped), they are taken out again.
+/// before it is (it failed, timed out, or its future was dropped), they are taken out again and the batch
+/// is forgotten.
 struct Registered {
     shared: Arc<Shared>,
     ids: Vec<u64>,
+    batch: Option<BatchNumber>,
     queued: bool,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         if !self.queued {
+            if let Some(batch) = self.batch {
+                self.shared.pending.forget_batch(batch);
+            }
             for &id in &self.ids {
                 self.shared.pending.remove(id);
             }
@@ -195,18 +201,19 @@ impl<'a> Batch<'a> {
             let shared = link.connection().await?;
             // A batch of one of the connection's own handlers may use the reserve and never waits.
             let reserve = handling(shared.connection_id);
-            match shared.pending.insert_all(calls, deadline, reserve, Some(count)).await {
-                Ok(()) => {}
+            let batch = match shared.pending.insert_all(calls, deadline, reserve, Some(count)).await {
+                Ok(batch) => batch,
                 Err(Refusal::Full) => {
                     return Err(CallError::TooManyPending {
                         limit: shared.pending.limit(true),
                     });
                 }
                 Err(Refusal::Closed) => return Err(shared.disconnected()),
-            }
+            };
             let mut registered = Registered {
                 shared: shared.clone(),
                 ids,
+                batch,
                 queued: false,
             };
             shared.send(frame).await?;

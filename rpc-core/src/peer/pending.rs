@@ -4,7 +4,6 @@
 //! deadline, so that one timer of the connection's driver times every call out (instead of a timer per
 //! call).
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
+use super::sent_batches::{BatchNumber, SentBatches};
 use super::signal::{Flag, Signal};
 use crate::error_object::ErrorObject;
 
@@ -126,76 +126,17 @@ struct Table {
     /// wakes the driver, whose next look sets them all and empties this: it holds at most the calls added
     /// in one turn of the driver (entries of calls gone meanwhile are skipped then).
     unstamped: Vec<(u64, Duration)>,
-    /// The batches sent, in the order they were registered, for an error answered with id `null` to a
-    /// whole batch (see [`Pending::reject_batch`]). A batch is forgotten once it or a later one got an
-    /// answer (a rejection of the whole comes before any answer to a later batch), or when it is rejected.
-    /// At most as many as calls may be pending are kept: beyond, the oldest holding no pending call goes
-    /// first, else the oldest. Made for the first batch (most connections send none).
-    #[expect(clippy::box_collection, reason = "8 bytes in every connection's table instead of 32")]
-    batches: Option<Box<VecDeque<SentBatch>>>,
-}
-
-/// A batch sent, as remembered for an error answered to it as a whole.
-struct SentBatch {
-    /// How many entries its frame had, calls and notifications (what "at most N entries" counts).
-    entries: usize,
-    /// Its calls.
-    ids: Vec<u64>,
-    /// Those of its calls withdrawn since: their answers are discarded, but an answer to one still shows
-    /// the batch was not rejected as a whole.
-    withdrawn: Vec<u64>,
-}
-
-impl SentBatch {
-    /// Whether none of its calls has been answered (or timed out): it may still be rejected as a whole.
-    fn unanswered(&self, calls: &FxHashMap<u64, Entry>) -> bool {
-        self.ids
-            .iter()
-            .all(|id| calls.contains_key(id) || self.withdrawn.contains(id))
-    }
+    /// The batches sent that the other side may still reject as a whole (see
+    /// [`Pending::reject_batch`]). Made for the first batch (most connections send none); dropped when the
+    /// connection ends.
+    sent_batches: Option<Box<SentBatches>>,
 }
 
 impl Table {
-    /// Remembers a batch of `entries` entries with the calls `ids`, first dropping what can no longer be
-    /// rejected as a whole.
-    fn remember_batch(&mut self, entries: usize, ids: Vec<u64>, limit: usize) {
-        let Table { calls, batches, .. } = self;
-        let batches = batches.get_or_insert_default();
-        if let Some(last) = batches.iter().rposition(|batch| !batch.unanswered(calls)) {
-            batches.drain(..=last);
-        }
-        while !batches.is_empty() && batches.len() >= limit.max(1) {
-            let idle = batches
-                .iter()
-                .position(|batch| batch.ids.iter().all(|id| !calls.contains_key(id)));
-            batches.remove(idle.unwrap_or(0));
-        }
-        batches.push_back(SentBatch {
-            entries,
-            ids,
-            withdrawn: Vec::new(),
-        });
-    }
-
-    /// Call `id` was withdrawn: its batch, if any, notes it (see [`SentBatch::withdrawn`]).
-    fn withdrawn_from_batch(&mut self, id: u64) {
-        if let Some(batch) = self
-            .batches
-            .as_deref_mut()
-            .and_then(|batches| batches.iter_mut().find(|batch| batch.ids.contains(&id)))
-        {
-            batch.withdrawn.push(id);
-        }
-    }
-
-    /// An answer came for `id`, a call no longer pending: if it was withdrawn from a batch, that batch was
-    /// answered, and it and the batches before it are forgotten.
-    fn answered_withdrawn(&mut self, id: u64) {
-        let Some(batches) = self.batches.as_deref_mut() else {
-            return;
-        };
-        if let Some(index) = batches.iter().position(|batch| batch.withdrawn.contains(&id)) {
-            batches.drain(..=index);
+    /// Call `id` left the table without an answer (withdrawn, timed out): its batch, if any, is told.
+    fn gone(&mut self, id: u64) {
+        if let Some(sent) = self.sent_batches.as_deref_mut() {
+            sent.gone(id);
         }
     }
 }
@@ -268,23 +209,26 @@ impl Pending {
     /// reserve may be used and nothing waits: `Err(Refusal::Full)` when there is no room now.
     /// `Err(Refusal::Closed)` once the connection has ended.
     /// With `batch` (its number of entries), the calls are remembered as one batch (see
-    /// [`reject_batch`](Self::reject_batch)).
+    /// [`reject_batch`](Self::reject_batch)), and its number returned, to be forgotten with
+    /// [`forget_batch`](Self::forget_batch) if its frame is not sent after all.
     pub(crate) async fn insert_all(
         &self,
         mut calls: Vec<(u64, oneshot::Sender<Answer>)>,
         deadline: Option<Deadline>,
         reserve: bool,
         batch: Option<usize>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<BatchNumber>, Refusal> {
         let limit = self.limit(reserve);
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
+            let mut number = None;
             let admitted = self.try_admit(calls.len(), deadline, limit, |table| {
                 if let Some(entries) = batch {
                     let ids = calls.iter().map(|(id, _)| *id).collect();
-                    table.remember_batch(entries, ids, limit);
+                    let sent = table.sent_batches.get_or_insert_default();
+                    number = Some(sent.remember(entries, ids, self.limit(true)));
                 }
                 for (id, answer) in calls.drain(..) {
                     let sent = false;
@@ -293,8 +237,15 @@ impl Pending {
             });
             match admitted {
                 Err(Refusal::Full) if !reserve => room.await,
-                done => return done,
+                done => return done.map(|()| number),
             }
+        }
+    }
+
+    /// Forgets batch `number`, remembered by [`insert_all`](Self::insert_all): its frame was not sent.
+    pub(crate) fn forget_batch(&self, number: BatchNumber) {
+        if let Some(sent) = self.lock().sent_batches.as_deref_mut() {
+            sent.forget(number);
         }
     }
 
@@ -394,7 +345,7 @@ impl Pending {
         let mut table = self.lock();
         let entry = table.calls.remove(&id);
         if entry.is_some() {
-            table.withdrawn_from_batch(id);
+            table.gone(id);
             let _ = self.freed(table, false);
         }
         entry
@@ -427,6 +378,9 @@ impl Pending {
             // Each id is replaced by its caller under the lock; the answers are sent once it is released.
             for (to, _) in answers.iter_mut() {
                 if let Addressee::Id(id) = *to {
+                    if let Some(sent) = table.sent_batches.as_deref_mut() {
+                        sent.answered(id);
+                    }
                     *to = match table.calls.remove(&id) {
                         Some(entry) => {
                             found = true;
@@ -434,7 +388,6 @@ impl Pending {
                         }
                         None => {
                             unknown += 1;
-                            table.answered_withdrawn(id);
                             Addressee::Nobody
                         }
                     };
@@ -474,7 +427,7 @@ impl Pending {
         (table.calls.capacity(), table.unstamped.capacity())
     }
 
-    /// Whether [`grew`](Self::grew) is to be woken when calls are added.
+    /// Whether [`poll_grew`](Self::poll_grew) is to be woken when calls are added.
     pub(crate) fn watch_growth(&self, watch: bool) {
         self.lock().watched = watch;
     }
@@ -537,6 +490,9 @@ impl Pending {
                 .filter_map(|entry| entry.deadline.map(|(at, _)| at))
                 .min();
             if !expired.is_empty() {
+                for (id, _) in &expired {
+                    table.gone(*id);
+                }
                 let _ = self.freed(table, false);
             }
             expired
@@ -554,10 +510,11 @@ impl Pending {
     }
 
     /// Fails every call of one batch with `error`, an error the other side answered with id `null`: a
-    /// batch rejected as a whole (too long, not parsed). The batch is the oldest one of which no call has
-    /// been answered (or timed out) yet, and, when the error is -32004 Batch too large with birpc's
-    /// `"at most N entries"` as its data, of more than N entries (calls and notifications). Its withdrawn
-    /// calls are not failed again. Returns how many calls it failed, or `None` when no batch matched.
+    /// batch rejected as a whole (too long, not parsed). The batch is the oldest one not known to be
+    /// accepted (see [`SentBatches`]) and, when the error is -32004 Batch too large with birpc's
+    /// `"at most N entries"` as its data, of more than N entries (calls and notifications). Its calls
+    /// withdrawn or timed out are not failed again. Returns how many calls it failed, or `None` when no
+    /// batch matched.
     pub(crate) fn reject_batch(&self, error: &ErrorObject) -> Option<usize> {
         let longer_than = (error.code() == crate::error_object::code::BATCH_TOO_LARGE)
             .then(|| error.parse_data::<String>()?.ok())
@@ -572,13 +529,8 @@ impl Pending {
             .unwrap_or(0);
         let rejected = {
             let mut table = self.lock();
-            let Table { calls, batches, .. } = &mut *table;
-            let batches = batches.as_mut()?;
-            let found = batches
-                .iter()
-                .position(|batch| batch.entries > longer_than && batch.unanswered(calls));
-            let batch = found.and_then(|index| batches.remove(index))?;
-            let entries: Vec<Entry> = batch.ids.iter().filter_map(|id| calls.remove(id)).collect();
+            let ids = table.sent_batches.as_deref_mut()?.reject(longer_than)?;
+            let entries: Vec<Entry> = ids.iter().filter_map(|id| table.calls.remove(id)).collect();
             let _ = self.freed(table, false);
             entries
         };
@@ -596,6 +548,7 @@ impl Pending {
             let mut table = self.lock();
             table.closed = true;
             table.unstamped = Vec::new();
+            table.sent_batches = None;
             std::mem::take(&mut table.calls)
         };
         drop(calls);
@@ -875,43 +828,11 @@ mod tests {
         for answer in b_answers {
             assert!(matches!(answer.await.unwrap(), Answer::Error(e) if e.code() == -32004));
         }
-        // Once one of its calls is answered, a batch was not rejected as a whole.
-        assert!(pending.complete(1, Answer::Invalid("x")));
+        // The batch sent before the one rejected was accepted: no rejection is for it.
         assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), None);
+        assert!(pending.complete(1, Answer::Invalid("x")));
         assert_eq!(pending.len(), 1);
         drop(a_answers);
-    }
-
-    #[tokio::test]
-    async fn batches_of_notifications_only_are_remembered_within_the_limit() {
-        // Never answered, such a batch may yet be rejected as a whole: it is remembered, but no more of
-        // them than calls may be pending.
-        let pending = Pending::new(4);
-        for _ in 0..1_000 {
-            pending.insert_all(Vec::new(), None, false, Some(2)).await.unwrap();
-        }
-        let remembered = pending.lock().batches.as_ref().map_or(0, |batches| batches.len());
-        assert_eq!(remembered, 4);
-        // The oldest goes first: a rejection takes the oldest unanswered batch, of no call here.
-        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(0));
-        assert_eq!(pending.lock().batches.as_ref().map_or(0, |batches| batches.len()), 3);
-    }
-
-    #[tokio::test]
-    async fn a_full_memory_of_batches_forgets_one_with_no_pending_call_first() {
-        let pending = Pending::new(2);
-        let (tx, _rx) = oneshot::channel();
-        pending.insert_all(vec![(1, tx)], None, false, Some(1)).await.unwrap();
-        pending.insert_all(Vec::new(), None, false, Some(1)).await.unwrap();
-        let (tx, _rx2) = oneshot::channel();
-        pending.insert_all(vec![(2, tx)], None, false, Some(1)).await.unwrap();
-        let ids: Vec<Vec<u64>> = pending
-            .lock()
-            .batches
-            .as_ref()
-            .map(|batches| batches.iter().map(|batch| batch.ids.clone()).collect())
-            .unwrap_or_default();
-        assert_eq!(ids, vec![vec![1], vec![2]]);
     }
 
     #[tokio::test]
