@@ -643,3 +643,31 @@ async fn a_rejection_skips_batches_older_than_an_answered_one() {
     );
     raw.abort();
 }
+
+/// An error with id `null` inside an array of responses answers one entry the other side could not read
+/// (a batch rejected as a whole gets one error object alone, JSON-RPC 2.0 section 6): it fails no batch,
+/// the batch's other call keeps its answer, and the call it was for times out (nothing names it).
+#[tokio::test]
+async fn an_id_null_error_among_a_batchs_responses_rejects_no_batch() {
+    let (addr, raw) = raw_batch_server(1, vec![0], |_, batch| {
+        let answers = vec![
+            invalid_whole(),
+            serde_json::json!({"jsonrpc": "2.0", "id": batch[1]["id"], "result": "second"}),
+        ];
+        Some(Value::Array(answers))
+    })
+    .await;
+    let peer = Client::builder()
+        .config(PeerConfig::default().call_timeout(Some(std::time::Duration::from_millis(300))))
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    let mut a = peer.batch();
+    let first = a.call::<String>("first", ()).unwrap();
+    let second = a.call::<String>("second", ()).unwrap();
+    a.send().await.unwrap();
+    let (first, second) = within("both", async { tokio::join!(first, second) }).await;
+    assert!(matches!(&second, Ok(s) if s == "second"), "second: {second:?}");
+    assert!(matches!(&first, Err(CallError::Timeout(_))), "first: {first:?}");
+    raw.abort();
+}

@@ -277,7 +277,7 @@ impl Dispatcher {
                 crate::metrics::refused(error.code(), 1);
                 self.reply(message::encode_error(None, &error), out);
             }
-            Received::Single(message) => match self.on_message(message, out) {
+            Received::Single(message) => match self.on_message(message, false, out) {
                 Step::Nothing => {}
                 Step::Reply(answer) => self.reply(answer, out),
                 Step::Run(request) => self.submit(Job::Request(request), bytes, out),
@@ -290,7 +290,7 @@ impl Dispatcher {
                 let mut answered = Vec::new();
                 let mut notifications = Vec::new();
                 for message in messages {
-                    match self.on_message(message, out) {
+                    match self.on_message(message, true, out) {
                         Step::Nothing => {}
                         Step::Reply(answer) => answered.push(answer),
                         Step::Run(request) => requests.push(request),
@@ -315,7 +315,8 @@ impl Dispatcher {
         }
     }
 
-    fn on_message(&mut self, message: Message<'_>, out: &mut impl Act) -> Step {
+    /// Handles one message, alone in its frame or (`in_batch`) an entry of a batch.
+    fn on_message(&mut self, message: Message<'_>, in_batch: bool, out: &mut impl Act) -> Step {
         match message {
             Message::Request { id, method, params } => {
                 let window = self.claim(&id);
@@ -371,7 +372,13 @@ impl Dispatcher {
                 id: "null",
                 outcome: Err(error),
             } => {
-                out.act(Action::BatchRejected(error));
+                // Alone in its frame, it rejects a batch as a whole (JSON-RPC 2.0, section 6); in an array
+                // of responses it answers one entry that could not be read, and names no call.
+                if in_batch {
+                    tracing::debug!(target: "birpc::peer", %error, "dropped an error with id null among a batch's responses");
+                } else {
+                    out.act(Action::BatchRejected(error));
+                }
                 Step::Nothing
             }
             Message::Response { id, outcome } => {

@@ -836,6 +836,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_memory_of_batches_forgets_no_batch_with_a_pending_call() {
+        // Two batches of four calls, three of each withdrawn, then one of three: the memory's bound (10
+        // ids, with the reserve) is met by dropping the withdrawn calls' ids, not the oldest batch.
+        let pending = Pending::new(5);
+        let batch = |ids: std::ops::Range<u64>| {
+            let (senders, receivers): (Vec<_>, Vec<_>) = ids
+                .map(|id| {
+                    let (tx, rx) = oneshot::channel();
+                    ((id, tx), rx)
+                })
+                .unzip();
+            (senders, receivers)
+        };
+        let (a, mut a_answers) = batch(1..5);
+        pending.insert_all(a, None, false, Some(4)).await.unwrap();
+        for id in 1..4 {
+            assert!(pending.remove(id));
+        }
+        let (b, mut b_answers) = batch(5..9);
+        pending.insert_all(b, None, false, Some(4)).await.unwrap();
+        for id in 5..8 {
+            assert!(pending.remove(id));
+        }
+        let (c, _c_answers) = batch(9..12);
+        pending.insert_all(c, None, false, Some(3)).await.unwrap();
+        // The other side rejects the oldest batch as a whole: its pending call fails, the next one's waits.
+        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(1));
+        assert!(matches!(a_answers.pop().unwrap().try_recv(), Ok(Answer::Error(_))));
+        assert!(b_answers.pop().unwrap().try_recv().is_err());
+    }
+
+    #[tokio::test]
     async fn closing_ends_every_call_and_refuses_new_ones() {
         let pending = Pending::new(2);
         let (tx, rx) = oneshot::channel();
