@@ -136,17 +136,28 @@ async fn a_batch_is_one_frame() {
     assert_eq!(sent[2]["params"], serde_json::json!({"k": true}));
 }
 
-/// A batch the other side rejects as a whole (one error with id `null`, here -32004 Batch too large) fails
-/// every call of it at once with that error, instead of each waiting for its timeout.
-#[tokio::test]
-async fn a_batch_rejected_as_a_whole_fails_every_call_at_once() {
+/// A server that takes batches of at most two entries, with a method `one` answering 1, and a client of it
+/// configured with `client`.
+async fn short_batches(client: PeerConfig) -> (ServerHandle, PeerHandle) {
     let server = Server::builder()
         .config(PeerConfig::default().max_batch_len(2))
         .bind("127.0.0.1:0")
         .await
         .unwrap()
         .serve(|_| Router::new().method("one", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) }));
-    let peer = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let peer = Client::builder()
+        .config(client)
+        .connect(&format!("ws://{}", server.local_addr()))
+        .await
+        .unwrap();
+    (server, peer)
+}
+
+/// A batch the other side rejects as a whole (one error with id `null`, here -32004 Batch too large) fails
+/// every call of it at once with that error, instead of each waiting for its timeout.
+#[tokio::test]
+async fn a_batch_rejected_as_a_whole_fails_every_call_at_once() {
+    let (server, peer) = short_batches(PeerConfig::default()).await;
     // A batch that fits, then one that does not, then another that fits.
     let mut fits = peer.batch();
     let first = fits.call::<i64>("one", ()).unwrap();
@@ -173,17 +184,7 @@ async fn a_batch_rejected_as_a_whole_fails_every_call_at_once() {
 /// before the rejection arrived: without a call timeout they would wait for ever.
 #[tokio::test]
 async fn a_rejected_batch_with_a_dropped_call_still_fails_the_others() {
-    let server = Server::builder()
-        .config(PeerConfig::default().max_batch_len(2))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .serve(|_| Router::new().method("one", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) }));
-    let peer = Client::builder()
-        .config(PeerConfig::default().call_timeout(None))
-        .connect(&format!("ws://{}", server.local_addr()))
-        .await
-        .unwrap();
+    let (server, peer) = short_batches(PeerConfig::default().call_timeout(None)).await;
     let mut too_long = peer.batch();
     let mut calls: Vec<_> = (0..3).map(|_| too_long.call::<i64>("one", ()).unwrap()).collect();
     too_long.send().await.unwrap();
@@ -301,17 +302,7 @@ async fn a_call_given_up_while_its_batch_waits_for_room_is_withdrawn_once_sent()
 /// notification over a limit of two is the one rejected, and its calls fail with the error.
 #[tokio::test]
 async fn a_batch_too_long_by_its_notifications_fails_its_calls() {
-    let server = Server::builder()
-        .config(PeerConfig::default().max_batch_len(2))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .serve(|_| Router::new().method("one", |_: Context, _: NoParams| async { Ok::<_, ErrorObject>(1) }));
-    let peer = Client::builder()
-        .config(PeerConfig::default().call_timeout(None))
-        .connect(&format!("ws://{}", server.local_addr()))
-        .await
-        .unwrap();
+    let (server, peer) = short_batches(PeerConfig::default().call_timeout(None)).await;
     let mut batch = peer.batch();
     let calls: Vec<_> = (0..2).map(|_| batch.call::<i64>("one", ()).unwrap()).collect();
     batch.notify("one", ()).unwrap();

@@ -806,20 +806,21 @@ mod tests {
         assert_eq!(pending.len(), 4);
     }
 
+    /// Calls `ids` to register, and the receivers of their answers.
+    #[expect(clippy::type_complexity, reason = "a test's pairs of channel ends")]
+    fn calls(ids: std::ops::Range<u64>) -> (Vec<(u64, oneshot::Sender<Answer>)>, Vec<oneshot::Receiver<Answer>>) {
+        ids.map(|id| {
+            let (tx, rx) = oneshot::channel();
+            ((id, tx), rx)
+        })
+        .unzip()
+    }
+
     #[tokio::test]
     async fn a_batch_rejected_as_a_whole_fails_every_call_of_it() {
         let pending = Pending::new(16);
-        let batch = |ids: std::ops::Range<u64>| {
-            let (senders, receivers): (Vec<_>, Vec<_>) = ids
-                .map(|id| {
-                    let (tx, rx) = oneshot::channel();
-                    ((id, tx), rx)
-                })
-                .unzip();
-            (senders, receivers)
-        };
-        let (a, a_answers) = batch(1..3);
-        let (b, b_answers) = batch(3..7);
+        let (a, a_answers) = calls(1..3);
+        let (b, b_answers) = calls(3..7);
         pending.insert_all(a, None, false, Some(2)).await.unwrap();
         pending.insert_all(b, None, false, Some(4)).await.unwrap();
         // "at most 3 entries": the batch of two was not the one.
@@ -840,26 +841,17 @@ mod tests {
         // Two batches of four calls, three of each withdrawn, then one of three: the memory's bound (10
         // ids, with the reserve) is met by dropping the withdrawn calls' ids, not the oldest batch.
         let pending = Pending::new(5);
-        let batch = |ids: std::ops::Range<u64>| {
-            let (senders, receivers): (Vec<_>, Vec<_>) = ids
-                .map(|id| {
-                    let (tx, rx) = oneshot::channel();
-                    ((id, tx), rx)
-                })
-                .unzip();
-            (senders, receivers)
-        };
-        let (a, mut a_answers) = batch(1..5);
+        let (a, mut a_answers) = calls(1..5);
         pending.insert_all(a, None, false, Some(4)).await.unwrap();
         for id in 1..4 {
             assert!(pending.remove(id));
         }
-        let (b, mut b_answers) = batch(5..9);
+        let (b, mut b_answers) = calls(5..9);
         pending.insert_all(b, None, false, Some(4)).await.unwrap();
         for id in 5..8 {
             assert!(pending.remove(id));
         }
-        let (c, _c_answers) = batch(9..12);
+        let (c, _c_answers) = calls(9..12);
         pending.insert_all(c, None, false, Some(3)).await.unwrap();
         // The other side rejects the oldest batch as a whole: its pending call fails, the next one's waits.
         assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(1));
