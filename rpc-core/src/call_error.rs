@@ -17,10 +17,10 @@ pub enum CallError<E = Infallible> {
     #[error("the method failed: {0:?}")]
     Application(E),
     /// The other side exports no method of that name (-32601).
-    #[error("method not found: {0}")]
+    #[error("{0}")]
     MethodNotFound(ErrorObject),
     /// The other side rejected the params (-32602).
-    #[error("invalid params: {0}")]
+    #[error("{0}")]
     InvalidParams(ErrorObject),
     /// The other side answered with any other error object.
     #[error("the other side answered with an error: {0}")]
@@ -152,5 +152,24 @@ impl<E> CallError<E> {
     /// Whether the connection ended before the answer came.
     pub fn is_disconnected(&self) -> bool {
         matches!(self, CallError::Disconnected(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_object_is_shown_once() {
+        // The standard messages already say what failed: shown once, with the code and any data.
+        let missing = CallError::<Infallible>::from_error_object(ErrorObject::method_not_found());
+        assert_eq!(missing.to_string(), "Method not found (-32601)");
+        let params = CallError::<Infallible>::from_error_object(ErrorObject::invalid_params("expected 2 items"));
+        assert!(params.to_string().starts_with("Invalid params (-32602)"), "{params}");
+        let other = CallError::<Infallible>::from_error_object(ErrorObject::new(403, "admins only"));
+        assert_eq!(
+            other.to_string(),
+            "the other side answered with an error: admins only (403)"
+        );
     }
 }
