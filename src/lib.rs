@@ -167,8 +167,8 @@ pub use rustls;
 pub use ts_rs::{self, TS};
 pub mod typescript;
 
-/// The code examples of the README, compiled and run as doctests (with every feature on: some use the
-/// axum integration and the Redis backplane).
+/// The code examples of the README, compiled and run as doctests when the features `axum` and `redis` are
+/// on (some examples use them; the README's test command turns every feature on).
 #[cfg(all(doctest, feature = "axum", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
