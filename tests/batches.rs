@@ -336,15 +336,9 @@ async fn rejecting_first_batch() -> (std::net::SocketAddr, tokio::task::JoinHand
             };
             batches += 1;
             let reply = if batches == 1 {
-                serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "Invalid Request"}})
+                invalid_whole()
             } else {
-                Value::Array(
-                    batch
-                        .iter()
-                        .filter(|m| m.get("id").is_some())
-                        .map(|m| serde_json::json!({"jsonrpc": "2.0", "id": m["id"], "result": m["method"]}))
-                        .collect(),
-                )
+                echo_all(&batch)
             };
             ws.send(Message::text(reply.to_string())).await.unwrap();
         }
@@ -543,6 +537,15 @@ async fn raw_batch_server(
     (addr, task)
 }
 
+/// A client of the raw server at `addr`, with `config`.
+async fn client(addr: std::net::SocketAddr, config: PeerConfig) -> PeerHandle {
+    Client::builder()
+        .config(config)
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap()
+}
+
 fn echo_all(batch: &[Value]) -> Value {
     Value::Array(
         batch
@@ -566,11 +569,7 @@ async fn a_later_batch_timed_out_does_not_make_an_earlier_one_unrejectable() {
         Some(if index == 0 { invalid_whole() } else { echo_all(batch) })
     })
     .await;
-    let peer = Client::builder()
-        .config(PeerConfig::default().call_timeout(None))
-        .connect(&format!("ws://{addr}"))
-        .await
-        .unwrap();
+    let peer = client(addr, PeerConfig::default().call_timeout(None)).await;
     let mut a = peer.batch();
     let a_calls: Vec<_> = (0..2).map(|_| a.call::<String>("a", ()).unwrap()).collect();
     a.send().await.unwrap();
@@ -606,11 +605,7 @@ async fn a_rejection_skips_batches_older_than_an_answered_one() {
         Some(if index == 2 { invalid_whole() } else { echo_all(batch) })
     })
     .await;
-    let peer = Client::builder()
-        .config(PeerConfig::default().call_timeout(None))
-        .connect(&format!("ws://{addr}"))
-        .await
-        .unwrap();
+    let peer = client(addr, PeerConfig::default().call_timeout(None)).await;
     let mut a = peer.batch();
     let a_call = a.call::<String>("a", ()).unwrap();
     a.send().await.unwrap();
@@ -648,11 +643,11 @@ async fn an_id_null_error_among_a_batchs_responses_rejects_no_batch() {
         Some(Value::Array(answers))
     })
     .await;
-    let peer = Client::builder()
-        .config(PeerConfig::default().call_timeout(Some(std::time::Duration::from_millis(300))))
-        .connect(&format!("ws://{addr}"))
-        .await
-        .unwrap();
+    let peer = client(
+        addr,
+        PeerConfig::default().call_timeout(Some(std::time::Duration::from_millis(300))),
+    )
+    .await;
     let mut a = peer.batch();
     let first = a.call::<String>("first", ()).unwrap();
     let second = a.call::<String>("second", ()).unwrap();
