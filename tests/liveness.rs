@@ -386,3 +386,45 @@ async fn a_call_without_timeout_in_flight_keeps_an_idle_timeout_from_closing_the
     // connection, and the idle timer looks at the table again before it closes.
     a_slow_call_outlives_the_idle_timeout(None).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_due_before_the_armed_timer_moves_it() {
+    // The connection's timer is armed for the heartbeat a minute away: the call's deadline comes first.
+    let config = PeerConfig::default().heartbeat_interval(Some(Duration::from_secs(60)));
+    let (caller, _callee) = quiet_pair(config);
+    a_200_ms_call_times_out_at_200_ms(&caller).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_after_a_longer_one_is_timed_by_its_own_timeout() {
+    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None));
+    let long = tokio::spawn(caller.call::<()>("never", ()).timeout(Some(Duration::from_secs(10))));
+    a_200_ms_call_times_out_at_200_ms(&caller).await;
+    assert!(!long.is_finished(), "the 10 s call still waits");
+    long.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_due_after_the_armed_timer_is_timed_from_when_it_was_made() {
+    let (caller, _callee) = quiet_pair(PeerConfig::default().heartbeat_interval(None));
+    let started = tokio::time::Instant::now();
+    let first = caller.call::<()>("never", ()).timeout(Some(Duration::from_millis(200)));
+    let second = async {
+        // Made while the timer waits for the first call's deadline, and due 200 ms after it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let outcome = caller
+            .call::<()>("never", ())
+            .timeout(Some(Duration::from_millis(300)))
+            .await;
+        (outcome, started.elapsed())
+    };
+    let ((first, first_at), (second, second_at)) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(async { (first.await, started.elapsed()) }, second)
+    })
+    .await
+    .expect("both calls timed out by their own timeouts");
+    assert!(matches!(first, Err(CallError::Timeout(_))), "{first:?}");
+    assert!(matches!(second, Err(CallError::Timeout(_))), "{second:?}");
+    assert_eq!(first_at, Duration::from_millis(200));
+    assert_eq!(second_at, Duration::from_millis(400));
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
@@ -106,6 +106,10 @@ pub(super) fn drive<T: Transport>(
         last_heard: now,
         idle_since: Some(now),
         published: (0, 0, 0),
+        reading: Reading::Open,
+        read_waiting: false,
+        writer_done: false,
+        armed: None,
         shared,
     };
     async move {
@@ -131,29 +135,12 @@ pub(super) fn drive<T: Transport>(
     }
 }
 
-/// What the connection had for the driver: a frame read (or the end of reading), or the writer's end.
+/// What the connection had for the driver: a burst of frames read and handled (`Err` with the reason when
+/// reading is over for good), the writer's end, or a call of this side due before the timer.
 enum IoEvent {
-    Read(Option<Result<Inbound, TransportError>>),
+    Read(Result<(), CloseReason>),
     Written(WriterEnd),
-}
-
-/// Polls the writer, while it writes (`write`), then the connection for a frame, while reading is open
-/// (`read`): the one connection lent to both in turn.
-fn poll_io(
-    cx: &mut std::task::Context<'_>,
-    io: &mut impl Duplex,
-    writer: &mut Writer,
-    shared: &Shared,
-    read: bool,
-    write: bool,
-) -> Poll<IoEvent> {
-    if write && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle) {
-        return Poll::Ready(IoEvent::Written(end));
-    }
-    if read && let Poll::Ready(next) = io.poll_next_unpin(cx) {
-        return Poll::Ready(IoEvent::Read(next));
-    }
-    Poll::Pending
+    Retime,
 }
 
 /// The published figures as the metrics' load gauges.
@@ -176,6 +163,16 @@ struct Driver {
     idle_since: Option<Instant>,
     /// The figures last published for [`PeerHandle::stats`](crate::PeerHandle::stats).
     published: (usize, usize, usize),
+    /// How the reading side stands.
+    reading: Reading,
+    /// Whether the last read found nothing with this task's waker registered (at the end of a burst): a
+    /// frame arriving since has woken the task, so the next look at the connection need not read, only
+    /// the one after it.
+    read_waiting: bool,
+    /// Whether the writer is done (it sent the close frame, or failed).
+    writer_done: bool,
+    /// When the connection's one timer is set for, if it is.
+    armed: Option<Instant>,
 }
 
 impl Driver {
@@ -185,8 +182,6 @@ impl Driver {
         // A close or a drain asked for before the peer ran is seen on the first turn (the signals keep
         // what was raised before anyone waited).
         let mut heartbeat = Heartbeat::new(config, Instant::now());
-        let mut writer_done = false;
-        let mut reading = Reading::Open;
         let mut close_deadline: Option<Instant> = None;
         let mut drain: Option<Drain> = None;
         let requested = || shared.lifecycle.close_request();
@@ -194,7 +189,6 @@ impl Driver {
         // One timer, moved only when the earliest deadline changes (not made anew each turn).
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
         // While the writer keeps storage between bursts: when to look again whether it still writes, and
         // how far it had got (see `KEEP_STORAGE`). Set from one reading of the clock a second at most.
         let mut storage_check: Option<(Instant, u64)> = None;
@@ -236,10 +230,10 @@ impl Driver {
             .flatten()
             .min();
             if let Some(at) = timer
-                && armed != Some(at)
+                && self.armed != Some(at)
             {
                 sleep.as_mut().reset(at);
-                armed = Some(at);
+                self.armed = Some(at);
             }
             // Answers waiting for room in the queue (rare: the other side reads slowly) wait for it through
             // a boxed future, made only then: in the `select!` below every branch's future takes its
@@ -250,62 +244,45 @@ impl Driver {
                 .as_ref()
                 .and_then(|stash| stash.answers.front())
                 .map(|answer| Box::pin(shared.queue.room_for(answer.len())));
-            let (read, write) = (!matches!(reading, Reading::Done), !writer_done);
+            let (read, write) = (self.reads(), !self.writer_done);
             tokio::select! {
-                event = poll_fn(|cx| poll_io(cx, &mut *io, writer, &shared, read, write)), if read || write =>
+                event = poll_fn(|cx| self.poll_io(cx, &mut *io, writer)), if read || write =>
                 match event {
-                IoEvent::Read(next) => {
-                    if let Some(Ok(_)) = &next {
-                        self.last_heard = Instant::now();
-                    }
-                    // Frames that are already here are read one after another, a burst at most.
-                    let mut next = next;
-                    let mut read = 0;
-                    loop {
-                        let inbound = self.on_inbound(next, &mut reading);
-                        // What the frame asked for is done before anything else is read (answers to
-                        // this side's calls are delivered together when the burst ends).
-                        self.settle();
-                        if let Err(end) = inbound {
-                            self.exec.deliver();
-                            return match requested() {
-                                // This side was closing; however reading stopped, that is why.
-                                Some(frame) => CloseReason::Local(frame),
-                                None => end,
-                            };
-                        }
-                        read += 1;
-                        if read == BURST || matches!(reading, Reading::Done) {
-                            break;
-                        }
-                        match io.next().now_or_never() {
-                            Some(ready) => next = ready,
-                            None => break,
-                        }
-                    }
+                IoEvent::Read(burst) => {
+                    self.last_heard = Instant::now();
+                    // Answers to this side's calls are delivered together when the burst ends.
                     self.exec.deliver();
-                    if let Reading::Closing(_) = reading && close_deadline.is_none() {
+                    if let Err(end) = burst {
+                        return match requested() {
+                            // This side was closing; however reading stopped, that is why.
+                            Some(frame) => CloseReason::Local(frame),
+                            None => end,
+                        };
+                    }
+                    if let Reading::Closing(_) = self.reading && close_deadline.is_none() {
                         close_deadline = Some(Instant::now() + config.close_timeout);
                     }
                     // Reading is over (the other side broke a rule) and this side's close frame is
                     // already sent: nothing is left to wait for.
-                    if writer_done
-                        && matches!(reading, Reading::Done)
+                    if self.writer_done
+                        && matches!(self.reading, Reading::Done)
                         && let Some(frame) = requested()
                     {
                         return CloseReason::Local(frame);
                     }
                 }
+                // The timer is set again on the next turn.
+                IoEvent::Retime => {}
                 IoEvent::Written(end) => {
-                    writer_done = true;
+                    self.writer_done = true;
                     match end {
                         WriterEnd::SentClose(frame) => {
-                            if matches!(reading, Reading::Done) {
+                            if matches!(self.reading, Reading::Done) {
                                 return CloseReason::Local(frame);
                             }
                             // Wait for the other side's close frame.
                         }
-                        WriterEnd::Failed(e) => return match (requested(), reading) {
+                        WriterEnd::Failed(e) => return match (requested(), std::mem::replace(&mut self.reading, Reading::Done)) {
                             (Some(frame), _) => CloseReason::Local(frame),
                             // The other side closed first; writing after its close frame fails.
                             (None, Reading::Closing(frame)) => CloseReason::Remote(frame),
@@ -344,9 +321,10 @@ impl Driver {
                         self.check_drained(drain.as_ref());
                     }
                 }
-                () = poll_fn(|cx| shared.pending.poll_deadline_moved(cx)) => {}
+                // Looked at with the connection while it is polled.
+                _ = poll_fn(|cx| shared.pending.poll_deadline_moved(cx, Instant::now)), if !(read || write) => {}
                 () = &mut sleep, if timer.is_some() => {
-                    armed = None;
+                    self.armed = None;
                     let now = Instant::now();
                     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
                     if let Some((at, progress)) = storage_check
@@ -365,7 +343,7 @@ impl Driver {
                         };
                     }
                     if due(close_deadline) {
-                        return match (requested(), reading) {
+                        return match (requested(), std::mem::replace(&mut self.reading, Reading::Done)) {
                             (Some(frame), _) => CloseReason::Local(frame),
                             (None, Reading::Closing(frame)) => CloseReason::Remote(frame),
                             (None, _) => CloseReason::Local(CloseFrame::normal()),
@@ -411,13 +389,62 @@ impl Driver {
         }
     }
 
+    /// Polls the writer, while it writes, then the connection for frames, while reading is open: the one
+    /// connection lent to both in turn.
+    ///
+    /// Frames that are already here are read one after another and handled, [`BURST`] at most, with this
+    /// task's waker: when the burst ends because nothing more is here, the transport will wake the task
+    /// for the next frame, and the driver's next look at the connection skips reading (see
+    /// [`Driver::read_waiting`]).
+    ///
+    /// Calls made since the turn began get their deadlines first (see [`Pending::poll_deadline_moved`]):
+    /// the turn ends for them only when one is due before the timer, not for every call made while the
+    /// driver waits (a connection making one call at a time would take two turns per call, not one).
+    ///
+    /// [`Pending::poll_deadline_moved`]: super::pending::Pending::poll_deadline_moved
+    fn poll_io(&mut self, cx: &mut std::task::Context<'_>, io: &mut impl Duplex, writer: &mut Writer) -> Poll<IoEvent> {
+        let shared = &*self.shared;
+        // Looked at until it waits again, so that the next call wakes this task.
+        while let Poll::Ready(earliest) = shared.pending.poll_deadline_moved(cx, Instant::now) {
+            if earliest.is_some_and(|at| self.armed.is_none_or(|armed| at < armed)) {
+                return Poll::Ready(IoEvent::Retime);
+            }
+        }
+        if !self.writer_done
+            && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle)
+        {
+            return Poll::Ready(IoEvent::Written(end));
+        }
+        if !self.reads() || std::mem::take(&mut self.read_waiting) {
+            return Poll::Pending;
+        }
+        let mut frames = 0;
+        loop {
+            let Poll::Ready(next) = io.poll_next_unpin(cx) else {
+                if frames == 0 {
+                    return Poll::Pending;
+                }
+                self.read_waiting = true;
+                return Poll::Ready(IoEvent::Read(Ok(())));
+            };
+            frames += 1;
+            // What a frame asks for is done before anything else is read.
+            let inbound = self.on_inbound(next);
+            self.settle();
+            if inbound.is_err() || frames == BURST || matches!(self.reading, Reading::Done) {
+                return Poll::Ready(IoEvent::Read(inbound));
+            }
+        }
+    }
+
+    /// Whether reading is open (until the stream ends or the other side broke a rule).
+    fn reads(&self) -> bool {
+        !matches!(self.reading, Reading::Done)
+    }
+
     /// Handles one thing the transport delivered; `Err` with the reason when reading is over for good.
-    fn on_inbound(
-        &mut self,
-        next: Option<Result<Inbound, TransportError>>,
-        reading: &mut Reading,
-    ) -> Result<(), CloseReason> {
-        if let Reading::Closing(frame) = reading {
+    fn on_inbound(&mut self, next: Option<Result<Inbound, TransportError>>) -> Result<(), CloseReason> {
+        if let Reading::Closing(frame) = &self.reading {
             // After the close frame, only the end of the stream matters.
             return match next {
                 None | Some(Err(_)) => Err(CloseReason::Remote(frame.clone())),
@@ -430,7 +457,7 @@ impl Driver {
                 Ok(())
             }
             Some(Ok(Inbound::Close(frame))) => {
-                *reading = Reading::Closing(frame);
+                self.reading = Reading::Closing(frame);
                 Ok(())
             }
             // A pong, or what a newer transport may add: a sign of life, nothing more.
@@ -439,7 +466,7 @@ impl Driver {
                 Some(code) => {
                     // The other side broke a rule: close with the code that says which.
                     self.exec.violation(CloseFrame::new(code, e.to_string()));
-                    *reading = Reading::Done;
+                    self.reading = Reading::Done;
                     Ok(())
                 }
                 None => Err(CloseReason::Transport(e.to_string().into())),

@@ -5,7 +5,7 @@
 //! call).
 
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -446,33 +446,55 @@ impl Pending {
     /// The number of pending calls and the earliest deadline among them, in one look. The calls added with
     /// [`Due::After`] since the last look get their deadlines now, from one reading of `clock` (read only
     /// if there are such calls).
+    ///
+    /// The look is what the driver's wake-ups ([`GREW`], [`DEADLINE_MOVED`]) ask for: it takes them, so that
+    /// a call added before it does not make the driver turn once more for nothing. (A call added after the
+    /// flags are taken raises them again: its lock is taken after this look's.)
     pub(crate) fn load(&self, clock: impl FnOnce() -> Instant) -> (usize, Option<Instant>) {
+        self.wake.take(GREW | DEADLINE_MOVED);
         let mut table = self.lock();
-        if !table.unstamped.is_empty() {
-            let now = clock();
-            let Table {
-                calls,
-                unstamped,
-                earliest,
-                ..
-            } = &mut *table;
-            for (id, limit) in unstamped.drain(..) {
-                if let Some(entry) = calls.get_mut(&id) {
-                    let at = now + limit;
-                    entry.deadline = Some((at, limit));
-                    *earliest = Some(earliest.map_or(at, |earliest| earliest.min(at)));
-                }
-            }
-            if unstamped.capacity() > KEPT_UNSTAMPED {
-                *unstamped = Vec::new();
-            }
-        }
+        Self::stamp(&mut table, clock);
         (table.calls.len(), table.earliest)
     }
 
-    /// Ready when a call brought an earlier deadline, or deadlines to set (one waiter only).
-    pub(crate) fn poll_deadline_moved(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.wake.poll_wait(DEADLINE_MOVED, cx)
+    /// Ready with the earliest deadline when a call brought an earlier one or deadlines to set (those are
+    /// set then, as by [`load`](Self::load)); otherwise registers `cx`'s waker (one waiter only). The driver
+    /// looks here on every poll of the connection, so that a call made while it waits costs it a new turn
+    /// only when its timer has to move.
+    pub(crate) fn poll_deadline_moved(
+        &self,
+        cx: &mut Context<'_>,
+        clock: impl FnOnce() -> Instant,
+    ) -> Poll<Option<Instant>> {
+        ready!(self.wake.poll_wait(DEADLINE_MOVED, cx));
+        let mut table = self.lock();
+        Self::stamp(&mut table, clock);
+        Poll::Ready(table.earliest)
+    }
+
+    /// Sets the deadlines of the calls added with [`Due::After`] since the last look, from one reading of
+    /// `clock` (read only if there are such calls).
+    fn stamp(table: &mut Table, clock: impl FnOnce() -> Instant) {
+        if table.unstamped.is_empty() {
+            return;
+        }
+        let now = clock();
+        let Table {
+            calls,
+            unstamped,
+            earliest,
+            ..
+        } = table;
+        for (id, limit) in unstamped.drain(..) {
+            if let Some(entry) = calls.get_mut(&id) {
+                let at = now + limit;
+                entry.deadline = Some((at, limit));
+                *earliest = Some(earliest.map_or(at, |earliest| earliest.min(at)));
+            }
+        }
+        if unstamped.capacity() > KEPT_UNSTAMPED {
+            *unstamped = Vec::new();
+        }
     }
 
     /// Times out every call whose deadline has passed (each fails with [`Answer::TimedOut`]) and returns

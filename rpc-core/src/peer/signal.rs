@@ -46,8 +46,8 @@ impl Signal {
         self.raised.fetch_or(flag, Ordering::AcqRel);
     }
 
-    /// Takes `flag` if it is set.
-    fn take(&self, flag: Flag) -> bool {
+    /// Takes `flag` (or every flag of a mask) if it is set: whether any was.
+    pub(crate) fn take(&self, flag: Flag) -> bool {
         self.raised.fetch_and(!flag, Ordering::AcqRel) & flag != 0
     }
 
