@@ -428,3 +428,58 @@ async fn a_call_due_after_the_armed_timer_is_timed_from_when_it_was_made() {
     assert_eq!(first_at, Duration::from_millis(200));
     assert_eq!(second_at, Duration::from_millis(400));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_while_a_handler_runs_is_timed_although_the_idle_timer_went_away() {
+    // The caller's timer was set for the idle timeout; a handler starts, nothing is timed any more, and
+    // then a call is made: its deadline must set the timer again.
+    let config = PeerConfig::default()
+        .heartbeat_interval(None)
+        .idle_timeout(Some(Duration::from_secs(5)));
+    let hold = Router::new().method("hold", |_: Context, _: NoParams| async {
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        Ok::<_, ErrorObject>(())
+    });
+    let never = Router::new().method("never", |_: Context, _: NoParams| async {
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let (a, b) = birpc::memory::pair(16);
+    let caller = Peer::builder().config(config).router(hold).spawn(a);
+    let callee = Peer::builder()
+        .config(PeerConfig::default().heartbeat_interval(None))
+        .router(never)
+        .spawn(b);
+    let held = tokio::spawn(callee.call::<()>("hold", ()).timeout(None));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = tokio::time::Instant::now();
+    let call = caller.call::<()>("never", ()).timeout(Some(Duration::from_secs(10)));
+    let outcome = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call timed out by its own timeout, before the handler's end");
+    assert!(matches!(outcome, Err(CallError::Timeout(_))), "{outcome:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert!(!held.is_finished(), "the handler still runs");
+    held.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_made_on_an_idle_connection_restarts_its_idle_time() {
+    let config = PeerConfig::default()
+        .heartbeat_interval(None)
+        .idle_timeout(Some(Duration::from_secs(1)))
+        .close_timeout(Duration::from_millis(100));
+    // The other end is never read: nothing answers (not even a close frame: a close ends 100 ms after it is
+    // asked for), nothing arrives.
+    let (a, _silent) = birpc::memory::pair(16);
+    let caller = Peer::builder().config(config).spawn(a);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A call in flight from 0.5 s to 0.9 s, given up by its caller: the connection was not idle then.
+    let given_up = tokio::time::timeout(Duration::from_millis(400), caller.call::<()>("never", ()).timeout(None)).await;
+    assert!(given_up.is_err(), "the call was given up");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !caller.is_closed(),
+        "closed as idle 1.5 s in, though a call was in flight until 0.9 s"
+    );
+}

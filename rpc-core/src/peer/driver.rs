@@ -155,7 +155,7 @@ struct Driver {
     shared: Arc<Shared>,
     dispatcher: Dispatcher,
     exec: Executor,
-    /// When anything last arrived (set once per burst of reads), for the heartbeat.
+    /// When anything last arrived (set at the end of each burst of reads), for the heartbeat.
     last_heard: Instant,
     /// Since when nothing has been in progress on the connection (`None` while something is), for
     /// [`PeerConfig::idle_timeout`](crate::PeerConfig::idle_timeout).
@@ -166,7 +166,8 @@ struct Driver {
     reading: Reading,
     /// Whether the writer is done (it sent the close frame, or failed).
     writer_done: bool,
-    /// When the connection's one timer is set for, if it is.
+    /// When the connection's one timer is set for, if it is (`None` while nothing is timed: the timer is
+    /// not polled then).
     armed: Option<Instant>,
 }
 
@@ -224,11 +225,14 @@ impl Driver {
             .into_iter()
             .flatten()
             .min();
-            if let Some(at) = timer
-                && self.armed != Some(at)
-            {
-                sleep.as_mut().reset(at);
-                self.armed = Some(at);
+            match timer {
+                Some(at) if self.armed != Some(at) => {
+                    sleep.as_mut().reset(at);
+                    self.armed = Some(at);
+                }
+                Some(_) => {}
+                // The sleep is not polled then: a deadline found later needs a turn to be timed.
+                None => self.armed = None,
             }
             // Answers waiting for room in the queue (rare: the other side reads slowly) wait for it through
             // a boxed future, made only then: in the `select!` below every branch's future takes its
@@ -393,7 +397,8 @@ impl Driver {
     /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.)
     ///
     /// Calls made since the turn began get their deadlines before the read (see
-    /// [`Pending::poll_deadline_moved`]): the turn ends for them only when one is due before the timer, not for every call made while the
+    /// [`Pending::poll_deadline_moved`]): the turn ends for them only when one is due before the timer (or
+    /// the first call ends a connection's idleness, with an idle timeout set), not for every call made while the
     /// driver waits (a connection making one call at a time would take two turns per call, not one).
     ///
     /// [`Pending::poll_deadline_moved`]: super::pending::Pending::poll_deadline_moved
@@ -404,11 +409,22 @@ impl Driver {
         {
             return Poll::Ready(IoEvent::Written(end));
         }
-        // Looked at until it waits again, so that the next call wakes this task; after the writer, so that
-        // a call's request goes out before its deadline is set.
-        while let Poll::Ready(earliest) = shared.pending.poll_deadline_moved(cx, Instant::now) {
-            if earliest.is_some_and(|at| self.armed.is_none_or(|armed| at < armed)) {
+        // After the writer, so that a call's request goes out before its deadline is set; looked at again
+        // so that the next call wakes this task (once: calls made faster than they are looked at would
+        // keep it here, so then the task wakes itself).
+        for look in 0..2 {
+            let Poll::Ready((calls, earliest)) = shared.pending.poll_deadline_moved(cx, Instant::now) else {
+                break;
+            };
+            // A turn when the timer has to move for the call, or when the connection counted as idle (for
+            // an idle timeout) no longer is.
+            let due_first = earliest.is_some_and(|at| self.armed.is_none_or(|armed| at < armed));
+            let busy_now = calls > 0 && self.idle_since.is_some() && shared.config.idle_timeout.is_some();
+            if due_first || busy_now {
                 return Poll::Ready(IoEvent::Retime);
+            }
+            if look == 1 {
+                cx.waker().wake_by_ref();
             }
         }
         if !self.reads() {

@@ -87,8 +87,8 @@ pub(crate) enum Due {
     /// At this deadline (the connection's own calls use [`Due::After`]; the tests set deadlines).
     #[cfg(test)]
     At(Deadline),
-    /// This long after the connection's task next looks at the table (see [`Pending::load`]; the first such
-    /// call since a look wakes it): its deadline is set then, with one reading of the clock for all the
+    /// This long after the connection's task next looks at the table (see [`Pending::load`] and
+    /// [`Pending::poll_deadline_moved`]; the first such call since a look wakes it): its deadline is set then, with one reading of the clock for all the
     /// calls added since the last look, instead of one reading per call (the clock is slow on some
     /// machines: 40 ns a reading on the one the benchmark ran on, 3 % of a pipelined client's time).
     After(Duration),
@@ -448,8 +448,9 @@ impl Pending {
     /// if there are such calls).
     ///
     /// The look is what the driver's wake-ups ([`GREW`], [`DEADLINE_MOVED`]) ask for: it takes them, so that
-    /// a call added before it does not make the driver turn once more for nothing. (A call added after the
-    /// flags are taken raises them again: its lock is taken after this look's.)
+    /// a call added before it does not make the driver turn once more for nothing. (A flag raised before it
+    /// is taken here belongs to a call added under the lock before this look's, which the look sees; calls
+    /// added later raise the flags again.)
     pub(crate) fn load(&self, clock: impl FnOnce() -> Instant) -> (usize, Option<Instant>) {
         self.wake.take(GREW | DEADLINE_MOVED);
         let mut table = self.lock();
@@ -457,19 +458,20 @@ impl Pending {
         (table.calls.len(), table.earliest)
     }
 
-    /// Ready with the earliest deadline when a call brought an earlier one or deadlines to set (those are
-    /// set then, as by [`load`](Self::load)); otherwise registers `cx`'s waker (one waiter only). The driver
-    /// looks here on every poll of the connection, so that a call made while it waits costs it a new turn
-    /// only when its timer has to move.
+    /// Ready with the number of pending calls and the earliest deadline when a call brought an earlier
+    /// deadline, deadlines to set (those are set then, as by [`load`](Self::load)) or the first call into an
+    /// empty table; otherwise registers `cx`'s waker (one waiter only). The driver looks here on every poll
+    /// of the connection, so that a call made while it waits costs it a new turn only when its timer has to
+    /// move (or its idleness ends).
     pub(crate) fn poll_deadline_moved(
         &self,
         cx: &mut Context<'_>,
         clock: impl FnOnce() -> Instant,
-    ) -> Poll<Option<Instant>> {
+    ) -> Poll<(usize, Option<Instant>)> {
         ready!(self.wake.poll_wait(DEADLINE_MOVED, cx));
         let mut table = self.lock();
         Self::stamp(&mut table, clock);
-        Poll::Ready(table.earliest)
+        Poll::Ready((table.calls.len(), table.earliest))
     }
 
     /// Sets the deadlines of the calls added with [`Due::After`] since the last look, from one reading of
