@@ -47,10 +47,12 @@ const HELD_ANSWER_BYTES: usize = 64 << 10;
 /// What a held answer counts for beyond its text, in bytes: its place in the queue and its allocation.
 const STASH_OVERHEAD: usize = 64;
 
-/// How long a connection keeps the storage it keeps between bursts (the writer's and its queue's, see
-/// [`FrameQueue::written`](super::queue::FrameQueue::written); the burst's answers and the pending table's,
-/// see [`Pending::complete_all`](super::pending::Pending::complete_all)) without writing anything: then it is
-/// given back, so that a connection gone quiet holds none.
+/// How long a connection keeps the storage it keeps between bursts once it has gone quiet: the writer's and
+/// its queue's (see [`FrameQueue::written`](super::queue::FrameQueue::written)) and the burst's answers',
+/// once it has written nothing for this long; the pending table's (see
+/// [`Pending::complete_all`](super::pending::Pending::complete_all)), once it has made no call for this long.
+/// Looked at once this long after storage was kept, then again as long after: what has gone quiet is given
+/// back between one and two of these after it went quiet, so that a connection gone quiet holds none.
 const KEEP_STORAGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Ends the connection's shared state when dropped: on the normal path after the reason is set, and
@@ -185,14 +187,16 @@ impl Driver {
         // One timer, moved only when the earliest deadline changes (not made anew each turn).
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
-        // While the writer keeps storage between bursts: when to look again whether it still writes, and
-        // how far it had got (see `KEEP_STORAGE`). Set from one reading of the clock a second at most.
-        let mut storage_check: Option<(Instant, u64)> = None;
+        // While storage is kept between bursts: when to look again whether the connection still writes and
+        // still makes calls, how far the writer had got and how many calls had been added (see
+        // `KEEP_STORAGE`). Set from one reading of the clock a second at most.
+        let mut storage_check: Option<(Instant, u64, u64)> = None;
         loop {
             if storage_check.is_none()
                 && (writer.keeps_storage() || self.exec.answers.capacity() > 0 || self.exec.table_kept)
             {
-                storage_check = Some((Instant::now() + KEEP_STORAGE, writer.progress()));
+                let at = Instant::now() + KEEP_STORAGE;
+                storage_check = Some((at, writer.progress(), shared.pending.added()));
             }
             let closing = close_deadline.is_some();
             let draining = drain.as_ref().filter(|_| !closing);
@@ -220,7 +224,7 @@ impl Driver {
                 earliest_call,
                 heartbeat.deadline().filter(|_| !closing),
                 idle_deadline,
-                storage_check.map(|(at, _)| at),
+                storage_check.map(|(at, ..)| at),
             ]
             .into_iter()
             .flatten()
@@ -326,20 +330,21 @@ impl Driver {
                     self.armed = None;
                     let now = Instant::now();
                     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
-                    if let Some((at, progress)) = storage_check
+                    if let Some((at, progress, added)) = storage_check
                         && at <= now
                     {
-                        // Still writing: looked at again later; quiet since: the storage goes.
-                        storage_check = if writer.progress() == progress {
+                        // What has gone quiet since gives its storage back; the rest is looked at again a
+                        // second later. The writer's and the answers' storage go with the writes, the
+                        // pending table's with the calls: a connection that keeps writing (notifications,
+                        // answers) but makes no more calls does not hold its calls' peak.
+                        if writer.progress() == progress {
                             writer.give_back_storage(&shared.queue);
                             self.exec.answers = Vec::new();
-                            if std::mem::take(&mut self.exec.table_kept) {
-                                shared.pending.give_back_storage();
-                            }
-                            None
-                        } else {
-                            Some((now + KEEP_STORAGE, writer.progress()))
-                        };
+                        }
+                        if shared.pending.added() == added && std::mem::take(&mut self.exec.table_kept) {
+                            shared.pending.give_back_storage();
+                        }
+                        storage_check = None;
                     }
                     if due(close_deadline) {
                         return match (requested(), std::mem::replace(&mut self.reading, Reading::Done)) {
@@ -750,8 +755,7 @@ mod tests {
         (server, Peer::builder().config(config).spawn(b))
     }
 
-    /// 40 calls made at once (the pending table keeps room for them: see `KEPT_CALLS`): the requests go out
-    /// as one burst, and the answers in bursts.
+    /// 40 calls made at once: the requests go out as one burst, and the answers in bursts.
     async fn call_many(client: &PeerHandle) {
         let calls = (0..40u32).map(|n| client.call::<u32>("echo", (n,)));
         for (n, answer) in futures::future::join_all(calls).await.into_iter().enumerate() {
@@ -780,6 +784,26 @@ mod tests {
         assert_eq!((storage(&server), storage(&client)), (0, 0));
         assert_eq!(table(&client), 0);
         assert!(server.is_connected() && client.is_connected());
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_side_that_keeps_writing_but_calls_no_more_gives_its_table_back() {
+        let (_server, client) = pair(PeerConfig::default().heartbeat_interval(None));
+        // A peak of many calls at once, answered in bursts of several.
+        let calls = (0..300u32).map(|n| client.call::<u32>("echo", (n,)));
+        futures::future::join_all(calls).await;
+        let table = |handle: &PeerHandle| handle.link().now().expect("connected").pending.storage().0;
+        assert!(table(&client) >= 300, "the peak's storage is kept for the next wave");
+        // The client keeps writing (a notification every half second) but makes no call.
+        for _ in 0..6 {
+            tokio::time::sleep(KEEP_STORAGE / 2).await;
+            client.try_notify("echo", (0u32,)).unwrap();
+        }
+        assert_eq!(
+            table(&client),
+            0,
+            "no call for a second or two: the table's storage is given back"
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -20,10 +20,6 @@ use crate::error_object::ErrorObject;
 /// The storage of [`Table::unstamped`] kept between looks, in entries (more is given back).
 const KEPT_UNSTAMPED: usize = 64;
 
-/// The most calls an emptied table keeps room for (see [`Pending::complete_all`]): after a peak of more
-/// calls in flight, the storage is given back when the table empties, whatever the burst.
-const KEPT_CALLS: usize = 64;
-
 /// Where a call's answer arrives: a oneshot receiver exempt from tokio's cooperative budget.
 ///
 /// A task awaiting many calls at once (`FuturesUnordered`, `join_all`) would otherwise spend its budget (128
@@ -130,6 +126,9 @@ struct Table {
     /// [`Pending::reject_batch`]). Made for the first batch (most connections send none); dropped when the
     /// connection ends.
     sent_batches: Option<Box<SentBatches>>,
+    /// Calls added since the table was made (wrapping): the driver gives kept storage back once this has
+    /// not moved for a while (see [`Pending::added`]).
+    added: u64,
 }
 
 impl Table {
@@ -275,6 +274,7 @@ impl Pending {
         // when it holds calls whose deadlines are to be set: once per look, not once per call.
         let (was_empty, had_unstamped) = (table.calls.is_empty(), !table.unstamped.is_empty());
         add(&mut table);
+        table.added = table.added.wrapping_add(count as u64);
         let to_stamp = !had_unstamped && !table.unstamped.is_empty();
         drop(table);
         if watched {
@@ -312,7 +312,7 @@ impl Pending {
     /// [`complete_all`](Self::complete_all)); whether it kept storage it holds no call in.
     fn freed(&self, table: MutexGuard<'_, Table>, keep: bool) -> bool {
         let mut table = table;
-        if !keep || table.calls.capacity() > KEPT_CALLS {
+        if !keep {
             Self::give_back(&mut table);
         }
         let kept = table.calls.is_empty() && table.calls.capacity() > 0;
@@ -333,10 +333,16 @@ impl Pending {
         }
     }
 
-    /// Gives the table's storage back if it holds no call: the connection's task does, once the
-    /// connection has gone quiet after it kept the storage (see [`complete_all`](Self::complete_all)).
+    /// Gives the table's storage back if it holds no call: the connection's task does, once no call has
+    /// been added for a while after it kept the storage (see [`complete_all`](Self::complete_all)).
     pub(crate) fn give_back_storage(&self) {
         Self::give_back(&mut self.lock());
+    }
+
+    /// How many calls have been added so far (wrapping): the driver compares two readings to tell whether
+    /// this side still makes calls.
+    pub(crate) fn added(&self) -> u64 {
+        self.lock().added
     }
 
     /// Takes call `id`, withdrawn, out of the table (and out of its batch's, if any), giving its place to
@@ -362,11 +368,14 @@ impl Pending {
     /// id).
     ///
     /// A table emptied by a burst of one answer (the last call of a connection that makes one at a time)
-    /// gives its storage back; one emptied by a burst of several keeps room for up to [`KEPT_CALLS`]
-    /// calls, since more calls are likely to follow at once (made anew for each burst, it cost about 2 %
-    /// of the CPU time per call, both ends, in the benchmark's fan-in scenario: 1,000 connections with 8
-    /// calls each in flight, their tables emptied by many bursts). The connection's task gives it back once
-    /// the connection has gone quiet ([`give_back_storage`](Self::give_back_storage)).
+    /// gives its storage back; one emptied by a burst of several keeps it, whatever its size, since more
+    /// calls are likely to follow at once. Made anew for each burst, it cost about 2 % of the CPU time per
+    /// call, both ends, in the benchmark's fan-in scenario (1,000 connections with 8 calls each in flight,
+    /// their tables emptied by many bursts); grown anew through every size for each wave of 256 calls, about
+    /// 100 instructions a call in the pipelined client, with glibc consolidating its free lists for the
+    /// larger blocks. The connection's task gives it back once no call has been added for a second or two
+    /// ([`give_back_storage`](Self::give_back_storage)), however much it keeps writing: at most
+    /// twice `max_pending_calls` entries, held that long after the last call.
     pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> Delivered {
         let mut unknown = 0;
         let still_pending;
@@ -661,16 +670,19 @@ mod tests {
         );
         pending.give_back_storage();
         assert_eq!(pending.storage(), (0, 0));
-        // After a peak of more calls than it keeps room for, the table gives its storage back when a burst
-        // empties it: a connection that keeps writing does not hold its peak's storage.
+        // After a peak of many calls the table keeps the peak's storage too (the next wave is likely to be
+        // as large), and counts the calls added, by which the driver tells when to give it back.
         let peaked = Pending::new(1_000);
         for id in 100..300 {
             peaked
                 .try_insert(id, answer_channel().0, Due::Never, true, false)
                 .unwrap();
         }
+        assert_eq!(peaked.added(), 200);
         let mut burst: Vec<_> = (100..300).map(|id| (Addressee::Id(id), answer("x"))).collect();
-        assert!(!peaked.complete_all(&mut burst).kept_storage);
+        assert!(peaked.complete_all(&mut burst).kept_storage);
+        assert!(peaked.storage().0 >= 200);
+        peaked.give_back_storage();
         assert_eq!(peaked.storage(), (0, 0));
         for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
             match rx.await {
