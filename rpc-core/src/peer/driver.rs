@@ -335,14 +335,15 @@ impl Driver {
                     {
                         // What has gone quiet since gives its storage back; the rest is looked at again a
                         // second later. The writer's and the answers' storage go with the writes, the
-                        // pending table's with the calls: a connection that keeps writing (notifications,
+                        // pending table's with the calls (or with their size, see
+                        // `Pending::review_storage`): a connection that keeps writing (notifications,
                         // answers) but makes no more calls does not hold its calls' peak.
                         if writer.progress() == progress {
                             writer.give_back_storage(&shared.queue);
                             self.exec.answers = Vec::new();
                         }
-                        if shared.pending.added() == added && std::mem::take(&mut self.exec.table_kept) {
-                            shared.pending.give_back_storage();
+                        if std::mem::take(&mut self.exec.table_kept) {
+                            self.exec.table_kept = shared.pending.review_storage(added);
                         }
                         storage_check = None;
                     }
@@ -669,7 +670,9 @@ impl Executor {
         // A burst of one answer that left no call waiting (a connection making one call at a time) gives the
         // storage back at once (an idle connection holds none), as one larger than usual does. After a
         // burst of several, it is kept, and the pending table keeps its own (see `Pending::complete_all`):
-        // more calls are likely to follow at once. The driver gives both back once the connection is quiet.
+        // more calls are likely to follow at once. The driver gives the list back once nothing has been
+        // written for `KEEP_STORAGE`, the table once no call has been added for as long (or the calls made
+        // since need much less of it).
         if (delivered.still_pending == 0 && burst <= 1) || self.answers.capacity() > BURST {
             self.answers = Vec::new();
         }
@@ -795,15 +798,39 @@ mod tests {
         let table = |handle: &PeerHandle| handle.link().now().expect("connected").pending.storage().0;
         assert!(table(&client) >= 300, "the peak's storage is kept for the next wave");
         // The client keeps writing (a notification every half second) but makes no call.
-        for _ in 0..6 {
+        for _ in 0..4 {
             tokio::time::sleep(KEEP_STORAGE / 2).await;
             client.try_notify("echo", (0u32,)).unwrap();
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(
             table(&client),
             0,
-            "no call for a second or two: the table's storage is given back"
+            "no call for two seconds: the table's storage is given back"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn waves_of_calls_keep_the_table_and_a_trickle_does_not() {
+        let (_server, client) = pair(PeerConfig::default().heartbeat_interval(None));
+        let table = |handle: &PeerHandle| handle.link().now().expect("connected").pending.storage().0;
+        let wave = |count: u32| futures::future::join_all((0..count).map(|n| client.call::<u32>("echo", (n,))));
+        wave(300).await;
+        // Waves of the same size keep coming: the emptied table keeps its storage across the looks.
+        for _ in 0..5 {
+            tokio::time::sleep(KEEP_STORAGE / 2).await;
+            wave(300).await;
+        }
+        // A quarter second after the third look at it (looks at 1, 2 and 3 s).
+        tokio::time::sleep(KEEP_STORAGE * 3 / 4).await;
+        assert_eq!(client.stats().pending_calls, 0);
+        assert!(table(&client) >= 300, "kept, though empty, over three looks at it");
+        // Now a few calls every 0.4 s: the storage of a wave is not kept for them.
+        for _ in 0..6 {
+            tokio::time::sleep(KEEP_STORAGE * 2 / 5).await;
+            wave(8).await;
+        }
+        assert!(table(&client) < 64, "a trickle of calls does not keep a wave's storage");
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

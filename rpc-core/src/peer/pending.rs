@@ -20,6 +20,11 @@ use crate::error_object::ErrorObject;
 /// The storage of [`Table::unstamped`] kept between looks, in entries (more is given back).
 const KEPT_UNSTAMPED: usize = 64;
 
+/// The room for calls a table may keep at a look at its storage ([`Pending::review_storage`]), as a multiple
+/// of the most calls it held since the look before; and the room it may keep whatever that was.
+const KEPT_PER_CALL: usize = 4;
+const KEPT_CALLS: usize = 64;
+
 /// Where a call's answer arrives: a oneshot receiver exempt from tokio's cooperative budget.
 ///
 /// A task awaiting many calls at once (`FuturesUnordered`, `join_all`) would otherwise spend its budget (128
@@ -129,6 +134,8 @@ struct Table {
     /// Calls added since the table was made (wrapping): the driver gives kept storage back once this has
     /// not moved for a while (see [`Pending::added`]).
     added: u64,
+    /// The most calls held at once since the last look at the storage ([`Pending::review_storage`]).
+    peak: usize,
 }
 
 impl Table {
@@ -275,6 +282,7 @@ impl Pending {
         let (was_empty, had_unstamped) = (table.calls.is_empty(), !table.unstamped.is_empty());
         add(&mut table);
         table.added = table.added.wrapping_add(count as u64);
+        table.peak = table.peak.max(table.calls.len());
         let to_stamp = !had_unstamped && !table.unstamped.is_empty();
         drop(table);
         if watched {
@@ -333,10 +341,28 @@ impl Pending {
         }
     }
 
-    /// Gives the table's storage back if it holds no call: the connection's task does, once no call has
-    /// been added for a while after it kept the storage (see [`complete_all`](Self::complete_all)).
-    pub(crate) fn give_back_storage(&self) {
-        Self::give_back(&mut self.lock());
+    /// Looks at the storage the table kept (see [`complete_all`](Self::complete_all)); `added` is what
+    /// [`added`](Self::added) gave when the look was planned. An emptied table gives its storage back when no
+    /// call has been added since, or when it holds room for more than [`KEPT_PER_CALL`] times the most
+    /// calls it held since the last look (and more than [`KEPT_CALLS`]): a connection that made a wave of
+    /// many calls and now makes one from time to time does not keep the wave's storage. A table in use with
+    /// that much room is shrunk to its recent peak (a long call made just after a wave does not hold it
+    /// either). Returns whether an emptied table still holds storage (to be looked at again).
+    pub(crate) fn review_storage(&self, added: u64) -> bool {
+        let mut table = self.lock();
+        let len = table.calls.len();
+        let peak = std::mem::replace(&mut table.peak, len).max(len);
+        let oversized = table.calls.capacity() > peak.saturating_mul(KEPT_PER_CALL).max(KEPT_CALLS);
+        if len > 0 {
+            if oversized {
+                table.calls.shrink_to(peak);
+            }
+            return false;
+        }
+        if table.added == added || oversized {
+            Self::give_back(&mut table);
+        }
+        table.calls.capacity() > 0
     }
 
     /// How many calls have been added so far (wrapping): the driver compares two readings to tell whether
@@ -373,9 +399,10 @@ impl Pending {
     /// call, both ends, in the benchmark's fan-in scenario (1,000 connections with 8 calls each in flight,
     /// their tables emptied by many bursts); grown anew through every size for each wave of 256 calls, about
     /// 100 instructions a call in the pipelined client, with glibc consolidating its free lists for the
-    /// larger blocks. The connection's task gives it back once no call has been added for a second or two
-    /// ([`give_back_storage`](Self::give_back_storage)), however much it keeps writing: at most
-    /// twice `max_pending_calls` entries, held that long after the last call.
+    /// larger blocks. The connection's task looks at it once a second ([`review_storage`](Self::review_storage))
+    /// and gives it back once no call has been added for that long, however much it keeps writing, or
+    /// once the calls made since need much less of it. At most twice `max_pending_calls` entries (hashbrown
+    /// makes room for up to 1.75 times as many) are kept that way, and only while waves of calls come.
     pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> Delivered {
         let mut unknown = 0;
         let still_pending;
@@ -668,7 +695,10 @@ mod tests {
             pending.storage().0 > 0,
             "emptied by a burst of several, the table keeps its storage"
         );
-        pending.give_back_storage();
+        assert!(
+            !pending.review_storage(pending.added()),
+            "no call added since: given back"
+        );
         assert_eq!(pending.storage(), (0, 0));
         // After a peak of many calls the table keeps the peak's storage too (the next wave is likely to be
         // as large), and counts the calls added, by which the driver tells when to give it back.
@@ -682,7 +712,36 @@ mod tests {
         let mut burst: Vec<_> = (100..300).map(|id| (Addressee::Id(id), answer("x"))).collect();
         assert!(peaked.complete_all(&mut burst).kept_storage);
         assert!(peaked.storage().0 >= 200);
-        peaked.give_back_storage();
+        // Looked at with calls added since of the same size: kept.
+        assert!(peaked.review_storage(0));
+        assert!(peaked.storage().0 >= 200);
+        // Then one call made since the last look, and answered: much less is needed, the storage goes.
+        let added = peaked.added();
+        peaked
+            .try_insert(1, answer_channel().0, Due::Never, true, false)
+            .unwrap();
+        assert!(
+            !peaked
+                .complete_all(&mut vec![(Addressee::Id(1), answer("x"))])
+                .kept_storage
+        );
+        assert_eq!(peaked.storage(), (0, 0), "a burst of one gives it back at once");
+        // A wave again, then a long call made right after it: the table in use is shrunk to its recent peak.
+        for id in 400..600 {
+            peaked
+                .try_insert(id, answer_channel().0, Due::Never, true, false)
+                .unwrap();
+        }
+        let mut burst: Vec<_> = (400..600).map(|id| (Addressee::Id(id), answer("x"))).collect();
+        assert!(peaked.complete_all(&mut burst).kept_storage);
+        assert!(peaked.review_storage(added), "calls were added since: kept");
+        peaked
+            .try_insert(7, answer_channel().0, Due::Never, true, false)
+            .unwrap();
+        assert!(!peaked.review_storage(peaked.added()));
+        assert!(peaked.storage().0 < KEPT_CALLS, "shrunk around the one long call");
+        assert_eq!(peaked.len(), 1);
+        assert!(peaked.remove(7));
         assert_eq!(peaked.storage(), (0, 0));
         for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
             match rx.await {
