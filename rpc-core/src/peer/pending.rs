@@ -72,8 +72,8 @@ pub(crate) struct Delivered {
     pub(crate) unknown: usize,
     /// Calls still pending.
     pub(crate) still_pending: usize,
-    /// Whether the table, emptied, kept its storage (to be given back with
-    /// [`Pending::give_back_storage`]).
+    /// Whether the table kept storage to be looked at with [`Pending::review_storage`]: emptied with
+    /// storage left, or in use with room for more than [`KEPT_CALLS`] calls.
     pub(crate) kept_storage: bool,
 }
 
@@ -317,13 +317,15 @@ impl Pending {
 
     /// Wakes the calls waiting for a place, if any, after places freed up in `table` (then unlocked). A
     /// table left empty gives its storage back (an idle connection holds none), unless `keep` (see
-    /// [`complete_all`](Self::complete_all)); whether it kept storage it holds no call in.
+    /// [`complete_all`](Self::complete_all)); whether it kept storage to be looked at (see
+    /// [`Delivered::kept_storage`]).
     fn freed(&self, table: MutexGuard<'_, Table>, keep: bool) -> bool {
         let mut table = table;
         if !keep {
             Self::give_back(&mut table);
         }
-        let kept = table.calls.is_empty() && table.calls.capacity() > 0;
+        let capacity = table.calls.capacity();
+        let kept = capacity > 0 && (table.calls.is_empty() || capacity > KEPT_CALLS);
         let blocked = std::mem::take(&mut table.blocked);
         drop(table);
         if blocked {
@@ -346,8 +348,10 @@ impl Pending {
     /// call has been added since, or when it holds room for more than [`KEPT_PER_CALL`] times the most
     /// calls it held since the last look (and more than [`KEPT_CALLS`]): a connection that made a wave of
     /// many calls and now makes one from time to time does not keep the wave's storage. A table in use with
-    /// that much room is shrunk to its recent peak (a long call made just after a wave does not hold it
-    /// either). Returns whether an emptied table still holds storage (to be looked at again).
+    /// that much room is shrunk to its recent peak (a long call made just after a wave, or the last calls
+    /// of a wave, do not hold it either: the look after the one that still saw the wave's peak shrinks
+    /// it). Returns whether the table still keeps storage to be looked at again: emptied with storage
+    /// left, or in use with room for more than [`KEPT_CALLS`] calls.
     pub(crate) fn review_storage(&self, added: u64) -> bool {
         let mut table = self.lock();
         let len = table.calls.len();
@@ -357,7 +361,7 @@ impl Pending {
             if oversized {
                 table.calls.shrink_to(peak);
             }
-            return false;
+            return table.calls.capacity() > KEPT_CALLS;
         }
         if table.added == added || oversized {
             Self::give_back(&mut table);
@@ -401,8 +405,9 @@ impl Pending {
     /// 100 instructions a call in the pipelined client, with glibc consolidating its free lists for the
     /// larger blocks. The connection's task looks at it once a second ([`review_storage`](Self::review_storage))
     /// and gives it back once no call has been added for that long, however much it keeps writing, or
-    /// once the calls made since need much less of it. At most twice `max_pending_calls` entries (hashbrown
-    /// makes room for up to 1.75 times as many) are kept that way, and only while waves of calls come.
+    /// once the calls made since need much less of it. At most twice `max_pending_calls` calls' room (the
+    /// map's own room can be up to about twice its entries) is kept that way, and only while waves of
+    /// calls come.
     pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> Delivered {
         let mut unknown = 0;
         let still_pending;
@@ -715,8 +720,7 @@ mod tests {
         // Looked at with calls added since of the same size: kept.
         assert!(peaked.review_storage(0));
         assert!(peaked.storage().0 >= 200);
-        // Then one call made since the last look, and answered: much less is needed, the storage goes.
-        let added = peaked.added();
+        // Then one call, answered alone: a burst of one gives the storage back at once.
         peaked
             .try_insert(1, answer_channel().0, Due::Never, true, false)
             .unwrap();
@@ -734,10 +738,13 @@ mod tests {
         }
         let mut burst: Vec<_> = (400..600).map(|id| (Addressee::Id(id), answer("x"))).collect();
         assert!(peaked.complete_all(&mut burst).kept_storage);
-        assert!(peaked.review_storage(added), "calls were added since: kept");
         peaked
             .try_insert(7, answer_channel().0, Due::Never, true, false)
             .unwrap();
+        // The first look still sees the wave's peak: kept, and to be looked at again.
+        assert!(peaked.review_storage(peaked.added()));
+        assert!(peaked.storage().0 >= 200);
+        // The next sees only the long call: the table is shrunk around it, and no longer looked at.
         assert!(!peaked.review_storage(peaked.added()));
         assert!(peaked.storage().0 < KEPT_CALLS, "shrunk around the one long call");
         assert_eq!(peaked.len(), 1);
