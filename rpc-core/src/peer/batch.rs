@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::oneshot;
 
-use super::call::{CallFuture, CallGuard, deadline, encode, outcome, within};
+use super::call::{CallFuture, CallGuard, deadline, encode, within};
 use super::handle::PeerHandle;
 use super::handlers::handling;
 use super::pending::Refusal;
-use super::pending::{Answer, AnswerReceiver, answer_channel};
 use super::sent_batches::BatchNumber;
 use super::shared::Shared;
 use crate::call_error::CallError;
@@ -41,10 +39,10 @@ pub struct Batch<'a> {
     sending: Arc<Mutex<Sending>>,
 }
 
-/// One entry of a batch: its text and, for a call, its id and where its answer goes.
+/// One entry of a batch: its text and, for a call, its id.
 struct Entry {
     frame: String,
-    call: Option<(u64, oneshot::Sender<Answer>)>,
+    call: Option<u64>,
 }
 
 /// What a batch's calls share with it.
@@ -126,15 +124,11 @@ impl<'a> Batch<'a> {
         let link = self.peer.link();
         let id = link.next_id();
         let frame = encode(link.config(), Some(id), method, &params)?;
-        let (tx, rx) = answer_channel();
-        self.entries.push(Entry {
-            frame,
-            call: Some((id, tx)),
-        });
+        self.entries.push(Entry { frame, call: Some(id) });
         Ok(BatchCall {
             sending: self.sending.clone(),
             id,
-            answer: Some(rx),
+            polled: false,
             running: None,
         })
     }
@@ -173,7 +167,10 @@ impl<'a> Batch<'a> {
     /// sent.
     pub async fn send(self) -> Result<(), CallError> {
         let mut entries = self.entries;
-        entries.retain(|entry| entry.call.as_ref().is_none_or(|(_, answer)| !answer.is_closed()));
+        // The calls given up so far are left out; those given up from now on are withdrawn once the frame
+        // is queued.
+        let given_up = std::mem::take(&mut lock(&self.sending).given_up);
+        entries.retain(|entry| entry.call.is_none_or(|id| !given_up.contains(&id)));
         if entries.is_empty() {
             return Ok(());
         }
@@ -181,27 +178,26 @@ impl<'a> Batch<'a> {
         let config = link.config();
         let frame = message::encode_batch(&entries.iter().map(|entry| entry.frame.as_str()).collect::<Vec<_>>());
         let count = entries.len();
-        let calls: Vec<(u64, oneshot::Sender<Answer>)> = entries.into_iter().filter_map(|entry| entry.call).collect();
+        let ids: Vec<u64> = entries.into_iter().filter_map(|entry| entry.call).collect();
         if frame.len() > config.max_message_size {
             return Err(CallError::TooLarge {
                 size: frame.len(),
                 limit: config.max_message_size,
             });
         }
-        if calls.len() > config.max_pending_calls {
+        if ids.len() > config.max_pending_calls {
             return Err(CallError::TooManyCalls {
-                count: calls.len(),
+                count: ids.len(),
                 limit: config.max_pending_calls,
             });
         }
-        let ids: Vec<u64> = calls.iter().map(|(id, _)| *id).collect();
         let sending = self.sending.clone();
         let deadline = deadline(config, self.timeout);
         within(deadline, async {
             let shared = link.connection().await?;
             // A batch of one of the connection's own handlers may use the reserve and never waits.
             let reserve = handling(shared.connection_id);
-            let batch = match shared.pending.insert_all(calls, deadline, reserve, Some(count)).await {
+            let batch = match shared.pending.insert_all(&ids, deadline, reserve, Some(count)).await {
                 Ok(batch) => batch,
                 Err(Refusal::Full) => {
                     return Err(CallError::TooManyPending {
@@ -247,7 +243,8 @@ impl<'a> Batch<'a> {
 pub struct BatchCall<R> {
     sending: Arc<Mutex<Sending>>,
     id: u64,
-    answer: Option<AnswerReceiver>,
+    /// Whether it was polled once (then it runs, or it resolved with [`CallError::NotSent`]).
+    polled: bool,
     running: Option<CallFuture<R>>,
 }
 
@@ -256,14 +253,14 @@ impl<R: DeserializeOwned + 'static> Future for BatchCall<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         if self.running.is_none() {
-            let Some(answer) = self.answer.take() else {
+            if std::mem::replace(&mut self.polled, true) {
                 return std::task::Poll::Ready(Err(CallError::NotSent));
-            };
+            }
             // Awaited before the batch went out: the call is given up, and left out of the batch.
             let Some(shared) = Sending::sent_on_or_give_up(&self.sending, self.id) else {
                 return std::task::Poll::Ready(Err(CallError::NotSent));
             };
-            self.running = Some(Box::pin(wait(shared, self.id, answer)));
+            self.running = Some(Box::pin(wait(shared, self.id)));
         }
         match &mut self.running {
             Some(running) => running.as_mut().poll(cx),
@@ -277,7 +274,7 @@ impl<R> Drop for BatchCall<R> {
         // Never awaited: withdrawn now if the batch went out, else by `send` (see `Sending::given_up`). Once
         // awaited, the running wait's guard withdraws it.
         if self.running.is_none()
-            && self.answer.is_some()
+            && !self.polled
             && let Some(shared) = Sending::sent_on_or_give_up(&self.sending, self.id)
         {
             withdraw(shared, self.id);
@@ -286,11 +283,9 @@ impl<R> Drop for BatchCall<R> {
 }
 
 /// Waits for the answer to one call of a sent batch (the connection times it out at the batch's deadline).
-async fn wait<R: DeserializeOwned>(shared: Arc<Shared>, id: u64, answer: AnswerReceiver) -> Result<R, CallError> {
+async fn wait<R: DeserializeOwned>(shared: Arc<Shared>, id: u64) -> Result<R, CallError> {
     let mut call = CallGuard::new(shared, id);
     call.sent = true;
-    let answer = answer.await;
-    call.answered = true;
-    let result = outcome(&call.shared, answer)?;
+    let result = call.outcome().await?;
     serde_json::from_slice(&result).map_err(CallError::Decode)
 }

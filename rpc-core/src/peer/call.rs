@@ -19,12 +19,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::handlers::handling;
 use super::link::Link;
-use super::pending::{Answer, AnswerReceiver, Deadline, Due, Refusal, answer_channel};
+use super::pending::{Answer, Deadline, Due, Refusal};
 use super::shared::{Refused, Shared};
 use crate::call_error::CallError;
 use crate::config::PeerConfig;
@@ -84,11 +83,9 @@ enum CallState {
         frame: Result<String, CallError>,
         timeout: Option<Option<Duration>>,
     },
-    /// Registered and queued: only the answer is awaited.
-    Waiting {
-        call: CallGuard,
-        answer: AnswerReceiver,
-    },
+    /// Registered and queued: only the answer is awaited (see
+    /// [`Pending::poll_answer`](super::pending::Pending::poll_answer)).
+    Waiting(CallGuard),
     /// Waiting for room, a place or a connection first.
     Slow(CallFuture<Bytes>),
     Done,
@@ -159,18 +156,19 @@ impl<R: DeserializeOwned> Future for Call<R> {
                         timeout,
                     } = state
                     {
-                        match start(link, id, frame, timeout) {
+                        match start(link, id, frame, timeout, cx.waker()) {
+                            // Registered with this task's waker: nothing to look at before it is woken.
+                            Ok(next @ CallState::Waiting(_)) => {
+                                self.state = next;
+                                return std::task::Poll::Pending;
+                            }
                             Ok(next) => self.state = next,
                             Err(error) => return std::task::Poll::Ready(Err(error)),
                         }
                     }
                     continue;
                 }
-                CallState::Waiting { call, answer } => {
-                    let answer = std::task::ready!(Pin::new(answer).poll(cx));
-                    call.answered = true;
-                    outcome(&call.shared, answer)
-                }
+                CallState::Waiting(call) => std::task::ready!(call.poll_outcome(cx)),
                 CallState::Slow(running) => std::task::ready!(running.as_mut().poll(cx)),
                 CallState::Done => Err(CallError::NotSent),
             };
@@ -185,15 +183,16 @@ impl<R: DeserializeOwned> Future for Call<R> {
     }
 }
 
-/// Starts a call: at once when the connection has a place and room, else through the slow path. A call
-/// made by one of the connection's own handlers (while it runs, in its task) may use the reserve, and
-/// fails at once when it finds no place: the calls holding the places may be waiting on that very
-/// handler.
+/// Starts a call: at once when the connection has a place and room (registered to wake `waker` when its
+/// answer comes), else through the slow path. A call made by one of the connection's own handlers (while
+/// it runs, in its task) may use the reserve, and fails at once when it finds no place: the calls holding
+/// the places may be waiting on that very handler.
 fn start(
     link: Link,
     id: u64,
     frame: Result<String, CallError>,
     timeout: Option<Option<Duration>>,
+    waker: &std::task::Waker,
 ) -> Result<CallState, CallError> {
     let frame = frame?;
     let limit = timeout.unwrap_or(link.config().call_timeout);
@@ -206,24 +205,18 @@ fn start(
     };
     if let Some(shared) = now {
         let from_handler = handling(shared.connection_id);
-        let (tx, answer) = answer_channel();
         let due = limit.map_or(Due::Never, Due::After);
-        match shared.pending.try_insert(id, tx, due, true, from_handler) {
+        match shared.pending.try_insert(id, Some(waker), due, true, from_handler) {
             Ok(()) => {
                 let mut call = CallGuard::new(shared, id);
                 return match call.shared.try_send(frame, true) {
                     Ok(()) => {
                         call.sent = true;
-                        Ok(CallState::Waiting { call, answer })
+                        Ok(CallState::Waiting(call))
                     }
                     Err(Refused::Full(frame)) => {
                         call.shared.pending.set_unsent(id);
-                        Ok(CallState::Slow(Box::pin(finish_sending(
-                            call,
-                            frame,
-                            answer,
-                            deadline(),
-                        ))))
+                        Ok(CallState::Slow(Box::pin(finish_sending(call, frame, deadline()))))
                     }
                     Err(Refused::Closed) => Err(call.shared.disconnected()),
                 };
@@ -246,48 +239,38 @@ fn start(
 }
 
 /// A registered call whose frame found no room: waits for room, then for the answer.
-async fn finish_sending(
-    mut call: CallGuard,
-    frame: String,
-    answer: AnswerReceiver,
-    deadline: Option<Deadline>,
-) -> Result<Bytes, CallError> {
+async fn finish_sending(mut call: CallGuard, frame: String, deadline: Option<Deadline>) -> Result<Bytes, CallError> {
     within(deadline, call.shared.send(frame)).await?;
     call.queued();
-    let answer = answer.await;
-    call.answered = true;
-    outcome(&call.shared, answer)
+    call.outcome().await
 }
 
 /// A call that must wait for a connection or a place in the pending table first.
 async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadline>) -> Result<Bytes, CallError> {
-    let (mut call, answer) = within(deadline, async {
+    let mut call = within(deadline, async {
         let shared = link.connection().await?;
-        let (tx, answer) = answer_channel();
         shared
             .pending
-            .insert_all(vec![(id, tx)], deadline, false, None)
+            .insert_all(&[id], deadline, false, None)
             .await
             .map_err(|_| shared.disconnected())?;
         let mut call = CallGuard::new(shared, id);
         call.shared.send(frame).await?;
         call.queued();
-        Ok((call, answer))
+        Ok(call)
     })
     .await?;
-    let answer = answer.await;
-    call.answered = true;
-    outcome(&call.shared, answer)
+    call.outcome().await
 }
 
-/// Turns what arrived for a call into its outcome.
-pub(crate) fn outcome(shared: &Shared, answer: Result<Answer, oneshot::error::RecvError>) -> Result<Bytes, CallError> {
+/// Turns what arrived for a call into its outcome (`None`: the connection ended before the answer).
+fn outcome(shared: &Shared, answer: Option<Answer>) -> Result<Bytes, CallError> {
     match answer {
-        Ok(Answer::Result(result)) => Ok(result),
-        Ok(Answer::Error(error)) => Err(CallError::from_error_object(error)),
-        Ok(Answer::Invalid(reason)) => Err(CallError::InvalidResponse(reason)),
-        Ok(Answer::TimedOut(limit)) => Err(CallError::Timeout(limit)),
-        Err(_) => Err(shared.disconnected()),
+        Some(Answer::Result(result)) => Ok(result),
+        Some(Answer::Error(error)) => Err(CallError::from_error_object(error)),
+        Some(Answer::Invalid(reason)) => Err(CallError::InvalidResponse(reason)),
+        Some(Answer::TimedOut(limit)) => Err(CallError::Timeout(limit)),
+        None => Err(shared.disconnected()),
     }
 }
 
@@ -356,6 +339,18 @@ impl CallGuard {
     pub(crate) fn queued(&mut self) {
         self.sent = true;
         self.shared.withdraw_if_gone(&[self.id]);
+    }
+
+    /// Ready with the call's outcome once its answer came (or the connection ended first).
+    fn poll_outcome(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<Bytes, CallError>> {
+        let answer = std::task::ready!(self.shared.pending.poll_answer(self.id, cx));
+        self.answered = true;
+        std::task::Poll::Ready(outcome(&self.shared, answer))
+    }
+
+    /// The call's outcome, once its answer came (or the connection ended first).
+    pub(crate) async fn outcome(&mut self) -> Result<Bytes, CallError> {
+        std::future::poll_fn(|cx| self.poll_outcome(cx)).await
     }
 }
 

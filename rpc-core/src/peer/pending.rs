@@ -1,16 +1,24 @@
-//! The calls of this side awaiting an answer, by id, with their deadlines.
+//! The calls of this side awaiting an answer, by id, with their deadlines, and the answers that came until
+//! their callers take them.
 //!
 //! The table also enforces [`PeerConfig::max_pending_calls`](crate::PeerConfig) and keeps the earliest
 //! deadline, so that one timer of the connection's driver times every call out (instead of a timer per
 //! call).
+//!
+//! A call's answer is left in its entry, where its caller takes it ([`Pending::poll_answer`]): no channel
+//! is made per call. (A oneshot channel per call, allocated and freed for every call, cost the benchmark's
+//! clients 8 % of their instructions per call: 7,322 → 6,721 pipelined, 8,067 → 7,527 fan-in, measured
+//! with callgrind.) An answered entry no longer counts as pending: its place is free for another call as
+//! soon as the answer arrives, whenever its caller takes it.
 
+use std::collections::hash_map;
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::sent_batches::{BatchNumber, SentBatches};
@@ -24,22 +32,6 @@ const KEPT_UNSTAMPED: usize = 64;
 /// of the most calls it held since the look before; and the room it may keep whatever that was.
 const KEPT_PER_CALL: usize = 4;
 const KEPT_CALLS: usize = 64;
-
-/// Where a call's answer arrives: a oneshot receiver exempt from tokio's cooperative budget.
-///
-/// A task awaiting many calls at once (`FuturesUnordered`, `join_all`) would otherwise spend its budget (128
-/// ready resources per poll) on the answers of one burst; the calls after that return pending and wake their
-/// task at once, which tokio treats as a yield: the task goes to the back of the queue and another worker
-/// thread is woken to steal it, so the caller moves between cores on every burst (measured by the
-/// benchmark's pipelined scenario: 0.66 M calls/s with the budget, 0.96 M without). Exempting answers cannot
-/// keep a task busy for ever: each comes from the connection's task, once per call sent.
-pub(crate) type AnswerReceiver = tokio::task::Unconstrained<oneshot::Receiver<Answer>>;
-
-/// A channel for one call's answer (see [`AnswerReceiver`]).
-pub(crate) fn answer_channel() -> (oneshot::Sender<Answer>, AnswerReceiver) {
-    let (tx, rx) = oneshot::channel();
-    (tx, tokio::task::unconstrained(rx))
-}
 
 /// What the other side answered (or the driver decided, for a call out of time).
 #[derive(Debug)]
@@ -59,8 +51,8 @@ pub(crate) enum Answer {
 pub(crate) enum Addressee {
     /// The call the answer named, by id, as read.
     Id(u64),
-    /// The call's caller, found in the table.
-    Caller(oneshot::Sender<Answer>),
+    /// The call's caller, whose answer is in the table now, to be woken.
+    Caller(Option<Waker>),
     /// No pending call has that id.
     Nobody,
 }
@@ -72,8 +64,9 @@ pub(crate) struct Delivered {
     pub(crate) unknown: usize,
     /// Calls still pending.
     pub(crate) still_pending: usize,
-    /// Whether the table kept storage to be looked at with [`Pending::review_storage`]: emptied with
-    /// storage left, or in use with room for more than [`KEPT_CALLS`] calls.
+    /// Whether the table keeps storage to be looked at with [`Pending::review_storage`]: left with no
+    /// call pending and storage it keeps once its answers are taken, or in use with room for more than
+    /// [`KEPT_CALLS`] calls.
     pub(crate) kept_storage: bool,
 }
 
@@ -105,15 +98,45 @@ pub(crate) enum Refusal {
 }
 
 struct Entry {
-    answer: oneshot::Sender<Answer>,
+    /// While the call is pending: its caller's waker (none before its first poll); then its answer.
+    slot: Slot,
     deadline: Option<Deadline>,
     /// Whether the request was queued for the other side (a call timed out before is not cancelled there).
     sent: bool,
 }
 
+impl Entry {
+    fn new(waker: Option<&Waker>, deadline: Option<Deadline>, sent: bool) -> Self {
+        Self {
+            slot: Slot::Waiting(waker.cloned()),
+            deadline,
+            sent,
+        }
+    }
+
+    fn is_pending(&self) -> bool {
+        matches!(self.slot, Slot::Waiting(_))
+    }
+}
+
+/// Where a call is: awaiting its answer (with the waker of the task awaiting it, once polled), or answered.
+enum Slot {
+    Waiting(Option<Waker>),
+    Answered(Answer),
+}
+
 #[derive(Default)]
 struct Table {
+    /// The calls pending and those answered whose callers have not taken the answer yet.
     calls: FxHashMap<u64, Entry>,
+    /// How many entries of `calls` hold an answer not taken yet (they count as no longer pending).
+    answered: usize,
+    /// Whether the storage is kept when the last answer is taken: the last burst of answers was of
+    /// several (see [`Pending::complete_all`]).
+    keep: bool,
+    /// Whether the driver looks at the storage once a second ([`Pending::review_storage`]); an emptied
+    /// table keeps its storage only then.
+    reviewed: bool,
     closed: bool,
     /// The earliest deadline of the calls in the table (it may belong to a call answered since; the sweep
     /// then finds nothing and moves on).
@@ -145,10 +168,26 @@ impl Table {
             sent.gone(id);
         }
     }
+
+    /// The calls awaiting an answer.
+    fn pending(&self) -> usize {
+        self.calls.len() - self.answered
+    }
+
+    /// Leaves `answer` in the pending call `entry`, and returns its caller's waker, if any.
+    fn answer(answered: &mut usize, entry: &mut Entry, answer: Answer) -> Option<Waker> {
+        entry.deadline = None;
+        *answered += 1;
+        match std::mem::replace(&mut entry.slot, Slot::Answered(answer)) {
+            Slot::Waiting(waker) => waker,
+            Slot::Answered(_) => None,
+        }
+    }
 }
 
-/// The pending table. Entries leave it when answered, withdrawn (a dropped call), timed out, or when the
-/// connection ends; dropping an entry's sender tells its caller the connection is gone.
+/// The pending table. An entry stays from its call's registration until its caller takes the answer (the
+/// other side's, a timeout's, a batch's rejection) or gives up (a dropped call); when the connection ends,
+/// the entries still pending leave, and their callers, woken, find the connection gone.
 pub(crate) struct Pending {
     table: Mutex<Table>,
     max: usize,
@@ -186,12 +225,13 @@ impl Pending {
         if reserve { self.max.saturating_mul(2) } else { self.max }
     }
 
-    /// Registers call `id` if there is room now; `sent` tells whether its request is queued already (see
-    /// [`set_sent`](Self::set_sent)); `reserve`, whether the call may use the reserve.
+    /// Registers call `id` if there is room now, to wake `waker` (if given) when its answer comes; `sent`
+    /// tells whether its request is queued already (see [`set_sent`](Self::set_sent)); `reserve`, whether
+    /// the call may use the reserve.
     pub(crate) fn try_insert(
         &self,
         id: u64,
-        answer: oneshot::Sender<Answer>,
+        waker: Option<&Waker>,
         due: Due,
         sent: bool,
         reserve: bool,
@@ -202,7 +242,7 @@ impl Pending {
             Due::Never | Due::After(_) => None,
         };
         self.try_admit(1, deadline, self.limit(reserve), |table| {
-            table.calls.insert(id, Entry { answer, deadline, sent });
+            table.calls.insert(id, Entry::new(waker, deadline, sent));
             if let Due::After(limit) = due {
                 table.unstamped.push((id, limit));
             }
@@ -219,7 +259,7 @@ impl Pending {
     /// [`forget_batch`](Self::forget_batch) if its frame is not sent after all.
     pub(crate) async fn insert_all(
         &self,
-        mut calls: Vec<(u64, oneshot::Sender<Answer>)>,
+        calls: &[u64],
         deadline: Option<Deadline>,
         reserve: bool,
         batch: Option<usize>,
@@ -232,13 +272,11 @@ impl Pending {
             let mut number = None;
             let admitted = self.try_admit(calls.len(), deadline, limit, |table| {
                 if let Some(entries) = batch {
-                    let ids = calls.iter().map(|(id, _)| *id).collect();
                     let sent = table.sent_batches.get_or_insert_default();
-                    number = Some(sent.remember(entries, ids, self.limit(true)));
+                    number = Some(sent.remember(entries, calls.to_vec(), self.limit(true)));
                 }
-                for (id, answer) in calls.drain(..) {
-                    let sent = false;
-                    table.calls.insert(id, Entry { answer, deadline, sent });
+                for &id in calls {
+                    table.calls.insert(id, Entry::new(None, deadline, false));
                 }
             });
             match admitted {
@@ -268,7 +306,7 @@ impl Pending {
         if table.closed {
             return Err(Refusal::Closed);
         }
-        if table.calls.len() + count > limit {
+        if table.pending() + count > limit {
             table.blocked = true;
             return Err(Refusal::Full);
         }
@@ -279,7 +317,7 @@ impl Pending {
         }
         // The driver looks again when the table stops being empty (the connection is no longer idle) and
         // when it holds calls whose deadlines are to be set: once per look, not once per call.
-        let (was_empty, had_unstamped) = (table.calls.is_empty(), !table.unstamped.is_empty());
+        let (was_empty, had_unstamped) = (table.pending() == 0, !table.unstamped.is_empty());
         add(&mut table);
         table.added = table.added.wrapping_add(count as u64);
         table.peak = table.peak.max(table.calls.len());
@@ -301,8 +339,8 @@ impl Pending {
         let mut gone = Vec::new();
         for &id in ids {
             match table.calls.get_mut(&id) {
-                Some(entry) => entry.sent = true,
-                None => gone.push(id),
+                Some(entry) if entry.is_pending() => entry.sent = true,
+                _ => gone.push(id),
             }
         }
         gone
@@ -316,25 +354,41 @@ impl Pending {
     }
 
     /// Wakes the calls waiting for a place, if any, after places freed up in `table` (then unlocked). A
-    /// table left empty gives its storage back (an idle connection holds none), unless `keep` (see
-    /// [`complete_all`](Self::complete_all)); whether it kept storage to be looked at (see
-    /// [`Delivered::kept_storage`]).
-    fn freed(&self, table: MutexGuard<'_, Table>, keep: bool) -> bool {
+    /// table left empty gives its storage back (an idle connection holds none), unless it keeps it while
+    /// the driver looks at it (see [`complete_all`](Self::complete_all)).
+    fn freed(&self, table: MutexGuard<'_, Table>) {
         let mut table = table;
-        if !keep {
-            Self::give_back(&mut table);
-        }
-        let capacity = table.calls.capacity();
-        let kept = capacity > 0 && (table.calls.is_empty() || capacity > KEPT_CALLS);
+        Self::give_back_unless_kept(&mut table);
         let blocked = std::mem::take(&mut table.blocked);
         drop(table);
         if blocked {
             self.room.notify_waiters();
         }
-        kept
     }
 
-    /// Gives the storage of `table` back if it holds no call.
+    /// Gives the storage of `table` back if it holds no call, unless it keeps it after a burst of several
+    /// answers while the driver looks at it once a second.
+    fn give_back_unless_kept(table: &mut Table) {
+        if !(table.keep && table.reviewed) {
+            Self::give_back(table);
+        }
+    }
+
+    /// Whether `table` keeps storage to be looked at with [`review_storage`](Self::review_storage): with no
+    /// call pending and storage it keeps once emptied, or in use with room for more than [`KEPT_CALLS`]
+    /// calls.
+    fn keeps_storage(table: &Table) -> bool {
+        let capacity = table.calls.capacity();
+        // With no call pending, the storage is given back when the last answer is taken unless kept.
+        capacity > 0
+            && if table.pending() == 0 {
+                table.keep
+            } else {
+                capacity > KEPT_CALLS
+            }
+    }
+
+    /// Gives the storage of `table` back if it holds no call, pending or answered.
     fn give_back(table: &mut Table) {
         if table.calls.is_empty() {
             table.calls = FxHashMap::default();
@@ -350,8 +404,9 @@ impl Pending {
     /// many calls and now makes one from time to time does not keep the wave's storage. A table in use with
     /// that much room is shrunk to its recent peak (a long call made just after a wave, or the last calls
     /// of a wave, do not hold it either: the look after the one that still saw the wave's peak shrinks
-    /// it). Returns whether the table still keeps storage to be looked at again: emptied with storage
-    /// left, or in use with room for more than [`KEPT_CALLS`] calls.
+    /// it; answers not taken yet count as calls held). Returns whether the table still keeps storage to be
+    /// looked at again (see [`keeps_storage`](Self::keeps_storage)); until the next look that says so, an
+    /// emptied table keeps its storage, and after, gives it back when emptied.
     pub(crate) fn review_storage(&self, added: u64) -> bool {
         let mut table = self.lock();
         let len = table.calls.len();
@@ -361,12 +416,11 @@ impl Pending {
             if oversized {
                 table.calls.shrink_to(peak);
             }
-            return table.calls.capacity() > KEPT_CALLS;
-        }
-        if table.added == added || oversized {
+        } else if table.added == added || oversized {
             Self::give_back(&mut table);
         }
-        table.calls.capacity() > 0
+        table.reviewed = Self::keeps_storage(&table);
+        table.reviewed
     }
 
     /// How many calls have been added so far (wrapping): the driver compares two readings to tell whether
@@ -375,39 +429,62 @@ impl Pending {
         self.lock().added
     }
 
-    /// Takes call `id`, withdrawn, out of the table (and out of its batch's, if any), giving its place to
-    /// the waiting calls.
-    fn take(&self, id: u64) -> Option<Entry> {
-        let mut table = self.lock();
-        let entry = table.calls.remove(&id);
-        if entry.is_some() {
-            table.gone(id);
-            let _ = self.freed(table, false);
-        }
-        entry
-    }
-
     /// Delivers the answer to call `id`; `false` when no such call is pending (answered already, withdrawn,
     /// timed out, or never made).
     #[cfg(test)]
     pub(crate) fn complete(&self, id: u64, answer: Answer) -> bool {
-        self.complete_all(&mut vec![(Addressee::Id(id), answer)]).unknown == 0
+        let mut answers = vec![(Addressee::Id(id), answer)];
+        let delivered = self.complete_all(&mut answers);
+        delivered.unknown == 0
+    }
+
+    /// Ready with the answer to call `id` once it came (the entry then leaves the table), or with `None`
+    /// when the call is no longer in the table: the connection ended before the answer came. Until then,
+    /// `cx`'s waker is woken when it comes.
+    ///
+    /// Polling here spends none of tokio's cooperative budget: a task awaiting many calls at once
+    /// (`FuturesUnordered`, `join_all`) would otherwise spend its budget (128 ready resources per poll) on
+    /// the answers of one burst, and the calls after that would return pending and wake their task at once,
+    /// which tokio treats as a yield: the task goes to the back of the queue and another worker thread is
+    /// woken to steal it, so the caller moves between cores on every burst (measured by the benchmark's
+    /// pipelined scenario, with tokio's channels: 0.66 M calls/s with the budget, 0.96 M without). This
+    /// cannot keep a task busy for ever: each answer comes from the connection's task, once per call sent.
+    pub(crate) fn poll_answer(&self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        let mut table = self.lock();
+        let table = &mut *table;
+        let hash_map::Entry::Occupied(mut entry) = table.calls.entry(id) else {
+            return Poll::Ready(None);
+        };
+        if let Slot::Waiting(waker) = &mut entry.get_mut().slot {
+            match waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        let taken = entry.remove();
+        table.answered -= 1;
+        Self::give_back_unless_kept(table);
+        match taken.slot {
+            Slot::Answered(answer) => Poll::Ready(Some(answer)),
+            Slot::Waiting(_) => Poll::Ready(None),
+        }
     }
 
     /// Delivers the answers of one burst of reads under one lock, emptying `answers` (each named by its call's
-    /// id).
+    /// id): each is left in its call's entry, and its caller woken once the lock is released.
     ///
     /// A table emptied by a burst of one answer (the last call of a connection that makes one at a time)
-    /// gives its storage back; one emptied by a burst of several keeps it, whatever its size, since more
-    /// calls are likely to follow at once. Made anew for each burst, it cost about 2 % of the CPU time per
-    /// call, both ends, in the benchmark's fan-in scenario (1,000 connections with 8 calls each in flight,
-    /// their tables emptied by many bursts); grown anew through every size for each wave of 256 calls, about
-    /// 100 instructions a call in the pipelined client, with glibc consolidating its free lists for the
-    /// larger blocks. The connection's task looks at it once a second ([`review_storage`](Self::review_storage))
-    /// and gives it back once no call has been added for that long, however much it keeps writing, or
-    /// once the calls made since need much less of it. At most twice `max_pending_calls` calls' room (the
-    /// map's own room can be up to about twice its entries) is kept that way, and only while waves of
-    /// calls come.
+    /// gives its storage back when the answer is taken; one emptied by a burst of several keeps it, whatever
+    /// its size, since more calls are likely to follow at once. Made anew for each burst, it cost about 2 %
+    /// of the CPU time per call, both ends, in the benchmark's fan-in scenario (1,000 connections with 8
+    /// calls each in flight, their tables emptied by many bursts); grown anew through every size for each
+    /// wave of 256 calls, about 100 instructions a call in the pipelined client, with glibc consolidating its
+    /// free lists for the larger blocks. The connection's task looks at it once a second
+    /// ([`review_storage`](Self::review_storage)) and gives it back once no call has been added for that
+    /// long, however much it keeps writing, or once the calls made since need much less of it. At most
+    /// twice `max_pending_calls` calls' room (the map's own room can be up to about twice its entries) is
+    /// kept that way, and only while waves of calls come.
     pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> Delivered {
         let mut unknown = 0;
         let still_pending;
@@ -415,34 +492,43 @@ impl Pending {
         {
             let mut table = self.lock();
             let mut found = false;
-            let keep = answers.len() > 1;
-            // Each id is replaced by its caller under the lock; the answers are sent once it is released.
-            for (to, _) in answers.iter_mut() {
+            let Table {
+                calls,
+                answered,
+                sent_batches,
+                ..
+            } = &mut *table;
+            // Each answer is left in its call's entry under the lock; the callers are woken once it is
+            // released.
+            for (to, answer) in answers.iter_mut() {
                 if let Addressee::Id(id) = *to {
-                    if let Some(sent) = table.sent_batches.as_deref_mut() {
+                    if let Some(sent) = sent_batches.as_deref_mut() {
                         sent.answered(id);
                     }
-                    *to = match table.calls.remove(&id) {
-                        Some(entry) => {
+                    *to = match calls.get_mut(&id) {
+                        Some(entry) if entry.is_pending() => {
                             found = true;
-                            Addressee::Caller(entry.answer)
+                            let answer = std::mem::replace(answer, Answer::Invalid("delivered"));
+                            Addressee::Caller(Table::answer(answered, entry, answer))
                         }
-                        None => {
+                        _ => {
                             unknown += 1;
                             Addressee::Nobody
                         }
                     };
                 }
             }
-            still_pending = table.calls.len();
+            table.keep = answers.len() > 1;
+            still_pending = table.pending();
             if found {
-                kept_storage = self.freed(table, keep);
+                kept_storage = Self::keeps_storage(&table);
+                table.reviewed |= kept_storage;
+                self.freed(table);
             }
         }
-        for (to, answer) in answers.drain(..) {
-            if let Addressee::Caller(caller) = to {
-                // The caller may have given up in the meantime; then nobody wants the answer.
-                let _ = caller.send(answer);
+        for (to, _) in answers.drain(..) {
+            if let Addressee::Caller(Some(caller)) = to {
+                caller.wake();
             }
         }
         Delivered {
@@ -452,13 +538,25 @@ impl Pending {
         }
     }
 
-    /// Withdraws call `id`; `true` when it was still pending.
+    /// Withdraws call `id`: its entry leaves the table. `true` when it was still pending (not answered).
     pub(crate) fn remove(&self, id: u64) -> bool {
-        self.take(id).is_some()
+        let mut table = self.lock();
+        let Some(entry) = table.calls.remove(&id) else {
+            return false;
+        };
+        if !entry.is_pending() {
+            table.answered -= 1;
+            Self::give_back_unless_kept(&mut table);
+            return false;
+        }
+        table.gone(id);
+        self.freed(table);
+        true
     }
 
+    /// The calls awaiting an answer (answers not taken yet are not counted).
     pub(crate) fn len(&self) -> usize {
-        self.lock().calls.len()
+        self.lock().pending()
     }
 
     /// The calls' and the unset deadlines' storage, in entries.
@@ -496,7 +594,7 @@ impl Pending {
         self.wake.take(GREW | DEADLINE_MOVED);
         let mut table = self.lock();
         Self::stamp(&mut table, clock);
-        (table.calls.len(), table.earliest)
+        (table.pending(), table.earliest)
     }
 
     /// Ready with the number of pending calls and the earliest deadline when a call brought an earlier
@@ -512,7 +610,7 @@ impl Pending {
         ready!(self.wake.poll_wait(DEADLINE_MOVED, cx));
         let mut table = self.lock();
         Self::stamp(&mut table, clock);
-        Poll::Ready((table.calls.len(), table.earliest))
+        Poll::Ready((table.pending(), table.earliest))
     }
 
     /// Sets the deadlines of the calls added with [`Due::After`] since the last look, from one reading of
@@ -529,7 +627,9 @@ impl Pending {
             ..
         } = table;
         for (id, limit) in unstamped.drain(..) {
-            if let Some(entry) = calls.get_mut(&id) {
+            if let Some(entry) = calls.get_mut(&id)
+                && entry.is_pending()
+            {
                 let at = now + limit;
                 entry.deadline = Some((at, limit));
                 *earliest = Some(earliest.map_or(at, |earliest| earliest.min(at)));
@@ -543,35 +643,40 @@ impl Pending {
     /// Times out every call whose deadline has passed (each fails with [`Answer::TimedOut`]) and returns
     /// the ids of those whose requests were sent (the other side is to be told).
     pub(crate) fn expire(&self, now: Instant) -> Vec<u64> {
-        let expired: Vec<(u64, Entry)> = {
-            let mut table = self.lock();
-            let expired: Vec<(u64, Entry)> = table
-                .calls
-                .extract_if(|_, entry| entry.deadline.is_some_and(|(at, _)| at <= now))
-                .collect();
-            table.earliest = table
-                .calls
-                .values()
-                .filter_map(|entry| entry.deadline.map(|(at, _)| at))
-                .min();
-            if !expired.is_empty() {
-                for (id, _) in &expired {
-                    table.gone(*id);
+        let mut sent = Vec::new();
+        let mut callers = Vec::new();
+        let mut table = self.lock();
+        let Table {
+            calls,
+            answered,
+            earliest,
+            ..
+        } = &mut *table;
+        *earliest = None;
+        let mut expired = Vec::new();
+        for (&id, entry) in calls.iter_mut() {
+            match entry.deadline {
+                Some((at, limit)) if at <= now => {
+                    expired.push(id);
+                    if entry.sent {
+                        sent.push(id);
+                    }
+                    callers.extend(Table::answer(answered, entry, Answer::TimedOut(limit)));
                 }
-                let _ = self.freed(table, false);
+                Some((at, _)) => *earliest = Some(earliest.map_or(at, |earliest| earliest.min(at))),
+                None => {}
             }
-            expired
-        };
-        expired
-            .into_iter()
-            .filter_map(|(id, entry)| {
-                if let Some((_, limit)) = entry.deadline {
-                    // The caller may have given up already.
-                    let _ = entry.answer.send(Answer::TimedOut(limit));
-                }
-                entry.sent.then_some(id)
-            })
-            .collect()
+        }
+        if !expired.is_empty() {
+            for id in expired {
+                table.gone(id);
+            }
+            self.freed(table);
+        }
+        // The callers may have given up already; the answers of those that did are dropped with their
+        // entries.
+        callers.into_iter().for_each(Waker::wake);
+        sent
     }
 
     /// Fails every call of one batch with `error`, an error the other side answered with id `null`: a
@@ -592,38 +697,109 @@ impl Pending {
                     .ok()
             })
             .unwrap_or(0);
-        let rejected = {
-            let mut table = self.lock();
-            let ids = table.sent_batches.as_deref_mut()?.reject(longer_than)?;
-            let entries: Vec<Entry> = ids.iter().filter_map(|id| table.calls.remove(id)).collect();
-            let _ = self.freed(table, false);
-            entries
-        };
-        let count = rejected.len();
-        for entry in rejected {
-            // The caller may have given up already.
-            let _ = entry.answer.send(Answer::Error(error.clone()));
+        let mut count = 0;
+        let mut callers = Vec::new();
+        let mut table = self.lock();
+        let ids = table.sent_batches.as_deref_mut()?.reject(longer_than)?;
+        let Table { calls, answered, .. } = &mut *table;
+        for id in ids {
+            if let Some(entry) = calls.get_mut(&id)
+                && entry.is_pending()
+            {
+                count += 1;
+                callers.extend(Table::answer(answered, entry, Answer::Error(error.clone())));
+            }
         }
+        self.freed(table);
+        callers.into_iter().for_each(Waker::wake);
         Some(count)
     }
 
-    /// Ends every pending call (their callers see the connection gone) and refuses new ones.
+    /// Ends every pending call (their callers see the connection gone) and refuses new ones. Answers that
+    /// came before are kept for their callers.
     pub(crate) fn close(&self) {
-        let calls = {
+        let mut callers = Vec::new();
+        {
             let mut table = self.lock();
             table.closed = true;
             table.unstamped = Vec::new();
             table.sent_batches = None;
-            std::mem::take(&mut table.calls)
-        };
-        drop(calls);
+            table.calls.retain(|_, entry| match &mut entry.slot {
+                Slot::Waiting(waker) => {
+                    callers.extend(waker.take());
+                    false
+                }
+                Slot::Answered(_) => true,
+            });
+            if table.calls.is_empty() {
+                Self::give_back(&mut table);
+            }
+        }
+        callers.into_iter().for_each(Waker::wake);
         self.room.notify_waiters();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A caller awaiting one call's answer, counting the times it is woken.
+    struct Caller {
+        id: u64,
+        wakes: Arc<Wakes>,
+    }
+
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl futures::task::ArcWake for Wakes {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Caller {
+        fn new(id: u64) -> Self {
+            Self {
+                id,
+                wakes: Arc::default(),
+            }
+        }
+
+        fn waker(&self) -> Waker {
+            futures::task::waker(self.wakes.clone())
+        }
+
+        fn woken(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+
+        /// Looks for the answer once, as the call's future does when polled.
+        fn poll(&self, pending: &Pending) -> Poll<Option<Answer>> {
+            pending.poll_answer(self.id, &mut Context::from_waker(&self.waker()))
+        }
+
+        /// Registers the call with this caller's waker.
+        fn insert(&self, pending: &Pending, due: Due, sent: bool, reserve: bool) -> Result<(), Refusal> {
+            pending.try_insert(self.id, Some(&self.waker()), due, sent, reserve)
+        }
+
+        /// The answer, which is expected to have come.
+        fn answer(&self, pending: &Pending) -> Answer {
+            match self.poll(pending) {
+                Poll::Ready(Some(answer)) => answer,
+                other => panic!("call {} has no answer: {other:?}", self.id),
+            }
+        }
+    }
+
+    fn result(text: &'static str) -> Answer {
+        Answer::Result(Bytes::from_static(text.as_bytes()))
+    }
 
     #[tokio::test]
     async fn an_answer_that_arrived_is_taken_even_when_the_task_spent_its_budget() {
@@ -631,16 +807,16 @@ mod tests {
         // receivers say pending (and wake the task) although their value is there.
         let mut spenders: Vec<_> = (0..300)
             .map(|_| {
-                let (tx, rx) = oneshot::channel::<()>();
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
                 tx.send(()).unwrap();
                 rx
             })
             .collect();
-        let (tx, answer) = answer_channel();
-        tx.send(Answer::Invalid("here")).unwrap();
-        let (budget_tx, budget_rx) = oneshot::channel::<()>();
+        let pending = Pending::new(1);
+        pending.try_insert(1, None, Due::Never, true, false).unwrap();
+        assert!(pending.complete(1, Answer::Invalid("here")));
+        let (budget_tx, budget_rx) = tokio::sync::oneshot::channel::<()>();
         budget_tx.send(()).unwrap();
-        let mut answer = std::pin::pin!(answer);
         let mut budget_rx = std::pin::pin!(budget_rx);
         std::future::poll_fn(|cx| {
             for rx in &mut spenders {
@@ -650,97 +826,167 @@ mod tests {
             assert!(budget_rx.as_mut().poll(cx).is_pending());
             // ...and an answer is not.
             assert!(matches!(
-                answer.as_mut().poll(cx),
-                std::task::Poll::Ready(Ok(Answer::Invalid("here")))
+                pending.poll_answer(1, cx),
+                Poll::Ready(Some(Answer::Invalid("here")))
             ));
-            std::task::Poll::Ready(())
+            Poll::Ready(())
         })
         .await;
     }
 
-    #[tokio::test]
-    async fn answers_reach_their_caller_once() {
+    #[test]
+    fn answers_reach_their_caller_once_and_wake_it() {
         let pending = Pending::new(2);
-        let (tx, rx) = oneshot::channel();
-        pending.try_insert(7, tx, Due::Never, true, false).unwrap();
+        let caller = Caller::new(7);
+        caller.insert(&pending, Due::Never, true, false).unwrap();
+        assert!(caller.poll(&pending).is_pending());
         assert_eq!(pending.len(), 1);
         assert!(pending.complete(7, Answer::Invalid("x")));
-        assert!(!pending.complete(7, Answer::Invalid("y")));
-        assert!(matches!(rx.await.unwrap(), Answer::Invalid("x")));
-        assert_eq!(pending.len(), 0);
+        assert_eq!(caller.woken(), 1);
+        assert!(!pending.complete(7, Answer::Invalid("y")), "answered already");
+        assert_eq!(caller.woken(), 1);
+        assert_eq!(pending.len(), 0, "an answered call is no longer pending");
+        assert!(matches!(caller.answer(&pending), Answer::Invalid("x")));
+        assert_eq!(pending.storage(), (0, 0), "the last answer taken, nothing is kept");
+        // The entry left with its answer: the call is not in the table any more.
+        assert!(!pending.remove(7));
     }
 
-    #[tokio::test]
-    async fn a_burst_of_answers_reaches_its_callers_and_frees_their_places() {
+    #[test]
+    fn the_waker_given_at_registration_is_woken_without_a_poll_and_a_new_one_replaces_it() {
+        let pending = Pending::new(2);
+        let first = Caller::new(1);
+        first.insert(&pending, Due::Never, true, false).unwrap();
+        // Polled from another task (another waker) before the answer: that one is woken instead.
+        let moved = Caller {
+            id: 1,
+            ..Caller::new(0)
+        };
+        assert!(moved.poll(&pending).is_pending());
+        assert!(pending.complete(1, Answer::Invalid("x")));
+        assert_eq!((first.woken(), moved.woken()), (0, 1));
+        let second = Caller::new(2);
+        second.insert(&pending, Due::Never, true, false).unwrap();
+        assert!(pending.complete(2, Answer::Invalid("y")));
+        assert_eq!(
+            second.woken(),
+            1,
+            "registered with its waker: woken without having been polled"
+        );
+    }
+
+    #[test]
+    fn an_answered_call_frees_its_place_before_its_answer_is_taken() {
+        let pending = Pending::new(1);
+        let first = Caller::new(1);
+        first.insert(&pending, Due::Never, true, false).unwrap();
+        assert!(matches!(
+            Caller::new(2).insert(&pending, Due::Never, true, false),
+            Err(Refusal::Full)
+        ));
+        assert!(pending.complete(1, Answer::Invalid("x")));
+        let second = Caller::new(2);
+        assert!(
+            second.insert(&pending, Due::Never, true, false).is_ok(),
+            "the place is free"
+        );
+        assert_eq!(pending.len(), 1);
+        assert!(matches!(first.answer(&pending), Answer::Invalid("x")));
+        assert!(second.poll(&pending).is_pending());
+    }
+
+    #[test]
+    fn a_caller_that_gives_up_after_its_answer_came_leaves_nothing_and_withdraws_nothing() {
+        let pending = Pending::new(2);
+        pending.try_insert(1, None, Due::Never, true, false).unwrap();
+        assert!(pending.complete(1, Answer::Invalid("x")));
+        assert!(!pending.remove(1), "answered: not withdrawn at the other side");
+        assert_eq!(pending.storage(), (0, 0));
+        pending.try_insert(2, None, Due::Never, true, false).unwrap();
+        assert!(pending.remove(2), "still pending: withdrawn");
+    }
+
+    #[test]
+    fn a_burst_of_answers_reaches_its_callers_and_frees_their_places() {
         let pending = Pending::new(3);
-        let mut callers = Vec::new();
-        for id in 1..=3 {
-            let (tx, rx) = answer_channel();
-            pending.try_insert(id, tx, Due::Never, true, false).unwrap();
-            callers.push(rx);
+        let callers: Vec<Caller> = (1..=3).map(Caller::new).collect();
+        for caller in &callers {
+            caller.insert(&pending, Due::Never, true, false).unwrap();
         }
         // The caller of call 2 gave up; its answer is dropped without harm.
-        drop(callers.remove(1));
-        let answer = |text: &'static str| Answer::Result(Bytes::from_static(text.as_bytes()));
+        assert!(pending.remove(2));
         let mut answers: Vec<_> = [(1, "1"), (2, "2"), (9, "9"), (3, "3")]
             .into_iter()
-            .map(|(id, text)| (Addressee::Id(id), answer(text)))
+            .map(|(id, text)| (Addressee::Id(id), result(text)))
             .collect();
         assert_eq!(
             pending.complete_all(&mut answers),
             Delivered {
-                unknown: 1,
+                unknown: 2,
                 still_pending: 0,
                 kept_storage: true
             },
-            "call 9 was never made; no call is left"
+            "call 2 was withdrawn and call 9 never made; no call is left pending"
         );
         assert!(answers.is_empty());
+        assert_eq!(pending.len(), 0);
+        for (caller, expected) in [(&callers[0], "1"), (&callers[2], "3")] {
+            assert_eq!(caller.woken(), 1);
+            match caller.answer(&pending) {
+                Answer::Result(result) => assert_eq!(result, expected.as_bytes()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
         assert!(
             pending.storage().0 > 0,
-            "emptied by a burst of several, the table keeps its storage"
+            "emptied by a burst of several, the table keeps its storage while the driver looks at it"
         );
         assert!(
             !pending.review_storage(pending.added()),
             "no call added since: given back"
         );
         assert_eq!(pending.storage(), (0, 0));
+        assert!(
+            pending.try_insert(4, None, Due::Never, true, false).is_ok(),
+            "the places are free again"
+        );
+    }
+
+    #[test]
+    fn storage_is_kept_after_a_wave_while_the_driver_looks_and_given_back_after_a_burst_of_one() {
         // After a peak of many calls the table keeps the peak's storage too (the next wave is likely to be
         // as large), and counts the calls added, by which the driver tells when to give it back.
         let peaked = Pending::new(1_000);
-        for id in 100..300 {
-            peaked
-                .try_insert(id, answer_channel().0, Due::Never, true, false)
-                .unwrap();
-        }
+        let wave = |ids: std::ops::Range<u64>| {
+            for id in ids.clone() {
+                peaked.try_insert(id, None, Due::Never, true, false).unwrap();
+            }
+            let mut burst: Vec<_> = ids.clone().map(|id| (Addressee::Id(id), result("x"))).collect();
+            let kept = peaked.complete_all(&mut burst).kept_storage;
+            for id in ids {
+                assert!(Caller::new(id).poll(&peaked).is_ready());
+            }
+            kept
+        };
+        assert!(wave(100..300));
         assert_eq!(peaked.added(), 200);
-        let mut burst: Vec<_> = (100..300).map(|id| (Addressee::Id(id), answer("x"))).collect();
-        assert!(peaked.complete_all(&mut burst).kept_storage);
         assert!(peaked.storage().0 >= 200);
         // Looked at with calls added since of the same size: kept.
         assert!(peaked.review_storage(0));
         assert!(peaked.storage().0 >= 200);
-        // Then one call, answered alone: a burst of one gives the storage back at once.
-        peaked
-            .try_insert(1, answer_channel().0, Due::Never, true, false)
-            .unwrap();
+        // Then one call, answered alone: a burst of one gives the storage back once its answer is taken.
+        peaked.try_insert(1, None, Due::Never, true, false).unwrap();
         assert!(
             !peaked
-                .complete_all(&mut vec![(Addressee::Id(1), answer("x"))])
+                .complete_all(&mut vec![(Addressee::Id(1), result("x"))])
                 .kept_storage
         );
-        assert_eq!(peaked.storage(), (0, 0), "a burst of one gives it back at once");
+        assert!(peaked.storage().0 > 0, "the answer is still there");
+        assert!(Caller::new(1).poll(&peaked).is_ready());
+        assert_eq!(peaked.storage(), (0, 0), "a burst of one gives it back once taken");
         // A wave again, then a long call made right after it: the table in use is shrunk to its recent peak.
-        for id in 400..600 {
-            peaked
-                .try_insert(id, answer_channel().0, Due::Never, true, false)
-                .unwrap();
-        }
-        let mut burst: Vec<_> = (400..600).map(|id| (Addressee::Id(id), answer("x"))).collect();
-        assert!(peaked.complete_all(&mut burst).kept_storage);
-        peaked
-            .try_insert(7, answer_channel().0, Due::Never, true, false)
-            .unwrap();
+        assert!(wave(400..600));
+        peaked.try_insert(7, None, Due::Never, true, false).unwrap();
         // The first look still sees the wave's peak: kept, and to be looked at again.
         assert!(peaked.review_storage(peaked.added()));
         assert!(peaked.storage().0 >= 200);
@@ -748,30 +994,40 @@ mod tests {
         assert!(!peaked.review_storage(peaked.added()));
         assert!(peaked.storage().0 < KEPT_CALLS, "shrunk around the one long call");
         assert_eq!(peaked.len(), 1);
+        // No longer looked at, the table gives its storage back when the long call leaves.
         assert!(peaked.remove(7));
         assert_eq!(peaked.storage(), (0, 0));
-        for (rx, expected) in callers.into_iter().zip(["1", "3"]) {
-            match rx.await {
-                Ok(Answer::Result(result)) => assert_eq!(result, expected.as_bytes()),
-                other => panic!("unexpected {other:?}"),
-            }
+    }
+
+    #[test]
+    fn answers_taken_after_the_driver_stopped_looking_leave_no_storage() {
+        let pending = Pending::new(8);
+        for id in 0..4 {
+            pending.try_insert(id, None, Due::Never, true, false).unwrap();
         }
-        assert_eq!(pending.len(), 0);
-        let (tx, _rx) = answer_channel();
-        assert!(
-            pending.try_insert(4, tx, Due::Never, true, false).is_ok(),
-            "the places are free again"
-        );
+        let mut burst: Vec<_> = (0..4).map(|id| (Addressee::Id(id), result("x"))).collect();
+        assert!(pending.complete_all(&mut burst).kept_storage);
+        // The driver looks while the answers are still there and no call is pending: it keeps looking.
+        assert!(pending.review_storage(pending.added()));
+        // A call made before the answers are taken: the table is in use with little room, and the driver
+        // stops looking.
+        pending.try_insert(10, None, Due::Never, true, false).unwrap();
+        assert!(!pending.review_storage(pending.added()));
+        for id in 0..4 {
+            assert!(Caller::new(id).poll(&pending).is_ready());
+        }
+        // The call is withdrawn: the table is empty, and nothing is kept that nobody looks at.
+        assert!(pending.remove(10));
+        assert_eq!(pending.storage(), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_call_due_after_its_timeout_is_timed_from_the_next_look_with_one_clock_reading() {
         let pending = Pending::new(4);
         let limit = Duration::from_secs(3);
-        let (tx1, rx1) = answer_channel();
-        let (tx2, _rx2) = answer_channel();
-        pending.try_insert(1, tx1, Due::After(limit), true, false).unwrap();
-        pending.try_insert(2, tx2, Due::After(limit), true, false).unwrap();
+        let caller = Caller::new(1);
+        caller.insert(&pending, Due::After(limit), true, false).unwrap();
+        pending.try_insert(2, None, Due::After(limit), true, false).unwrap();
         // Call 2 is withdrawn before the look: it gets no deadline.
         assert!(pending.remove(2));
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -790,21 +1046,31 @@ mod tests {
         );
         assert!(pending.expire(looked + limit - Duration::from_millis(1)).is_empty());
         assert_eq!(pending.expire(looked + limit), vec![1]);
-        assert!(matches!(rx1.await, Ok(Answer::TimedOut(l)) if l == limit));
+        assert_eq!(caller.woken(), 1);
+        assert!(matches!(caller.answer(&pending), Answer::TimedOut(l) if l == limit));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answered_call_is_not_timed_later() {
+        let pending = Pending::new(4);
+        let limit = Duration::from_secs(3);
+        pending.try_insert(1, None, Due::After(limit), true, false).unwrap();
+        // Answered before the driver's look: no deadline is set for it, nor does it time out.
+        assert!(pending.complete(1, Answer::Invalid("x")));
+        assert_eq!(pending.load(Instant::now), (0, None));
+        assert!(pending.expire(Instant::now() + limit).is_empty());
+        assert!(matches!(Caller::new(1).answer(&pending), Answer::Invalid("x")));
     }
 
     #[tokio::test]
     async fn a_full_table_makes_calls_wait_for_a_place() {
         let pending = Pending::new(1);
-        let (tx, _rx) = oneshot::channel();
-        pending.try_insert(1, tx, Due::Never, true, false).unwrap();
-        let (tx, _rx2) = oneshot::channel();
+        pending.try_insert(1, None, Due::Never, true, false).unwrap();
         assert!(matches!(
-            pending.try_insert(2, tx, Due::Never, true, false),
+            pending.try_insert(2, None, Due::Never, true, false),
             Err(Refusal::Full)
         ));
-        let (tx, _rx3) = oneshot::channel();
-        let waiting = pending.insert_all(vec![(3, tx)], None, false, None);
+        let waiting = pending.insert_all(&[3], None, false, None);
         tokio::pin!(waiting);
         assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
         assert!(pending.remove(1));
@@ -812,67 +1078,59 @@ mod tests {
         assert_eq!(pending.len(), 1);
     }
 
-    #[tokio::test]
-    async fn calls_past_their_deadline_time_out_and_the_earliest_moves_on() {
+    #[test]
+    fn calls_past_their_deadline_time_out_and_the_earliest_moves_on() {
         let pending = Pending::new(4);
         let now = Instant::now();
         let soon = (now + Duration::from_millis(10), Duration::from_millis(10));
         let later = (now + Duration::from_secs(10), Duration::from_secs(10));
-        let (tx1, rx1) = oneshot::channel();
-        let (tx2, _rx2) = oneshot::channel();
-        pending.try_insert(1, tx1, Due::At(later), true, false).unwrap();
-        pending.try_insert(2, tx2, Due::At(soon), true, false).unwrap();
+        let (first, second) = (Caller::new(1), Caller::new(2));
+        first.insert(&pending, Due::At(later), true, false).unwrap();
+        second.insert(&pending, Due::At(soon), true, false).unwrap();
         assert_eq!(pending.earliest(), Some(soon.0));
         assert!(pending.expire(now).is_empty());
         let expired = pending.expire(soon.0);
         assert_eq!(expired, vec![2]);
         assert_eq!(pending.earliest(), Some(later.0));
+        assert_eq!(pending.len(), 1, "a timed-out call is no longer pending");
+        assert!(
+            !pending.complete(2, Answer::Invalid("late")),
+            "its late answer is dropped"
+        );
         assert!(pending.complete(1, Answer::Invalid("done")));
-        assert!(matches!(rx1.await.unwrap(), Answer::Invalid(_)));
+        assert!(matches!(first.answer(&pending), Answer::Invalid("done")));
+        assert!(matches!(second.answer(&pending), Answer::TimedOut(d) if d == soon.1));
+        assert_eq!(
+            pending.earliest(),
+            Some(later.0),
+            "kept until the next sweep finds nothing"
+        );
+        assert!(pending.expire(later.0).is_empty());
+        assert_eq!(pending.earliest(), None);
     }
 
-    #[tokio::test]
-    async fn a_timed_out_call_is_told_so() {
+    #[test]
+    fn a_call_whose_request_was_not_sent_is_not_withdrawn() {
         let pending = Pending::new(4);
         let now = Instant::now();
-        let (tx, rx) = oneshot::channel();
-        pending
-            .try_insert(1, tx, Due::At((now, Duration::from_secs(3))), true, false)
-            .unwrap();
-        pending.expire(now);
-        assert!(matches!(rx.await.unwrap(), Answer::TimedOut(d) if d == Duration::from_secs(3)));
-    }
-
-    #[tokio::test]
-    async fn a_call_whose_request_was_not_sent_is_not_withdrawn() {
-        let pending = Pending::new(4);
-        let now = Instant::now();
-        let (tx1, _rx1) = oneshot::channel();
-        let (tx2, _rx2) = oneshot::channel();
-        pending
-            .try_insert(1, tx1, Due::At((now, Duration::from_secs(1))), false, false)
-            .unwrap();
-        pending
-            .try_insert(2, tx2, Due::At((now, Duration::from_secs(1))), false, false)
-            .unwrap();
+        let due = Due::At((now, Duration::from_secs(1)));
+        pending.try_insert(1, None, due, false, false).unwrap();
+        pending.try_insert(2, None, due, false, false).unwrap();
         assert!(pending.set_sent(&[2]).is_empty());
         assert_eq!(pending.expire(now), vec![2]);
+        // Timed out (its answer not taken yet) or never made: to be withdrawn once sent after all.
         assert_eq!(pending.set_sent(&[1, 3]), vec![1, 3]);
     }
 
-    #[tokio::test]
-    async fn handlers_calls_have_a_reserve_as_large_again() {
+    #[test]
+    fn handlers_calls_have_a_reserve_as_large_again() {
         let pending = Pending::new(2);
-        let mut held = Vec::new();
         for id in 0..4 {
-            let (tx, rx) = oneshot::channel();
             let reserve = id >= 2;
-            assert!(pending.try_insert(id, tx, Due::Never, true, reserve).is_ok());
-            held.push(rx);
+            assert!(pending.try_insert(id, None, Due::Never, true, reserve).is_ok());
         }
-        let (tx, _rx) = oneshot::channel();
         assert!(matches!(
-            pending.try_insert(9, tx, Due::Never, true, true),
+            pending.try_insert(9, None, Due::Never, true, true),
             Err(Refusal::Full)
         ));
         assert_eq!(pending.limit(true), 4);
@@ -881,19 +1139,11 @@ mod tests {
     #[tokio::test]
     async fn a_batch_takes_all_its_places_at_once() {
         let pending = Pending::new(4);
-        let mut held = Vec::new();
         for id in 0..3 {
-            let (tx, rx) = oneshot::channel();
-            pending.try_insert(id, tx, Due::Never, true, false).unwrap();
-            held.push(rx);
+            pending.try_insert(id, None, Due::Never, true, false).unwrap();
         }
-        let batch = |first: u64| {
-            (first..first + 3)
-                .map(|id| (id, oneshot::channel().0))
-                .collect::<Vec<_>>()
-        };
-        let a = pending.insert_all(batch(10), None, false, Some(3));
-        let b = pending.insert_all(batch(20), None, false, Some(3));
+        let a = pending.insert_all(&[10, 11, 12], None, false, Some(3));
+        let b = pending.insert_all(&[20, 21, 22], None, false, Some(3));
         tokio::pin!(a, b);
         assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
         assert!(futures::FutureExt::now_or_never(b.as_mut()).is_none());
@@ -901,41 +1151,31 @@ mod tests {
         assert!(pending.remove(0));
         assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
         assert_eq!(pending.len(), 2);
-        // A third: one batch goes, whole.
-        assert!(pending.remove(1));
+        // A third, freed by an answer not yet taken: one batch goes, whole.
+        assert!(pending.complete(1, Answer::Invalid("x")));
         let first = tokio::select! { r = &mut a => r, r = &mut b => r };
         assert!(first.is_ok());
         assert_eq!(pending.len(), 4);
     }
 
-    /// Calls `ids` to register, and the receivers of their answers.
-    #[expect(clippy::type_complexity, reason = "a test's pairs of channel ends")]
-    fn calls(ids: std::ops::Range<u64>) -> (Vec<(u64, oneshot::Sender<Answer>)>, Vec<oneshot::Receiver<Answer>>) {
-        ids.map(|id| {
-            let (tx, rx) = oneshot::channel();
-            ((id, tx), rx)
-        })
-        .unzip()
-    }
-
     #[tokio::test]
     async fn a_batch_rejected_as_a_whole_fails_every_call_of_it() {
         let pending = Pending::new(16);
-        let (a, a_answers) = calls(1..3);
-        let (b, b_answers) = calls(3..7);
-        pending.insert_all(a, None, false, Some(2)).await.unwrap();
-        pending.insert_all(b, None, false, Some(4)).await.unwrap();
+        pending.insert_all(&[1, 2], None, false, Some(2)).await.unwrap();
+        pending.insert_all(&[3, 4, 5, 6], None, false, Some(4)).await.unwrap();
+        let waiting = Caller::new(3);
+        assert!(waiting.poll(&pending).is_pending());
         // "at most 3 entries": the batch of two was not the one.
         let too_long = ErrorObject::batch_too_large(3);
         assert_eq!(pending.reject_batch(&too_long), Some(4));
-        for answer in b_answers {
-            assert!(matches!(answer.await.unwrap(), Answer::Error(e) if e.code() == -32004));
+        assert_eq!(waiting.woken(), 1);
+        for id in 3..7 {
+            assert!(matches!(Caller::new(id).answer(&pending), Answer::Error(e) if e.code() == -32004));
         }
         // The batch sent before the one rejected was accepted: no rejection is for it.
         assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), None);
         assert!(pending.complete(1, Answer::Invalid("x")));
         assert_eq!(pending.len(), 1);
-        drop(a_answers);
     }
 
     #[tokio::test]
@@ -943,34 +1183,38 @@ mod tests {
         // Two batches of four calls, three of each withdrawn, then one of three: the memory's bound (10
         // ids, with the reserve) is met by dropping the withdrawn calls' ids, not the oldest batch.
         let pending = Pending::new(5);
-        let (a, mut a_answers) = calls(1..5);
-        pending.insert_all(a, None, false, Some(4)).await.unwrap();
+        pending.insert_all(&[1, 2, 3, 4], None, false, Some(4)).await.unwrap();
         for id in 1..4 {
             assert!(pending.remove(id));
         }
-        let (b, mut b_answers) = calls(5..9);
-        pending.insert_all(b, None, false, Some(4)).await.unwrap();
+        pending.insert_all(&[5, 6, 7, 8], None, false, Some(4)).await.unwrap();
         for id in 5..8 {
             assert!(pending.remove(id));
         }
-        let (c, _c_answers) = calls(9..12);
-        pending.insert_all(c, None, false, Some(3)).await.unwrap();
+        pending.insert_all(&[9, 10, 11], None, false, Some(3)).await.unwrap();
         // The other side rejects the oldest batch as a whole: its pending call fails, the next one's waits.
         assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(1));
-        assert!(matches!(a_answers.pop().unwrap().try_recv(), Ok(Answer::Error(_))));
-        assert!(b_answers.pop().unwrap().try_recv().is_err());
+        assert!(matches!(Caller::new(4).answer(&pending), Answer::Error(_)));
+        assert!(Caller::new(8).poll(&pending).is_pending());
     }
 
-    #[tokio::test]
-    async fn closing_ends_every_call_and_refuses_new_ones() {
+    #[test]
+    fn closing_ends_every_pending_call_keeps_the_answers_that_came_and_refuses_new_calls() {
         let pending = Pending::new(2);
-        let (tx, rx) = oneshot::channel();
-        pending.try_insert(1, tx, Due::Never, true, false).unwrap();
+        let (waiting, answered) = (Caller::new(1), Caller::new(2));
+        waiting.insert(&pending, Due::Never, true, false).unwrap();
+        answered.insert(&pending, Due::Never, true, false).unwrap();
+        assert!(pending.complete(2, Answer::Invalid("came")));
         pending.close();
-        assert!(rx.await.is_err());
-        let (tx, _rx) = oneshot::channel();
+        assert_eq!(waiting.woken(), 1);
+        assert!(
+            matches!(waiting.poll(&pending), Poll::Ready(None)),
+            "the connection is gone"
+        );
+        assert!(matches!(answered.answer(&pending), Answer::Invalid("came")));
+        assert_eq!(pending.storage(), (0, 0));
         assert!(matches!(
-            pending.try_insert(2, tx, Due::Never, true, false),
+            pending.try_insert(3, None, Due::Never, true, false),
             Err(Refusal::Closed)
         ));
     }
