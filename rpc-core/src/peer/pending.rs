@@ -722,6 +722,8 @@ impl Pending {
         {
             let mut table = self.lock();
             table.closed = true;
+            // The driver looks at the storage no more: the answers left give it back when the last is taken.
+            table.reviewed = false;
             table.unstamped = Vec::new();
             table.sent_batches = None;
             table.calls.retain(|_, entry| match &mut entry.slot {
@@ -1202,9 +1204,17 @@ mod tests {
     fn closing_ends_every_pending_call_keeps_the_answers_that_came_and_refuses_new_calls() {
         let pending = Pending::new(2);
         let (waiting, answered) = (Caller::new(1), Caller::new(2));
-        waiting.insert(&pending, Due::Never, true, false).unwrap();
         answered.insert(&pending, Due::Never, true, false).unwrap();
-        assert!(pending.complete(2, Answer::Invalid("came")));
+        pending.try_insert(3, None, Due::Never, true, false).unwrap();
+        // A burst of several answers: the table keeps its storage while the driver looks at it...
+        let mut burst = vec![
+            (Addressee::Id(2), Answer::Invalid("came")),
+            (Addressee::Id(3), Answer::Invalid("also")),
+        ];
+        assert!(pending.complete_all(&mut burst).kept_storage);
+        assert!(Caller::new(3).poll(&pending).is_ready());
+        waiting.insert(&pending, Due::Never, true, false).unwrap();
+        // ...which it does no more once the connection ends.
         pending.close();
         assert_eq!(waiting.woken(), 1);
         assert!(
@@ -1212,7 +1222,11 @@ mod tests {
             "the connection is gone"
         );
         assert!(matches!(answered.answer(&pending), Answer::Invalid("came")));
-        assert_eq!(pending.storage(), (0, 0));
+        assert_eq!(
+            pending.storage(),
+            (0, 0),
+            "the last answer taken, the storage is given back"
+        );
         assert!(matches!(
             pending.try_insert(3, None, Due::Never, true, false),
             Err(Refusal::Closed)
