@@ -74,7 +74,9 @@ pub struct PeerConfig {
     pub busy_retry_after: Duration,
     /// The most calls of this side awaiting an answer at once. Default: 1024.
     ///
-    /// A further call waits for one to end (within its timeout). Calls that this connection's own
+    /// A further call waits for one to end (within its timeout). A call's place frees up when its answer
+    /// (or its timeout) arrives, before its caller reads it: the answer waits for its caller in the
+    /// connection's table, until the call is awaited again or dropped. Calls that this connection's own
     /// handlers make to it while they run (in the handler's task, through any handle of the connection;
     /// not from tasks they spawn) may use as many places again (a reserve, so that nested calls find room
     /// while the application's calls fill the table), and never wait: past the reserve they fail at once

@@ -332,15 +332,21 @@ impl Pending {
         Ok(())
     }
 
-    /// Records that the requests of `ids` are queued, and returns those no longer pending (timed out
-    /// meanwhile: their requests went out all the same, and are to be withdrawn).
+    /// Records that the requests of `ids` are queued, and returns those timed out meanwhile or gone
+    /// (their requests went out all the same, and are to be withdrawn); those answered meanwhile are left
+    /// as they are.
     pub(crate) fn set_sent(&self, ids: &[u64]) -> Vec<u64> {
         let mut table = self.lock();
         let mut gone = Vec::new();
         for &id in ids {
             match table.calls.get_mut(&id) {
-                Some(entry) if entry.is_pending() => entry.sent = true,
-                _ => gone.push(id),
+                Some(entry) => match entry.slot {
+                    Slot::Waiting(_) => entry.sent = true,
+                    // Answered in the meantime: nothing to withdraw.
+                    Slot::Answered(Answer::Result(_) | Answer::Error(_) | Answer::Invalid(_)) => {}
+                    Slot::Answered(Answer::TimedOut(_)) => gone.push(id),
+                },
+                None => gone.push(id),
             }
         }
         gone
@@ -416,7 +422,7 @@ impl Pending {
             if oversized {
                 table.calls.shrink_to(peak);
             }
-        } else if table.added == added || oversized {
+        } else if table.added == added || oversized || !table.keep {
             Self::give_back(&mut table);
         }
         table.reviewed = Self::keeps_storage(&table);
@@ -518,9 +524,9 @@ impl Pending {
                     };
                 }
             }
-            table.keep = answers.len() > 1;
             still_pending = table.pending();
             if found {
+                table.keep = answers.len() > 1;
                 kept_storage = Self::keeps_storage(&table);
                 table.reviewed |= kept_storage;
                 self.freed(table);
@@ -654,7 +660,7 @@ impl Pending {
         } = &mut *table;
         *earliest = None;
         let mut expired = Vec::new();
-        for (&id, entry) in calls.iter_mut() {
+        for (&id, entry) in calls.iter_mut().filter(|(_, entry)| entry.is_pending()) {
             match entry.deadline {
                 Some((at, limit)) if at <= now => {
                     expired.push(id);
@@ -673,8 +679,6 @@ impl Pending {
             }
             self.freed(table);
         }
-        // The callers may have given up already; the answers of those that did are dropped with their
-        // entries.
         callers.into_iter().for_each(Waker::wake);
         sent
     }
@@ -1021,6 +1025,43 @@ mod tests {
         // The call is withdrawn: the table is empty, and nothing is kept that nobody looks at.
         assert!(pending.remove(10));
         assert_eq!(pending.storage(), (0, 0));
+    }
+
+    #[test]
+    fn a_late_answer_alone_does_not_stop_the_looks_at_kept_storage() {
+        let pending = Pending::new(8);
+        for id in 0..4 {
+            pending.try_insert(id, None, Due::Never, true, false).unwrap();
+        }
+        let mut burst: Vec<_> = (0..4).map(|id| (Addressee::Id(id), result("x"))).collect();
+        assert!(pending.complete_all(&mut burst).kept_storage);
+        for id in 0..4 {
+            assert!(Caller::new(id).poll(&pending).is_ready());
+        }
+        let planned = pending.added();
+        // A call made and given up, whose answer then comes alone: it names no call, and changes nothing.
+        pending.try_insert(5, None, Due::Never, true, false).unwrap();
+        assert!(pending.remove(5));
+        assert!(!pending.complete(5, result("late")));
+        // A call was added since the look was planned: kept, and looked at again...
+        assert!(pending.review_storage(planned));
+        assert!(pending.storage().0 > 0);
+        // ...until a look finds none added: given back.
+        assert!(!pending.review_storage(pending.added()));
+        assert_eq!(pending.storage(), (0, 0));
+    }
+
+    #[test]
+    fn a_request_queued_after_its_answer_came_is_not_withdrawn_and_one_timed_out_is() {
+        let pending = Pending::new(4);
+        let now = Instant::now();
+        pending.try_insert(1, None, Due::Never, false, false).unwrap();
+        pending
+            .try_insert(2, None, Due::At((now, Duration::from_secs(1))), false, false)
+            .unwrap();
+        assert!(pending.complete(1, result("1")));
+        assert!(pending.expire(now).is_empty(), "not sent: nothing to withdraw yet");
+        assert_eq!(pending.set_sent(&[1, 2]), vec![2]);
     }
 
     #[tokio::test(start_paused = true)]
