@@ -289,3 +289,44 @@ async fn forbidden_close_codes_get_1002() {
     }
     server.shutdown().await;
 }
+
+/// A waker that reports each wake on a channel, so that a test can await the moment a future is woken.
+struct Reporting(mpsc::UnboundedSender<()>);
+
+impl futures::task::ArcWake for Reporting {
+    fn wake_by_ref(this: &Arc<Self>) {
+        let _ = this.0.send(());
+    }
+}
+
+/// An answer that arrived before the connection ended reaches its call, even when the call is awaited
+/// only after the end; a call still pending then fails as disconnected.
+#[tokio::test]
+async fn an_answer_that_came_before_the_connection_ended_reaches_its_call_after_the_end() {
+    let arrived = Arc::new(Semaphore::new(0));
+    let (cancelled_tx, _cancelled) = mpsc::channel(1);
+    let hang_arrived = arrived.clone();
+    let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
+        hanging(hang_arrived.clone(), cancelled_tx.clone())
+            .method("double", |_: Context, (n,): (u64,)| async move { Ok::<_, ErrorObject>(n * 2) })
+    });
+    let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
+    let hang = tokio::spawn(client.call::<()>("hang", ()));
+    within("the hanging handler", arrived.acquire()).await.unwrap().forget();
+
+    // Polled once (the request goes out), then left alone until its answer wakes it.
+    let (woken_tx, mut woken) = mpsc::unbounded_channel();
+    let waker = futures::task::waker(Arc::new(Reporting(woken_tx)));
+    let mut answered = std::pin::pin!(client.call::<u64>("double", (21,)));
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(answered.as_mut().poll(&mut cx).is_pending());
+    within("the answer's wake-up", woken.recv()).await.unwrap();
+    assert_eq!(client.stats().pending_calls, 1, "only the hanging call still awaits an answer");
+
+    client.close_with(CloseCode(4000), "done here");
+    within("the close", client.closed()).await;
+    let outcome = within("the hanging call", hang).await.unwrap();
+    assert!(matches!(outcome, Err(CallError::Disconnected(_))), "{outcome:?}");
+    assert_eq!(within("the answered call", answered).await.unwrap(), 42);
+    server.shutdown().await;
+}
