@@ -307,8 +307,9 @@ async fn an_answer_that_came_before_the_connection_ended_reaches_its_call_after_
     let (cancelled_tx, _cancelled) = mpsc::channel(1);
     let hang_arrived = arrived.clone();
     let server = Server::bind("127.0.0.1:0").await.unwrap().serve(move |_| {
-        hanging(hang_arrived.clone(), cancelled_tx.clone())
-            .method("double", |_: Context, (n,): (u64,)| async move { Ok::<_, ErrorObject>(n * 2) })
+        hanging(hang_arrived.clone(), cancelled_tx.clone()).method("double", |_: Context, (n,): (u64,)| async move {
+            Ok::<_, ErrorObject>(n * 2)
+        })
     });
     let client = Client::connect(&format!("ws://{}", server.local_addr())).await.unwrap();
     let hang = tokio::spawn(client.call::<()>("hang", ()));
@@ -321,7 +322,11 @@ async fn an_answer_that_came_before_the_connection_ended_reaches_its_call_after_
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(answered.as_mut().poll(&mut cx).is_pending());
     within("the answer's wake-up", woken.recv()).await.unwrap();
-    assert_eq!(client.stats().pending_calls, 1, "only the hanging call still awaits an answer");
+    assert_eq!(
+        client.stats().pending_calls,
+        1,
+        "only the hanging call still awaits an answer"
+    );
 
     client.close_with(CloseCode(4000), "done here");
     within("the close", client.closed()).await;
