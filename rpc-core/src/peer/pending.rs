@@ -332,9 +332,9 @@ impl Pending {
         Ok(())
     }
 
-    /// Records that the requests of `ids` are queued, and returns those timed out meanwhile or gone
-    /// (their requests went out all the same, and are to be withdrawn); those answered meanwhile are left
-    /// as they are.
+    /// Records that the requests of `ids` are queued, and returns those timed out or failed meanwhile, or
+    /// gone (their requests went out all the same, and are to be withdrawn); those answered with a result
+    /// meanwhile are left as they are.
     pub(crate) fn set_sent(&self, ids: &[u64]) -> Vec<u64> {
         let mut table = self.lock();
         let mut gone = Vec::new();
@@ -342,9 +342,13 @@ impl Pending {
             match table.calls.get_mut(&id) {
                 Some(entry) => match entry.slot {
                     Slot::Waiting(_) => entry.sent = true,
-                    // Answered in the meantime: nothing to withdraw.
-                    Slot::Answered(Answer::Result(_) | Answer::Error(_) | Answer::Invalid(_)) => {}
-                    Slot::Answered(Answer::TimedOut(_)) => gone.push(id),
+                    // Answered in the meantime by the other side: nothing to withdraw.
+                    Slot::Answered(Answer::Result(_) | Answer::Invalid(_)) => {}
+                    // Timed out, or failed by an error that may be a batch's rejection matched to this batch
+                    // before its frame went out (see `SentBatches`): the other side may run it, so it is
+                    // withdrawn (at worst a `$/cancelRequest` for a call it already answered, which it
+                    // ignores).
+                    Slot::Answered(Answer::TimedOut(_) | Answer::Error(_)) => gone.push(id),
                 },
                 None => gone.push(id),
             }
@@ -1052,7 +1056,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_queued_after_its_answer_came_is_not_withdrawn_and_one_timed_out_is() {
+    fn a_request_queued_after_its_answer_came_is_not_withdrawn_and_one_timed_out_or_rejected_is() {
         let pending = Pending::new(4);
         let now = Instant::now();
         pending.try_insert(1, None, Due::Never, false, false).unwrap();
@@ -1062,6 +1066,13 @@ mod tests {
         assert!(pending.complete(1, result("1")));
         assert!(pending.expire(now).is_empty(), "not sent: nothing to withdraw yet");
         assert_eq!(pending.set_sent(&[1, 2]), vec![2]);
+        // A batch rejected as a whole before its frame went out (the rejection matched to it): its calls
+        // are withdrawn once it is queued after all.
+        futures::FutureExt::now_or_never(pending.insert_all(&[5, 6], None, false, Some(2)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(2));
+        assert_eq!(pending.set_sent(&[5, 6]), vec![5, 6]);
     }
 
     #[tokio::test(start_paused = true)]
