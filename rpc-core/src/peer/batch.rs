@@ -169,8 +169,9 @@ impl<'a> Batch<'a> {
         let mut entries = self.entries;
         // The calls given up so far are left out; those given up from now on are withdrawn once the frame
         // is queued.
-        let given_up = std::mem::take(&mut lock(&self.sending).given_up);
-        entries.retain(|entry| entry.call.is_none_or(|id| !given_up.contains(&id)));
+        let mut given_up = std::mem::take(&mut lock(&self.sending).given_up);
+        given_up.sort_unstable();
+        entries.retain(|entry| entry.call.is_none_or(|id| given_up.binary_search(&id).is_err()));
         if entries.is_empty() {
             return Ok(());
         }

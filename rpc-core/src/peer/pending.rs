@@ -811,6 +811,15 @@ mod tests {
         Answer::Result(Bytes::from_static(text.as_bytes()))
     }
 
+    /// Registers calls `ids` and answers them all in one burst.
+    fn answered_in_one_burst(pending: &Pending, ids: std::ops::Range<u64>) -> Delivered {
+        for id in ids.clone() {
+            pending.try_insert(id, None, Due::Never, true, false).unwrap();
+        }
+        let mut burst: Vec<_> = ids.map(|id| (Addressee::Id(id), result("x"))).collect();
+        pending.complete_all(&mut burst)
+    }
+
     #[tokio::test]
     async fn an_answer_that_arrived_is_taken_even_when_the_task_spent_its_budget() {
         // Many ready tokio channels in one poll spend the task's cooperative budget: after that, tokio's own
@@ -968,11 +977,7 @@ mod tests {
         // as large), and counts the calls added, by which the driver tells when to give it back.
         let peaked = Pending::new(1_000);
         let wave = |ids: std::ops::Range<u64>| {
-            for id in ids.clone() {
-                peaked.try_insert(id, None, Due::Never, true, false).unwrap();
-            }
-            let mut burst: Vec<_> = ids.clone().map(|id| (Addressee::Id(id), result("x"))).collect();
-            let kept = peaked.complete_all(&mut burst).kept_storage;
+            let kept = answered_in_one_burst(&peaked, ids.clone()).kept_storage;
             for id in ids {
                 assert!(Caller::new(id).poll(&peaked).is_ready());
             }
@@ -1012,11 +1017,7 @@ mod tests {
     #[test]
     fn answers_taken_after_the_driver_stopped_looking_leave_no_storage() {
         let pending = Pending::new(8);
-        for id in 0..4 {
-            pending.try_insert(id, None, Due::Never, true, false).unwrap();
-        }
-        let mut burst: Vec<_> = (0..4).map(|id| (Addressee::Id(id), result("x"))).collect();
-        assert!(pending.complete_all(&mut burst).kept_storage);
+        assert!(answered_in_one_burst(&pending, 0..4).kept_storage);
         // The driver looks while the answers are still there and no call is pending: it keeps looking.
         assert!(pending.review_storage(pending.added()));
         // A call made before the answers are taken: the table is in use with little room, and the driver
@@ -1034,11 +1035,7 @@ mod tests {
     #[test]
     fn a_late_answer_alone_does_not_stop_the_looks_at_kept_storage() {
         let pending = Pending::new(8);
-        for id in 0..4 {
-            pending.try_insert(id, None, Due::Never, true, false).unwrap();
-        }
-        let mut burst: Vec<_> = (0..4).map(|id| (Addressee::Id(id), result("x"))).collect();
-        assert!(pending.complete_all(&mut burst).kept_storage);
+        assert!(answered_in_one_burst(&pending, 0..4).kept_storage);
         for id in 0..4 {
             assert!(Caller::new(id).poll(&pending).is_ready());
         }
