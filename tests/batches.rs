@@ -98,7 +98,8 @@ async fn an_unsent_batch_resolves_its_calls_as_not_sent() {
     server.shutdown().await;
 }
 
-/// On the wire, a batch is one message: a JSON array of the requests and notifications.
+/// On the wire, a batch is one message: a JSON array of the requests and notifications, without the calls
+/// given up before it was sent.
 #[tokio::test]
 async fn a_batch_is_one_frame() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,6 +124,10 @@ async fn a_batch_is_one_frame() {
     let peer = Client::connect(&format!("ws://{addr}")).await.unwrap();
     let mut batch = peer.batch();
     let a = batch.call::<String>("first", (1,)).unwrap();
+    // Given up before the batch is sent, by a drop or by an await: both are left out of the frame.
+    drop(batch.call::<String>("dropped", ()).unwrap());
+    let early = batch.call::<String>("awaited", ()).unwrap();
+    assert!(matches!(early.await, Err(CallError::NotSent)));
     batch.notify("second", ()).unwrap();
     let c = batch.call::<String>("third", serde_json::json!({"k": true})).unwrap();
     batch.send().await.unwrap();
@@ -130,7 +135,8 @@ async fn a_batch_is_one_frame() {
     assert_eq!(within("c", c).await.unwrap(), "third");
 
     let sent = within("the raw server", raw_server).await.unwrap();
-    assert_eq!(sent.len(), 3);
+    let methods: Vec<&str> = sent.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["first", "second", "third"]);
     assert_eq!(sent[0]["params"], serde_json::json!([1]));
     assert!(sent[1].get("id").is_none() && sent[1].get("params").is_none());
     assert_eq!(sent[2]["params"], serde_json::json!({"k": true}));
