@@ -110,6 +110,7 @@ pub(super) fn drive<T: Transport>(
         published: (0, 0, 0),
         reading: Reading::Open,
         writer_done: false,
+        burst_held: false,
         armed: None,
         shared,
     };
@@ -168,6 +169,9 @@ struct Driver {
     reading: Reading,
     /// Whether the writer is done (it sent the close frame, or failed).
     writer_done: bool,
+    /// Whether a burst of reads awaits its turn: held so that the callers it answered run first, or so
+    /// that the writer's end, met when the burst ended, is told first.
+    burst_held: bool,
     /// When the connection's one timer is set for, if it is (`None` while nothing is timed: the timer is
     /// not polled then).
     armed: Option<Instant>,
@@ -252,7 +256,6 @@ impl Driver {
                 event = poll_fn(|cx| self.poll_io(cx, &mut *io, writer)), if read || write =>
                 match event {
                 IoEvent::Read(burst) => {
-                    self.last_heard = Instant::now();
                     // Answers to this side's calls are delivered together when the burst ends.
                     self.exec.deliver();
                     if let Err(end) = burst {
@@ -415,6 +418,11 @@ impl Driver {
         {
             return Poll::Ready(IoEvent::Written(end));
         }
+        // A burst held (below) so that its callers ran first, or so that the writer's end, met when the
+        // burst ended, was told first: its turn comes now, after the writer took what those callers sent.
+        if std::mem::take(&mut self.burst_held) {
+            return Poll::Ready(IoEvent::Read(Ok(())));
+        }
         // After the writer, so that a call's request goes out before its deadline is set; looked at again
         // so that the next call wakes this task (once: calls made faster than they are looked at would
         // keep it here, so then the task wakes itself).
@@ -439,16 +447,43 @@ impl Driver {
         let mut frames = 0;
         loop {
             let Poll::Ready(next) = io.poll_next_unpin(cx) else {
-                return match frames {
-                    0 => Poll::Pending,
-                    _ => Poll::Ready(IoEvent::Read(Ok(()))),
-                };
+                if frames == 0 {
+                    return Poll::Pending;
+                }
+                self.last_heard = Instant::now();
+                // The burst is over: what it queued (answers, a pong) goes out now, before the turn's other
+                // work, so that an answer does not wait for it. If the writer ends, that is told first.
+                let shared = &*self.shared;
+                if !self.writer_done
+                    && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle)
+                {
+                    self.burst_held = true;
+                    return Poll::Ready(IoEvent::Written(end));
+                }
+                // A burst that answered calls of this side and left nothing for a turn to look after (no
+                // request of the other side running or waiting, no storage kept to be given back later,
+                // no idleness to time): its answers are delivered now and its turn waits for the next
+                // poll, so that the callers, woken, run first and the calls they make next are written at
+                // once (their requests wake this task). Whatever else comes wakes it too; a timer set
+                // before this burst fires no later than the one its turn would set.
+                if matches!(self.reading, Reading::Open)
+                    && shared.config.idle_timeout.is_none()
+                    && self.exec.handlers.len() == 0
+                    && self.dispatcher.queued() == (0, 0)
+                    && self.exec.deliver()
+                    && !(writer.keeps_storage() || self.exec.answers.capacity() > 0 || self.exec.table_kept)
+                {
+                    self.burst_held = true;
+                    return Poll::Pending;
+                }
+                return Poll::Ready(IoEvent::Read(Ok(())));
             };
             frames += 1;
             // What a frame asks for is done before anything else is read.
             let inbound = self.on_inbound(next);
             self.settle();
             if inbound.is_err() || frames == BURST || matches!(self.reading, Reading::Done) {
+                self.last_heard = Instant::now();
                 return Poll::Ready(IoEvent::Read(inbound));
             }
         }
@@ -660,9 +695,10 @@ impl Act for Executor {
 impl Executor {
     /// Delivers the answers collected from a burst of reads to their calls, all under one lock of the
     /// pending table.
-    fn deliver(&mut self) {
+    /// Returns whether an answer reached its call.
+    fn deliver(&mut self) -> bool {
         if self.answers.is_empty() {
-            return;
+            return false;
         }
         let burst = self.answers.len();
         let delivered = self.shared.pending.complete_all(&mut self.answers);
@@ -681,6 +717,7 @@ impl Executor {
         if unknown > 0 {
             tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
         }
+        burst > unknown
     }
 
     /// The other side broke a rule: the connection closes with `frame`.
@@ -764,6 +801,43 @@ mod tests {
         for (n, answer) in futures::future::join_all(calls).await.into_iter().enumerate() {
             assert_eq!(answer.unwrap(), u32::try_from(n).unwrap());
         }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn an_answer_is_a_sign_of_life_from_when_it_came() {
+        let (interval, timeout) = (Duration::from_secs(10), Duration::from_secs(3));
+        let (ours, theirs) = memory::pair(16);
+        let config = PeerConfig::default()
+            .heartbeat_interval(Some(interval))
+            .heartbeat_timeout(timeout);
+        let client = Peer::builder().config(config).spawn(ours);
+        let (mut sink, mut stream) = theirs.split();
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.call::<u32>("echo", (7,)).await }
+        });
+        let Some(Ok(Inbound::Frame(request))) = stream.next().await else {
+            panic!("no request")
+        };
+        let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+        // Answered 5 s in, half-way to the first ping; the answer's turn waits for the next event (its
+        // caller makes no other call), which is then the timer set before it, for the first ping.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}).to_string();
+        futures::SinkExt::send(&mut sink, Outbound::Frame(answer))
+            .await
+            .unwrap();
+        assert_eq!(call.await.unwrap().unwrap(), 7);
+        let answered = Instant::now();
+        // Nothing more is read on this side, so the ping goes unanswered: the client gives up one
+        // interval after the answer (then the ping) and one timeout after the ping.
+        let reason = client.closed().await;
+        let CloseReason::Local(frame) = reason else {
+            panic!("{reason:?}")
+        };
+        assert!(frame.reason.contains("no sign of life"), "{frame}");
+        assert_eq!(answered.elapsed(), interval + timeout);
+        drop(stream);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -82,9 +82,12 @@ pub(crate) enum Due {
     #[cfg(test)]
     At(Deadline),
     /// This long after the connection's task next looks at the table (see [`Pending::load`] and
-    /// [`Pending::poll_deadline_moved`]; the first such call since a look wakes it): its deadline is set then, with one reading of the clock for all the
-    /// calls added since the last look, instead of one reading per call (the clock is slow on some
-    /// machines: 40 ns a reading on the one the benchmark ran on, 3 % of a pipelined client's time).
+    /// [`Pending::poll_deadline_moved`]; the first such call since a look wakes it): its deadline is set
+    /// then, with one reading of the clock for all the calls added since the last look, instead of one
+    /// reading per call (the clock is slow on some machines: 40 ns a reading on the one the benchmark ran
+    /// on, 3 % of a pipelined client's time). A call into a table with no call pending is timed from
+    /// when it is made instead: one reading of the clock spares the connection's task a turn per call
+    /// on a connection making one call at a time.
     After(Duration),
 }
 
@@ -195,8 +198,11 @@ pub(crate) struct Pending {
     room: Notify,
     /// The driver's wake-ups: [`GREW`] when calls are added while it watches (see
     /// [`watch_growth`](Self::watch_growth)), [`DEADLINE_MOVED`] when a call brings an earlier deadline than
-    /// its timer knows, or deadlines to set.
+    /// its timer knows, deadlines to set, or (with `idle_timed`) the first call into an empty table.
     wake: Signal,
+    /// Whether the driver times the connection's idleness (`idle_timeout`), which a call ends: then the
+    /// first call into an empty table wakes it.
+    idle_timed: bool,
 }
 
 /// Calls were added while the driver watched.
@@ -205,12 +211,15 @@ const GREW: Flag = 1;
 const DEADLINE_MOVED: Flag = 2;
 
 impl Pending {
-    pub(crate) fn new(max: usize) -> Self {
+    /// A table for `max` pending calls (`max_pending_calls`; at least 1); `idle_timed`: whether the
+    /// connection has an `idle_timeout`.
+    pub(crate) fn new(max: usize, idle_timed: bool) -> Self {
         Self {
             table: Mutex::default(),
             max: max.max(1),
             room: Notify::new(),
             wake: Signal::default(),
+            idle_timed,
         }
     }
 
@@ -236,16 +245,23 @@ impl Pending {
         sent: bool,
         reserve: bool,
     ) -> Result<(), Refusal> {
-        let deadline = match due {
-            #[cfg(test)]
-            Due::At(deadline) => Some(deadline),
-            Due::Never | Due::After(_) => None,
-        };
-        self.try_admit(1, deadline, self.limit(reserve), |table| {
+        self.try_admit(1, self.limit(reserve), |table| {
+            let deadline = match due {
+                #[cfg(test)]
+                Due::At(deadline) => Some(deadline),
+                Due::Never => None,
+                // The only call: its deadline is set now (one reading of the clock), so that a connection
+                // making one call at a time does not wake its driver for every call.
+                Due::After(limit) if table.pending() == 0 && table.unstamped.is_empty() => {
+                    Some((Instant::now() + limit, limit))
+                }
+                Due::After(limit) => {
+                    table.unstamped.push((id, limit));
+                    None
+                }
+            };
             table.calls.insert(id, Entry::new(waker, deadline, sent));
-            if let Due::After(limit) = due {
-                table.unstamped.push((id, limit));
-            }
+            deadline.map(|(at, _)| at)
         })
     }
 
@@ -270,7 +286,7 @@ impl Pending {
             tokio::pin!(room);
             room.as_mut().enable();
             let mut number = None;
-            let admitted = self.try_admit(calls.len(), deadline, limit, |table| {
+            let admitted = self.try_admit(calls.len(), limit, |table| {
                 if let Some(entries) = batch {
                     let sent = table.sent_batches.get_or_insert_default();
                     number = Some(sent.remember(entries, calls.to_vec(), self.limit(true)));
@@ -278,6 +294,7 @@ impl Pending {
                 for &id in calls {
                     table.calls.insert(id, Entry::new(None, deadline, false));
                 }
+                deadline.map(|(at, _)| at)
             });
             match admitted {
                 Err(Refusal::Full) if !reserve => room.await,
@@ -293,14 +310,14 @@ impl Pending {
         }
     }
 
-    /// Adds `count` calls with `deadline` through `add` if the table has room for them all, keeping the
-    /// earliest deadline and waking the driver when it watches the table's growth or has a later timer.
+    /// Adds `count` calls through `add` (which returns the deadline it gave them, if any) if the table has
+    /// room for them all, keeping the earliest deadline and waking the driver when it watches the table's
+    /// growth, has a later timer, has deadlines to set, or times idleness and the table was empty.
     fn try_admit(
         &self,
         count: usize,
-        deadline: Option<Deadline>,
         limit: usize,
-        add: impl FnOnce(&mut Table),
+        add: impl FnOnce(&mut Table) -> Option<Instant>,
     ) -> Result<(), Refusal> {
         let mut table = self.lock();
         if table.closed {
@@ -311,14 +328,15 @@ impl Pending {
             return Err(Refusal::Full);
         }
         let watched = table.watched;
-        let earlier = deadline.is_some_and(|(at, _)| table.earliest.is_none_or(|earliest| at < earliest));
-        if earlier {
-            table.earliest = deadline.map(|(at, _)| at);
-        }
-        // The driver looks again when the table stops being empty (the connection is no longer idle) and
-        // when it holds calls whose deadlines are to be set: once per look, not once per call.
+        // The driver looks again when the table stops being empty, if it times idleness (the connection is
+        // no longer idle), and when the table holds calls whose deadlines are to be set: once per look, not
+        // once per call.
         let (was_empty, had_unstamped) = (table.pending() == 0, !table.unstamped.is_empty());
-        add(&mut table);
+        let deadline = add(&mut table);
+        let earlier = deadline.is_some_and(|at| table.earliest.is_none_or(|earliest| at < earliest));
+        if earlier {
+            table.earliest = deadline;
+        }
         table.added = table.added.wrapping_add(count as u64);
         table.peak = table.peak.max(table.calls.len());
         let to_stamp = !had_unstamped && !table.unstamped.is_empty();
@@ -326,7 +344,7 @@ impl Pending {
         if watched {
             self.wake.raise(GREW);
         }
-        if earlier || was_empty || to_stamp {
+        if earlier || (was_empty && self.idle_timed) || to_stamp {
             self.wake.raise(DEADLINE_MOVED);
         }
         Ok(())
@@ -831,7 +849,7 @@ mod tests {
                 rx
             })
             .collect();
-        let pending = Pending::new(1);
+        let pending = Pending::new(1, false);
         pending.try_insert(1, None, Due::Never, true, false).unwrap();
         assert!(pending.complete(1, Answer::Invalid("here")));
         let (budget_tx, budget_rx) = tokio::sync::oneshot::channel::<()>();
@@ -855,7 +873,7 @@ mod tests {
 
     #[test]
     fn answers_reach_their_caller_once_and_wake_it() {
-        let pending = Pending::new(2);
+        let pending = Pending::new(2, false);
         let caller = Caller::new(7);
         caller.insert(&pending, Due::Never, true, false).unwrap();
         assert!(caller.poll(&pending).is_pending());
@@ -873,7 +891,7 @@ mod tests {
 
     #[test]
     fn the_waker_given_at_registration_is_woken_without_a_poll_and_a_new_one_replaces_it() {
-        let pending = Pending::new(2);
+        let pending = Pending::new(2, false);
         let first = Caller::new(1);
         first.insert(&pending, Due::Never, true, false).unwrap();
         // Polled from another task (another waker) before the answer: that one is woken instead.
@@ -896,7 +914,7 @@ mod tests {
 
     #[test]
     fn an_answered_call_frees_its_place_before_its_answer_is_taken() {
-        let pending = Pending::new(1);
+        let pending = Pending::new(1, false);
         let first = Caller::new(1);
         first.insert(&pending, Due::Never, true, false).unwrap();
         assert!(matches!(
@@ -916,7 +934,7 @@ mod tests {
 
     #[test]
     fn a_caller_that_gives_up_after_its_answer_came_leaves_nothing_and_withdraws_nothing() {
-        let pending = Pending::new(2);
+        let pending = Pending::new(2, false);
         pending.try_insert(1, None, Due::Never, true, false).unwrap();
         assert!(pending.complete(1, Answer::Invalid("x")));
         assert!(!pending.remove(1), "answered: not withdrawn at the other side");
@@ -927,7 +945,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_answers_reaches_its_callers_and_frees_their_places() {
-        let pending = Pending::new(3);
+        let pending = Pending::new(3, false);
         let callers: Vec<Caller> = (1..=3).map(Caller::new).collect();
         for caller in &callers {
             caller.insert(&pending, Due::Never, true, false).unwrap();
@@ -975,7 +993,7 @@ mod tests {
     fn storage_is_kept_after_a_wave_while_the_driver_looks_and_given_back_after_a_burst_of_one() {
         // After a peak of many calls the table keeps the peak's storage too (the next wave is likely to be
         // as large), and counts the calls added, by which the driver tells when to give it back.
-        let peaked = Pending::new(1_000);
+        let peaked = Pending::new(1_000, false);
         let wave = |ids: std::ops::Range<u64>| {
             let kept = answered_in_one_burst(&peaked, ids.clone()).kept_storage;
             for id in ids {
@@ -1016,7 +1034,7 @@ mod tests {
 
     #[test]
     fn answers_taken_after_the_driver_stopped_looking_leave_no_storage() {
-        let pending = Pending::new(8);
+        let pending = Pending::new(8, false);
         assert!(answered_in_one_burst(&pending, 0..4).kept_storage);
         // The driver looks while the answers are still there and no call is pending: it keeps looking.
         assert!(pending.review_storage(pending.added()));
@@ -1034,7 +1052,7 @@ mod tests {
 
     #[test]
     fn a_late_answer_alone_does_not_stop_the_looks_at_kept_storage() {
-        let pending = Pending::new(8);
+        let pending = Pending::new(8, false);
         assert!(answered_in_one_burst(&pending, 0..4).kept_storage);
         for id in 0..4 {
             assert!(Caller::new(id).poll(&pending).is_ready());
@@ -1054,7 +1072,7 @@ mod tests {
 
     #[test]
     fn a_request_queued_after_its_answer_came_is_not_withdrawn_and_one_timed_out_or_rejected_is() {
-        let pending = Pending::new(4);
+        let pending = Pending::new(4, false);
         let now = Instant::now();
         pending.try_insert(1, None, Due::Never, false, false).unwrap();
         pending
@@ -1073,9 +1091,11 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_call_due_after_its_timeout_is_timed_from_the_next_look_with_one_clock_reading() {
-        let pending = Pending::new(4);
+    async fn a_call_made_beside_others_is_timed_from_the_next_look_with_one_clock_reading() {
+        let pending = Pending::new(4, false);
         let limit = Duration::from_secs(3);
+        // Another call is pending: the next ones' deadlines wait for the driver's look.
+        pending.try_insert(0, None, Due::Never, true, false).unwrap();
         let caller = Caller::new(1);
         caller.insert(&pending, Due::After(limit), true, false).unwrap();
         pending.try_insert(2, None, Due::After(limit), true, false).unwrap();
@@ -1088,12 +1108,12 @@ mod tests {
             readings += 1;
             looked
         };
-        assert_eq!(pending.load(clock), (1, Some(looked + limit)));
+        assert_eq!(pending.load(clock), (2, Some(looked + limit)));
         assert_eq!(readings, 1);
         // Nothing new since: the clock is not read again.
         assert_eq!(
             pending.load(|| panic!("the clock was read with nothing to time")),
-            (1, Some(looked + limit))
+            (2, Some(looked + limit))
         );
         assert!(pending.expire(looked + limit - Duration::from_millis(1)).is_empty());
         assert_eq!(pending.expire(looked + limit), vec![1]);
@@ -1103,19 +1123,50 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answered_call_is_not_timed_later() {
-        let pending = Pending::new(4);
+        let pending = Pending::new(4, false);
         let limit = Duration::from_secs(3);
+        pending.try_insert(0, None, Due::Never, true, false).unwrap();
         pending.try_insert(1, None, Due::After(limit), true, false).unwrap();
         // Answered before the driver's look: no deadline is set for it, nor does it time out.
         assert!(pending.complete(1, Answer::Invalid("x")));
-        assert_eq!(pending.load(Instant::now), (0, None));
+        assert_eq!(pending.load(Instant::now), (1, None));
         assert!(pending.expire(Instant::now() + limit).is_empty());
         assert!(matches!(Caller::new(1).answer(&pending), Answer::Invalid("x")));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_only_call_is_timed_when_made_and_wakes_the_driver_only_for_an_earlier_deadline() {
+        for idle_timed in [false, true] {
+            let pending = Pending::new(4, idle_timed);
+            let limit = Duration::from_secs(3);
+            let driver = Caller::new(0);
+            let look = |pending: &Pending| {
+                pending.poll_deadline_moved(&mut Context::from_waker(&driver.waker()), Instant::now)
+            };
+            assert!(look(&pending).is_pending());
+            let first = Instant::now();
+            pending.try_insert(1, None, Due::After(limit), true, false).unwrap();
+            // The first deadline the table holds: the driver's timer has to be set.
+            assert_eq!(driver.woken(), 1);
+            assert_eq!(look(&pending), Poll::Ready((1, Some(first + limit))));
+            assert!(pending.complete(1, Answer::Invalid("x")));
+            assert!(matches!(Caller::new(1).answer(&pending), Answer::Invalid("x")));
+            assert!(look(&pending).is_pending());
+            tokio::time::advance(Duration::from_secs(1)).await;
+            let second = Instant::now();
+            pending.try_insert(2, None, Due::After(limit), true, false).unwrap();
+            // Timed from when it was made; its deadline comes after the timer's (the first call's), so the
+            // driver is not woken for it, unless it times idleness, which this call ends.
+            assert_eq!(driver.woken(), 1 + usize::from(idle_timed), "idle timed: {idle_timed}");
+            assert!(pending.expire(first + limit).is_empty());
+            assert_eq!(pending.earliest(), Some(second + limit));
+            assert_eq!(pending.expire(second + limit), vec![2]);
+        }
+    }
+
     #[tokio::test]
     async fn a_full_table_makes_calls_wait_for_a_place() {
-        let pending = Pending::new(1);
+        let pending = Pending::new(1, false);
         pending.try_insert(1, None, Due::Never, true, false).unwrap();
         assert!(matches!(
             pending.try_insert(2, None, Due::Never, true, false),
@@ -1131,7 +1182,7 @@ mod tests {
 
     #[test]
     fn calls_past_their_deadline_time_out_and_the_earliest_moves_on() {
-        let pending = Pending::new(4);
+        let pending = Pending::new(4, false);
         let now = Instant::now();
         let soon = (now + Duration::from_millis(10), Duration::from_millis(10));
         let later = (now + Duration::from_secs(10), Duration::from_secs(10));
@@ -1162,7 +1213,7 @@ mod tests {
 
     #[test]
     fn a_call_whose_request_was_not_sent_is_not_withdrawn() {
-        let pending = Pending::new(4);
+        let pending = Pending::new(4, false);
         let now = Instant::now();
         let due = Due::At((now, Duration::from_secs(1)));
         pending.try_insert(1, None, due, false, false).unwrap();
@@ -1175,7 +1226,7 @@ mod tests {
 
     #[test]
     fn handlers_calls_have_a_reserve_as_large_again() {
-        let pending = Pending::new(2);
+        let pending = Pending::new(2, false);
         for id in 0..4 {
             let reserve = id >= 2;
             assert!(pending.try_insert(id, None, Due::Never, true, reserve).is_ok());
@@ -1189,7 +1240,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_takes_all_its_places_at_once() {
-        let pending = Pending::new(4);
+        let pending = Pending::new(4, false);
         for id in 0..3 {
             pending.try_insert(id, None, Due::Never, true, false).unwrap();
         }
@@ -1211,7 +1262,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_rejected_as_a_whole_fails_every_call_of_it() {
-        let pending = Pending::new(16);
+        let pending = Pending::new(16, false);
         pending.insert_all(&[1, 2], None, false, Some(2)).await.unwrap();
         pending.insert_all(&[3, 4, 5, 6], None, false, Some(4)).await.unwrap();
         let waiting = Caller::new(3);
@@ -1233,7 +1284,7 @@ mod tests {
     async fn the_memory_of_batches_forgets_no_batch_with_a_pending_call() {
         // Two batches of four calls, three of each withdrawn, then one of three: the memory's bound (10
         // ids, with the reserve) is met by dropping the withdrawn calls' ids, not the oldest batch.
-        let pending = Pending::new(5);
+        let pending = Pending::new(5, false);
         pending.insert_all(&[1, 2, 3, 4], None, false, Some(4)).await.unwrap();
         for id in 1..4 {
             assert!(pending.remove(id));
@@ -1251,7 +1302,7 @@ mod tests {
 
     #[test]
     fn closing_ends_every_pending_call_keeps_the_answers_that_came_and_refuses_new_calls() {
-        let pending = Pending::new(2);
+        let pending = Pending::new(2, false);
         let (waiting, answered) = (Caller::new(1), Caller::new(2));
         answered.insert(&pending, Due::Never, true, false).unwrap();
         pending.try_insert(3, None, Due::Never, true, false).unwrap();

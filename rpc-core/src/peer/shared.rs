@@ -70,7 +70,7 @@ impl Shared {
             connection_id: next_connection_id(),
             ids,
             extensions,
-            pending: Pending::new(config.max_pending_calls),
+            pending: Pending::new(config.max_pending_calls, config.idle_timeout.is_some()),
             queue: FrameQueue::new(config.max_queued_frames, config.max_queued_bytes.max(1)),
             streams: Streams::new(config.max_streams),
             config,
