@@ -114,9 +114,10 @@ pub struct PeerConfig {
     ///
     /// A call that times out is removed from the pending table and the other side is sent
     /// `$/cancelRequest` for it. A call that goes out at once (the connection has a place and room for it)
-    /// is timed from when it is made if no other call of the connection is pending, else from when the
-    /// connection's task takes it up: that task is woken by the first such call and reads the clock once
-    /// for all the calls it takes up together, microseconds later unless it is busy.
+    /// is timed from when it is made if no other call of the connection is pending or waiting to be taken
+    /// up, else from when the connection's task takes it up: that task is woken by the first such call
+    /// and reads the clock once for all the calls it takes up together, microseconds later unless it is
+    /// busy.
     pub call_timeout: Option<Duration>,
     /// How long a closing connection waits for the other side's close frame. Default: 5 s.
     pub close_timeout: Duration,

@@ -6,9 +6,9 @@
 //! request went out, tells the other side with `$/cancelRequest`. A call has one deadline: waiting for a
 //! connection, a place or room is bounded by it here, from when the call starts; waiting for the answer
 //! is bounded by the connection's timer, which times out every call of the pending table at its deadline.
-//! A call that goes out at once leaves its deadline to the connection's task, which sets it when it next
-//! looks at the table, with one reading of the clock for all the calls added since (`pending.rs`,
-//! [`Due::After`]).
+//! A call that goes out at once is timed from when it is made if it is the connection's only pending call;
+//! otherwise it leaves its deadline to the connection's task, which sets it when it next looks at the
+//! table, with one reading of the clock for all the calls added since (`pending.rs`, [`Due::After`]).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -196,7 +196,8 @@ fn start(
 ) -> Result<CallState, CallError> {
     let frame = frame?;
     let limit = timeout.unwrap_or(link.config().call_timeout);
-    // The slow paths time their waits themselves; the fast one leaves the clock to the connection's task.
+    // The slow paths time their waits themselves; the fast one leaves the clock to the pending table (see
+    // `Due::After`).
     let deadline = || limit.map(|limit| (Instant::now() + limit, limit));
     // A fixed link's connection is taken over by the call, not counted again.
     let (now, link) = match link {

@@ -403,7 +403,11 @@ impl Driver {
     /// Frames that are already here are read one after another and handled, [`BURST`] at most, all with this
     /// task's waker. (The driver's next look reads again, although the transport holds the waker when a
     /// burst ends for want of frames: frames that came meanwhile are read at once then, where waiting for
-    /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.)
+    /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.) When a burst ends for want of
+    /// frames, the writer is polled at once, so that the answers it queued go out before the turn's other
+    /// work; and a burst that only answered calls of this side (see the conditions there) is reported on
+    /// the next poll instead (`Pending` now), after the callers it woke have run and the writer has taken
+    /// their next requests.
     ///
     /// Calls made since the turn began get their deadlines before the read (see
     /// [`Pending::poll_deadline_moved`]): the turn ends for them only when one is due before the timer (or
@@ -457,19 +461,24 @@ impl Driver {
                 if !self.writer_done
                     && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle)
                 {
+                    // The burst's answers reach their calls before the writer's end may end the
+                    // connection.
+                    self.exec.deliver();
                     self.burst_held = true;
                     return Poll::Ready(IoEvent::Written(end));
                 }
                 // A burst that answered calls of this side and left nothing for a turn to look after (no
-                // request of the other side running or waiting, no storage kept to be given back later,
-                // no idleness to time): its answers are delivered now and its turn waits for the next
-                // poll, so that the callers, woken, run first and the calls they make next are written at
-                // once (their requests wake this task). Whatever else comes wakes it too; a timer set
-                // before this burst fires no later than the one its turn would set.
+                // request of the other side running or waiting, no answer of this side waiting for room,
+                // no storage kept to be given back later, no idleness to time): its answers are delivered
+                // now and its turn waits for the next poll, so that the callers, woken, run first and the
+                // calls they make next are written at once (their requests wake this task). Whatever else
+                // comes wakes it too; a timer set before this burst fires no later than the one its turn
+                // would set.
                 if matches!(self.reading, Reading::Open)
                     && shared.config.idle_timeout.is_none()
                     && self.exec.handlers.len() == 0
                     && self.dispatcher.queued() == (0, 0)
+                    && self.exec.stash.is_none()
                     && self.exec.deliver()
                     && !(writer.keeps_storage() || self.exec.answers.capacity() > 0 || self.exec.table_kept)
                 {
@@ -838,6 +847,50 @@ mod tests {
         assert!(frame.reason.contains("no sign of life"), "{frame}");
         assert_eq!(answered.elapsed(), interval + timeout);
         drop(stream);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn answers_waiting_for_room_go_out_after_a_burst_that_also_answered_a_call() {
+        // Room for one frame, and no timer at all: only the connection's own wake-ups move it.
+        let config = PeerConfig::default()
+            .heartbeat_interval(None)
+            .call_timeout(None)
+            .max_queued_frames(1);
+        let (ours, theirs) = memory::pair(16);
+        let client = Peer::builder().config(config).spawn(ours);
+        let (mut sink, mut stream) = theirs.split();
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.call::<u32>("echo", (7,)).await }
+        });
+        let Some(Ok(Inbound::Frame(request))) = stream.next().await else {
+            panic!("no request")
+        };
+        let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+        // One burst: two requests for a method this side does not have, then the call's answer. The first
+        // error fills the queue; the second waits for room, which the writer makes when the burst ends.
+        for frame in [
+            serde_json::json!({"jsonrpc": "2.0", "id": "a", "method": "nope"}),
+            serde_json::json!({"jsonrpc": "2.0", "id": "b", "method": "nope"}),
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}),
+        ] {
+            futures::SinkExt::feed(&mut sink, Outbound::Frame(frame.to_string()))
+                .await
+                .unwrap();
+        }
+        futures::SinkExt::flush(&mut sink).await.unwrap();
+        assert_eq!(call.await.unwrap().unwrap(), 7);
+        let mut answered = Vec::new();
+        for _ in 0..2 {
+            let next = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+            let Ok(Some(Ok(Inbound::Frame(error)))) = next else {
+                panic!("an error answer is missing: {next:?}")
+            };
+            let error = serde_json::from_slice::<serde_json::Value>(&error).unwrap();
+            assert_eq!(error["error"]["code"], -32601, "{error}");
+            answered.push(error["id"].clone());
+        }
+        assert_eq!(answered, ["a", "b"]);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -198,7 +198,7 @@ pub(crate) struct Pending {
     room: Notify,
     /// The driver's wake-ups: [`GREW`] when calls are added while it watches (see
     /// [`watch_growth`](Self::watch_growth)), [`DEADLINE_MOVED`] when a call brings an earlier deadline than
-    /// its timer knows, deadlines to set, or (with `idle_timed`) the first call into an empty table.
+    /// the table's earliest, deadlines to set, or (with `idle_timed`) the first call into an empty table.
     wake: Signal,
     /// Whether the driver times the connection's idleness (`idle_timeout`), which a call ends: then the
     /// first call into an empty table wakes it.
@@ -207,7 +207,8 @@ pub(crate) struct Pending {
 
 /// Calls were added while the driver watched.
 const GREW: Flag = 1;
-/// A deadline earlier than the driver's timer knows, or deadlines to set.
+/// A deadline earlier than the table's earliest (which the driver's timer is set from), deadlines to set,
+/// or, when the driver times idleness, the first call into an empty table.
 const DEADLINE_MOVED: Flag = 2;
 
 impl Pending {
