@@ -812,15 +812,21 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn an_answer_is_a_sign_of_life_from_when_it_came() {
-        let (interval, timeout) = (Duration::from_secs(10), Duration::from_secs(3));
+    /// A client with `config` whose other side is played by hand over memory, and its call of `echo(7)`,
+    /// whose request the other side has read: the client, the call's task, the request's id, and the
+    /// other side's halves.
+    async fn one_call_played_by_hand(
+        config: PeerConfig,
+    ) -> (
+        PeerHandle,
+        tokio::task::JoinHandle<Result<u32, crate::CallError>>,
+        serde_json::Value,
+        memory::MemorySink,
+        memory::MemoryStream,
+    ) {
         let (ours, theirs) = memory::pair(16);
-        let config = PeerConfig::default()
-            .heartbeat_interval(Some(interval))
-            .heartbeat_timeout(timeout);
         let client = Peer::builder().config(config).spawn(ours);
-        let (mut sink, mut stream) = theirs.split();
+        let (sink, mut stream) = theirs.split();
         let call = tokio::spawn({
             let client = client.clone();
             async move { client.call::<u32>("echo", (7,)).await }
@@ -829,6 +835,16 @@ mod tests {
             panic!("no request")
         };
         let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+        (client, call, id, sink, stream)
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn an_answer_is_a_sign_of_life_from_when_it_came() {
+        let (interval, timeout) = (Duration::from_secs(10), Duration::from_secs(3));
+        let config = PeerConfig::default()
+            .heartbeat_interval(Some(interval))
+            .heartbeat_timeout(timeout);
+        let (client, call, id, mut sink, stream) = one_call_played_by_hand(config).await;
         // Answered 5 s in, half-way to the first ping; the answer's turn waits for the next event (its
         // caller makes no other call), which is then the timer set before it, for the first ping.
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -856,17 +872,7 @@ mod tests {
             .heartbeat_interval(None)
             .call_timeout(None)
             .max_queued_frames(1);
-        let (ours, theirs) = memory::pair(16);
-        let client = Peer::builder().config(config).spawn(ours);
-        let (mut sink, mut stream) = theirs.split();
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move { client.call::<u32>("echo", (7,)).await }
-        });
-        let Some(Ok(Inbound::Frame(request))) = stream.next().await else {
-            panic!("no request")
-        };
-        let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+        let (_client, call, id, mut sink, mut stream) = one_call_played_by_hand(config).await;
         // One burst: two requests for a method this side does not have, then the call's answer. The first
         // error fills the queue; the second waits for room, which the writer makes when the burst ends.
         for frame in [
