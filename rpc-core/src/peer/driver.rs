@@ -405,9 +405,9 @@ impl Driver {
     /// burst ends for want of frames: frames that came meanwhile are read at once then, where waiting for
     /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.) When a burst ends for want of
     /// frames, the writer is polled at once, so that the answers it queued go out before the turn's other
-    /// work; and a burst that only answered calls of this side (see the conditions there) is reported on
-    /// the next poll instead (`Pending` now), after the callers it woke have run and the writer has taken
-    /// their next requests.
+    /// work; and a burst that answered calls of this side and left nothing for a turn to do (see the
+    /// conditions there) is reported on the next poll instead (`Pending` now), after the callers it woke
+    /// have run and the writer has taken their next requests.
     ///
     /// Calls made since the turn began get their deadlines before the read (see
     /// [`Pending::poll_deadline_moved`]): the turn ends for them only when one is due before the timer (or
@@ -886,6 +886,7 @@ mod tests {
         }
         futures::SinkExt::flush(&mut sink).await.unwrap();
         assert_eq!(call.await.unwrap().unwrap(), 7);
+        let start = Instant::now();
         let mut answered = Vec::new();
         for _ in 0..2 {
             let next = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
@@ -897,6 +898,26 @@ mod tests {
             answered.push(error["id"].clone());
         }
         assert_eq!(answered, ["a", "b"]);
+        assert_eq!(start.elapsed(), Duration::ZERO, "no timer was needed");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn answers_read_in_a_burst_reach_their_calls_when_the_writer_fails_at_its_end() {
+        let config = PeerConfig::default().heartbeat_interval(None);
+        let (_client, call, id, mut sink, stream) = one_call_played_by_hand(config).await;
+        // The other side stops reading: the error answer the burst queues fails to go out when it ends,
+        // which ends the connection.
+        drop(stream);
+        for frame in [
+            serde_json::json!({"jsonrpc": "2.0", "id": "a", "method": "nope"}),
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}),
+        ] {
+            futures::SinkExt::feed(&mut sink, Outbound::Frame(frame.to_string()))
+                .await
+                .unwrap();
+        }
+        futures::SinkExt::flush(&mut sink).await.unwrap();
+        assert_eq!(call.await.unwrap().unwrap(), 7);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
