@@ -838,6 +838,17 @@ mod tests {
         (client, call, id, sink, stream)
     }
 
+    /// Sends `frames` from the side played by hand, all before the other side reads any: it reads them in
+    /// one burst.
+    async fn send_in_one_burst(sink: &mut memory::MemorySink, frames: impl IntoIterator<Item = serde_json::Value>) {
+        for frame in frames {
+            futures::SinkExt::feed(sink, Outbound::Frame(frame.to_string()))
+                .await
+                .unwrap();
+        }
+        futures::SinkExt::flush(sink).await.unwrap();
+    }
+
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn an_answer_is_a_sign_of_life_from_when_it_came() {
         let (interval, timeout) = (Duration::from_secs(10), Duration::from_secs(3));
@@ -875,16 +886,15 @@ mod tests {
         let (_client, call, id, mut sink, mut stream) = one_call_played_by_hand(config).await;
         // One burst: two requests for a method this side does not have, then the call's answer. The first
         // error fills the queue; the second waits for room, which the writer makes when the burst ends.
-        for frame in [
-            serde_json::json!({"jsonrpc": "2.0", "id": "a", "method": "nope"}),
-            serde_json::json!({"jsonrpc": "2.0", "id": "b", "method": "nope"}),
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}),
-        ] {
-            futures::SinkExt::feed(&mut sink, Outbound::Frame(frame.to_string()))
-                .await
-                .unwrap();
-        }
-        futures::SinkExt::flush(&mut sink).await.unwrap();
+        send_in_one_burst(
+            &mut sink,
+            [
+                serde_json::json!({"jsonrpc": "2.0", "id": "a", "method": "nope"}),
+                serde_json::json!({"jsonrpc": "2.0", "id": "b", "method": "nope"}),
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}),
+            ],
+        )
+        .await;
         assert_eq!(call.await.unwrap().unwrap(), 7);
         let start = Instant::now();
         let mut answered = Vec::new();
@@ -908,15 +918,14 @@ mod tests {
         // The other side stops reading: the error answer the burst queues fails to go out when it ends,
         // which ends the connection.
         drop(stream);
-        for frame in [
-            serde_json::json!({"jsonrpc": "2.0", "id": "a", "method": "nope"}),
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}),
-        ] {
-            futures::SinkExt::feed(&mut sink, Outbound::Frame(frame.to_string()))
-                .await
-                .unwrap();
-        }
-        futures::SinkExt::flush(&mut sink).await.unwrap();
+        send_in_one_burst(
+            &mut sink,
+            [
+                serde_json::json!({"jsonrpc": "2.0", "id": "a", "method": "nope"}),
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}),
+            ],
+        )
+        .await;
         assert_eq!(call.await.unwrap().unwrap(), 7);
     }
 
