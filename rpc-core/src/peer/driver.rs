@@ -703,8 +703,7 @@ impl Act for Executor {
 
 impl Executor {
     /// Delivers the answers collected from a burst of reads to their calls, all under one lock of the
-    /// pending table.
-    /// Returns whether an answer reached its call.
+    /// pending table. Returns whether an answer reached its call (not only answers to no pending call).
     fn deliver(&mut self) -> bool {
         if self.answers.is_empty() {
             return false;
