@@ -18,6 +18,8 @@ use crate::error_object::ErrorObject;
 use crate::id::{IdKind, RawId};
 use crate::params::Params;
 
+mod scratch;
+
 /// The version string every message must carry.
 const VERSION: &str = "2.0";
 
@@ -687,6 +689,10 @@ impl serde::Serializer for NullProbe {
 
 /// Encodes a request (with `id`) or a notification (without), with `params` if given.
 ///
+/// Messages are encoded in a buffer the thread reuses; a message of at most 4 KiB is returned without
+/// spare capacity (so that a transport turning it into `Bytes` does not allocate again), a longer one with
+/// the buffer's. The same holds for the responses below.
+///
 /// # Errors
 /// When the params cannot be encoded.
 pub fn encode_call<P: Serialize + ?Sized>(
@@ -694,20 +700,21 @@ pub fn encode_call<P: Serialize + ?Sized>(
     method: &str,
     params: Option<&P>,
 ) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(64 + method.len());
-    out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
-    if let Some(id) = id {
-        out.extend_from_slice(br#","id":"#);
-        serde_json::to_writer(&mut out, &id)?;
-    }
-    out.extend_from_slice(br#","method":"#);
-    serde_json::to_writer(&mut out, method)?;
-    if let Some(params) = params {
-        out.extend_from_slice(br#","params":"#);
-        serde_json::to_writer(&mut out, params)?;
-    }
-    out.push(b'}');
-    utf8(out)
+    utf8(scratch::encode(|out| {
+        out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
+        if let Some(id) = id {
+            out.extend_from_slice(br#","id":"#);
+            serde_json::to_writer(&mut *out, &id)?;
+        }
+        out.extend_from_slice(br#","method":"#);
+        serde_json::to_writer(&mut *out, method)?;
+        if let Some(params) = params {
+            out.extend_from_slice(br#","params":"#);
+            serde_json::to_writer(&mut *out, params)?;
+        }
+        out.push(b'}');
+        Ok(())
+    })?)
 }
 
 /// Encodes a successful response.
@@ -728,15 +735,16 @@ pub fn encode_error(id: Option<&RawId>, error: &ErrorObject) -> String {
 
 /// Writes `{"jsonrpc":"2.0","id":<id>,"<member>":<value>}`, the id copied as received.
 fn encode_response<T: Serialize + ?Sized>(id: &[u8], member: &str, value: &T) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(64 + id.len());
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    out.extend_from_slice(id);
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(member.as_bytes());
-    out.extend_from_slice(b"\":");
-    serde_json::to_writer(&mut out, value)?;
-    out.push(b'}');
-    utf8(out)
+    utf8(scratch::encode(|out| {
+        out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        out.extend_from_slice(id);
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(member.as_bytes());
+        out.extend_from_slice(b"\":");
+        serde_json::to_writer(&mut *out, value)?;
+        out.push(b'}');
+        Ok(())
+    })?)
 }
 
 /// The text of an encoded message. Every part is UTF-8 (serde_json writes UTF-8, a received id was cut from a

@@ -675,6 +675,11 @@ impl Pending {
         let mut sent = Vec::new();
         let mut callers = Vec::new();
         let mut table = self.lock();
+        // No deadline is earlier than the earliest (it may be a call's answered since, never later than a
+        // pending call's): before it, no call is looked at (the driver's timer also fires for other things).
+        if table.earliest.is_none_or(|earliest| earliest > now) {
+            return sent;
+        }
         let Table {
             calls,
             answered,
