@@ -689,9 +689,10 @@ impl serde::Serializer for NullProbe {
 
 /// Encodes a request (with `id`) or a notification (without), with `params` if given.
 ///
-/// Messages are encoded in a buffer the thread reuses; a message of at most 4 KiB is returned without
-/// spare capacity (so that a transport turning it into `Bytes` does not allocate again), a longer one with
-/// the buffer's. The same holds for the responses below.
+/// Messages are encoded in a buffer the thread reuses (at most 8 KiB kept per thread); a message of at
+/// most 4 KiB is returned without spare capacity (so that a transport turning it into `Bytes` does not
+/// allocate again), a longer one, or one encoded while the thread encodes another (from a `Serialize`
+/// impl), with the spare capacity of its growth. The same holds for the responses below.
 ///
 /// # Errors
 /// When the params cannot be encoded.

@@ -7,43 +7,48 @@
 //! atomic operation once the frame is written). Written here first, a message is copied out into a
 //! vector exactly its length: one allocation per message, none for growing, no count.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 /// The longest message copied out of the buffer, in bytes. A longer one takes the buffer's storage with
-/// it (no copy; the thread's next message starts a new buffer), so a buffer keeps at most twice this
-/// (a vector doubles as it grows) between messages: 8 KiB per thread that encodes messages.
+/// it (no copy; the thread's next message starts a new buffer).
 pub(crate) const COPIED_UP_TO: usize = 4 << 10;
 
+/// The most storage a thread keeps between messages, in bytes: a buffer grown larger (by a message that
+/// could not be encoded after writing this much) is freed.
+const KEPT_UP_TO: usize = 2 * COPIED_UP_TO;
+
 thread_local! {
-    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Empty while a message is being encoded on the thread: the buffer is taken out for it.
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `write` on an empty buffer and returns what it wrote: a vector whose capacity is its length when
-/// it is at most [`COPIED_UP_TO`] bytes. The error is `write`'s.
+/// it is at most [`COPIED_UP_TO`] bytes. The error is `write`'s; what it wrote is then dropped.
 ///
-/// Where the thread's buffer cannot be had (it is in use: a `Serialize` impl encoding a message while one
-/// is encoded; or the thread is ending), `write` runs on a vector of its own, returned as it is.
-pub(crate) fn encode<E>(mut write: impl FnMut(&mut Vec<u8>) -> Result<(), E>) -> Result<Vec<u8>, E> {
-    let reused = BUFFER.try_with(|cell| {
-        let mut buffer = cell.try_borrow_mut().ok()?;
-        buffer.clear();
-        Some(write(&mut buffer).map(|()| take_out(&mut buffer)))
-    });
-    match reused {
-        Ok(Some(written)) => written,
-        _ => {
-            let mut own = Vec::new();
-            write(&mut own).map(|()| own)
-        }
+/// The buffer is taken out of the thread's slot while `write` runs, so a message encoded meanwhile (by a
+/// `Serialize` impl) starts a buffer of its own, and a panic in `write` drops the buffer with the rest.
+pub(crate) fn encode<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Vec<u8>, E> {
+    // The thread is ending when its slot is gone: a buffer for this message alone.
+    let mut buffer = BUFFER.try_with(Cell::take).unwrap_or_default();
+    buffer.clear();
+    if let Err(error) = write(&mut buffer) {
+        keep(buffer);
+        return Err(error);
     }
+    if buffer.len() > COPIED_UP_TO {
+        return Ok(buffer);
+    }
+    let message = buffer.as_slice().to_vec();
+    keep(buffer);
+    Ok(message)
 }
 
-/// What `buffer` holds, at its exact size when it is short enough to copy.
-fn take_out(buffer: &mut Vec<u8>) -> Vec<u8> {
-    if buffer.len() <= COPIED_UP_TO {
-        buffer.as_slice().to_vec()
-    } else {
-        std::mem::take(buffer)
+/// Puts `buffer` back in the thread's slot for the next message, unless it is larger than
+/// [`KEPT_UP_TO`].
+fn keep(buffer: Vec<u8>) {
+    if buffer.capacity() <= KEPT_UP_TO {
+        // Gone only while the thread ends: the buffer is dropped then.
+        let _ = BUFFER.try_with(|slot| slot.set(buffer));
     }
 }
 
@@ -52,7 +57,12 @@ mod tests {
     use super::*;
 
     fn kept() -> usize {
-        BUFFER.with(|cell| cell.borrow().capacity())
+        BUFFER.with(|slot| {
+            let buffer = slot.take();
+            let capacity = buffer.capacity();
+            slot.set(buffer);
+            capacity
+        })
     }
 
     #[test]
@@ -93,7 +103,44 @@ mod tests {
         })
         .unwrap();
         assert_eq!((copied.len(), copied.capacity()), (COPIED_UP_TO, COPIED_UP_TO));
-        assert!(kept() <= 2 * COPIED_UP_TO, "the bound the buffer's doc gives");
+        assert!(kept() <= KEPT_UP_TO, "the bound the buffer's doc gives");
+    }
+
+    #[test]
+    fn a_message_that_fails_after_writing_much_leaves_no_large_buffer_behind() {
+        let failed = encode(|out| {
+            out.resize(10 * KEPT_UP_TO, b' ');
+            Err("cannot encode")
+        });
+        assert_eq!(failed, Err("cannot encode"));
+        assert_eq!(kept(), 0, "storage beyond the bound is freed");
+        let small = encode::<()>(|out| {
+            out.extend_from_slice(b"{}");
+            Ok(())
+        });
+        assert_eq!(small, Ok(b"{}".to_vec()));
+        let failed_small = encode(|out| {
+            out.extend_from_slice(b"[1,");
+            Err("cannot encode")
+        });
+        assert_eq!(failed_small, Err("cannot encode"));
+        assert!(kept() > 0, "a buffer within the bound is kept through a failure");
+    }
+
+    #[test]
+    fn a_panic_while_encoding_leaves_the_next_message_whole() {
+        let panicked = std::panic::catch_unwind(|| {
+            encode::<()>(|out| {
+                out.extend_from_slice(b"{\"half");
+                panic!("a Serialize impl panics");
+            })
+        });
+        assert!(panicked.is_err());
+        let next = encode::<()>(|out| {
+            out.extend_from_slice(b"[]");
+            Ok(())
+        });
+        assert_eq!(next, Ok(b"[]".to_vec()));
     }
 
     #[test]

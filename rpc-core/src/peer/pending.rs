@@ -675,8 +675,9 @@ impl Pending {
         let mut sent = Vec::new();
         let mut callers = Vec::new();
         let mut table = self.lock();
-        // No deadline is earlier than the earliest (it may be a call's answered since, never later than a
-        // pending call's): before it, no call is looked at (the driver's timer also fires for other things).
+        // No pending call's deadline is earlier than the earliest (which may be the deadline of a call
+        // answered, withdrawn or failed since): before it, no call is looked at (the driver's timer also
+        // fires for other things).
         if table.earliest.is_none_or(|earliest| earliest > now) {
             return sent;
         }
