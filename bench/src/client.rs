@@ -493,10 +493,11 @@ impl Conns {
         inflight: usize,
         duration: Duration,
         payload: &Payload,
+        callers: load::Callers,
     ) -> Result<RoundSummary> {
         match self {
-            Conns::Birpc(peers) => load::birpc_round(peers, inflight, duration, payload).await,
-            Conns::Jsonrpsee(clients) => load::jsonrpsee_round(clients, inflight, duration, payload).await,
+            Conns::Birpc(peers) => load::birpc_round(peers, inflight, duration, payload, callers).await,
+            Conns::Jsonrpsee(clients) => load::jsonrpsee_round(clients, inflight, duration, payload, callers).await,
             Conns::Raw(sockets) => {
                 let start = Instant::now();
                 let deadline = start + duration;

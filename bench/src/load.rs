@@ -3,7 +3,8 @@
 //! Like the raw floor, each connection has one task that keeps its calls in flight: it starts `inflight`
 //! calls, and each time one is answered (checked, its latency recorded) it starts the next, until the
 //! deadline. The calls of a task run concurrently on its connection (a `FuturesUnordered`); one call at a
-//! time (the `latency` and `large` scenarios) is awaited as it is made, as the floor's loop does.
+//! time (the `latency` and `large` scenarios) is awaited as it is made, as the floor's loop does. With
+//! `--callers tasks`, a connection's calls in flight are made by as many tasks, each one call at a time.
 //!
 //! The stream scenarios read in waves: a wave opens `streams` streams of `items` items at once on the
 //! connection (birpc: `PeerHandle::subscribe("ticks")`; jsonrpsee: `subscribe_ticks`), reads each to its
@@ -25,6 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClient;
+use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -35,99 +37,121 @@ use crate::common::{
 /// How long a broadcast of the hub scenario is waited for before its missing deliveries are counted.
 pub(crate) const BROADCAST_WAIT: Duration = Duration::from_secs(2);
 
-/// Keeps `inflight` calls made by `call(n)` (for n = 0, 1, 2, ...) going until `deadline`; returns the
-/// latency of each, in nanoseconds.
-async fn keep_in_flight<F, Fut>(inflight: usize, deadline: Instant, call: F) -> Result<Vec<u64>>
-where
-    F: Fn(i64) -> Fut,
-    Fut: Future<Output = Result<()>>,
-{
-    let timed = |n: i64| {
-        let call = &call;
-        async move {
-            let start = Instant::now();
-            call(n).await.map(|()| since(start))
+/// How a connection's calls in flight are made (`--callers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Callers {
+    /// One task per connection keeps its calls in flight as futures of a `FuturesUnordered` (the default).
+    Unordered,
+    /// One task per call in flight, each making one call at a time: the way of a program whose callers
+    /// are tasks of their own. (The floor is unchanged: one task per connection.)
+    Tasks,
+}
+
+/// One call of the benchmark through a library's client: call number `n`, checked.
+trait Caller: Clone + Send + Sync + 'static {
+    fn call(&self, n: i64) -> impl Future<Output = Result<()>> + Send + '_;
+}
+
+/// A birpc connection and what its calls send.
+#[derive(Clone)]
+struct Birpc(PeerHandle, Payload);
+
+impl Caller for Birpc {
+    async fn call(&self, n: i64) -> Result<()> {
+        let Birpc(peer, payload) = self;
+        match payload {
+            Payload::Add => {
+                let sum: i64 = peer.call("add", (n, 1)).await?;
+                check(sum == n + 1, "add")
+            }
+            Payload::Echo(text) => {
+                let back: String = peer.call("echo", (&**text,)).await?;
+                check(back.len() == text.len(), "echo")
+            }
         }
-    };
+    }
+}
+
+/// A jsonrpsee client and what its calls send.
+#[derive(Clone)]
+struct Jsonrpsee(Arc<WsClient>, Payload);
+
+impl Caller for Jsonrpsee {
+    async fn call(&self, n: i64) -> Result<()> {
+        let Jsonrpsee(client, payload) = self;
+        match payload {
+            Payload::Add => {
+                let sum: i64 = client.request("add", rpc_params![n, 1]).await?;
+                check(sum == n + 1, "add")
+            }
+            Payload::Echo(text) => {
+                let back: String = client.request("echo", rpc_params![&**text]).await?;
+                check(back.len() == text.len(), "echo")
+            }
+        }
+    }
+}
+
+/// The latency of call `n`, in nanoseconds.
+async fn timed(caller: &impl Caller, n: i64) -> Result<u64> {
+    let start = Instant::now();
+    caller.call(n).await.map(|()| since(start))
+}
+
+/// Keeps `inflight` calls of `caller` (numbered 0, 1, 2, ...) going until `deadline`, made as `callers`
+/// says; returns the latency of each, in nanoseconds.
+async fn keep_in_flight(caller: impl Caller, inflight: usize, deadline: Instant, callers: Callers) -> Result<Vec<u64>> {
     if inflight == 1 {
         // One call at a time is awaited as it is made, as a program making one call at a time does (and as
         // the floor does). A `FuturesUnordered` of one call would yield after each poll that finds its only
         // call pending (it yields once it has polled every call it holds): tokio then puts the task at the
         // back of the queue and wakes the other worker thread, a futex call and a context switch per call
         // that are the loop's, not the library's.
-        let mut latencies = Vec::new();
-        let mut n = 0_i64;
-        while Instant::now() < deadline {
-            latencies.push(timed(n).await?);
-            n += 1;
+        return one_at_a_time(&caller, 0, 1, deadline).await;
+    }
+    match callers {
+        Callers::Unordered => {
+            let mut calls = FuturesUnordered::new();
+            let mut n = 0_i64;
+            for _ in 0..inflight {
+                calls.push(timed(&caller, n));
+                n += 1;
+            }
+            let mut latencies = Vec::new();
+            while let Some(latency) = calls.next().await {
+                latencies.push(latency?);
+                if Instant::now() < deadline {
+                    calls.push(timed(&caller, n));
+                    n += 1;
+                }
+            }
+            Ok(latencies)
         }
-        return Ok(latencies);
+        Callers::Tasks => {
+            let mut tasks = JoinSet::new();
+            for first in 0..inflight {
+                let caller = caller.clone();
+                tasks.spawn(async move { one_at_a_time(&caller, first as i64, inflight as i64, deadline).await });
+            }
+            let mut latencies = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                latencies.extend(joined??);
+            }
+            Ok(latencies)
+        }
     }
-    let mut calls = FuturesUnordered::new();
-    let mut n = 0_i64;
-    for _ in 0..inflight {
-        calls.push(timed(n));
-        n += 1;
-    }
+}
+
+/// Calls `first`, `first + step`, ... one at a time until `deadline`; their latencies.
+async fn one_at_a_time(caller: &impl Caller, first: i64, step: i64, deadline: Instant) -> Result<Vec<u64>> {
     let mut latencies = Vec::new();
-    while let Some(latency) = calls.next().await {
-        latencies.push(latency?);
-        if Instant::now() < deadline {
-            calls.push(timed(n));
-            n += 1;
-        }
+    let mut n = first;
+    while Instant::now() < deadline {
+        latencies.push(timed(caller, n).await?);
+        n += step;
     }
     Ok(latencies)
-}
-
-/// `inflight` birpc calls in flight on `peer` until `deadline`.
-pub(crate) async fn birpc_connection(
-    peer: PeerHandle,
-    inflight: usize,
-    deadline: Instant,
-    payload: Payload,
-) -> Result<Vec<u64>> {
-    keep_in_flight(inflight, deadline, |n| {
-        let (peer, payload) = (&peer, &payload);
-        async move {
-            match payload {
-                Payload::Add => {
-                    let sum: i64 = peer.call("add", (n, 1)).await?;
-                    check(sum == n + 1, "add")
-                }
-                Payload::Echo(text) => {
-                    let back: String = peer.call("echo", (&**text,)).await?;
-                    check(back.len() == text.len(), "echo")
-                }
-            }
-        }
-    })
-    .await
-}
-
-/// `inflight` jsonrpsee calls in flight on `client` until `deadline`.
-pub(crate) async fn jsonrpsee_connection(
-    client: Arc<WsClient>,
-    inflight: usize,
-    deadline: Instant,
-    payload: Payload,
-) -> Result<Vec<u64>> {
-    keep_in_flight(inflight, deadline, |n| {
-        let (client, payload) = (&client, &payload);
-        async move {
-            match payload {
-                Payload::Add => {
-                    let sum: i64 = client.request("add", rpc_params![n, 1]).await?;
-                    check(sum == n + 1, "add")
-                }
-                Payload::Echo(text) => {
-                    let back: String = client.request("echo", rpc_params![&**text]).await?;
-                    check(back.len() == text.len(), "echo")
-                }
-            }
-        }
-    })
-    .await
 }
 
 /// Keeps `inflight` calls in flight on each of `peers` for `duration`.
@@ -136,12 +160,18 @@ pub(crate) async fn birpc_round(
     inflight: usize,
     duration: Duration,
     payload: &Payload,
+    callers: Callers,
 ) -> Result<RoundSummary> {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = JoinSet::new();
     for peer in peers {
-        tasks.spawn(birpc_connection(peer.clone(), inflight, deadline, payload.clone()));
+        tasks.spawn(keep_in_flight(
+            Birpc(peer.clone(), payload.clone()),
+            inflight,
+            deadline,
+            callers,
+        ));
     }
     collect(tasks, start).await
 }
@@ -152,16 +182,17 @@ pub(crate) async fn jsonrpsee_round(
     inflight: usize,
     duration: Duration,
     payload: &Payload,
+    callers: Callers,
 ) -> Result<RoundSummary> {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = JoinSet::new();
     for client in clients {
-        tasks.spawn(jsonrpsee_connection(
-            client.clone(),
+        tasks.spawn(keep_in_flight(
+            Jsonrpsee(client.clone(), payload.clone()),
             inflight,
             deadline,
-            payload.clone(),
+            callers,
         ));
     }
     collect(tasks, start).await

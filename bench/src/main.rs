@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::common::{CpuReading, Impl, Result, raise_fd_limit};
+use crate::load::Callers;
 use crate::scenarios::{Scenario, Settings};
 use crate::serve::HubMode;
 
@@ -42,9 +43,12 @@ usage: bench [options]
   --conns N            connections of the fan-in and server-to-client scenarios, and clients of the hub
                        scenario (default 1000)
   --memory-conns N     idle connections of the memory scenario (default 10000)
-  --stream-window N    birpc client's stream window in the stream scenarios (default: birpc's, 64)
+  --stream-window N    birpc client's stream window in the stream scenarios (default: birpc's, 256)
   --max-foreign PCT    measure a round again (4 attempts at most) when other programs used more than
                        PCT percent of the machine during it (default 10)
+  --callers MODE       how birpc's and jsonrpsee's clients keep several calls in flight on a connection
+                       (pipelined, fan-in): unordered, one task per connection and its calls as futures
+                       of a FuturesUnordered (default); tasks, one task per call in flight
   --wrap-server CMD    run each server process under CMD, split at spaces (for profiling:
                        \"valgrind --tool=callgrind --callgrind-out-file=/tmp/server.%p\")
 ";
@@ -98,6 +102,13 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--memory-conns" => settings.memory_conns = value.parse()?,
             "--stream-window" => settings.stream_window = Some(value.parse()?),
             "--max-foreign" => settings.max_foreign_cpu = value.parse::<f64>()? / 100.0,
+            "--callers" => {
+                settings.callers = match value.as_str() {
+                    "unordered" => Callers::Unordered,
+                    "tasks" => Callers::Tasks,
+                    other => return Err(format!("unknown --callers {other:?}: unordered or tasks").into()),
+                }
+            }
             "--wrap-server" => settings.server_wrapper = Some(value.clone()),
             _ => return Err(format!("unknown option {arg}\n\n{USAGE}").into()),
         }

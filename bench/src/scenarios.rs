@@ -13,6 +13,7 @@ use crate::common::{
     BroadcastSummary, CpuReading, GroupCallSummary, Impl, Payload, Result, RoundSummary, median, raise_fd_limit,
     resident_bytes,
 };
+use crate::load::Callers;
 use crate::serve::HubMode;
 
 /// Calls in flight on the one connection of the pipelined scenario.
@@ -131,13 +132,16 @@ pub(crate) struct Settings {
     pub(crate) hub_clients: usize,
     /// The wait before reading a server's resident memory.
     pub(crate) settle_ms: u64,
-    /// The stream window of birpc's client in the stream scenarios; `None`: birpc's default (64).
+    /// The stream window of birpc's client in the stream scenarios; `None`: birpc's default (256).
     pub(crate) stream_window: Option<u32>,
     /// A command line the servers run under (a profiler), if any.
     pub(crate) server_wrapper: Option<String>,
     /// A round during which other programs used more than this share of the machine (0 to 1) is measured
     /// again, up to 4 times in all.
     pub(crate) max_foreign_cpu: f64,
+    /// How birpc's and jsonrpsee's clients keep several calls in flight on a connection (client → server
+    /// scenarios).
+    pub(crate) callers: Callers,
 }
 
 impl Settings {
@@ -155,6 +159,7 @@ impl Settings {
             stream_window: None,
             server_wrapper: None,
             max_foreign_cpu: 0.10,
+            callers: Callers::Unordered,
         }
     }
 
@@ -172,6 +177,7 @@ impl Settings {
             stream_window: None,
             server_wrapper: None,
             max_foreign_cpu: 0.10,
+            callers: Callers::Unordered,
         }
     }
 
@@ -609,7 +615,9 @@ async fn client_to_server(
     }
     let pids: Vec<u32> = setups.iter().filter_map(|(_, server, _)| server.pid()).collect();
     for (_, _, connections) in &mut setups {
-        connections.round(inflight, settings.warmup(), payload).await?;
+        connections
+            .round(inflight, settings.warmup(), payload, settings.callers)
+            .await?;
     }
     let mut results: BTreeMap<Impl, Vec<RoundSummary>> = BTreeMap::new();
     for round in 0..settings.rounds {
@@ -618,7 +626,9 @@ async fn client_to_server(
             let mut attempt = 1;
             let summary = loop {
                 let before = CpuReading::now(&pids);
-                let summary = connections.round(inflight, settings.round(), payload).await?;
+                let summary = connections
+                    .round(inflight, settings.round(), payload, settings.callers)
+                    .await?;
                 if quiet(settings, &pids, before, *imp, round, &mut attempt, load).await {
                     break summary;
                 }

@@ -449,7 +449,7 @@ async fn server_to_client(
         }
         Callable::Birpc(registry) => {
             let peers = wait_for(registry, conns, ready_by).await?;
-            load::birpc_round(&peers, inflight, duration, &Payload::Add).await
+            load::birpc_round(&peers, inflight, duration, &Payload::Add, load::Callers::Unordered).await
         }
         Callable::Raw(registry) => {
             let connections = wait_for(registry, conns, ready_by).await?;
