@@ -110,15 +110,21 @@ impl ServerProc {
         }
     }
 
-    /// Runs a server-to-client round: the server calls `conns` clients, `inflight` calls each.
+    /// Runs a server-to-client round: the server calls `conns` clients, `inflight` calls each, made as
+    /// `callers` says.
     pub(crate) async fn server_to_client(
         &mut self,
         conns: usize,
         inflight: usize,
         duration: Duration,
+        callers: load::Callers,
     ) -> Result<RoundSummary> {
         let answer = self
-            .command(&format!("s2c {conns} {inflight} {}", duration.as_millis()))
+            .command(&format!(
+                "s2c {conns} {inflight} {} {}",
+                duration.as_millis(),
+                callers.name()
+            ))
             .await?;
         Ok(serde_json::from_str(&answer)?)
     }

@@ -4,7 +4,8 @@
 //! calls, and each time one is answered (checked, its latency recorded) it starts the next, until the
 //! deadline. The calls of a task run concurrently on its connection (a `FuturesUnordered`); one call at a
 //! time (the `latency` and `large` scenarios) is awaited as it is made, as the floor's loop does. With
-//! `--callers tasks`, a connection's calls in flight are made by as many tasks, each one call at a time.
+//! `--callers tasks`, a connection's calls in flight are made by as many tasks, each one call at a time
+//! (also the server's calls in the server-to-client scenario).
 //!
 //! The stream scenarios read in waves: a wave opens `streams` streams of `items` items at once on the
 //! connection (birpc: `PeerHandle::subscribe("ticks")`; jsonrpsee: `subscribe_ticks`), reads each to its
@@ -46,6 +47,24 @@ pub(crate) enum Callers {
     /// One task per call in flight, each making one call at a time: the way of a program whose callers
     /// are tasks of their own. (The floor is unchanged: one task per connection.)
     Tasks,
+}
+
+impl Callers {
+    /// The mode named `name` on the command line (`unordered`, `tasks`).
+    pub(crate) fn parse(name: &str) -> Option<Callers> {
+        match name {
+            "unordered" => Some(Callers::Unordered),
+            "tasks" => Some(Callers::Tasks),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Callers::Unordered => "unordered",
+            Callers::Tasks => "tasks",
+        }
+    }
 }
 
 /// One call of the benchmark through a library's client: call number `n`, checked.

@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p birpc-bench -- [--json PATH] [--only LIST] [--impls LIST] [--quick]
 //!                                       [--rounds N] [--seconds S] [--conns N] [--memory-conns N]
-//!                                       [--stream-window N] [--max-foreign PCT] [--wrap-server CMD]
+//!                                       [--stream-window N] [--max-foreign PCT] [--callers MODE]
+//!                                       [--wrap-server CMD]
 //! ```
 //!
 //! Every server runs in a process of its own (this program, re-run as `bench serve --impl NAME --listen
@@ -47,7 +48,7 @@ usage: bench [options]
   --max-foreign PCT    measure a round again (4 attempts at most) when other programs used more than
                        PCT percent of the machine during it (default 10)
   --callers MODE       how birpc's and jsonrpsee's clients keep several calls in flight on a connection
-                       (pipelined, fan-in): unordered, one task per connection and its calls as futures
+                       (pipelined, fan-in, s2c): unordered, one task per connection and its calls as futures
                        of a FuturesUnordered (default); tasks, one task per call in flight
   --wrap-server CMD    run each server process under CMD, split at spaces (for profiling:
                        \"valgrind --tool=callgrind --callgrind-out-file=/tmp/server.%p\")
@@ -103,11 +104,8 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--stream-window" => settings.stream_window = Some(value.parse()?),
             "--max-foreign" => settings.max_foreign_cpu = value.parse::<f64>()? / 100.0,
             "--callers" => {
-                settings.callers = match value.as_str() {
-                    "unordered" => Callers::Unordered,
-                    "tasks" => Callers::Tasks,
-                    other => return Err(format!("unknown --callers {other:?}: unordered or tasks").into()),
-                }
+                settings.callers =
+                    Callers::parse(value).ok_or_else(|| format!("unknown --callers {value:?}: unordered or tasks"))?;
             }
             "--wrap-server" => settings.server_wrapper = Some(value.clone()),
             _ => return Err(format!("unknown option {arg}\n\n{USAGE}").into()),
@@ -244,6 +242,12 @@ fn bench_main(options: Options) -> Result<()> {
         report.date, report.machine.cores, report.machine.cpu, report.revision
     );
     print!("{table}");
+    if report.settings.callers != Callers::Unordered {
+        println!(
+            "\ncalls in flight made by: {} (--callers; pipelined, fan-in and s2c)",
+            report.settings.callers.name()
+        );
+    }
     if !busy_notes.is_empty() {
         print!("\n{busy_notes}");
     }

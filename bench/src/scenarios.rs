@@ -139,8 +139,8 @@ pub(crate) struct Settings {
     /// A round during which other programs used more than this share of the machine (0 to 1) is measured
     /// again, up to 4 times in all.
     pub(crate) max_foreign_cpu: f64,
-    /// How birpc's and jsonrpsee's clients keep several calls in flight on a connection (client → server
-    /// scenarios).
+    /// How birpc's and jsonrpsee's clients (birpc's server in s2c) keep several calls in flight on a
+    /// connection: pipelined, fan-in and s2c (the others make one call at a time).
     pub(crate) callers: Callers,
 }
 
@@ -781,7 +781,7 @@ async fn server_to_client(
     let pids: Vec<u32> = setups.iter().filter_map(|(_, server, _)| server.pid()).collect();
     for (_, server, _) in &mut setups {
         server
-            .server_to_client(conns, FANIN_INFLIGHT, settings.warmup())
+            .server_to_client(conns, FANIN_INFLIGHT, settings.warmup(), settings.callers)
             .await?;
     }
     let mut results: BTreeMap<Impl, Vec<RoundSummary>> = BTreeMap::new();
@@ -791,7 +791,9 @@ async fn server_to_client(
             let mut attempt = 1;
             let summary = loop {
                 let before = CpuReading::now(&pids);
-                let summary = server.server_to_client(conns, FANIN_INFLIGHT, settings.round()).await?;
+                let summary = server
+                    .server_to_client(conns, FANIN_INFLIGHT, settings.round(), settings.callers)
+                    .await?;
                 if quiet(settings, &pids, before, *imp, round, &mut attempt, load).await {
                     break summary;
                 }

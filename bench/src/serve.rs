@@ -421,12 +421,13 @@ async fn command(callable: &Callable, line: &str) -> Result<String> {
     match words.as_slice() {
         ["ping"] => Ok("pong".into()),
         ["produced"] => Ok(PRODUCED.load(Ordering::Relaxed).to_string()),
-        ["s2c", conns, inflight, millis] => {
+        ["s2c", conns, inflight, millis, callers] => {
             let summary = server_to_client(
                 callable,
                 conns.parse()?,
                 inflight.parse()?,
                 Duration::from_millis(millis.parse()?),
+                load::Callers::parse(callers).ok_or("unknown callers")?,
             )
             .await?;
             Ok(serde_json::to_string(&summary)?)
@@ -441,6 +442,7 @@ async fn server_to_client(
     conns: usize,
     inflight: usize,
     duration: Duration,
+    callers: load::Callers,
 ) -> Result<RoundSummary> {
     let ready_by = Instant::now() + Duration::from_secs(30);
     match callable {
@@ -449,7 +451,7 @@ async fn server_to_client(
         }
         Callable::Birpc(registry) => {
             let peers = wait_for(registry, conns, ready_by).await?;
-            load::birpc_round(&peers, inflight, duration, &Payload::Add, load::Callers::Unordered).await
+            load::birpc_round(&peers, inflight, duration, &Payload::Add, callers).await
         }
         Callable::Raw(registry) => {
             let connections = wait_for(registry, conns, ready_by).await?;
