@@ -216,7 +216,8 @@ impl Dispatcher {
     }
 
     /// This side now has `count` calls awaiting answers: while it has any, extra places are usable (told
-    /// before every turn, so that it is never stale).
+    /// before every turn of the driver's loop, and when a burst of answers takes none, so that it is never
+    /// stale).
     pub(super) fn calls_pending(&mut self, count: usize, out: &mut impl Act) {
         let grew = count > self.calls_pending;
         self.calls_pending = count;

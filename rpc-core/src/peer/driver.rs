@@ -173,9 +173,10 @@ struct Driver {
     /// Whether a burst of reads awaits its turn: held so that the writer's end, met when the burst ended,
     /// is told first.
     burst_held: bool,
-    /// Whether a burst that left nothing for a turn to look after (see [`Driver::poll_io`]) was held so
-    /// that the callers it answered run first: the next poll reads on without a turn, unless the writer
-    /// kept storage for what those callers sent.
+    /// Whether the last burst answered calls and left nothing for a turn to look after (see
+    /// [`Driver::poll_io`]): the next poll, after the callers it woke have run, writes what they sent and
+    /// reads on without a turn, unless the writer kept storage for it (a turn arms the look that gives it
+    /// back) or their calls' deadlines move the timer.
     burst_quiet: bool,
     /// When the connection's one timer is set for, if it is (`None` while nothing is timed: the timer is
     /// not polled then).
@@ -409,10 +410,12 @@ impl Driver {
     /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.) When a burst ends for want of
     /// frames, the writer is polled at once, so that the answers it queued go out before the turn's other
     /// work; and a burst that answered calls of this side and left nothing for a turn to do (see the
-    /// conditions there) ends with `Pending` and takes no turn at all: the callers it woke run first, and
+    /// conditions there) ends with `Pending` and takes no turn of its own: the callers it woke run first, and
     /// the next poll writes their next requests and reads on (a turn of the loop costs a connection making
-    /// one call at a time about 900 instructions a call, 6 % of its client's). It takes a turn after all
-    /// when what those callers sent left the writer storage to give back later, whose look a turn arms.
+    /// one call at a time about 900 instructions a call, 6 % of its client's). The dispatcher is told the
+    /// calls still pending as a turn would tell it. A turn comes all the same when what those callers sent
+    /// left the writer storage to give back later (a turn arms that look), or when their calls' deadlines
+    /// move the timer (see below).
     ///
     /// Calls made since the turn began get their deadlines before the read (see
     /// [`Pending::poll_deadline_moved`]): the turn ends for them only when one is due before the timer (or
@@ -489,9 +492,12 @@ impl Driver {
                     && self.exec.handlers.len() == 0
                     && self.dispatcher.queued() == (0, 0)
                     && self.exec.stash.is_none()
-                    && self.exec.deliver()
+                    && let Some(still_pending) = self.exec.deliver()
                     && !self.keeps_storage(writer)
                 {
+                    // What a turn would tell the dispatcher first: extra places for requests of the other
+                    // side are usable only while calls of this side are pending.
+                    self.dispatcher.calls_pending(still_pending, &mut self.exec);
                     self.burst_quiet = true;
                     return Poll::Pending;
                 }
@@ -719,10 +725,11 @@ impl Act for Executor {
 
 impl Executor {
     /// Delivers the answers collected from a burst of reads to their calls, all under one lock of the
-    /// pending table. Returns whether an answer reached its call (not only answers to no pending call).
-    fn deliver(&mut self) -> bool {
+    /// pending table. Returns, when an answer reached its call (not only answers to no pending call), how
+    /// many calls of this side are still pending then (under the same lock, so exact at that moment).
+    fn deliver(&mut self) -> Option<usize> {
         if self.answers.is_empty() {
-            return false;
+            return None;
         }
         let burst = self.answers.len();
         let delivered = self.shared.pending.complete_all(&mut self.answers);
@@ -741,7 +748,7 @@ impl Executor {
         if unknown > 0 {
             tracing::debug!(target: "birpc::peer", unknown, "dropped answers to no pending call (late, withdrawn or unknown)");
         }
-        burst > unknown
+        (burst > unknown).then_some(delivered.still_pending)
     }
 
     /// The other side broke a rule: the connection closes with `frame`.
@@ -796,6 +803,7 @@ impl Executor {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -872,7 +880,8 @@ mod tests {
             .heartbeat_timeout(timeout);
         let (client, call, id, mut sink, stream) = one_call_played_by_hand(config).await;
         // Answered 5 s in, half-way to the first ping; the answer takes no turn of the loop (its caller
-        // makes no other call), so the timer stays where it was set before it, at the first ping.
+        // makes no other call), so the timer stays where it was set before it, at the heartbeat's first
+        // look (10 s after the start), which finds the answer 5 s old and pings 10 s after it.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7}).to_string();
         futures::SinkExt::send(&mut sink, Outbound::Frame(answer))
@@ -889,6 +898,65 @@ mod tests {
         assert!(frame.reason.contains("no sign of life"), "{frame}");
         assert_eq!(answered.elapsed(), interval + timeout);
         drop(stream);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn extra_places_end_with_the_last_call_answered_even_without_a_turn() {
+        // One request at a time, and a slow method: a second request may run beside the first only while a
+        // call of this side is pending (an extra place).
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let router = Router::new().method("slow", {
+            let (running, most) = (running.clone(), most.clone());
+            move |_: Context, (n,): (u32,)| {
+                let (running, most) = (running.clone(), most.clone());
+                async move {
+                    most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, ErrorObject>(n)
+                }
+            }
+        });
+        let config = PeerConfig::default()
+            .heartbeat_interval(None)
+            .max_concurrent_requests(1);
+        let (ours, theirs) = memory::pair(16);
+        let peer = Peer::builder().router(router).config(config).spawn(ours);
+        let (mut sink, mut stream) = theirs.split();
+        // This side's one call, answered alone: a burst that takes no turn of the driver's loop.
+        let call = tokio::spawn({
+            let peer = peer.clone();
+            async move { peer.call::<u32>("echo", (7,)).await }
+        });
+        let Some(Ok(Inbound::Frame(request))) = stream.next().await else {
+            panic!("no request")
+        };
+        let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+        send_in_one_burst(
+            &mut sink,
+            [serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7})],
+        )
+        .await;
+        assert_eq!(call.await.unwrap().unwrap(), 7);
+        // Then two requests in one burst: with no call of this side pending, the second waits for the first.
+        send_in_one_burst(
+            &mut sink,
+            (1..=2).map(|n| serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "slow", "params": [n]})),
+        )
+        .await;
+        for n in 1..=2 {
+            let next = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+            let Ok(Some(Ok(Inbound::Frame(answer)))) = next else {
+                panic!("answer {n} is missing: {next:?}")
+            };
+            let answer = serde_json::from_slice::<serde_json::Value>(&answer).unwrap();
+            assert_eq!(answer["result"], n, "{answer}");
+        }
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            1,
+            "the two requests ran one after the other"
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
