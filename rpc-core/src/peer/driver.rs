@@ -173,10 +173,10 @@ struct Driver {
     /// Whether a burst of reads awaits its turn: held so that the writer's end, met when the burst ended,
     /// is told first.
     burst_held: bool,
-    /// Whether the last burst answered calls and left nothing for a turn to look after (see
-    /// [`Driver::poll_io`]): the next poll, after the callers it woke have run, writes what they sent and
-    /// reads on without a turn, unless the writer kept storage for it (a turn arms the look that gives it
-    /// back) or their calls' deadlines move the timer.
+    /// Whether the last burst left nothing for a turn to look after (see [`Driver::poll_io`]): the next
+    /// poll, after the callers it answered have run, writes what they sent and reads on without a turn,
+    /// unless the writer kept storage for it (a turn arms the look that gives it back) or their calls'
+    /// deadlines move the timer.
     burst_quiet: bool,
     /// When the connection's one timer is set for, if it is (`None` while nothing is timed: the timer is
     /// not polled then).
@@ -409,11 +409,11 @@ impl Driver {
     /// burst ends for want of frames: frames that came meanwhile are read at once then, where waiting for
     /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.) When a burst ends for want of
     /// frames, the writer is polled at once, so that the answers it queued go out before the turn's other
-    /// work; and a burst that answered calls of this side and left nothing for a turn to do (see the
-    /// conditions there) ends with `Pending` and takes no turn of its own: the callers it woke run first, and
-    /// the next poll writes their next requests and reads on (a turn of the loop costs a connection making
-    /// one call at a time about 900 instructions a call, 6 % of its client's). The dispatcher is told the
-    /// calls still pending as a turn would tell it. A turn comes all the same when what those callers sent
+    /// work; and a burst that left nothing for a turn to do (see the conditions there) ends with `Pending`
+    /// and takes no turn of its own: the callers it answered run first, and the next poll writes their
+    /// next requests and reads on (a turn of the loop costs a connection making one call at a time about
+    /// 900 instructions a call, 6 % of its client's, and as many on its server). The dispatcher is told
+    /// the calls still pending as a turn would tell it. A turn comes all the same when what those callers sent
     /// left the writer storage to give back later (a turn arms that look), or when their calls' deadlines
     /// move the timer (see below).
     ///
@@ -480,26 +480,27 @@ impl Driver {
                     self.burst_held = true;
                     return Poll::Ready(IoEvent::Written(end));
                 }
-                // A burst that answered calls of this side and left nothing for a turn to look after (no
-                // request of the other side running or waiting, no answer of this side waiting for room,
-                // no storage kept to be given back later, no idleness to time): its answers are delivered
-                // now and it takes no turn: the callers, woken, run first and the calls they make next are
-                // written at the next poll (their requests wake this task). Whatever else comes wakes it
-                // too; a timer set before this burst fires no later than the one a turn would set, and the
-                // deadlines of the calls made next are looked at before the next read.
+                // A burst that left nothing for a turn to look after (no request of the other side running
+                // or waiting, no answer of this side waiting for room, no storage kept to be given back
+                // later, no idleness to time) takes no turn: the answers it read are delivered now, the
+                // callers, woken, run first and the calls they make next are written at the next poll
+                // (their requests wake this task). Whatever else comes wakes it too; a timer set before
+                // this burst fires no later than the one a turn would set, and the deadlines of the calls
+                // made next are looked at before the next read.
                 if matches!(self.reading, Reading::Open)
                     && shared.config.idle_timeout.is_none()
                     && self.exec.handlers.len() == 0
                     && self.dispatcher.queued() == (0, 0)
                     && self.exec.stash.is_none()
-                    && let Some(still_pending) = self.exec.deliver()
-                    && !self.keeps_storage(writer)
                 {
-                    // What a turn would tell the dispatcher first: extra places for requests of the other
-                    // side are usable only while calls of this side are pending.
-                    self.dispatcher.calls_pending(still_pending, &mut self.exec);
-                    self.burst_quiet = true;
-                    return Poll::Pending;
+                    let still_pending = self.exec.deliver().unwrap_or_else(|| shared.pending.len());
+                    if !self.keeps_storage(writer) {
+                        // What a turn would tell the dispatcher first: extra places for requests of the
+                        // other side are usable only while calls of this side are pending.
+                        self.dispatcher.calls_pending(still_pending, &mut self.exec);
+                        self.burst_quiet = true;
+                        return Poll::Pending;
+                    }
                 }
                 return Poll::Ready(IoEvent::Read(Ok(())));
             };
