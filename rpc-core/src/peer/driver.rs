@@ -112,6 +112,7 @@ pub(super) fn drive<T: Transport>(
         writer_done: false,
         burst_held: false,
         burst_quiet: false,
+        storage_check: None,
         armed: None,
         shared,
     };
@@ -175,9 +176,13 @@ struct Driver {
     burst_held: bool,
     /// Whether the last burst left nothing for a turn to look after (see [`Driver::poll_io`]): the next
     /// poll, after the callers it answered have run, writes what they sent and reads on without a turn,
-    /// unless the writer kept storage for it (a turn arms the look that gives it back) or their calls'
-    /// deadlines move the timer.
+    /// unless the writer kept storage for it with no look set to give it back (a turn sets one), or their
+    /// calls' deadlines move the timer.
     burst_quiet: bool,
+    /// While storage is kept between bursts: when to look again whether the connection still writes and
+    /// still makes calls, how far the writer had got and how many calls had been added (see
+    /// [`KEEP_STORAGE`]). Set by a turn, from one reading of the clock a second at most.
+    storage_check: Option<(Instant, u64, u64)>,
     /// When the connection's one timer is set for, if it is (`None` while nothing is timed: the timer is
     /// not polled then).
     armed: Option<Instant>,
@@ -197,14 +202,10 @@ impl Driver {
         // One timer, moved only when the earliest deadline changes (not made anew each turn).
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
-        // While storage is kept between bursts: when to look again whether the connection still writes and
-        // still makes calls, how far the writer had got and how many calls had been added (see
-        // `KEEP_STORAGE`). Set from one reading of the clock a second at most.
-        let mut storage_check: Option<(Instant, u64, u64)> = None;
         loop {
-            if storage_check.is_none() && self.keeps_storage(writer) {
+            if self.storage_unwatched(writer) {
                 let at = Instant::now() + KEEP_STORAGE;
-                storage_check = Some((at, writer.progress(), shared.pending.added()));
+                self.storage_check = Some((at, writer.progress(), shared.pending.added()));
             }
             let closing = close_deadline.is_some();
             let draining = drain.as_ref().filter(|_| !closing);
@@ -232,7 +233,7 @@ impl Driver {
                 earliest_call,
                 heartbeat.deadline().filter(|_| !closing),
                 idle_deadline,
-                storage_check.map(|(at, ..)| at),
+                self.storage_check.map(|(at, ..)| at),
             ]
             .into_iter()
             .flatten()
@@ -337,7 +338,7 @@ impl Driver {
                     self.armed = None;
                     let now = Instant::now();
                     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
-                    if let Some((at, progress, added)) = storage_check
+                    if let Some((at, progress, added)) = self.storage_check
                         && at <= now
                     {
                         // What has gone quiet since gives its storage back; the rest is looked at again a
@@ -352,7 +353,7 @@ impl Driver {
                         if std::mem::take(&mut self.exec.table_kept) {
                             self.exec.table_kept = shared.pending.review_storage(added);
                         }
-                        storage_check = None;
+                        self.storage_check = None;
                     }
                     if due(close_deadline) {
                         return match (requested(), std::mem::replace(&mut self.reading, Reading::Done)) {
@@ -411,11 +412,12 @@ impl Driver {
     /// frames, the writer is polled at once, so that the answers it queued go out before the turn's other
     /// work; and a burst that left nothing for a turn to do (see the conditions there) ends with `Pending`
     /// and takes no turn of its own: the callers it answered run first, and the next poll writes their
-    /// next requests and reads on (a turn of the loop costs a connection making one call at a time about
-    /// 900 instructions a call, 6 % of its client's, and as many on its server). The dispatcher is told
-    /// the calls still pending as a turn would tell it. A turn comes all the same when what those callers sent
-    /// left the writer storage to give back later (a turn arms that look), or when their calls' deadlines
-    /// move the timer (see below).
+    /// next requests and reads on. (A turn of the loop per burst cost, one call at a time, about 900
+    /// instructions a call on the client and 1,700 on the server, 6 % and 13 % of each; with 1,000
+    /// connections × 8 calls in flight about 200 a call on each side, 3 %.) The dispatcher is told the
+    /// calls still pending as a turn would tell it. A turn comes all the same when the storage kept has no
+    /// look set to give it back (a turn sets one), or when the deadlines of the calls made next move the
+    /// timer (see below).
     ///
     /// Calls made since the turn began get their deadlines before the read (see
     /// [`Pending::poll_deadline_moved`]): the turn ends for them only when one is due before the timer (or
@@ -436,8 +438,8 @@ impl Driver {
             return Poll::Ready(IoEvent::Read(Ok(())));
         }
         // A quiet burst (below) needs no turn of its own, unless what its callers sent left storage to be
-        // given back later (a turn arms that look).
-        if std::mem::take(&mut self.burst_quiet) && self.keeps_storage(writer) {
+        // given back later and no look at it is set (a turn sets one).
+        if std::mem::take(&mut self.burst_quiet) && self.storage_unwatched(writer) {
             return Poll::Ready(IoEvent::Read(Ok(())));
         }
         // After the writer, so that a call's request goes out before its deadline is set; looked at again
@@ -481,8 +483,8 @@ impl Driver {
                     return Poll::Ready(IoEvent::Written(end));
                 }
                 // A burst that left nothing for a turn to look after (no request of the other side running
-                // or waiting, no answer of this side waiting for room, no storage kept to be given back
-                // later, no idleness to time) takes no turn: the answers it read are delivered now, the
+                // or waiting, no answer of this side waiting for room, no storage kept without a look set
+                // to give it back later, no idleness to time) takes no turn: the answers it read are delivered now, the
                 // callers, woken, run first and the calls they make next are written at the next poll
                 // (their requests wake this task). Whatever else comes wakes it too; a timer set before
                 // this burst fires no later than the one a turn would set, and the deadlines of the calls
@@ -494,7 +496,7 @@ impl Driver {
                     && self.exec.stash.is_none()
                 {
                     let still_pending = self.exec.deliver().unwrap_or_else(|| shared.pending.len());
-                    if !self.keeps_storage(writer) {
+                    if !self.storage_unwatched(writer) {
                         // What a turn would tell the dispatcher first: extra places for requests of the
                         // other side are usable only while calls of this side are pending.
                         self.dispatcher.calls_pending(still_pending, &mut self.exec);
@@ -516,9 +518,10 @@ impl Driver {
     }
 
     /// Whether the connection keeps storage between bursts (given back once it has gone quiet, see
-    /// [`KEEP_STORAGE`]).
-    fn keeps_storage(&self, writer: &Writer) -> bool {
-        writer.keeps_storage() || self.exec.answers.capacity() > 0 || self.exec.table_kept
+    /// [`KEEP_STORAGE`]) and no look at it is set yet (a turn sets one).
+    fn storage_unwatched(&self, writer: &Writer) -> bool {
+        self.storage_check.is_none()
+            && (writer.keeps_storage() || self.exec.answers.capacity() > 0 || self.exec.table_kept)
     }
 
     /// Whether reading is open (until the stream ends or the other side broke a rule).
