@@ -112,6 +112,12 @@ pub(super) trait Act {
         false
     }
 
+    /// How many calls of this side await answers now, where that is known (`None`: the count last told by
+    /// [`Dispatcher::calls_pending`] stands). Asked only when a request finds no regular place.
+    fn calls_pending(&self) -> Option<usize> {
+        None
+    }
+
     /// A message of the stream protocol (`docs/streams.md`) for the connection's streams; whether it
     /// was taken. An item or end of no stream consumed here is not taken (an ordinary notification may
     /// have that shape); a cancel is taken if its stream was live.
@@ -215,9 +221,10 @@ impl Dispatcher {
                 .is_some_and(|w| !matches!(w.job, Job::Notification(_)))
     }
 
-    /// This side now has `count` calls awaiting answers: while it has any, extra places are usable (told
-    /// before every turn of the driver's loop, and when a burst of answers takes none, so that it is never
-    /// stale).
+    /// This side now has `count` calls awaiting answers: while it has any, extra places are usable. Told
+    /// before every turn of the driver's loop and after a burst that takes none; a request that finds no
+    /// regular place asks the executor for the count at that moment ([`Act::calls_pending`]), which calls
+    /// made, answered or withdrawn since change.
     pub(super) fn calls_pending(&mut self, count: usize, out: &mut impl Act) {
         let grew = count > self.calls_pending;
         self.calls_pending = count;
@@ -457,8 +464,10 @@ impl Dispatcher {
         if self.running - self.extra + places <= self.config.max_concurrent_requests.max(1) {
             return Some(Ticket::Requests { places, extra: 0 });
         }
-        // Extra places, while calls of this side await answers.
-        (self.calls_pending > 0 && self.extra + places <= self.max_extra())
+        // Extra places, while calls of this side await answers (counted now: calls made, answered or
+        // withdrawn since the count was last told count too).
+        let calls_pending = out.calls_pending().unwrap_or(self.calls_pending);
+        (calls_pending > 0 && self.extra + places <= self.max_extra())
             .then_some(Ticket::Requests { places, extra: places })
     }
 

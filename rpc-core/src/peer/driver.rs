@@ -111,7 +111,6 @@ pub(super) fn drive<T: Transport>(
         reading: Reading::Open,
         writer_done: false,
         burst_held: false,
-        burst_quiet: false,
         storage_check: None,
         armed: None,
         shared,
@@ -174,11 +173,6 @@ struct Driver {
     /// Whether a burst of reads awaits its turn: held so that the writer's end, met when the burst ended,
     /// is told first.
     burst_held: bool,
-    /// Whether the last burst left nothing for a turn to look after (see [`Driver::poll_io`]): the next
-    /// poll, after the callers it answered have run, writes what they sent and reads on without a turn,
-    /// unless the writer kept storage for it with no look set to give it back (a turn sets one), or their
-    /// calls' deadlines move the timer.
-    burst_quiet: bool,
     /// While storage is kept between bursts: when to look again whether the connection still writes and
     /// still makes calls, how far the writer had got and how many calls had been added (see
     /// [`KEEP_STORAGE`]). Set by a turn, from one reading of the clock a second at most.
@@ -437,10 +431,10 @@ impl Driver {
         if std::mem::take(&mut self.burst_held) {
             return Poll::Ready(IoEvent::Read(Ok(())));
         }
-        // A quiet burst (below) needs no turn of its own, unless what its callers sent left storage to be
-        // given back later and no look at it is set (a turn sets one).
-        if std::mem::take(&mut self.burst_quiet) && self.storage_unwatched(writer) {
-            return Poll::Ready(IoEvent::Read(Ok(())));
+        // Storage the writer kept for what it took, with no look set to give it back: a turn sets one (bursts
+        // that take no turn leave it to this).
+        if self.storage_unwatched(writer) {
+            return Poll::Ready(IoEvent::Retime);
         }
         // After the writer, so that a call's request goes out before its deadline is set; looked at again
         // so that the next call wakes this task (once: calls made faster than they are looked at would
@@ -500,7 +494,6 @@ impl Driver {
                         // What a turn would tell the dispatcher first: extra places for requests of the
                         // other side are usable only while calls of this side are pending.
                         self.dispatcher.calls_pending(still_pending, &mut self.exec);
-                        self.burst_quiet = true;
                         return Poll::Pending;
                     }
                 }
@@ -698,6 +691,10 @@ impl Act for Executor {
 
     fn consumes_streams(&self) -> bool {
         self.shared.streams.any_consumed()
+    }
+
+    fn calls_pending(&self) -> Option<usize> {
+        Some(self.shared.pending.len())
     }
 
     fn stream(&mut self, control: Control) -> bool {
@@ -904,13 +901,13 @@ mod tests {
         drop(stream);
     }
 
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn extra_places_end_with_the_last_call_answered_even_without_a_turn() {
-        // One request at a time, and a slow method: a second request may run beside the first only while a
-        // call of this side is pending (an extra place).
+    /// A peer with `config` exporting `slow(n)` (answers `n` after a second), whose other side is played
+    /// by hand over memory: the peer, the most `slow` handlers seen running at once, and the other side's
+    /// halves.
+    fn slow_side(config: PeerConfig) -> (PeerHandle, Arc<AtomicUsize>, memory::MemorySink, memory::MemoryStream) {
         let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let router = Router::new().method("slow", {
-            let (running, most) = (running.clone(), most.clone());
+            let most = most.clone();
             move |_: Context, (n,): (u32,)| {
                 let (running, most) = (running.clone(), most.clone());
                 async move {
@@ -921,46 +918,104 @@ mod tests {
                 }
             }
         });
-        let config = PeerConfig::default()
-            .heartbeat_interval(None)
-            .max_concurrent_requests(1);
         let (ours, theirs) = memory::pair(16);
         let peer = Peer::builder().router(router).config(config).spawn(ours);
-        let (mut sink, mut stream) = theirs.split();
-        // This side's one call, answered alone: a burst that takes no turn of the driver's loop.
+        let (sink, stream) = theirs.split();
+        (peer, most, sink, stream)
+    }
+
+    /// A call of `peer` to `echo(7)`, answered by the other side alone (a burst that takes no turn of the
+    /// driver's loop).
+    async fn a_call_answered_alone(
+        peer: &PeerHandle,
+        sink: &mut memory::MemorySink,
+        stream: &mut memory::MemoryStream,
+    ) {
         let call = tokio::spawn({
             let peer = peer.clone();
             async move { peer.call::<u32>("echo", (7,)).await }
         });
+        let id = next_request_id(stream).await;
+        send_in_one_burst(sink, [serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7})]).await;
+        assert_eq!(call.await.unwrap().unwrap(), 7);
+    }
+
+    /// The id of the next request the other side reads.
+    async fn next_request_id(stream: &mut memory::MemoryStream) -> serde_json::Value {
         let Some(Ok(Inbound::Frame(request))) = stream.next().await else {
             panic!("no request")
         };
-        let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+        serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone()
+    }
+
+    /// Sends `slow(1)` and `slow(2)` in one burst and reads their two answers, in order (`Err` with the
+    /// error object of the first one that failed).
+    async fn two_slow_requests(
+        sink: &mut memory::MemorySink,
+        stream: &mut memory::MemoryStream,
+    ) -> Result<(), serde_json::Value> {
         send_in_one_burst(
-            &mut sink,
-            [serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 7})],
-        )
-        .await;
-        assert_eq!(call.await.unwrap().unwrap(), 7);
-        // Then two requests in one burst: with no call of this side pending, the second waits for the first.
-        send_in_one_burst(
-            &mut sink,
+            sink,
             (1..=2).map(|n| serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "slow", "params": [n]})),
         )
         .await;
-        for n in 1..=2 {
+        let mut answers = Vec::new();
+        for _ in 1..=2 {
             let next = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
             let Ok(Some(Ok(Inbound::Frame(answer)))) = next else {
-                panic!("answer {n} is missing: {next:?}")
+                panic!("an answer is missing: {next:?}")
             };
-            let answer = serde_json::from_slice::<serde_json::Value>(&answer).unwrap();
-            assert_eq!(answer["result"], n, "{answer}");
+            answers.push(serde_json::from_slice::<serde_json::Value>(&answer).unwrap());
         }
+        answers.sort_by_key(|answer| answer["id"].as_u64());
+        for (n, answer) in (1..=2).zip(answers) {
+            if answer["result"] != n {
+                return Err(answer);
+            }
+        }
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn extra_places_end_with_the_last_call_answered_even_without_a_turn() {
+        // One request at a time: a second may run beside the first only while a call of this side is
+        // pending (an extra place).
+        let config = PeerConfig::default()
+            .heartbeat_interval(None)
+            .max_concurrent_requests(1);
+        let (peer, most, mut sink, mut stream) = slow_side(config);
+        a_call_answered_alone(&peer, &mut sink, &mut stream).await;
+        // With no call of this side pending, the second request waits for the first.
+        two_slow_requests(&mut sink, &mut stream).await.unwrap();
         assert_eq!(
             most.load(Ordering::SeqCst),
             1,
             "the two requests ran one after the other"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn extra_places_open_with_a_call_made_after_a_burst_that_took_no_turn() {
+        // One request at a time and none waiting: a second request runs only in an extra place.
+        let config = PeerConfig::default()
+            .heartbeat_interval(None)
+            .max_concurrent_requests(1)
+            .max_queued_requests(0);
+        let (peer, most, mut sink, mut stream) = slow_side(config);
+        a_call_answered_alone(&peer, &mut sink, &mut stream).await;
+        // The caller makes its next call, which stays pending: two requests then both run.
+        let call = tokio::spawn({
+            let peer = peer.clone();
+            async move { peer.call::<u32>("echo", (8,)).await }
+        });
+        next_request_id(&mut stream).await;
+        two_slow_requests(&mut sink, &mut stream).await.unwrap();
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "the second request ran in an extra place"
+        );
+        call.abort();
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -1040,12 +1095,15 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn what_a_quiet_burst_s_caller_sends_next_is_given_back_once_the_connection_goes_quiet() {
+    async fn storage_kept_for_what_is_written_between_turns_is_given_back_once_the_connection_goes_quiet() {
         let (server, client) = pair(PeerConfig::default().heartbeat_interval(None));
         // One call, answered alone: a burst that leaves nothing for a turn. Its caller, woken by it, then
-        // sends many notifications at once, which the writer takes in one go and keeps storage for; no
-        // answer comes back to make a turn.
+        // sends a notification (written alone, no storage kept), then many at once, which the writer takes
+        // in one go and keeps storage for; no answer comes back to make a turn.
         assert_eq!(client.call::<u32>("echo", (1,)).await.unwrap(), 1);
+        client.try_notify("echo", (0u32,)).unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(storage(&client), 0);
         for n in 0..40u32 {
             client.try_notify("echo", (n,)).unwrap();
         }
