@@ -478,11 +478,11 @@ impl Driver {
                 }
                 // A burst that left nothing for a turn to look after (no request of the other side running
                 // or waiting, no answer of this side waiting for room, no storage kept without a look set
-                // to give it back later, no idleness to time) takes no turn: the answers it read are delivered now, the
-                // callers, woken, run first and the calls they make next are written at the next poll
-                // (their requests wake this task). Whatever else comes wakes it too; a timer set before
-                // this burst fires no later than the one a turn would set, and the deadlines of the calls
-                // made next are looked at before the next read.
+                // to give it back later, no idleness to time) takes no turn: the answers it read are
+                // delivered now, the callers, woken, run first and the calls they make next are written at
+                // the next poll (their requests wake this task). Whatever else comes wakes it too; a timer
+                // set before this burst fires no later than the one a turn would set, and the deadlines of
+                // the calls made next are looked at before the next read.
                 if matches!(self.reading, Reading::Open)
                     && shared.config.idle_timeout.is_none()
                     && self.exec.handlers.len() == 0
