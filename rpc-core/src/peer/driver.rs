@@ -407,7 +407,7 @@ impl Driver {
     /// work; and a burst that left nothing for a turn to do (see the conditions there) ends with `Pending`
     /// and takes no turn of its own: the callers it answered run first, and the next poll writes their
     /// next requests and reads on. (A turn of the loop per burst cost, one call at a time, about 900
-    /// instructions a call on the client and 1,700 on the server, 6 % and 13 % of each; with 1,000
+    /// instructions a call on the client and 1,700 on the server, 6 % and 13 % of each; with 100
     /// connections × 8 calls in flight about 200 a call on each side, 3 %.) The dispatcher is told the
     /// calls still pending as a turn would tell it. A turn comes all the same when the storage kept has no
     /// look set to give it back (a turn sets one), or when the deadlines of the calls made next move the
