@@ -26,6 +26,7 @@ use super::outbound::{Writer, WriterEnd};
 use super::pending::{Addressee, Answer};
 use super::queue::Refused;
 use super::shared::Shared;
+use super::timer::TimerWait;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::router::Router;
 use crate::stream::table::Delivery;
@@ -113,6 +114,7 @@ pub(super) fn drive<T: Transport>(
         burst_held: false,
         storage_check: None,
         armed: None,
+        timer_wait: TimerWait::default(),
         shared,
     };
     async move {
@@ -144,6 +146,40 @@ enum IoEvent {
     Read(Result<(), CloseReason>),
     Written(WriterEnd),
     Retime,
+}
+
+/// What woke the connection's loop, of the things it waits for at once (looked at in this order, the
+/// connection last: a connection that always has frames to read does not keep the timer, a close asked for
+/// or handlers' ends from being seen).
+enum Wake {
+    /// A close or a drain was asked for, or the connection's state moved.
+    Lifecycle,
+    /// The timer fired: a deadline is due.
+    Timer,
+    /// Handlers of the other side's requests are done.
+    HandlersDone,
+    /// The queue has room for the first answer waiting for it.
+    Room,
+    /// Something to look at again on a turn (calls added, an earlier deadline).
+    Nothing,
+    Io(IoEvent),
+}
+
+/// Which of the things the connection's loop may wait for it waits for this turn (the wait for room for
+/// answers is known by its `Option`).
+#[derive(Clone, Copy)]
+struct Waits {
+    /// Reading is open or the writer still writes.
+    io: bool,
+    /// Handlers are running.
+    handlers: bool,
+    /// Calls of this side added (while extra places wait for them).
+    calls: bool,
+    lifecycle: bool,
+    /// An earlier deadline of this side's calls (looked at with the connection while it is polled).
+    deadlines: bool,
+    /// The timer is set.
+    timer: bool,
 }
 
 /// The published figures as the metrics' load gauges.
@@ -180,6 +216,8 @@ struct Driver {
     /// When the connection's one timer is set for, if it is (`None` while nothing is timed: the timer is
     /// not polled then).
     armed: Option<Instant>,
+    /// Whether the timer needs polling.
+    timer_wait: TimerWait,
 }
 
 impl Driver {
@@ -235,6 +273,7 @@ impl Driver {
             match timer {
                 Some(at) if self.armed != Some(at) => {
                     sleep.as_mut().reset(at);
+                    self.timer_wait.reset();
                     self.armed = Some(at);
                 }
                 Some(_) => {}
@@ -251,84 +290,95 @@ impl Driver {
                 .and_then(|stash| stash.answers.front())
                 .map(|answer| Box::pin(shared.queue.room_for(answer.len())));
             let (read, write) = (self.reads(), !self.writer_done);
-            tokio::select! {
-                event = poll_fn(|cx| self.poll_io(cx, &mut *io, writer)), if read || write =>
-                match event {
-                IoEvent::Read(burst) => {
-                    // Answers to this side's calls are delivered together when the burst ends.
-                    self.exec.deliver();
-                    if let Err(end) = burst {
-                        return match requested() {
-                            // This side was closing; however reading stopped, that is why.
-                            Some(frame) => CloseReason::Local(frame),
-                            None => end,
-                        };
-                    }
-                    if let Reading::Closing(_) = self.reading && close_deadline.is_none() {
-                        close_deadline = Some(Instant::now() + config.close_timeout);
-                    }
-                    // Reading is over (the other side broke a rule) and this side's close frame is
-                    // already sent: nothing is left to wait for.
-                    if self.writer_done
-                        && matches!(self.reading, Reading::Done)
-                        && let Some(frame) = requested()
-                    {
-                        return CloseReason::Local(frame);
-                    }
-                }
-                // The timer is set again on the next turn.
-                IoEvent::Retime => {}
-                IoEvent::Written(end) => {
-                    self.writer_done = true;
-                    match end {
-                        WriterEnd::SentClose(frame) => {
-                            if matches!(self.reading, Reading::Done) {
-                                return CloseReason::Local(frame);
-                            }
-                            // Wait for the other side's close frame.
+            let waits = Waits {
+                io: read || write,
+                handlers: self.exec.handlers.len() > 0,
+                calls: watch_calls,
+                lifecycle: !closing || drain.is_none(),
+                // Looked at with the connection while it is polled.
+                deadlines: !(read || write),
+                timer: timer.is_some(),
+            };
+            let wake = poll_fn(|cx| self.poll_wake(cx, waits, sleep.as_mut(), room.as_mut(), &mut *io, writer)).await;
+            match wake {
+                Wake::Io(event) => match event {
+                    IoEvent::Read(burst) => {
+                        // Answers to this side's calls are delivered together when the burst ends.
+                        self.exec.deliver();
+                        if let Err(end) = burst {
+                            return match requested() {
+                                // This side was closing; however reading stopped, that is why.
+                                Some(frame) => CloseReason::Local(frame),
+                                None => end,
+                            };
                         }
-                        WriterEnd::Failed(e) => return match (requested(), std::mem::replace(&mut self.reading, Reading::Done)) {
-                            (Some(frame), _) => CloseReason::Local(frame),
-                            // The other side closed first; writing after its close frame fails.
-                            (None, Reading::Closing(frame)) => CloseReason::Remote(frame),
-                            (None, _) => CloseReason::Transport(e.to_string().into()),
-                        },
-                        WriterEnd::Stalled(limit) => {
-                            let frame = CloseFrame::new(
-                                CloseCode::POLICY,
-                                format!("no write progress within {limit:?}: the other side does not read"),
-                            );
-                            tracing::debug!(target: "birpc::peer", %frame, "giving up a connection whose other side does not read");
+                        if let Reading::Closing(_) = self.reading
+                            && close_deadline.is_none()
+                        {
+                            close_deadline = Some(Instant::now() + config.close_timeout);
+                        }
+                        // Reading is over (the other side broke a rule) and this side's close frame is
+                        // already sent: nothing is left to wait for.
+                        if self.writer_done
+                            && matches!(self.reading, Reading::Done)
+                            && let Some(frame) = requested()
+                        {
                             return CloseReason::Local(frame);
                         }
                     }
-                }
+                    // The timer is set again on the next turn.
+                    IoEvent::Retime => {}
+                    IoEvent::Written(end) => {
+                        self.writer_done = true;
+                        match end {
+                            WriterEnd::SentClose(frame) => {
+                                if matches!(self.reading, Reading::Done) {
+                                    return CloseReason::Local(frame);
+                                }
+                                // Wait for the other side's close frame.
+                            }
+                            WriterEnd::Failed(e) => {
+                                return match (requested(), std::mem::replace(&mut self.reading, Reading::Done)) {
+                                    (Some(frame), _) => CloseReason::Local(frame),
+                                    // The other side closed first; writing after its close frame fails.
+                                    (None, Reading::Closing(frame)) => CloseReason::Remote(frame),
+                                    (None, _) => CloseReason::Transport(e.to_string().into()),
+                                };
+                            }
+                            WriterEnd::Stalled(limit) => {
+                                let frame = CloseFrame::new(
+                                    CloseCode::POLICY,
+                                    format!("no write progress within {limit:?}: the other side does not read"),
+                                );
+                                tracing::debug!(target: "birpc::peer", %frame, "giving up a connection whose other side does not read");
+                                return CloseReason::Local(frame);
+                            }
+                        }
+                    }
                 },
-                () = poll_fn(|cx| shared.finished.poll_wait(cx)), if self.exec.handlers.len() > 0 => {
+                Wake::HandlersDone => {
                     self.exec.finished.extend(self.exec.handlers.finished());
                     self.settle();
                     self.check_drained(drain.as_ref());
                 }
-                () = poll_fn(|cx| room.as_mut().map_or(Poll::Pending, |room| room.as_mut().poll(cx))), if room.is_some() => {
-                    self.exec.flush_stash();
-                }
-                () = poll_fn(|cx| shared.pending.poll_grew(cx)), if watch_calls => {}
-                () = poll_fn(|cx| shared.lifecycle.poll_moved(cx)), if !closing || drain.is_none() => {
+                Wake::Room => self.exec.flush_stash(),
+                Wake::Nothing => {}
+                Wake::Lifecycle => {
                     let (close_requested, started) = shared.lifecycle.requests();
                     if close_requested && !closing {
                         close_deadline = Some(Instant::now() + config.close_timeout);
                     }
                     // A graceful close: once the running requests are done (or at the deadline), close.
-                    if drain.is_none() && let Some(started) = started {
+                    if drain.is_none()
+                        && let Some(started) = started
+                    {
                         self.dispatcher.drain(&mut self.exec);
                         self.settle();
                         drain = Some(started);
                         self.check_drained(drain.as_ref());
                     }
                 }
-                // Looked at with the connection while it is polled.
-                _ = poll_fn(|cx| shared.pending.poll_deadline_moved(cx, Instant::now)), if !(read || write) => {}
-                () = &mut sleep, if timer.is_some() => {
+                Wake::Timer => {
                     self.armed = None;
                     let now = Instant::now();
                     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
@@ -356,7 +406,9 @@ impl Driver {
                             (None, _) => CloseReason::Local(CloseFrame::normal()),
                         };
                     }
-                    if let Some(drain) = draining && drain.deadline <= now {
+                    if let Some(drain) = draining
+                        && drain.deadline <= now
+                    {
                         shared.request_close(drain.frame.clone());
                     }
                     // Calls of this side past their deadline fail with a timeout; the other side is told.
@@ -394,6 +446,44 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Polls what the connection's loop waits for this turn, in the order of [`Wake`]; ready with the first
+    /// that is.
+    fn poll_wake<R: Future<Output = ()>>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        waits: Waits,
+        sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+        room: Option<&mut std::pin::Pin<Box<R>>>,
+        io: &mut impl Duplex,
+        writer: &mut Writer,
+    ) -> Poll<Wake> {
+        let shared = &*self.shared;
+        if waits.lifecycle && shared.lifecycle.poll_moved(cx).is_ready() {
+            return Poll::Ready(Wake::Lifecycle);
+        }
+        if waits.timer && self.timer_wait.poll(sleep, cx).is_ready() {
+            return Poll::Ready(Wake::Timer);
+        }
+        if waits.handlers && shared.finished.poll_wait(cx).is_ready() {
+            return Poll::Ready(Wake::HandlersDone);
+        }
+        if let Some(room) = room
+            && room.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Wake::Room);
+        }
+        if waits.calls && shared.pending.poll_grew(cx).is_ready() {
+            return Poll::Ready(Wake::Nothing);
+        }
+        if waits.deadlines && shared.pending.poll_deadline_moved(cx, Instant::now).is_ready() {
+            return Poll::Ready(Wake::Nothing);
+        }
+        if waits.io {
+            return self.poll_io(cx, io, writer).map(Wake::Io);
+        }
+        Poll::Pending
     }
 
     /// Polls the writer, while it writes, then the connection for frames, while reading is open: the one
@@ -466,8 +556,11 @@ impl Driver {
                 self.last_heard = Instant::now();
                 // The burst is over: what it queued (answers, a pong) goes out now, before the turn's other
                 // work, so that an answer does not wait for it. If the writer ends, that is told first.
+                // (The writer was polled when this poll began, with the same waker: unless it has work now,
+                // its wake-ups stand.)
                 let shared = &*self.shared;
                 if !self.writer_done
+                    && writer.has_work(&shared.queue, &shared.lifecycle)
                     && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle)
                 {
                     // The burst's answers reach their calls before the writer's end may end the
@@ -489,11 +582,16 @@ impl Driver {
                     && self.dispatcher.queued() == (0, 0)
                     && self.exec.stash.is_none()
                 {
-                    let still_pending = self.exec.deliver().unwrap_or_else(|| shared.pending.len());
+                    let still_pending = self.exec.deliver();
                     if !self.storage_unwatched(writer) {
                         // What a turn would tell the dispatcher first: extra places for requests of the
-                        // other side are usable only while calls of this side are pending.
-                        self.dispatcher.calls_pending(still_pending, &mut self.exec);
+                        // other side are usable only while calls of this side are pending. Told when
+                        // answers came (the count is known then); otherwise a request that finds no
+                        // regular place counts the calls then, and one that waits gets a turn, which
+                        // tells the count before the calls are watched for.
+                        if let Some(still_pending) = still_pending {
+                            self.dispatcher.calls_pending(still_pending, &mut self.exec);
+                        }
                         return Poll::Pending;
                     }
                 }

@@ -131,6 +131,12 @@ impl Lifecycle {
         self.wake.poll_wait(MOVED, cx)
     }
 
+    /// Whether a close may have been asked for since [`poll_close_asked`](Self::poll_close_asked) was
+    /// last ready: it would be ready now. One load, nothing taken or registered.
+    pub(crate) fn close_may_be_asked(&self) -> bool {
+        self.wake.is_raised(CLOSE_ASKED)
+    }
+
     /// Ready when a close may have been asked for since it was last ready (the writer's wait; one waiter
     /// only).
     pub(crate) fn poll_close_asked(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {

@@ -23,6 +23,7 @@ mod sent_batches;
 mod shared;
 mod signal;
 mod stats;
+mod timer;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -143,6 +143,18 @@ impl Writer {
         }
     }
 
+    /// Whether polling the writer now could do anything more than the last poll that left it waiting for
+    /// frames: it is sending or flushing, or a frame was queued or a close asked for since. (While it waits
+    /// for frames and neither came, its wake-ups are those that poll registered.) Only meaningful after a
+    /// poll, with the same waker as the next.
+    pub(super) fn has_work(&self, queue: &FrameQueue, lifecycle: &Lifecycle) -> bool {
+        match self.step {
+            Step::Idle => queue.may_have_frames() || lifecycle.close_may_be_asked(),
+            Step::Sending | Step::Flushing => true,
+            Step::Parked | Step::Ended => false,
+        }
+    }
+
     /// Frames handed to the transport so far.
     pub(super) fn progress(&self) -> u64 {
         self.progress
@@ -248,6 +260,33 @@ mod tests {
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));
         assert!(matches!(written.next().await, Some(Outbound::Close(_))));
+    }
+
+    #[test]
+    fn a_writer_waiting_for_frames_has_work_once_a_frame_is_queued_or_a_close_asked_for() {
+        let (mut sink, mut written) = sink();
+        let queue = FrameQueue::new(8, 100);
+        let lifecycle = Lifecycle::default();
+        let mut writer = Writer::new(None);
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle).is_pending());
+        assert!(!writer.has_work(&queue, &lifecycle), "waiting, and nothing came");
+        // Queued by the writer's own task (no wake-up) and by another (a wake-up): seen either way.
+        for wake in [false, true] {
+            queue.try_push(Outbound::Frame("a".into()), wake).unwrap();
+            assert!(writer.has_work(&queue, &lifecycle));
+            assert!(writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle).is_pending());
+            assert_eq!(written.try_next().unwrap(), Some(Outbound::Frame("a".into())));
+            assert!(!writer.has_work(&queue, &lifecycle));
+        }
+        lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
+        assert!(writer.has_work(&queue, &lifecycle));
+        assert!(matches!(
+            writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle),
+            Poll::Ready(WriterEnd::SentClose(_))
+        ));
+        assert!(!writer.has_work(&queue, &lifecycle), "ended");
     }
 
     #[tokio::test(start_paused = true)]

@@ -177,6 +177,12 @@ impl FrameQueue {
         }
     }
 
+    /// Whether a frame may have been queued (or the queue closed) since the writer last waited: a
+    /// [`poll_take`](Self::poll_take) would look. One load, nothing taken or registered.
+    pub(crate) fn may_have_frames(&self) -> bool {
+        self.filled.is_raised(ONLY)
+    }
+
     /// [`poll_take`](Self::poll_take) as a future.
     #[cfg(test)]
     pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>) -> bool {

@@ -51,6 +51,11 @@ impl Signal {
         self.raised.fetch_and(!flag, Ordering::AcqRel) & flag != 0
     }
 
+    /// Whether `flag` is set now (it stays set).
+    pub(crate) fn is_raised(&self, flag: Flag) -> bool {
+        self.raised.load(Ordering::Acquire) & flag != 0
+    }
+
     /// Ready (clearing it) once `flag` is set; otherwise registers `cx`'s waker.
     pub(crate) fn poll_wait(&self, flag: Flag, cx: &mut Context<'_>) -> Poll<()> {
         if self.take(flag) {
