@@ -222,9 +222,10 @@ impl Dispatcher {
     }
 
     /// This side now has `count` calls awaiting answers: while it has any, extra places are usable. Told
-    /// before every turn of the driver's loop and after a burst that takes none; a request that finds no
-    /// regular place asks the executor for the count at that moment ([`Act::calls_pending`]), which calls
-    /// made, answered or withdrawn since change.
+    /// at every turn of the driver's loop (before it asks [`waits_for_calls`](Self::waits_for_calls)) and
+    /// after a burst of answers that takes none; a request that finds no regular place asks the executor
+    /// for the count at that moment ([`Act::calls_pending`]), which calls made, answered or withdrawn since
+    /// change.
     pub(super) fn calls_pending(&mut self, count: usize, out: &mut impl Act) {
         let grew = count > self.calls_pending;
         self.calls_pending = count;

@@ -56,6 +56,13 @@ const STASH_OVERHEAD: usize = 64;
 /// back between one and two of these after it went quiet, so that a connection gone quiet holds none.
 const KEEP_STORAGE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Bursts of reads that end closer together than this mark a connection in steady use (calls one at a
+/// time, answered within a millisecond): then a burst of one frame keeps the storage it used, as one of
+/// several does, to be given back once the connection goes quiet (see [`KEEP_STORAGE`]), instead of
+/// giving it back at once to take it again for the next call (three allocations a call on the calling
+/// side, one on the answering side). A connection whose calls come further apart holds none between them.
+const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Ends the connection's shared state when dropped: on the normal path after the reason is set, and
 /// also when the driver's future is dropped before the end (its task panicked, or was dropped with its
 /// runtime, or the [`Peer`](super::Peer) was never run). Nothing waits forever then.
@@ -104,9 +111,11 @@ pub(super) fn drive<T: Transport>(
             answers: Vec::new(),
             answers_bytes: 0,
             table_kept: false,
+            busy: false,
             shared: shared.clone(),
         },
         last_heard: now,
+        heard: false,
         idle_since: Some(now),
         published: (0, 0, 0),
         reading: Reading::Open,
@@ -197,6 +206,8 @@ struct Driver {
     exec: Executor,
     /// When anything last arrived (set at the end of each burst of reads), for the heartbeat.
     last_heard: Instant,
+    /// Whether a burst of reads has ended yet (`last_heard` is the connection's start until then).
+    heard: bool,
     /// Since when nothing has been in progress on the connection (`None` while something is), for
     /// [`PeerConfig::idle_timeout`](crate::PeerConfig::idle_timeout).
     idle_since: Option<Instant>,
@@ -242,15 +253,20 @@ impl Driver {
             let closing = close_deadline.is_some();
             let draining = drain.as_ref().filter(|_| !closing);
             // The pending table is looked at once a turn: its size lends extra places, its earliest
-            // deadline sets the timer.
-            // The table is watched before it is looked at: a call added after the look wakes this loop.
+            // deadline sets the timer. The count is told before the dispatcher is asked whether a waiting
+            // request waits for calls (the count it last had may be one that calls withdrawn since made
+            // too high); once the table is watched, a call added wakes this loop, and one added between
+            // the look and the watch is counted by a second look.
+            let (calls_pending, earliest_call) = shared.pending.load(Instant::now);
+            self.dispatcher.calls_pending(calls_pending, &mut self.exec);
             let watch_calls = self.dispatcher.waits_for_calls();
             if watch_calls != watching_calls {
                 shared.pending.watch_growth(watch_calls);
                 watching_calls = watch_calls;
+                if watch_calls {
+                    self.dispatcher.calls_pending(shared.pending.len(), &mut self.exec);
+                }
             }
-            let (calls_pending, earliest_call) = shared.pending.load(Instant::now);
-            self.dispatcher.calls_pending(calls_pending, &mut self.exec);
             self.settle();
             self.exec.deliver();
             self.publish_stats();
@@ -281,8 +297,8 @@ impl Driver {
                 None => self.armed = None,
             }
             // Answers waiting for room in the queue (rare: the other side reads slowly) wait for it through
-            // a boxed future, made only then: in the `select!` below every branch's future takes its
-            // place in the connection's state, polled or not.
+            // a boxed future, made only then: kept in the loop's state beside the connection's, it would
+            // take its place there for the connection's whole life, used or not.
             let mut room = self
                 .exec
                 .stash
@@ -493,13 +509,14 @@ impl Driver {
     /// task's waker. (The driver's next look reads again, although the transport holds the waker when a
     /// burst ends for want of frames: frames that came meanwhile are read at once then, where waiting for
     /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.) When a burst ends for want of
-    /// frames, the writer is polled at once, so that the answers it queued go out before the turn's other
+    /// frames, the writer, if it has work (a frame was queued or a close asked for since this poll began,
+    /// or it is sending), is polled at once, so that the answers it queued go out before the turn's other
     /// work; and a burst that left nothing for a turn to do (see the conditions there) ends with `Pending`
     /// and takes no turn of its own: the callers it answered run first, and the next poll writes their
     /// next requests and reads on. (A turn of the loop per burst cost, one call at a time, about 900
     /// instructions a call on the client and 1,700 on the server, 6 % and 13 % of each; with 100
-    /// connections × 8 calls in flight about 200 a call on each side, 3 %.) The dispatcher is told the
-    /// calls still pending as a turn would tell it. A turn comes all the same when the storage kept has no
+    /// connections × 8 calls in flight about 200 a call on each side, 3 %.) When answers came, the
+    /// dispatcher is told the calls still pending, as a turn would tell it. A turn comes all the same when the storage kept has no
     /// look set to give it back (a turn sets one), or when the deadlines of the calls made next move the
     /// timer (see below).
     ///
@@ -553,7 +570,7 @@ impl Driver {
                 if frames == 0 {
                     return Poll::Pending;
                 }
-                self.last_heard = Instant::now();
+                self.burst_ended(writer);
                 // The burst is over: what it queued (answers, a pong) goes out now, before the turn's other
                 // work, so that an answer does not wait for it. If the writer ends, that is told first.
                 // (The writer was polled when this poll began, with the same waker: unless it has work now,
@@ -602,10 +619,21 @@ impl Driver {
             let inbound = self.on_inbound(next);
             self.settle();
             if inbound.is_err() || frames == BURST || matches!(self.reading, Reading::Done) {
-                self.last_heard = Instant::now();
+                self.burst_ended(writer);
                 return Poll::Ready(IoEvent::Read(inbound));
             }
         }
+    }
+
+    /// A burst of reads ended: when, for the heartbeat, and whether it came within [`BUSY_GAP`] of the last
+    /// one, for the storage the writer and the answers keep.
+    fn burst_ended(&mut self, writer: &mut Writer) {
+        let now = Instant::now();
+        let busy =
+            std::mem::replace(&mut self.heard, true) && now.saturating_duration_since(self.last_heard) < BUSY_GAP;
+        self.last_heard = now;
+        self.exec.busy = busy;
+        writer.set_busy(busy);
     }
 
     /// Whether the connection keeps storage between bursts (given back once it has gone quiet, see
@@ -718,6 +746,8 @@ struct Executor {
     answers_bytes: usize,
     /// Whether the pending table kept its storage when a burst of answers emptied it.
     table_kept: bool,
+    /// Whether the last burst of reads ended within [`BUSY_GAP`] of the one before.
+    busy: bool,
 }
 
 /// Answers waiting for room in the outgoing queue, and their bytes (each counted with
@@ -831,15 +861,15 @@ impl Executor {
             return None;
         }
         let burst = self.answers.len();
-        let delivered = self.shared.pending.complete_all(&mut self.answers);
+        let delivered = self.shared.pending.complete_all(&mut self.answers, self.busy);
         self.answers_bytes = 0;
-        // A burst of one answer that left no call waiting (a connection making one call at a time) gives the
-        // storage back at once (an idle connection holds none), as one larger than usual does. After a
-        // burst of several, it is kept, and the pending table keeps its own (see `Pending::complete_all`):
-        // more calls are likely to follow at once. The driver gives the list back once nothing has been
+        // A burst of one answer that left no call waiting (a connection making one call at a time, unless
+        // busy: see `BUSY_GAP`) gives the storage back at once (an idle connection holds none), as one
+        // larger than usual does. After a burst of several, it is kept, and the pending table keeps its own
+        // (see `Pending::complete_all`): more calls are likely to follow at once. The driver gives the list back once nothing has been
         // written for `KEEP_STORAGE`, the table once no call has been added for as long (or the calls made
         // since need much less of it).
-        if (delivered.still_pending == 0 && burst <= 1) || self.answers.capacity() > BURST {
+        if (delivered.still_pending == 0 && burst <= 1 && !self.busy) || self.answers.capacity() > BURST {
             self.answers = Vec::new();
         }
         self.table_kept |= delivered.kept_storage;
@@ -1117,6 +1147,86 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_request_waiting_when_the_last_call_was_withdrawn_starts_with_the_next_call() {
+        // One request at a time, no call deadlines and no heartbeat: no timer turns the loop.
+        let config = PeerConfig::default()
+            .heartbeat_interval(None)
+            .call_timeout(None)
+            .max_concurrent_requests(1);
+        let router = Router::new()
+            .method("slow", |_: Context, (n,): (u32,)| async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, ErrorObject>(n)
+            })
+            // Calls the other side back a moment later (once the request after it waits), and answers
+            // with what it said.
+            .method("nested", |ctx: Context, (n,): (u32,)| async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ctx.peer()
+                    .call::<u32>("echo", (n,))
+                    .await
+                    .map_err(|e| ErrorObject::internal_error().with_detail(e))
+            });
+        let (ours, theirs) = memory::pair(16);
+        let peer = Peer::builder().router(router).config(config).spawn(ours);
+        let (mut sink, mut stream) = theirs.split();
+        let answer = async |stream: &mut memory::MemoryStream| {
+            let next = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+            let Ok(Some(Ok(Inbound::Frame(frame)))) = next else {
+                panic!("nothing came: {next:?}")
+            };
+            serde_json::from_slice::<serde_json::Value>(&frame).unwrap()
+        };
+        // A call of this side, pending while a request runs (its turns count one call pending)...
+        let call = tokio::spawn({
+            let peer = peer.clone();
+            async move { peer.call::<u32>("echo", (7,)).await }
+        });
+        next_request_id(&mut stream).await;
+        send_in_one_burst(
+            &mut sink,
+            [serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "slow", "params": [0]})],
+        )
+        .await;
+        assert_eq!(answer(&mut stream).await["id"], 0);
+        // ...then withdrawn: no call of this side is pending.
+        call.abort();
+        assert!(call.await.unwrap_err().is_cancelled());
+        // `nested` takes the one place and calls back; `slow(2)` waits for a place, which the call opens
+        // (an extra place while a call of this side is pending). The call is answered only once `slow(2)`
+        // is: if it waited for `nested`, nothing would move.
+        send_in_one_burst(
+            &mut sink,
+            [
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "nested", "params": [9]}),
+                serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "slow", "params": [2]}),
+            ],
+        )
+        .await;
+        let mut nested_call = None;
+        let slow = loop {
+            let message = answer(&mut stream).await;
+            assert_ne!(message["id"], 1, "`nested` answered before its call was: {message}");
+            if message["method"] == "echo" {
+                nested_call = Some(message["id"].clone());
+            } else if message["id"] == 2 {
+                break message;
+            }
+        };
+        assert_eq!(slow["result"], 2, "{slow}");
+        let id = nested_call.expect("the nested call was made first");
+        send_in_one_burst(
+            &mut sink,
+            [serde_json::json!({"jsonrpc": "2.0", "id": id, "result": 9})],
+        )
+        .await;
+        assert_eq!(
+            answer(&mut stream).await,
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": 9})
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn answers_waiting_for_room_go_out_after_a_burst_that_also_answered_a_call() {
         // Room for one frame, and no timer at all: only the connection's own wake-ups move it.
         let config = PeerConfig::default()
@@ -1257,6 +1367,32 @@ mod tests {
             wave(8).await;
         }
         assert!(table(&client) < 64, "a trickle of calls does not keep a wave's storage");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn calls_one_at_a_time_keep_their_storage_while_they_come_quickly_and_hold_none_when_further_apart() {
+        let (server, client) = pair(PeerConfig::default().heartbeat_interval(None));
+        let table = |handle: &PeerHandle| handle.link().now().expect("connected").pending.storage().0;
+        // One call at a time, each made as soon as the last is answered (no time passes on this clock).
+        for n in 0..20u32 {
+            assert_eq!(client.call::<u32>("echo", (n,)).await.unwrap(), n);
+        }
+        assert_eq!(client.stats().pending_calls, 0);
+        assert!(table(&client) > 0, "the calling side keeps its table between calls");
+        assert!(storage(&client) > 0, "the calling side keeps its queue's storage");
+        assert!(storage(&server) > 0, "the answering side keeps its queue's storage");
+        // Quiet: given back at a look at it, one to two seconds later.
+        tokio::time::sleep(KEEP_STORAGE * 3).await;
+        assert_eq!((table(&client), storage(&client), storage(&server)), (0, 0, 0));
+        // Calls further apart than BUSY_GAP: nothing is held between them.
+        for n in 0..5u32 {
+            tokio::time::sleep(BUSY_GAP * 2).await;
+            assert_eq!(client.call::<u32>("echo", (n,)).await.unwrap(), n);
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(table(&client), 0, "the table is given back with each answer");
+        assert_eq!(storage(&server), 0, "the answering side gives its queue's storage back");
+        assert_eq!(storage(&client), 0, "the calling side gives its queue's storage back");
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -42,6 +42,9 @@ pub(super) struct Writer {
     /// Made only when a write does not complete at once (the socket had room: nearly always).
     stall: Option<(Pin<Box<Sleep>>, u64)>,
     write_timeout: Option<Duration>,
+    /// Whether the connection is in steady use: a burst of one frame keeps the storage (see
+    /// [`FrameQueue::written`]).
+    busy: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +74,7 @@ impl Writer {
             progress: 0,
             stall: None,
             write_timeout,
+            busy: false,
         }
     }
 
@@ -129,7 +133,7 @@ impl Writer {
                 Step::Flushing => match Pin::new(&mut *sink).poll_flush(cx) {
                     Poll::Ready(Ok(())) => {
                         self.stall = None;
-                        queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch);
+                        queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch, self.busy);
                         if let Some(frame) = self.closing.take() {
                             return self.end(WriterEnd::SentClose(frame));
                         }
@@ -153,6 +157,12 @@ impl Writer {
             Step::Sending | Step::Flushing => true,
             Step::Parked | Step::Ended => false,
         }
+    }
+
+    /// Whether the connection is in steady use (bursts of reads less than a millisecond apart): then a
+    /// burst of one frame keeps the storage it used, as one of several does.
+    pub(super) fn set_busy(&mut self, busy: bool) {
+        self.busy = busy;
     }
 
     /// Frames handed to the transport so far.
@@ -277,7 +287,7 @@ mod tests {
             queue.try_push(Outbound::Frame("a".into()), wake).unwrap();
             assert!(writer.has_work(&queue, &lifecycle));
             assert!(writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle).is_pending());
-            assert_eq!(written.try_next().unwrap(), Some(Outbound::Frame("a".into())));
+            assert_eq!(written.try_recv().ok(), Some(Outbound::Frame("a".into())));
             assert!(!writer.has_work(&queue, &lifecycle));
         }
         lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));

@@ -463,7 +463,7 @@ impl Pending {
     #[cfg(test)]
     pub(crate) fn complete(&self, id: u64, answer: Answer) -> bool {
         let mut answers = vec![(Addressee::Id(id), answer)];
-        let delivered = self.complete_all(&mut answers);
+        let delivered = self.complete_all(&mut answers, false);
         delivered.unknown == 0
     }
 
@@ -514,7 +514,7 @@ impl Pending {
     /// long, however much it keeps writing, or once the calls made since need much less of it. At most
     /// twice `max_pending_calls` calls' room (the map's own room can be up to about twice its entries) is
     /// kept that way, and only while waves of calls come.
-    pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>) -> Delivered {
+    pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>, busy: bool) -> Delivered {
         let mut unknown = 0;
         let still_pending;
         let mut kept_storage = false;
@@ -549,7 +549,7 @@ impl Pending {
             }
             still_pending = table.pending();
             if found {
-                table.keep = answers.len() > 1;
+                table.keep = answers.len() > 1 || busy;
                 kept_storage = Self::keeps_storage(&table);
                 table.reviewed |= kept_storage;
                 self.freed(table);
@@ -842,7 +842,7 @@ mod tests {
             pending.try_insert(id, None, Due::Never, true, false).unwrap();
         }
         let mut burst: Vec<_> = ids.map(|id| (Addressee::Id(id), result("x"))).collect();
-        pending.complete_all(&mut burst)
+        pending.complete_all(&mut burst, false)
     }
 
     #[tokio::test]
@@ -964,7 +964,7 @@ mod tests {
             .map(|(id, text)| (Addressee::Id(id), result(text)))
             .collect();
         assert_eq!(
-            pending.complete_all(&mut answers),
+            pending.complete_all(&mut answers, false),
             Delivered {
                 unknown: 2,
                 still_pending: 0,
@@ -1018,7 +1018,7 @@ mod tests {
         peaked.try_insert(1, None, Due::Never, true, false).unwrap();
         assert!(
             !peaked
-                .complete_all(&mut vec![(Addressee::Id(1), result("x"))])
+                .complete_all(&mut vec![(Addressee::Id(1), result("x"))], false)
                 .kept_storage
         );
         assert!(peaked.storage().0 > 0, "the answer is still there");
@@ -1318,7 +1318,7 @@ mod tests {
             (Addressee::Id(2), Answer::Invalid("came")),
             (Addressee::Id(3), Answer::Invalid("also")),
         ];
-        assert!(pending.complete_all(&mut burst).kept_storage);
+        assert!(pending.complete_all(&mut burst, false).kept_storage);
         assert!(Caller::new(3).poll(&pending).is_ready());
         waiting.insert(&pending, Due::Never, true, false).unwrap();
         // ...which it does no more once the connection ends.

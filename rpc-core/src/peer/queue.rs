@@ -200,12 +200,14 @@ impl FrameQueue {
     /// both blocks are kept (at most [`KEPT_FRAMES`] slots of 40 bytes each): made anew for every burst,
     /// they cost about 2.5 % of the CPU time of a pipelined call (the benchmark's pipelined scenario), the
     /// allocator merging its free lists on each block of a kilobyte or more. A burst of one frame (an idle
-    /// connection's last answer, a heartbeat's ping) gives both blocks back when nothing more is queued.
-    /// After a burst of several frames, the connection's task gives them back once it has written nothing
-    /// for a while (see [`give_back_storage`](Self::give_back_storage)).
-    pub(crate) fn written(&self, bytes: usize, batch: &mut VecDeque<Outbound>) {
+    /// connection's last answer, a heartbeat's ping) gives both blocks back when nothing more is queued,
+    /// unless `busy` (the connection is in steady use: its bursts of reads come less than a millisecond
+    /// apart, as with calls made one at a time on a fast link). After a burst of several frames, or of one
+    /// when busy, the connection's task gives them back once it has written nothing for a while (see
+    /// [`give_back_storage`](Self::give_back_storage)).
+    pub(crate) fn written(&self, bytes: usize, batch: &mut VecDeque<Outbound>, busy: bool) {
         let mut state = self.lock();
-        if state.hint <= 1 {
+        if state.hint <= 1 && !busy {
             *batch = VecDeque::new();
             if state.frames.is_empty() {
                 state.frames = VecDeque::new();
@@ -306,7 +308,7 @@ mod tests {
         let mut batch = VecDeque::new();
         assert!(queue.take(&mut batch).await);
         batch.clear();
-        queue.written(5, &mut batch);
+        queue.written(5, &mut batch, false);
         assert!(queue.try_push(frame("123456"), true).is_ok());
     }
 
@@ -336,7 +338,7 @@ mod tests {
             // Taken but not written: the bytes still count.
             assert_eq!(queue.usage(), (0, 10));
             let written: usize = batch.drain(..).map(|f| FrameQueue::cost(&f)).sum();
-            queue.written(written, &mut batch);
+            queue.written(written, &mut batch, false);
         };
         let (sent, ()) = tokio::join!(waiting, writer);
         assert!(sent.is_ok());
@@ -348,7 +350,7 @@ mod tests {
     async fn write_burst(queue: &FrameQueue, batch: &mut VecDeque<Outbound>) -> (usize, usize) {
         assert!(queue.take(batch).await);
         let written: usize = batch.drain(..).map(|f| FrameQueue::cost(&f)).sum();
-        queue.written(written, batch);
+        queue.written(written, batch, false);
         (batch.capacity(), queue.lock().frames.capacity())
     }
 

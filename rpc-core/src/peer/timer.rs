@@ -4,8 +4,10 @@
 //! deadline changes. Between moves, the connection's task is polled many times for other reasons (frames
 //! read, frames queued): polling the sleep again each time (the runtime's cooperative budget, the timer's
 //! state, the waker's registration) cost about 120 instructions a poll, two polls a call one at a time.
-//! A sleep once polled keeps the waker it was polled with, and the timer sets its state before it wakes
-//! that waker: while the waker is the same and the state says not fired, there is nothing to poll for.
+//! A sleep polled while the task has cooperative budget left registers the waker it was polled with, and
+//! the timer sets its state before it wakes that waker: while the waker is the same and the state says not
+//! fired, there is nothing to poll for. (Polled with the budget spent, a sleep registers nothing: it only
+//! has the task polled again. It is polled again then.)
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -25,9 +27,9 @@ impl TimerWait {
         self.registered = None;
     }
 
-    /// Ready once `sleep` has fired. Polls it only when it has not been polled with `cx`'s waker since it
-    /// was set (see [`reset`](Self::reset)), or when it has fired; otherwise `Pending`, the waker it holds
-    /// being the one that would be registered.
+    /// Ready once `sleep` has fired. Polls it only when it has not been polled with `cx`'s waker (and
+    /// budget left) since it was set (see [`reset`](Self::reset)), or when it has fired; otherwise
+    /// `Pending`, the waker it holds being the one that would be registered.
     pub(super) fn poll(&mut self, sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(waker) = &self.registered
             && waker.will_wake(cx.waker())
@@ -35,11 +37,14 @@ impl TimerWait {
         {
             return Poll::Pending;
         }
+        let budget = tokio::task::coop::has_budget_remaining();
         if sleep.poll(cx).is_ready() {
             self.registered = None;
             return Poll::Ready(());
         }
-        if !self
+        if !budget {
+            self.registered = None;
+        } else if !self
             .registered
             .as_ref()
             .is_some_and(|waker| waker.will_wake(cx.waker()))
@@ -92,6 +97,32 @@ mod tests {
             polls >= 4,
             "woken by the timer after the polls for other reasons, {polls} polls"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_sleep_polled_with_the_budget_spent_is_polled_again() {
+        let sleep = sleep_until(Instant::now() + Duration::from_secs(1));
+        tokio::pin!(sleep);
+        let mut wait = TimerWait::default();
+        let started = Instant::now();
+        let mut first = true;
+        let waited = tokio::time::timeout(
+            Duration::from_secs(10),
+            poll_fn(|cx| {
+                if std::mem::take(&mut first) {
+                    // The task's budget spent (as by a long burst of reads): the sleep registers nothing.
+                    while let Poll::Ready(spent) = tokio::task::coop::poll_proceed(cx) {
+                        spent.made_progress();
+                    }
+                    assert!(wait.poll(sleep.as_mut(), cx).is_pending());
+                    return Poll::Pending;
+                }
+                wait.poll(sleep.as_mut(), cx)
+            }),
+        )
+        .await;
+        assert!(waited.is_ok(), "the timer's wake-up was lost");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
