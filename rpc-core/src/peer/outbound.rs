@@ -42,8 +42,8 @@ pub(super) struct Writer {
     /// Made only when a write does not complete at once (the socket had room: nearly always).
     stall: Option<(Pin<Box<Sleep>>, u64)>,
     write_timeout: Option<Duration>,
-    /// Whether the connection is in steady use: a burst of one frame keeps the storage (see
-    /// [`FrameQueue::written`]).
+    /// Whether the connection was in steady use as of its last burst of reads (until a look finds it
+    /// quiet): a burst of one frame keeps the storage (see [`FrameQueue::written`]).
     busy: bool,
 }
 

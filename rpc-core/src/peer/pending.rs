@@ -135,7 +135,7 @@ struct Table {
     /// How many entries of `calls` hold an answer not taken yet (they count as no longer pending).
     answered: usize,
     /// Whether the storage is kept when the last answer is taken: the last burst of answers was of
-    /// several (see [`Pending::complete_all`]).
+    /// several, or came while the connection was in steady use (see [`Pending::complete_all`]).
     keep: bool,
     /// Whether the driver looks at the storage once a second ([`Pending::review_storage`]); an emptied
     /// table keeps its storage only then.
@@ -396,7 +396,7 @@ impl Pending {
     }
 
     /// Gives the storage of `table` back if it holds no call, unless it keeps it after a burst of several
-    /// answers while the driver looks at it once a second.
+    /// answers (or of one, `busy`) while the driver looks at it once a second.
     fn give_back_unless_kept(table: &mut Table) {
         if !(table.keep && table.reviewed) {
             Self::give_back(table);
@@ -504,16 +504,17 @@ impl Pending {
     /// id): each is left in its call's entry, and its caller woken once the lock is released.
     ///
     /// A table emptied by a burst of one answer (the last call of a connection that makes one at a time)
-    /// gives its storage back when the answer is taken; one emptied by a burst of several keeps it, whatever
-    /// its size, since more calls are likely to follow at once. Made anew for each burst, it cost about 2 %
-    /// of the CPU time per call, both ends, in the benchmark's fan-in scenario (1,000 connections with 8
-    /// calls each in flight, their tables emptied by many bursts); grown anew through every size for each
-    /// wave of 256 calls, about 100 instructions a call in the pipelined client, with glibc consolidating its
-    /// free lists for the larger blocks. The connection's task looks at it once a second
+    /// gives its storage back when the answer is taken, unless `busy` (the connection's bursts of reads
+    /// come less than a millisecond apart: its next call is likely to follow at once); one emptied by a
+    /// burst of several keeps it, whatever its size, since more calls are likely to follow at once. Made
+    /// anew for each burst, it cost about 2 % of the CPU time per call, both ends, in the benchmark's
+    /// fan-in scenario (1,000 connections with 8 calls each in flight, their tables emptied by many
+    /// bursts); grown anew through every size for each wave of 256 calls, about 100 instructions a call in
+    /// the pipelined client, with glibc consolidating its free lists for the larger blocks. The connection's task looks at it once a second
     /// ([`review_storage`](Self::review_storage)) and gives it back once no call has been added for that
     /// long, however much it keeps writing, or once the calls made since need much less of it. At most
     /// twice `max_pending_calls` calls' room (the map's own room can be up to about twice its entries) is
-    /// kept that way, and only while waves of calls come.
+    /// kept that way, and only while waves of calls (or calls in quick succession) come.
     pub(crate) fn complete_all(&self, answers: &mut Vec<(Addressee, Answer)>, busy: bool) -> Delivered {
         let mut unknown = 0;
         let still_pending;
