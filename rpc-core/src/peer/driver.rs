@@ -1397,7 +1397,11 @@ mod tests {
             tokio::task::yield_now().await;
             assert_eq!(table(&client), 0, "the table is given back with each answer");
             assert_eq!(storage(&server), 0, "the answering side gives its queue's storage back");
-            assert_eq!(storage(&client), 0, "the calling side gives its queue's storage back, call {n}");
+            assert_eq!(
+                storage(&client),
+                0,
+                "the calling side gives its queue's storage back, call {n}"
+            );
         }
     }
 
