@@ -412,7 +412,6 @@ impl Driver {
                             self.exec.answers = Vec::new();
                             // Quiet: no longer in steady use (a write before the next read does not
                             // keep storage on the strength of old reads).
-                            writer.set_busy(false);
                             self.exec.busy = false;
                         }
                         if std::mem::take(&mut self.exec.table_kept) {
@@ -534,7 +533,7 @@ impl Driver {
     fn poll_io(&mut self, cx: &mut std::task::Context<'_>, io: &mut impl Duplex, writer: &mut Writer) -> Poll<IoEvent> {
         let shared = &*self.shared;
         if !self.writer_done
-            && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle)
+            && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle, self.exec.busy)
         {
             return Poll::Ready(IoEvent::Written(end));
         }
@@ -575,7 +574,7 @@ impl Driver {
                 if frames == 0 {
                     return Poll::Pending;
                 }
-                self.burst_ended(writer);
+                self.burst_ended();
                 // The burst is over: what it queued (answers, a pong) goes out now, before the turn's other
                 // work, so that an answer does not wait for it. If the writer ends, that is told first.
                 // (The writer was polled when this poll began, with the same waker: unless it has work now,
@@ -583,7 +582,8 @@ impl Driver {
                 let shared = &*self.shared;
                 if !self.writer_done
                     && writer.has_work(&shared.queue, &shared.lifecycle)
-                    && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle)
+                    && let Poll::Ready(end) =
+                        writer.poll_write(cx, io, &shared.queue, &shared.lifecycle, self.exec.busy)
                 {
                     // The burst's answers reach their calls before the writer's end may end the
                     // connection.
@@ -624,7 +624,7 @@ impl Driver {
             let inbound = self.on_inbound(next);
             self.settle();
             if inbound.is_err() || frames == BURST || matches!(self.reading, Reading::Done) {
-                self.burst_ended(writer);
+                self.burst_ended();
                 return Poll::Ready(IoEvent::Read(inbound));
             }
         }
@@ -632,13 +632,11 @@ impl Driver {
 
     /// A burst of reads ended: when, for the heartbeat, and whether it came within [`BUSY_GAP`] of the last
     /// one, for the storage the writer and the answers keep.
-    fn burst_ended(&mut self, writer: &mut Writer) {
+    fn burst_ended(&mut self) {
         let now = Instant::now();
-        let busy =
+        self.exec.busy =
             std::mem::replace(&mut self.heard, true) && now.saturating_duration_since(self.last_heard) < BUSY_GAP;
         self.last_heard = now;
-        self.exec.busy = busy;
-        writer.set_busy(busy);
     }
 
     /// Whether the connection keeps storage between bursts (given back once it has gone quiet, see
@@ -751,7 +749,9 @@ struct Executor {
     answers_bytes: usize,
     /// Whether the pending table kept its storage when a burst of answers emptied it.
     table_kept: bool,
-    /// Whether the last burst of reads ended within [`BUSY_GAP`] of the one before.
+    /// Whether the last burst of reads ended within [`BUSY_GAP`] of the one before (until a look finds
+    /// the connection quiet): the connection is in steady use, and the storage of a burst of one (the
+    /// answers', the table's, the writer's) is kept.
     busy: bool,
 }
 

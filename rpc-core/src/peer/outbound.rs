@@ -42,9 +42,6 @@ pub(super) struct Writer {
     /// Made only when a write does not complete at once (the socket had room: nearly always).
     stall: Option<(Pin<Box<Sleep>>, u64)>,
     write_timeout: Option<Duration>,
-    /// Whether the connection was in steady use as of its last burst of reads (until a look finds it
-    /// quiet): a burst of one frame keeps the storage (see [`FrameQueue::written`]).
-    busy: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +71,6 @@ impl Writer {
             progress: 0,
             stall: None,
             write_timeout,
-            busy: false,
         }
     }
 
@@ -84,13 +80,15 @@ impl Writer {
     ///
     /// The bytes of a burst count against the queue's bound until they are flushed. The stall timer
     /// measures a lack of progress (no frame taken by the transport for `write_timeout`), not the time a
-    /// long burst takes. Polled again after it ended, it stays pending.
+    /// long burst takes. Polled again after it ended, it stays pending. `busy`: the connection is in
+    /// steady use, so that a burst of one frame keeps the storage it used (see [`FrameQueue::written`]).
     pub(super) fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,
         sink: &mut S,
         queue: &FrameQueue,
         lifecycle: &Lifecycle,
+        busy: bool,
     ) -> Poll<WriterEnd>
     where
         S: Sink<Outbound, Error = TransportError> + Unpin,
@@ -133,7 +131,7 @@ impl Writer {
                 Step::Flushing => match Pin::new(&mut *sink).poll_flush(cx) {
                     Poll::Ready(Ok(())) => {
                         self.stall = None;
-                        queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch, self.busy);
+                        queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch, busy);
                         if let Some(frame) = self.closing.take() {
                             return self.end(WriterEnd::SentClose(frame));
                         }
@@ -157,12 +155,6 @@ impl Writer {
             Step::Sending | Step::Flushing => true,
             Step::Parked | Step::Ended => false,
         }
-    }
-
-    /// Whether the connection is in steady use (bursts of reads less than a millisecond apart): then a
-    /// burst of one frame keeps the storage it used, as one of several does.
-    pub(super) fn set_busy(&mut self, busy: bool) {
-        self.busy = busy;
     }
 
     /// Frames handed to the transport so far.
@@ -215,7 +207,7 @@ where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
     let mut writer = Writer::new(write_timeout);
-    std::future::poll_fn(|cx| writer.poll_write(cx, &mut sink, queue, lifecycle)).await
+    std::future::poll_fn(|cx| writer.poll_write(cx, &mut sink, queue, lifecycle, false)).await
 }
 
 #[cfg(test)]
@@ -280,20 +272,28 @@ mod tests {
         let mut writer = Writer::new(None);
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle).is_pending());
+        assert!(
+            writer
+                .poll_write(&mut cx, &mut sink, &queue, &lifecycle, false)
+                .is_pending()
+        );
         assert!(!writer.has_work(&queue, &lifecycle), "waiting, and nothing came");
         // Queued by the writer's own task (no wake-up) and by another (a wake-up): seen either way.
         for wake in [false, true] {
             queue.try_push(Outbound::Frame("a".into()), wake).unwrap();
             assert!(writer.has_work(&queue, &lifecycle));
-            assert!(writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle).is_pending());
+            assert!(
+                writer
+                    .poll_write(&mut cx, &mut sink, &queue, &lifecycle, false)
+                    .is_pending()
+            );
             assert_eq!(written.try_recv().ok(), Some(Outbound::Frame("a".into())));
             assert!(!writer.has_work(&queue, &lifecycle));
         }
         lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
         assert!(writer.has_work(&queue, &lifecycle));
         assert!(matches!(
-            writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle),
+            writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle, false),
             Poll::Ready(WriterEnd::SentClose(_))
         ));
         assert!(!writer.has_work(&queue, &lifecycle), "ended");
