@@ -25,6 +25,7 @@ use super::lifecycle::Drain;
 use super::outbound::{Writer, WriterEnd};
 use super::pending::{Addressee, Answer};
 use super::queue::Refused;
+use super::reads::Reads;
 use super::shared::Shared;
 use super::timer::TimerWait;
 use crate::close::{CloseCode, CloseFrame, CloseReason};
@@ -125,6 +126,7 @@ pub(super) fn drive<T: Transport>(
         storage_check: None,
         armed: None,
         timer_wait: TimerWait::default(),
+        reads: Reads::new(),
         shared,
     };
     async move {
@@ -230,6 +232,8 @@ struct Driver {
     armed: Option<Instant>,
     /// Whether the timer needs polling.
     timer_wait: TimerWait,
+    /// Whether reading the transport may find something.
+    reads: Reads,
 }
 
 impl Driver {
@@ -509,10 +513,11 @@ impl Driver {
     /// Polls the writer, while it writes, then the connection for frames, while reading is open: the one
     /// connection lent to both in turn.
     ///
-    /// Frames that are already here are read one after another and handled, [`BURST`] at most, all with this
-    /// task's waker. (The driver's next look reads again, although the transport holds the waker when a
-    /// burst ends for want of frames: frames that came meanwhile are read at once then, where waiting for
-    /// the wake-up made the benchmark's pipelined calls 2 to 4 times slower.) When a burst ends for want of
+    /// Frames that are already here are read one after another and handled, [`BURST`] at most, with the
+    /// reads' own waker ([`Reads`]): once a read has returned `Pending`, a poll reads again only if the
+    /// transport woke that waker since, in the same poll then (frames that came meanwhile are read at once:
+    /// waiting for the task's next poll made the benchmark's pipelined calls 2 to 4 times slower), and a
+    /// poll woken for something else (a caller's frame) does not read for nothing. When a burst ends for want of
     /// frames, the writer, if it has work (a frame was queued or a close asked for since this poll began,
     /// or it is sending), is polled at once, so that the answers it queued go out before the turn's other
     /// work; and a burst that left nothing for a turn to do (see the conditions there) ends with `Pending`
@@ -565,12 +570,15 @@ impl Driver {
                 cx.waker().wake_by_ref();
             }
         }
-        if !self.reads() {
+        if !self.reads() || !self.reads.may_read(shared, cx) {
             return Poll::Pending;
         }
         let mut frames = 0;
         loop {
-            let Poll::Ready(next) = io.poll_next_unpin(cx) else {
+            // With the reads' own waker: see `Reads`.
+            let read = io.poll_next_unpin(&mut std::task::Context::from_waker(&Reads::waker(&self.shared)));
+            let Poll::Ready(next) = read else {
+                self.reads.pending(&self.shared, cx);
                 if frames == 0 {
                     return Poll::Pending;
                 }

@@ -19,6 +19,7 @@ pub(crate) mod link;
 mod outbound;
 mod pending;
 mod queue;
+mod reads;
 mod sent_batches;
 mod shared;
 mod signal;

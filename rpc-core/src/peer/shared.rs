@@ -10,6 +10,7 @@ use super::lifecycle::Lifecycle;
 use super::pending::Pending;
 use super::queue::FrameQueue;
 pub(crate) use super::queue::Refused;
+use super::signal::Signal;
 use super::stats::{PeerStats, StatsCell};
 use crate::call_error::CallError;
 use crate::close::{CloseFrame, CloseReason};
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     answers_waiting: AtomicUsize,
     /// Where the connection is in its life.
     pub(crate) lifecycle: Lifecycle,
+    /// Raised by the transport's wake-ups for reading (see [`Reads`](super::reads::Reads)).
+    pub(crate) reads: Signal,
 }
 
 impl Shared {
@@ -78,6 +81,7 @@ impl Shared {
             stats: StatsCell::default(),
             answers_waiting: AtomicUsize::new(0),
             lifecycle: Lifecycle::default(),
+            reads: Signal::default(),
         }
     }
 
