@@ -537,8 +537,17 @@ impl Driver {
     /// [`Pending::poll_deadline_moved`]: super::pending::Pending::poll_deadline_moved
     fn poll_io(&mut self, cx: &mut std::task::Context<'_>, io: &mut impl Duplex, writer: &mut Writer) -> Poll<IoEvent> {
         let shared = &*self.shared;
+        // Before the transport is polled, with the connection's waker: its wake-ups wake this task.
+        Reads::register(shared, cx);
         if !self.writer_done
-            && let Poll::Ready(end) = writer.poll_write(cx, io, &shared.queue, &shared.lifecycle, self.exec.busy)
+            && let Poll::Ready(end) = writer.poll_write(
+                cx,
+                &Reads::waker(&self.shared),
+                io,
+                &shared.queue,
+                &shared.lifecycle,
+                self.exec.busy,
+            )
         {
             return Poll::Ready(IoEvent::Written(end));
         }
@@ -570,7 +579,7 @@ impl Driver {
                 cx.waker().wake_by_ref();
             }
         }
-        if !self.reads() || !self.reads.may_read(shared, cx) {
+        if !self.reads() || !self.reads.may_read(shared) {
             return Poll::Pending;
         }
         let mut frames = 0;
@@ -590,8 +599,14 @@ impl Driver {
                 let shared = &*self.shared;
                 if !self.writer_done
                     && writer.has_work(&shared.queue, &shared.lifecycle)
-                    && let Poll::Ready(end) =
-                        writer.poll_write(cx, io, &shared.queue, &shared.lifecycle, self.exec.busy)
+                    && let Poll::Ready(end) = writer.poll_write(
+                        cx,
+                        &Reads::waker(&self.shared),
+                        io,
+                        &shared.queue,
+                        &shared.lifecycle,
+                        self.exec.busy,
+                    )
                 {
                     // The burst's answers reach their calls before the writer's end may end the
                     // connection.
@@ -1001,6 +1016,115 @@ mod tests {
         };
         let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
         (client, call, id, sink, stream)
+    }
+
+    /// A transport that keeps one waker for both directions: whichever of its reads and writes was polled
+    /// last gets every wake-up (the memory pair underneath is polled with a waker that wakes it).
+    struct OneWaker {
+        inner: crate::transport::Joined<memory::MemorySink, memory::MemoryStream>,
+        slot: Arc<OneSlot>,
+    }
+
+    #[derive(Default)]
+    struct OneSlot(std::sync::Mutex<Option<std::task::Waker>>);
+
+    impl futures::task::ArcWake for OneSlot {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            if let Some(waker) = arc_self.0.lock().unwrap().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    impl OneWaker {
+        /// Keeps `cx`'s waker as the one to wake, and polls `poll` with the slot's.
+        fn with<T>(
+            &mut self,
+            cx: &std::task::Context<'_>,
+            poll: impl FnOnce(
+                std::pin::Pin<&mut crate::transport::Joined<memory::MemorySink, memory::MemoryStream>>,
+                &mut std::task::Context<'_>,
+            ) -> Poll<T>,
+        ) -> Poll<T> {
+            *self.slot.0.lock().unwrap() = Some(cx.waker().clone());
+            let waker = futures::task::waker(self.slot.clone());
+            poll(
+                std::pin::Pin::new(&mut self.inner),
+                &mut std::task::Context::from_waker(&waker),
+            )
+        }
+    }
+
+    impl futures::Stream for OneWaker {
+        type Item = Result<Inbound, TransportError>;
+        fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Self::Item>> {
+            self.with(cx, |inner, cx| inner.poll_next(cx))
+        }
+    }
+
+    impl futures::Sink<Outbound> for OneWaker {
+        type Error = TransportError;
+        fn poll_ready(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<Result<(), TransportError>> {
+            self.with(cx, |inner, cx| inner.poll_ready(cx))
+        }
+        fn start_send(mut self: std::pin::Pin<&mut Self>, item: Outbound) -> Result<(), TransportError> {
+            std::pin::Pin::new(&mut self.inner).start_send(item)
+        }
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<Result<(), TransportError>> {
+            self.with(cx, |inner, cx| inner.poll_flush(cx))
+        }
+        fn poll_close(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<Result<(), TransportError>> {
+            self.with(cx, |inner, cx| inner.poll_close(cx))
+        }
+    }
+
+    impl Duplex for OneWaker {}
+
+    impl Transport for OneWaker {
+        type Io = Self;
+        fn into_io(self) -> Self {
+            self
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_transport_with_one_waker_for_reads_and_writes_is_read_when_its_answers_come() {
+        // Each call is written after a read that found nothing, and its answer comes after the write: a
+        // driver that polled its writes with another waker than its reads would be woken for the answer
+        // without knowing that it may read, and wait for ever.
+        let (ours, theirs) = memory::pair(16);
+        let (sink, stream) = ours.split();
+        let transport = OneWaker {
+            inner: crate::transport::Joined::new(sink, stream),
+            slot: Arc::default(),
+        };
+        let client = Peer::builder().spawn(transport);
+        let (mut their_sink, mut their_stream) = theirs.split();
+        for n in 0..3_u32 {
+            let call = tokio::spawn({
+                let client = client.clone();
+                async move { client.call::<u32>("echo", (n,)).await }
+            });
+            let Some(Ok(Inbound::Frame(request))) = their_stream.next().await else {
+                panic!("no request")
+            };
+            let id = serde_json::from_slice::<serde_json::Value>(&request).unwrap()["id"].clone();
+            let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": n}).to_string();
+            futures::SinkExt::send(&mut their_sink, Outbound::Frame(answer))
+                .await
+                .unwrap();
+            let answered = tokio::time::timeout(Duration::from_secs(5), call).await;
+            assert_eq!(answered.expect("the answer was read").unwrap().unwrap(), n);
+        }
     }
 
     /// Sends `frames` from the side played by hand, all before the other side reads any: it reads them in

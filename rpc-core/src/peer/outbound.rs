@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use futures::Sink;
@@ -82,9 +82,12 @@ impl Writer {
     /// measures a lack of progress (no frame taken by the transport for `write_timeout`), not the time a
     /// long burst takes. Polled again after it ended, it stays pending. `busy`: the connection is in
     /// steady use, so that a burst of one frame keeps the storage it used (see [`FrameQueue::written`]).
+    /// The transport is polled with `sink_waker` (the driver's: see `reads.rs`), the queue, the close
+    /// request and the stall timer with `cx`'s.
     pub(super) fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,
+        sink_waker: &Waker,
         sink: &mut S,
         queue: &FrameQueue,
         lifecycle: &Lifecycle,
@@ -114,7 +117,7 @@ impl Writer {
                 }
                 Step::Sending => {
                     while !self.batch.is_empty() {
-                        match Pin::new(&mut *sink).poll_ready(cx) {
+                        match Pin::new(&mut *sink).poll_ready(&mut Context::from_waker(sink_waker)) {
                             Poll::Ready(Ok(())) => {}
                             Poll::Ready(Err(e)) => return self.end(WriterEnd::Failed(e)),
                             Poll::Pending => return self.wait(cx),
@@ -128,7 +131,7 @@ impl Writer {
                     }
                     self.step = Step::Flushing;
                 }
-                Step::Flushing => match Pin::new(&mut *sink).poll_flush(cx) {
+                Step::Flushing => match Pin::new(&mut *sink).poll_flush(&mut Context::from_waker(sink_waker)) {
                     Poll::Ready(Ok(())) => {
                         self.stall = None;
                         queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch, busy);
@@ -207,7 +210,11 @@ where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
     let mut writer = Writer::new(write_timeout);
-    std::future::poll_fn(|cx| writer.poll_write(cx, &mut sink, queue, lifecycle, false)).await
+    std::future::poll_fn(|cx| {
+        let waker = cx.waker().clone();
+        writer.poll_write(cx, &waker, &mut sink, queue, lifecycle, false)
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -274,7 +281,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(
             writer
-                .poll_write(&mut cx, &mut sink, &queue, &lifecycle, false)
+                .poll_write(&mut cx, &waker, &mut sink, &queue, &lifecycle, false)
                 .is_pending()
         );
         assert!(!writer.has_work(&queue, &lifecycle), "waiting, and nothing came");
@@ -284,7 +291,7 @@ mod tests {
             assert!(writer.has_work(&queue, &lifecycle));
             assert!(
                 writer
-                    .poll_write(&mut cx, &mut sink, &queue, &lifecycle, false)
+                    .poll_write(&mut cx, &waker, &mut sink, &queue, &lifecycle, false)
                     .is_pending()
             );
             assert_eq!(written.try_recv().ok(), Some(Outbound::Frame("a".into())));
@@ -293,7 +300,7 @@ mod tests {
         lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
         assert!(writer.has_work(&queue, &lifecycle));
         assert!(matches!(
-            writer.poll_write(&mut cx, &mut sink, &queue, &lifecycle, false),
+            writer.poll_write(&mut cx, &waker, &mut sink, &queue, &lifecycle, false),
             Poll::Ready(WriterEnd::SentClose(_))
         ));
         assert!(!writer.has_work(&queue, &lifecycle), "ended");

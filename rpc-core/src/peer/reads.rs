@@ -1,18 +1,21 @@
-//! When reading the connection may find something: the transport's wake-ups for reading, told apart from
-//! the task's other wake-ups.
+//! When reading the connection may find something: the transport's wake-ups, told apart from the task's
+//! other wake-ups.
 //!
-//! The driver reads the transport with a waker of its own: the connection's [`Shared`] state, whose wake-up
-//! raises [`Shared::reads`] and wakes the task waiting for it. Once a read has returned `Pending`, the
-//! transport has nothing more until it wakes the waker it was read with (the contract of
-//! `Stream::poll_next`), so a poll of the task woken for something else (a frame queued by a caller, a
-//! call added) writes, and does not read again for nothing. Such a read costs tokio-tungstenite about 400
-//! instructions (two waker registrations, tungstenite's zeroing of its 2 KiB read chunk, tokio's
-//! readiness), and a connection making one call at a time made one a call: its task is woken once for the
-//! answer and once for the next request. A read the transport woke for is made at once, in the poll that
-//! finds the wake-up, as before. Measured with callgrind on the benchmark (`bench/README.md`), instructions
-//! a call: one call at a time, calling side 13,083 → 12,399, answering side 10,782 → 10,897 (the signal's
-//! wake-up costs a little on every read); server → client calls 7,157 → 6,994 and 5,991 → 5,952; fan-in
-//! 7,011 → 6,921 and 5,899 → 5,878; pipelined unchanged.
+//! The driver polls the transport (both its reads and its writes) with a waker of its own: the connection's
+//! [`Shared`] state, whose wake-up raises [`Shared::reads`] and wakes the task, which registers itself
+//! there on every poll before it touches the transport. Once a read has returned `Pending`, the transport
+//! has nothing more to read until it wakes a waker it was polled with, so a poll of the task woken for
+//! something else (a frame queued by a caller, a call added) writes, and does not read again for nothing.
+//! (Writes are polled with the same waker so that a transport keeping one waker for both directions, or
+//! whose writes wait on its reads, as TLS may, wakes it too; a write's wake-up then costs a read that may
+//! find nothing.) Such a read costs tokio-tungstenite about 400 instructions (two waker registrations,
+//! tungstenite's zeroing of its 2 KiB read chunk, tokio's readiness), and a connection making one call at a
+//! time made one needless read a call: its task is polled once for the answer and once to write the next
+//! request. A read the transport woke for is made at once, in the poll that finds the wake-up, as before.
+//! Measured with callgrind on the benchmark (`bench/README.md`), instructions a call: one call at a time,
+//! calling side 13,083 → 12,399, answering side 10,782 → 10,897 (the signal's wake-up and registration cost
+//! a little on every poll); server → client calls 7,157 → 6,994 and 5,991 → 5,952; fan-in 7,011 → 6,921
+//! and 5,899 → 5,878; pipelined unchanged.
 //!
 //! The waker is the connection's state itself, already shared: no allocation, and 32 bytes a connection
 //! for the signal.
@@ -28,7 +31,7 @@ use super::signal::ONLY;
 /// The driver's side: whether its next read may find something.
 #[derive(Debug)]
 pub(super) struct Reads {
-    /// False once a read returned `Pending`, until the transport wakes the reads' waker.
+    /// False once a read returned `Pending`, until the transport wakes the connection's waker.
     ready: bool,
 }
 
@@ -38,37 +41,42 @@ impl Reads {
         Self { ready: true }
     }
 
+    /// Registers `cx`'s waker (the task's) to be woken by the transport's wake-ups: on every poll, before
+    /// the transport is polled with [`waker`](Self::waker).
+    pub(super) fn register(shared: &Shared, cx: &Context<'_>) {
+        shared.reads.register(cx);
+    }
+
     /// Whether a read may find something: no read has returned `Pending` since the last that found
-    /// something, or the transport woke the reads' waker since one did (taken now). Otherwise `cx`'s waker
-    /// is registered to be woken when it does.
-    pub(super) fn may_read(&mut self, shared: &Shared, cx: &mut Context<'_>) -> bool {
-        if !self.ready && shared.reads.poll_wait(ONLY, cx).is_ready() {
-            self.ready = true;
+    /// something, or the transport woke the connection's waker since one did (taken now).
+    pub(super) fn may_read(&mut self, shared: &Shared) -> bool {
+        if !self.ready {
+            self.ready = shared.reads.take(ONLY);
         }
         self.ready
     }
 
-    /// A read returned `Pending`: `cx`'s waker is registered to be woken with the reads' waker, and the next
-    /// read waits for that. If the transport woke the reads' waker already (what came after the read, or
-    /// at once, as tokio does when the task has spent its budget), that wake-up may have found no task
-    /// to wake: the task wakes itself, and its next poll reads.
-    pub(super) fn pending(&mut self, shared: &Shared, cx: &mut Context<'_>) {
-        self.ready = shared.reads.poll_wait(ONLY, cx).is_ready();
+    /// A read returned `Pending`: the next read waits for the transport's wake-up, unless one came already
+    /// in this poll (what came meanwhile, a write's wake-up, a stream that yields by waking itself); then
+    /// the task is woken again to read at its next poll.
+    pub(super) fn pending(&mut self, shared: &Shared, cx: &Context<'_>) {
+        self.ready = shared.reads.take(ONLY);
         if self.ready {
             cx.waker().wake_by_ref();
         }
     }
 
-    /// The waker to read with: waking it raises [`Shared::reads`] and wakes the task that waits for it.
+    /// The waker to poll the transport with: waking it raises [`Shared::reads`] and wakes the task
+    /// registered with [`register`](Self::register).
     pub(super) fn waker(shared: &Arc<Shared>) -> WakerRef<'_> {
         waker_ref(shared)
     }
 }
 
-/// The reads' waker (see [`Reads::waker`]).
+/// The transport's waker (see [`Reads::waker`]).
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.reads.raise(ONLY);
+        arc_self.reads.raise_and_wake(ONLY);
     }
 }
 
@@ -111,25 +119,38 @@ mod tests {
         let task_waker = futures::task::waker(task.clone());
         let mut cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
-        assert!(
-            reads.may_read(&shared, &mut cx),
-            "nothing read yet: a read may find something"
-        );
-        assert!(reads.may_read(&shared, &mut cx), "reads that find something go on");
+        Reads::register(&shared, &cx);
+        assert!(reads.may_read(&shared), "nothing read yet: a read may find something");
+        assert!(reads.may_read(&shared), "reads that find something go on");
         reads.pending(&shared, &mut cx);
-        // What the transport does when data arrives after its `Pending`: wakes the waker it was read with.
-        // The task polled nothing else since its read.
+        assert_eq!(woken(&task), 0);
+        // What the transport does when data arrives after its `Pending`: wakes the waker it was polled with.
         Reads::waker(&shared).wake_by_ref();
         assert_eq!(woken(&task), 1, "the task is woken");
-        assert!(reads.may_read(&shared, &mut cx));
-        assert!(reads.may_read(&shared, &mut cx), "until a read returns Pending again");
+        Reads::register(&shared, &cx);
+        assert!(reads.may_read(&shared));
+        assert!(reads.may_read(&shared), "until a read returns Pending again");
         reads.pending(&shared, &mut cx);
-        assert!(!reads.may_read(&shared, &mut cx), "not woken by the transport since");
-        assert!(
-            !reads.may_read(&shared, &mut cx),
-            "the task's other wake-ups do not count"
-        );
+        assert!(!reads.may_read(&shared), "not woken by the transport since");
+        Reads::register(&shared, &cx);
+        assert!(!reads.may_read(&shared), "the task's other wake-ups do not count");
         assert_eq!(woken(&task), 1);
+    }
+
+    #[test]
+    fn every_wake_up_of_the_transport_wakes_the_task_even_with_the_flag_still_raised() {
+        // A transport keeping one waker for both directions wakes it for a write as well, maybe while a
+        // read's wake-up is still untaken (reads that found something leave it so).
+        let shared = shared();
+        let task = Arc::new(Task::default());
+        let task_waker = futures::task::waker(task.clone());
+        let cx = Context::from_waker(&task_waker);
+        Reads::register(&shared, &cx);
+        Reads::waker(&shared).wake_by_ref();
+        assert_eq!(woken(&task), 1);
+        Reads::register(&shared, &cx);
+        Reads::waker(&shared).wake_by_ref();
+        assert_eq!(woken(&task), 2, "woken again although the flag was raised already");
     }
 
     #[test]
@@ -139,16 +160,18 @@ mod tests {
         let task_waker = futures::task::waker(task.clone());
         let mut cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
-        // Woken before the read returned `Pending` (what came meanwhile; tokio's wake-up when the task's
-        // budget is spent): nobody was registered to be woken then.
+        // Woken before the read returned `Pending` (what came meanwhile, a stream that yields by waking
+        // itself), with the task's waker taken by an earlier wake-up of this poll.
+        Reads::register(&shared, &cx);
         Reads::waker(&shared).wake_by_ref();
-        assert_eq!(woken(&task), 0);
+        Reads::waker(&shared).wake_by_ref();
+        assert_eq!(woken(&task), 1);
         reads.pending(&shared, &mut cx);
-        assert_eq!(woken(&task), 1, "the task wakes itself");
-        assert!(reads.may_read(&shared, &mut cx), "and reads at its next poll");
+        assert_eq!(woken(&task), 2, "the task wakes itself");
+        assert!(reads.may_read(&shared), "and reads at its next poll");
         reads.pending(&shared, &mut cx);
-        assert_eq!(woken(&task), 1, "the wake-up counted once");
-        assert!(!reads.may_read(&shared, &mut cx));
+        assert_eq!(woken(&task), 2, "the wake-up counted once");
+        assert!(!reads.may_read(&shared));
     }
 
     #[test]

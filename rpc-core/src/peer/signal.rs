@@ -56,6 +56,19 @@ impl Signal {
         self.raised.load(Ordering::Acquire) & flag != 0
     }
 
+    /// Registers `cx`'s waker as the waiter's, whatever is set.
+    pub(crate) fn register(&self, cx: &Context<'_>) {
+        self.waiter.register(cx.waker());
+    }
+
+    /// Sets `flag` and wakes the waiter even if the flag was set already: for a signal standing for a
+    /// waker handed to others (see `reads.rs`), whose waiter registers on every poll and must be woken by
+    /// every wake-up, not only the first since it last took the flag.
+    pub(crate) fn raise_and_wake(&self, flag: Flag) {
+        self.raised.fetch_or(flag, Ordering::AcqRel);
+        self.waiter.wake();
+    }
+
     /// Ready (clearing it) once `flag` is set; otherwise registers `cx`'s waker.
     pub(crate) fn poll_wait(&self, flag: Flag, cx: &mut Context<'_>) -> Poll<()> {
         if self.take(flag) {
