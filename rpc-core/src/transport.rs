@@ -95,6 +95,10 @@ pub trait Transport: Send + 'static {
 ///
 /// The stream ends (`None`) when the connection is over; the sink fails with
 /// [`TransportError::Closed`] once it is.
+///
+/// Once the stream has returned `Pending`, the peer reads it again only after the transport wakes a waker
+/// it was polled with (the peer polls both halves with the same one): as `Stream::poll_next` requires, a
+/// stream wakes its waker when it has something, including what its own sink put there.
 pub trait Duplex:
     Stream<Item = Result<Inbound, TransportError>> + Sink<Outbound, Error = TransportError> + Send + Unpin + 'static
 {

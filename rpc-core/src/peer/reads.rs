@@ -13,9 +13,9 @@
 //! time made one needless read a call: its task is polled once for the answer and once to write the next
 //! request. A read the transport woke for is made at once, in the poll that finds the wake-up, as before.
 //! Measured with callgrind on the benchmark (`bench/README.md`), instructions a call: one call at a time,
-//! calling side 13,083 → 12,399, answering side 10,782 → 10,897 (the signal's wake-up and registration cost
-//! a little on every poll); server → client calls 7,157 → 6,994 and 5,991 → 5,952; fan-in 7,011 → 6,921
-//! and 5,899 → 5,878; pipelined unchanged.
+//! calling side 13,016 → 12,351, answering side 10,753 → 10,883 (the signal's registration and wake-up
+//! cost a little on every poll); server → client calls 7,157 → 7,019 and 5,991 → 5,962; fan-in 7,044 →
+//! 6,962 and 5,855 → 5,881; pipelined unchanged.
 //!
 //! The waker is the connection's state itself, already shared: no allocation, and 32 bytes a connection
 //! for the signal.
