@@ -540,14 +540,7 @@ impl Driver {
         // Before the transport is polled, with the connection's waker: its wake-ups wake this task.
         Reads::register(shared, cx);
         if !self.writer_done
-            && let Poll::Ready(end) = writer.poll_write(
-                cx,
-                &Reads::waker(&self.shared),
-                io,
-                &shared.queue,
-                &shared.lifecycle,
-                self.exec.busy,
-            )
+            && let Poll::Ready(end) = self.poll_writer(cx, io, writer)
         {
             return Poll::Ready(IoEvent::Written(end));
         }
@@ -599,14 +592,7 @@ impl Driver {
                 let shared = &*self.shared;
                 if !self.writer_done
                     && writer.has_work(&shared.queue, &shared.lifecycle)
-                    && let Poll::Ready(end) = writer.poll_write(
-                        cx,
-                        &Reads::waker(&self.shared),
-                        io,
-                        &shared.queue,
-                        &shared.lifecycle,
-                        self.exec.busy,
-                    )
+                    && let Poll::Ready(end) = self.poll_writer(cx, io, writer)
                 {
                     // The burst's answers reach their calls before the writer's end may end the
                     // connection.
@@ -651,6 +637,25 @@ impl Driver {
                 return Poll::Ready(IoEvent::Read(inbound));
             }
         }
+    }
+
+    /// Polls the writer: the transport with the connection's waker (see [`Reads`]), the queue and the close
+    /// request with the task's.
+    fn poll_writer(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        io: &mut impl Duplex,
+        writer: &mut Writer,
+    ) -> Poll<WriterEnd> {
+        let shared = &*self.shared;
+        writer.poll_write(
+            cx,
+            &Reads::waker(&self.shared),
+            io,
+            &shared.queue,
+            &shared.lifecycle,
+            self.exec.busy,
+        )
     }
 
     /// A burst of reads ended: when, for the heartbeat, and whether it came within [`BUSY_GAP`] of the last

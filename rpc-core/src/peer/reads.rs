@@ -108,6 +108,13 @@ mod tests {
         }
     }
 
+    /// A task's counting waker, and the waker.
+    fn task() -> (Arc<Task>, Waker) {
+        let task = Arc::new(Task::default());
+        let waker = futures::task::waker(task.clone());
+        (task, waker)
+    }
+
     fn woken(task: &Task) -> usize {
         task.0.load(Ordering::SeqCst)
     }
@@ -115,8 +122,7 @@ mod tests {
     #[test]
     fn after_a_pending_read_the_transports_wake_up_wakes_the_task_and_lets_it_read_again() {
         let shared = shared();
-        let task = Arc::new(Task::default());
-        let task_waker = futures::task::waker(task.clone());
+        let (task, task_waker) = task();
         let mut cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
         Reads::register(&shared, &cx);
@@ -142,8 +148,7 @@ mod tests {
         // A transport keeping one waker for both directions wakes it for a write as well, maybe while a
         // read's wake-up is still untaken (reads that found something leave it so).
         let shared = shared();
-        let task = Arc::new(Task::default());
-        let task_waker = futures::task::waker(task.clone());
+        let (task, task_waker) = task();
         let cx = Context::from_waker(&task_waker);
         Reads::register(&shared, &cx);
         Reads::waker(&shared).wake_by_ref();
@@ -156,8 +161,7 @@ mod tests {
     #[test]
     fn a_wake_up_before_the_pending_read_returned_makes_the_task_poll_and_read_again() {
         let shared = shared();
-        let task = Arc::new(Task::default());
-        let task_waker = futures::task::waker(task.clone());
+        let (task, task_waker) = task();
         let mut cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
         // Woken before the read returned `Pending` (what came meanwhile, a stream that yields by waking
