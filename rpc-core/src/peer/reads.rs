@@ -123,12 +123,12 @@ mod tests {
     fn after_a_pending_read_the_transports_wake_up_wakes_the_task_and_lets_it_read_again() {
         let shared = shared();
         let (task, task_waker) = task();
-        let mut cx = Context::from_waker(&task_waker);
+        let cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
         Reads::register(&shared, &cx);
         assert!(reads.may_read(&shared), "nothing read yet: a read may find something");
         assert!(reads.may_read(&shared), "reads that find something go on");
-        reads.pending(&shared, &mut cx);
+        reads.pending(&shared, &cx);
         assert_eq!(woken(&task), 0);
         // What the transport does when data arrives after its `Pending`: wakes the waker it was polled with.
         Reads::waker(&shared).wake_by_ref();
@@ -136,7 +136,7 @@ mod tests {
         Reads::register(&shared, &cx);
         assert!(reads.may_read(&shared));
         assert!(reads.may_read(&shared), "until a read returns Pending again");
-        reads.pending(&shared, &mut cx);
+        reads.pending(&shared, &cx);
         assert!(!reads.may_read(&shared), "not woken by the transport since");
         Reads::register(&shared, &cx);
         assert!(!reads.may_read(&shared), "the task's other wake-ups do not count");
@@ -162,7 +162,7 @@ mod tests {
     fn a_wake_up_before_the_pending_read_returned_makes_the_task_poll_and_read_again() {
         let shared = shared();
         let (task, task_waker) = task();
-        let mut cx = Context::from_waker(&task_waker);
+        let cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
         // Woken before the read returned `Pending` (what came meanwhile, a stream that yields by waking
         // itself), with the task's waker taken by an earlier wake-up of this poll.
@@ -170,10 +170,10 @@ mod tests {
         Reads::waker(&shared).wake_by_ref();
         Reads::waker(&shared).wake_by_ref();
         assert_eq!(woken(&task), 1);
-        reads.pending(&shared, &mut cx);
+        reads.pending(&shared, &cx);
         assert_eq!(woken(&task), 2, "the task wakes itself");
         assert!(reads.may_read(&shared), "and reads at its next poll");
-        reads.pending(&shared, &mut cx);
+        reads.pending(&shared, &cx);
         assert_eq!(woken(&task), 2, "the wake-up counted once");
         assert!(!reads.may_read(&shared));
     }
