@@ -198,7 +198,11 @@ impl<'a> Batch<'a> {
             let shared = link.connection().await?;
             // A batch of one of the connection's own handlers may use the reserve and never waits.
             let reserve = handling(shared.connection_id);
-            let batch = match shared.pending.insert_all(&ids, deadline, reserve, Some(count)).await {
+            let batch = match shared
+                .pending
+                .insert_all(&ids, deadline, reserve, Some(count), &shared.wake)
+                .await
+            {
                 Ok(batch) => batch,
                 Err(Refusal::Full) => {
                     return Err(CallError::TooManyPending {

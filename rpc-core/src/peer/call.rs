@@ -207,7 +207,10 @@ fn start(
     if let Some(shared) = now {
         let from_handler = handling(shared.connection_id);
         let due = limit.map_or(Due::Never, Due::After);
-        match shared.pending.try_insert(id, Some(waker), due, true, from_handler) {
+        match shared
+            .pending
+            .try_insert(id, Some(waker), due, true, from_handler, &shared.wake)
+        {
             Ok(()) => {
                 let mut call = CallGuard::new(shared, id);
                 return match call.shared.try_send(frame, true) {
@@ -252,7 +255,7 @@ async fn call_slowly(link: Link, id: u64, frame: String, deadline: Option<Deadli
         let shared = link.connection().await?;
         shared
             .pending
-            .insert_all(&[id], deadline, false, None)
+            .insert_all(&[id], deadline, false, None, &shared.wake)
             .await
             .map_err(|_| shared.disconnected())?;
         let mut call = CallGuard::new(shared, id);

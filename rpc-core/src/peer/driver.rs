@@ -22,7 +22,7 @@ use super::handle::PeerHandle;
 use super::handlers::{Handlers, Started};
 use super::heartbeat::{Beat, Heartbeat};
 use super::lifecycle::Drain;
-use super::outbound::{Writer, WriterEnd};
+use super::outbound::{Source, Writer, WriterEnd};
 use super::pending::{Addressee, Answer};
 use super::queue::Refused;
 use super::reads::Reads;
@@ -77,7 +77,7 @@ impl Drop for Ending {
             "the connection's task stopped before the connection ended (it panicked or was dropped)".into(),
         ));
         shared.pending.close();
-        shared.queue.close();
+        shared.queue.close(&shared.wake);
         shared.streams.close(&shared.close_reason());
     }
 }
@@ -262,7 +262,7 @@ impl Driver {
             // request waits for calls (the count it last had may be one that calls withdrawn since made
             // too high); once the table is watched, a call added wakes this loop, and one added between
             // the look and the watch is counted by a second look.
-            let (calls_pending, earliest_call) = shared.pending.load(Instant::now);
+            let (calls_pending, earliest_call) = shared.pending.load(Instant::now, &shared.wake);
             self.dispatcher.calls_pending(calls_pending, &mut self.exec);
             let watch_calls = self.dispatcher.waits_for_calls();
             if watch_calls != watching_calls {
@@ -458,7 +458,7 @@ impl Driver {
                         Beat::Quiet => {}
                         // A ping that finds no room is not sent: a side that does not read what it is
                         // sent will not answer either, and is given up all the same.
-                        Beat::Ping => drop(shared.queue.try_push(Outbound::Ping(Bytes::new()), false)),
+                        Beat::Ping => drop(shared.queue.try_push(Outbound::Ping(Bytes::new()), false, &shared.wake)),
                         Beat::Gone => {
                             let timeout = heartbeat.timeout();
                             return CloseReason::Local(CloseFrame::new(
@@ -484,13 +484,13 @@ impl Driver {
         writer: &mut Writer,
     ) -> Poll<Wake> {
         let shared = &*self.shared;
-        if waits.lifecycle && shared.lifecycle.poll_moved(cx).is_ready() {
+        if waits.lifecycle && shared.lifecycle.poll_moved(cx, &shared.wake).is_ready() {
             return Poll::Ready(Wake::Lifecycle);
         }
         if waits.timer && self.timer_wait.poll(sleep, cx).is_ready() {
             return Poll::Ready(Wake::Timer);
         }
-        if waits.handlers && shared.finished.poll_wait(cx).is_ready() {
+        if waits.handlers && shared.finished.poll_wait(cx, &shared.wake).is_ready() {
             return Poll::Ready(Wake::HandlersDone);
         }
         if let Some(room) = room
@@ -498,10 +498,15 @@ impl Driver {
         {
             return Poll::Ready(Wake::Room);
         }
-        if waits.calls && shared.pending.poll_grew(cx).is_ready() {
+        if waits.calls && shared.pending.poll_grew(cx, &shared.wake).is_ready() {
             return Poll::Ready(Wake::Nothing);
         }
-        if waits.deadlines && shared.pending.poll_deadline_moved(cx, Instant::now).is_ready() {
+        if waits.deadlines
+            && shared
+                .pending
+                .poll_deadline_moved(cx, Instant::now, &shared.wake)
+                .is_ready()
+        {
             return Poll::Ready(Wake::Nothing);
         }
         if waits.io {
@@ -558,7 +563,8 @@ impl Driver {
         // so that the next call wakes this task (once: calls made faster than they are looked at would
         // keep it here, so then the task wakes itself).
         for look in 0..2 {
-            let Poll::Ready((calls, earliest)) = shared.pending.poll_deadline_moved(cx, Instant::now) else {
+            let Poll::Ready((calls, earliest)) = shared.pending.poll_deadline_moved(cx, Instant::now, &shared.wake)
+            else {
                 break;
             };
             // A turn when the timer has to move for the call, or when the connection counted as idle (for
@@ -591,7 +597,7 @@ impl Driver {
                 // its wake-ups stand.)
                 let shared = &*self.shared;
                 if !self.writer_done
-                    && writer.has_work(&shared.queue, &shared.lifecycle)
+                    && writer.has_work(Source::of(shared))
                     && let Poll::Ready(end) = self.poll_writer(cx, io, writer)
                 {
                     // The burst's answers reach their calls before the writer's end may end the
@@ -647,13 +653,11 @@ impl Driver {
         io: &mut impl Duplex,
         writer: &mut Writer,
     ) -> Poll<WriterEnd> {
-        let shared = &*self.shared;
         writer.poll_write(
             cx,
             &Reads::waker(&self.shared),
             io,
-            &shared.queue,
-            &shared.lifecycle,
+            Source::of(&self.shared),
             self.exec.busy,
         )
     }

@@ -276,7 +276,7 @@ impl PeerHandle {
             frame: CloseFrame::new(code, reason),
             deadline: Instant::now() + grace,
         };
-        shared.lifecycle.start_drain(drain);
+        shared.lifecycle.start_drain(drain, &shared.wake);
     }
 
     /// Waits until the connection has ended and tells why (for a reconnecting client: until it has stopped

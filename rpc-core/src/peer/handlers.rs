@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use super::dispatch::{Job, Ticket, fit_batch};
 use super::handle::PeerHandle;
 use super::shared::Shared;
-use super::signal::{ONLY, Signal};
+use super::signal::{FINISHED, Signal};
 use crate::context::Context;
 use crate::error_object::ErrorObject;
 use crate::id::RawId;
@@ -34,23 +34,23 @@ pub(crate) fn handling(connection_id: u64) -> bool {
     HANDLING.try_with(|id| *id == connection_id).unwrap_or(false)
 }
 
-/// Keys of handler tasks that ended, reported by the tasks to the driver. It holds at most one key per
-/// running task (each reports once), so it is bounded by the handler places.
+/// Keys of handler tasks that ended, reported by the tasks to the driver (woken by [`FINISHED`] on the
+/// connection's signal). It holds at most one key per running task (each reports once), so it is bounded
+/// by the handler places.
 #[derive(Default)]
 pub(crate) struct Finished {
     keys: Mutex<Vec<u64>>,
-    wake: Signal,
 }
 
 impl Finished {
-    fn report(&self, key: u64) {
+    fn report(&self, key: u64, wake: &Signal) {
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).push(key);
-        self.wake.raise(ONLY);
+        wake.raise(FINISHED);
     }
 
     /// Ready when a task may have ended since the keys were last taken (one waiter only).
-    pub(super) fn poll_wait(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.wake.poll_wait(ONLY, cx)
+    pub(super) fn poll_wait(&self, cx: &mut std::task::Context<'_>, wake: &Signal) -> std::task::Poll<()> {
+        wake.poll_wait(FINISHED, cx)
     }
 
     fn take(&self) -> Vec<u64> {
@@ -77,7 +77,7 @@ struct Report {
 
 impl Drop for Report {
     fn drop(&mut self) {
-        self.shared.finished.report(self.key);
+        self.shared.finished.report(self.key, &self.shared.wake);
     }
 }
 

@@ -1,8 +1,8 @@
 //! Where a connection is in its life, and who is told when it moves.
 //!
 //! Three facts, each set once: this side asked to close (with which frame), a graceful close is under way
-//! (until when), the connection has ended (why). The driver is told of the first two by a [`Signal`], the
-//! writer of the first, and anyone awaiting the end (handles, relays) by a `Notify`. A plain lock holds
+//! (until when), the connection has ended (why). The driver is told of the first two by the connection's
+//! [`Signal`] (given to each call that sets them), the writer of the first, and anyone awaiting the end (handles, relays) by a `Notify`. A plain lock holds
 //! them: they change a handful of times in a connection's life, and a `watch` channel cost each connection
 //! about 440 bytes where this costs about 100 until the first of them is set.
 
@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::signal::{Flag, Signal};
+use super::signal::{CLOSE_ASKED, MOVED, Signal};
 use crate::close::{CloseFrame, CloseReason};
 
 /// A graceful close under way: no new request is started, and the connection closes with `frame` once the
@@ -22,11 +22,6 @@ pub(crate) struct Drain {
     pub(crate) frame: CloseFrame,
     pub(crate) deadline: Instant,
 }
-
-/// A close or a drain was asked for.
-const MOVED: Flag = 1;
-/// A close was asked for.
-const CLOSE_ASKED: Flag = 2;
 
 #[derive(Default)]
 struct State {
@@ -40,9 +35,6 @@ struct State {
 pub(crate) struct Lifecycle {
     /// Made when the first of the three facts is set (an idle connection keeps 16 bytes, not 130).
     state: Mutex<Option<Box<State>>>,
-    /// [`MOVED`] is raised when a close or a drain is asked for (the driver's wake-up), [`CLOSE_ASKED`] when
-    /// a close is (the writer's, in the driver's task too).
-    wake: Signal,
     /// Wakes everyone awaiting the end.
     ended: Notify,
 }
@@ -63,21 +55,22 @@ impl Lifecycle {
         self.lock().as_deref().and_then(get)
     }
 
-    /// Asks for the connection to close with `frame`; the first request wins (`false` for a later one).
-    pub(crate) fn request_close(&self, frame: CloseFrame) -> bool {
+    /// Asks for the connection to close with `frame`; the first request wins (`false` for a later one). Raises
+    /// [`MOVED`] (the driver's wake-up) and [`CLOSE_ASKED`] (the writer's, in the driver's task too) on `wake`.
+    pub(crate) fn request_close(&self, frame: CloseFrame, wake: &Signal) -> bool {
         if !self.set(|state| set_once(&mut state.close_request, frame)) {
             return false;
         }
-        self.wake.raise(MOVED | CLOSE_ASKED);
+        wake.raise(MOVED | CLOSE_ASKED);
         true
     }
 
-    /// Starts a graceful close; the first one wins (`false` for a later one).
-    pub(crate) fn start_drain(&self, drain: Drain) -> bool {
+    /// Starts a graceful close; the first one wins (`false` for a later one). Raises [`MOVED`] on `wake`.
+    pub(crate) fn start_drain(&self, drain: Drain, wake: &Signal) -> bool {
         if !self.set(|state| set_once(&mut state.drain, drain)) {
             return false;
         }
-        self.wake.raise(MOVED);
+        wake.raise(MOVED);
         true
     }
 
@@ -127,20 +120,20 @@ impl Lifecycle {
 
     /// Ready when a close or a drain may have been asked for since it was last ready (the driver's wait;
     /// one waiter only).
-    pub(crate) fn poll_moved(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.wake.poll_wait(MOVED, cx)
+    pub(crate) fn poll_moved(&self, cx: &mut std::task::Context<'_>, wake: &Signal) -> std::task::Poll<()> {
+        wake.poll_wait(MOVED, cx)
     }
 
     /// Whether a close may have been asked for since [`poll_close_asked`](Self::poll_close_asked) was
     /// last ready: it would be ready now. One load, nothing taken or registered.
-    pub(crate) fn close_may_be_asked(&self) -> bool {
-        self.wake.is_raised(CLOSE_ASKED)
+    pub(crate) fn close_may_be_asked(&self, wake: &Signal) -> bool {
+        wake.is_raised(CLOSE_ASKED)
     }
 
     /// Ready when a close may have been asked for since it was last ready (the writer's wait; one waiter
     /// only).
-    pub(crate) fn poll_close_asked(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.wake.poll_wait(CLOSE_ASKED, cx)
+    pub(crate) fn poll_close_asked(&self, cx: &mut std::task::Context<'_>, wake: &Signal) -> std::task::Poll<()> {
+        wake.poll_wait(CLOSE_ASKED, cx)
     }
 }
 
@@ -165,21 +158,34 @@ mod tests {
     #[test]
     fn the_first_request_wins_and_wakes_the_driver_and_the_writer_once() {
         let life = Lifecycle::default();
-        assert!(std::future::poll_fn(|cx| life.poll_moved(cx)).now_or_never().is_none());
-        assert!(life.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "first")));
-        assert!(!life.request_close(CloseFrame::new(CloseCode::NORMAL, "second")));
+        let wake = Signal::default();
+        assert!(
+            std::future::poll_fn(|cx| life.poll_moved(cx, &wake))
+                .now_or_never()
+                .is_none()
+        );
+        assert!(life.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "first"), &wake));
+        assert!(!life.request_close(CloseFrame::new(CloseCode::NORMAL, "second"), &wake));
         assert_eq!(life.close_request().map(|f| f.code), Some(CloseCode::GOING_AWAY));
-        assert!(std::future::poll_fn(|cx| life.poll_moved(cx)).now_or_never().is_some());
-        let close_asked = || std::future::poll_fn(|cx| life.poll_close_asked(cx)).now_or_never();
+        assert!(
+            std::future::poll_fn(|cx| life.poll_moved(cx, &wake))
+                .now_or_never()
+                .is_some()
+        );
+        let close_asked = || std::future::poll_fn(|cx| life.poll_close_asked(cx, &wake)).now_or_never();
         assert!(close_asked().is_some());
         assert!(close_asked().is_none(), "one request, one wake-up");
         let drain = Drain {
             frame: CloseFrame::normal(),
             deadline: Instant::now(),
         };
-        assert!(life.start_drain(drain.clone()));
-        assert!(!life.start_drain(drain));
-        assert!(std::future::poll_fn(|cx| life.poll_moved(cx)).now_or_never().is_some());
+        assert!(life.start_drain(drain.clone(), &wake));
+        assert!(!life.start_drain(drain, &wake));
+        assert!(
+            std::future::poll_fn(|cx| life.poll_moved(cx, &wake))
+                .now_or_never()
+                .is_some()
+        );
         assert!(close_asked().is_none(), "a drain is the driver's business");
         assert!(matches!(life.requests(), (true, Some(_))));
     }

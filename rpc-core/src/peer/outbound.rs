@@ -10,6 +10,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::lifecycle::Lifecycle;
 use super::queue::FrameQueue;
+use super::shared::Shared;
+use super::signal::Signal;
 use crate::close::CloseFrame;
 use crate::transport::{Outbound, TransportError};
 
@@ -83,14 +85,13 @@ impl Writer {
     /// long burst takes. Polled again after it ended, it stays pending. `busy`: the connection is in
     /// steady use, so that a burst of one frame keeps the storage it used (see [`FrameQueue::written`]).
     /// The transport is polled with `sink_waker` (the driver's: see `reads.rs`), the queue, the close
-    /// request and the stall timer with `cx`'s.
+    /// request and the stall timer with `cx`'s (the first two through the connection's signal).
     pub(super) fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,
         sink_waker: &Waker,
         sink: &mut S,
-        queue: &FrameQueue,
-        lifecycle: &Lifecycle,
+        from: Source<'_>,
         busy: bool,
     ) -> Poll<WriterEnd>
     where
@@ -100,16 +101,16 @@ impl Writer {
             match self.step {
                 Step::Idle => {
                     // A close request goes first: what is queued then is sent before the close frame.
-                    if lifecycle.poll_close_asked(cx).is_ready()
-                        && let Some(frame) = lifecycle.close_request()
+                    if from.lifecycle.poll_close_asked(cx, from.wake).is_ready()
+                        && let Some(frame) = from.lifecycle.close_request()
                     {
-                        self.batch.extend(queue.take_now());
+                        self.batch.extend(from.queue.take_now());
                         self.batch.push_back(Outbound::Close(frame.clone()));
                         self.closing = Some(frame);
                         self.step = Step::Sending;
                         continue;
                     }
-                    match queue.poll_take(cx, &mut self.batch) {
+                    match from.queue.poll_take(cx, &mut self.batch, from.wake) {
                         Poll::Ready(true) => self.step = Step::Sending,
                         Poll::Ready(false) => self.step = Step::Parked,
                         Poll::Pending => return Poll::Pending,
@@ -134,7 +135,8 @@ impl Writer {
                 Step::Flushing => match Pin::new(&mut *sink).poll_flush(&mut Context::from_waker(sink_waker)) {
                     Poll::Ready(Ok(())) => {
                         self.stall = None;
-                        queue.written(std::mem::take(&mut self.taken_bytes), &mut self.batch, busy);
+                        from.queue
+                            .written(std::mem::take(&mut self.taken_bytes), &mut self.batch, busy);
                         if let Some(frame) = self.closing.take() {
                             return self.end(WriterEnd::SentClose(frame));
                         }
@@ -152,9 +154,9 @@ impl Writer {
     /// frames: it is sending or flushing, or a frame was queued or a close asked for since. (While it waits
     /// for frames and neither came, its wake-ups are those that poll registered.) Only meaningful after a
     /// poll, with the same waker as the next.
-    pub(super) fn has_work(&self, queue: &FrameQueue, lifecycle: &Lifecycle) -> bool {
+    pub(super) fn has_work(&self, from: Source<'_>) -> bool {
         match self.step {
-            Step::Idle => queue.may_have_frames() || lifecycle.close_may_be_asked(),
+            Step::Idle => from.queue.may_have_frames(from.wake) || from.lifecycle.close_may_be_asked(from.wake),
             Step::Sending | Step::Flushing => true,
             Step::Parked | Step::Ended => false,
         }
@@ -203,16 +205,36 @@ impl Writer {
     }
 }
 
+/// Where the writer takes its work from: the connection's queue of frames and its lifecycle (the close
+/// request), both of which wake the writer's task through the connection's signal.
+#[derive(Clone, Copy)]
+pub(super) struct Source<'a> {
+    pub(super) queue: &'a FrameQueue,
+    pub(super) lifecycle: &'a Lifecycle,
+    pub(super) wake: &'a Signal,
+}
+
+impl<'a> Source<'a> {
+    /// The connection's own.
+    pub(super) fn of(shared: &'a Shared) -> Self {
+        Self {
+            queue: &shared.queue,
+            lifecycle: &shared.lifecycle,
+            wake: &shared.wake,
+        }
+    }
+}
+
 /// [`Writer::poll_write`] as a future, for the tests.
 #[cfg(test)]
-async fn write<S>(mut sink: S, queue: &FrameQueue, lifecycle: &Lifecycle, write_timeout: Option<Duration>) -> WriterEnd
+async fn write<S>(mut sink: S, from: Source<'_>, write_timeout: Option<Duration>) -> WriterEnd
 where
     S: Sink<Outbound, Error = TransportError> + Unpin,
 {
     let mut writer = Writer::new(write_timeout);
     std::future::poll_fn(|cx| {
         let waker = cx.waker().clone();
-        writer.poll_write(cx, &waker, &mut sink, queue, lifecycle, false)
+        writer.poll_write(cx, &waker, &mut sink, from, false)
     })
     .await
 }
@@ -239,16 +261,24 @@ mod tests {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 10);
         let lifecycle = Lifecycle::default();
-        queue.try_push(Outbound::Frame("12345678".into()), false).unwrap();
+        let wake = Signal::default();
+        let from = Source {
+            queue: &queue,
+            lifecycle: &lifecycle,
+            wake: &wake,
+        };
+        queue
+            .try_push(Outbound::Frame("12345678".into()), false, &wake)
+            .unwrap();
         assert!(matches!(
-            queue.try_push(Outbound::Frame("1234".into()), false),
+            queue.try_push(Outbound::Frame("1234".into()), false, &wake),
             Err(Refused::Full(_))
         ));
-        let writer = write(sink, &queue, &lifecycle, None);
+        let writer = write(sink, from, None);
         let reader = async {
             assert_eq!(written.next().await, Some(Outbound::Frame("12345678".into())));
             // Once flushed, the writer gives the bytes back: a frame of the whole bound fits again.
-            queue.push(Outbound::Frame("1234567890".into())).await.unwrap();
+            queue.push(Outbound::Frame("1234567890".into()), &wake).await.unwrap();
         };
         tokio::select! {
             _ = writer => panic!("the writer stopped"),
@@ -261,10 +291,16 @@ mod tests {
         let (sink, mut written) = sink();
         let queue = FrameQueue::new(8, 100);
         let lifecycle = Lifecycle::default();
-        queue.try_push(Outbound::Frame("a".into()), false).unwrap();
-        queue.try_push(Outbound::Frame("b".into()), false).unwrap();
-        lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
-        let end = write(sink, &queue, &lifecycle, None).await;
+        let wake = Signal::default();
+        let from = Source {
+            queue: &queue,
+            lifecycle: &lifecycle,
+            wake: &wake,
+        };
+        queue.try_push(Outbound::Frame("a".into()), false, &wake).unwrap();
+        queue.try_push(Outbound::Frame("b".into()), false, &wake).unwrap();
+        lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"), &wake);
+        let end = write(sink, from, None).await;
         assert!(matches!(end, WriterEnd::SentClose(f) if f.code == CloseCode::GOING_AWAY));
         assert_eq!(written.next().await, Some(Outbound::Frame("a".into())));
         assert_eq!(written.next().await, Some(Outbound::Frame("b".into())));
@@ -276,34 +312,37 @@ mod tests {
         let (mut sink, mut written) = sink();
         let queue = FrameQueue::new(8, 100);
         let lifecycle = Lifecycle::default();
+        let wake = Signal::default();
+        let from = Source {
+            queue: &queue,
+            lifecycle: &lifecycle,
+            wake: &wake,
+        };
         let mut writer = Writer::new(None);
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(
-            writer
-                .poll_write(&mut cx, &waker, &mut sink, &queue, &lifecycle, false)
-                .is_pending()
-        );
-        assert!(!writer.has_work(&queue, &lifecycle), "waiting, and nothing came");
+        assert!(writer.poll_write(&mut cx, &waker, &mut sink, from, false).is_pending());
+        assert!(!writer.has_work(from), "waiting, and nothing came");
         // Queued by the writer's own task (no wake-up) and by another (a wake-up): seen either way.
-        for wake in [false, true] {
-            queue.try_push(Outbound::Frame("a".into()), wake).unwrap();
-            assert!(writer.has_work(&queue, &lifecycle));
-            assert!(
-                writer
-                    .poll_write(&mut cx, &waker, &mut sink, &queue, &lifecycle, false)
-                    .is_pending()
-            );
+        for here in [true, false] {
+            let frame = Outbound::Frame("a".into());
+            if here {
+                queue.try_push_here(frame, false, &wake).unwrap();
+            } else {
+                queue.try_push(frame, false, &wake).unwrap();
+            }
+            assert!(writer.has_work(from));
+            assert!(writer.poll_write(&mut cx, &waker, &mut sink, from, false).is_pending());
             assert_eq!(written.try_recv().ok(), Some(Outbound::Frame("a".into())));
-            assert!(!writer.has_work(&queue, &lifecycle));
+            assert!(!writer.has_work(from));
         }
-        lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
-        assert!(writer.has_work(&queue, &lifecycle));
+        lifecycle.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "bye"), &wake);
+        assert!(writer.has_work(from));
         assert!(matches!(
-            writer.poll_write(&mut cx, &waker, &mut sink, &queue, &lifecycle, false),
+            writer.poll_write(&mut cx, &waker, &mut sink, from, false),
             Poll::Ready(WriterEnd::SentClose(_))
         ));
-        assert!(!writer.has_work(&queue, &lifecycle), "ended");
+        assert!(!writer.has_work(from), "ended");
     }
 
     #[tokio::test(start_paused = true)]
@@ -313,11 +352,17 @@ mod tests {
         let sink = tx.sink_map_err(|_| TransportError::Closed);
         let queue = FrameQueue::new(8, 100);
         let lifecycle = Lifecycle::default();
+        let wake = Signal::default();
+        let from = Source {
+            queue: &queue,
+            lifecycle: &lifecycle,
+            wake: &wake,
+        };
         for frame in ["a", "b", "c"] {
-            queue.try_push(Outbound::Frame(frame.into()), false).unwrap();
+            queue.try_push(Outbound::Frame(frame.into()), false, &wake).unwrap();
         }
         let started = tokio::time::Instant::now();
-        let end = write(sink, &queue, &lifecycle, Some(std::time::Duration::from_secs(30))).await;
+        let end = write(sink, from, Some(std::time::Duration::from_secs(30))).await;
         assert!(
             matches!(end, WriterEnd::Stalled(limit) if limit.as_secs() == 30),
             "{end:?}"

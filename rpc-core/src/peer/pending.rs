@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::sent_batches::{BatchNumber, SentBatches};
-use super::signal::{Flag, Signal};
+use super::signal::{DEADLINE_MOVED, GREW, Signal};
 use crate::error_object::ErrorObject;
 
 /// The storage of [`Table::unstamped`] kept between looks, in entries (more is given back).
@@ -196,20 +196,10 @@ pub(crate) struct Pending {
     max: usize,
     /// Wakes every call waiting for a place when places free up.
     room: Notify,
-    /// The driver's wake-ups: [`GREW`] when calls are added while it watches (see
-    /// [`watch_growth`](Self::watch_growth)), [`DEADLINE_MOVED`] when a call brings an earlier deadline than
-    /// the table's earliest, deadlines to set, or (with `idle_timed`) the first call into an empty table.
-    wake: Signal,
     /// Whether the driver times the connection's idleness (`idle_timeout`), which a call ends: then the
     /// first call into an empty table wakes it.
     idle_timed: bool,
 }
-
-/// Calls were added while the driver watched.
-const GREW: Flag = 1;
-/// A deadline earlier than the table's earliest (which the driver's timer is set from), deadlines to set,
-/// or, when the driver times idleness, the first call into an empty table.
-const DEADLINE_MOVED: Flag = 2;
 
 impl Pending {
     /// A table for `max` pending calls (`max_pending_calls`; at least 1); `idle_timed`: whether the
@@ -219,7 +209,6 @@ impl Pending {
             table: Mutex::default(),
             max: max.max(1),
             room: Notify::new(),
-            wake: Signal::default(),
             idle_timed,
         }
     }
@@ -237,7 +226,8 @@ impl Pending {
 
     /// Registers call `id` if there is room now, to wake `waker` (if given) when its answer comes; `sent`
     /// tells whether its request is queued already (see [`set_sent`](Self::set_sent)); `reserve`, whether
-    /// the call may use the reserve.
+    /// the call may use the reserve. The driver is woken through `wake` (the connection's signal, see
+    /// [`try_admit`](Self::try_admit)).
     pub(crate) fn try_insert(
         &self,
         id: u64,
@@ -245,8 +235,9 @@ impl Pending {
         due: Due,
         sent: bool,
         reserve: bool,
+        wake: &Signal,
     ) -> Result<(), Refusal> {
-        self.try_admit(1, self.limit(reserve), |table| {
+        self.try_admit(1, self.limit(reserve), wake, |table| {
             let deadline = match due {
                 #[cfg(test)]
                 Due::At(deadline) => Some(deadline),
@@ -280,6 +271,7 @@ impl Pending {
         deadline: Option<Deadline>,
         reserve: bool,
         batch: Option<usize>,
+        wake: &Signal,
     ) -> Result<Option<BatchNumber>, Refusal> {
         let limit = self.limit(reserve);
         loop {
@@ -287,7 +279,7 @@ impl Pending {
             tokio::pin!(room);
             room.as_mut().enable();
             let mut number = None;
-            let admitted = self.try_admit(calls.len(), limit, |table| {
+            let admitted = self.try_admit(calls.len(), limit, wake, |table| {
                 if let Some(entries) = batch {
                     let sent = table.sent_batches.get_or_insert_default();
                     number = Some(sent.remember(entries, calls.to_vec(), self.limit(true)));
@@ -313,11 +305,13 @@ impl Pending {
 
     /// Adds `count` calls through `add` (which returns the deadline it gave them, if any) if the table has
     /// room for them all, keeping the earliest deadline and waking the driver when it watches the table's
-    /// growth, has a later timer, has deadlines to set, or times idleness and the table was empty.
+    /// growth ([`GREW`] on `wake`), has a later timer, has deadlines to set, or times idleness and the table
+    /// was empty ([`DEADLINE_MOVED`]).
     fn try_admit(
         &self,
         count: usize,
         limit: usize,
+        wake: &Signal,
         add: impl FnOnce(&mut Table) -> Option<Instant>,
     ) -> Result<(), Refusal> {
         let mut table = self.lock();
@@ -343,10 +337,10 @@ impl Pending {
         let to_stamp = !had_unstamped && !table.unstamped.is_empty();
         drop(table);
         if watched {
-            self.wake.raise(GREW);
+            wake.raise(GREW);
         }
         if earlier || (was_empty && self.idle_timed) || to_stamp {
-            self.wake.raise(DEADLINE_MOVED);
+            wake.raise(DEADLINE_MOVED);
         }
         Ok(())
     }
@@ -602,8 +596,8 @@ impl Pending {
     }
 
     /// Ready when calls may have been added while watched (one waiter only).
-    pub(crate) fn poll_grew(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.wake.poll_wait(GREW, cx)
+    pub(crate) fn poll_grew(&self, cx: &mut Context<'_>, wake: &Signal) -> Poll<()> {
+        wake.poll_wait(GREW, cx)
     }
 
     /// The earliest deadline of a pending call, if any.
@@ -620,8 +614,8 @@ impl Pending {
     /// a call added before it does not make the driver turn once more for nothing. (A flag raised before it
     /// is taken here belongs to a call added under the lock before this look's, which the look sees; calls
     /// added later raise the flags again.)
-    pub(crate) fn load(&self, clock: impl FnOnce() -> Instant) -> (usize, Option<Instant>) {
-        self.wake.take(GREW | DEADLINE_MOVED);
+    pub(crate) fn load(&self, clock: impl FnOnce() -> Instant, wake: &Signal) -> (usize, Option<Instant>) {
+        wake.take(GREW | DEADLINE_MOVED);
         let mut table = self.lock();
         Self::stamp(&mut table, clock);
         (table.pending(), table.earliest)
@@ -636,8 +630,9 @@ impl Pending {
         &self,
         cx: &mut Context<'_>,
         clock: impl FnOnce() -> Instant,
+        wake: &Signal,
     ) -> Poll<(usize, Option<Instant>)> {
-        ready!(self.wake.poll_wait(DEADLINE_MOVED, cx));
+        ready!(wake.poll_wait(DEADLINE_MOVED, cx));
         let mut table = self.lock();
         Self::stamp(&mut table, clock);
         Poll::Ready((table.pending(), table.earliest))
@@ -821,7 +816,7 @@ mod tests {
 
         /// Registers the call with this caller's waker.
         fn insert(&self, pending: &Pending, due: Due, sent: bool, reserve: bool) -> Result<(), Refusal> {
-            pending.try_insert(self.id, Some(&self.waker()), due, sent, reserve)
+            pending.try_insert(self.id, Some(&self.waker()), due, sent, reserve, &Signal::default())
         }
 
         /// The answer, which is expected to have come.
@@ -839,8 +834,9 @@ mod tests {
 
     /// Registers calls `ids` and answers them all in one burst.
     fn answered_in_one_burst(pending: &Pending, ids: std::ops::Range<u64>) -> Delivered {
+        let wake = Signal::default();
         for id in ids.clone() {
-            pending.try_insert(id, None, Due::Never, true, false).unwrap();
+            pending.try_insert(id, None, Due::Never, true, false, &wake).unwrap();
         }
         let mut burst: Vec<_> = ids.map(|id| (Addressee::Id(id), result("x"))).collect();
         pending.complete_all(&mut burst, false)
@@ -858,7 +854,8 @@ mod tests {
             })
             .collect();
         let pending = Pending::new(1, false);
-        pending.try_insert(1, None, Due::Never, true, false).unwrap();
+        let wake = Signal::default();
+        pending.try_insert(1, None, Due::Never, true, false, &wake).unwrap();
         assert!(pending.complete(1, Answer::Invalid("here")));
         let (budget_tx, budget_rx) = tokio::sync::oneshot::channel::<()>();
         budget_tx.send(()).unwrap();
@@ -943,17 +940,19 @@ mod tests {
     #[test]
     fn a_caller_that_gives_up_after_its_answer_came_leaves_nothing_and_withdraws_nothing() {
         let pending = Pending::new(2, false);
-        pending.try_insert(1, None, Due::Never, true, false).unwrap();
+        let wake = Signal::default();
+        pending.try_insert(1, None, Due::Never, true, false, &wake).unwrap();
         assert!(pending.complete(1, Answer::Invalid("x")));
         assert!(!pending.remove(1), "answered: not withdrawn at the other side");
         assert_eq!(pending.storage(), (0, 0));
-        pending.try_insert(2, None, Due::Never, true, false).unwrap();
+        pending.try_insert(2, None, Due::Never, true, false, &wake).unwrap();
         assert!(pending.remove(2), "still pending: withdrawn");
     }
 
     #[test]
     fn a_burst_of_answers_reaches_its_callers_and_frees_their_places() {
         let pending = Pending::new(3, false);
+        let wake = Signal::default();
         let callers: Vec<Caller> = (1..=3).map(Caller::new).collect();
         for caller in &callers {
             caller.insert(&pending, Due::Never, true, false).unwrap();
@@ -992,7 +991,7 @@ mod tests {
         );
         assert_eq!(pending.storage(), (0, 0));
         assert!(
-            pending.try_insert(4, None, Due::Never, true, false).is_ok(),
+            pending.try_insert(4, None, Due::Never, true, false, &wake).is_ok(),
             "the places are free again"
         );
     }
@@ -1002,6 +1001,7 @@ mod tests {
         // After a peak of many calls the table keeps the peak's storage too (the next wave is likely to be
         // as large), and counts the calls added, by which the driver tells when to give it back.
         let peaked = Pending::new(1_000, false);
+        let wake = Signal::default();
         let wave = |ids: std::ops::Range<u64>| {
             let kept = answered_in_one_burst(&peaked, ids.clone()).kept_storage;
             for id in ids {
@@ -1016,7 +1016,7 @@ mod tests {
         assert!(peaked.review_storage(0));
         assert!(peaked.storage().0 >= 200);
         // Then one call, answered alone: a burst of one gives the storage back once its answer is taken.
-        peaked.try_insert(1, None, Due::Never, true, false).unwrap();
+        peaked.try_insert(1, None, Due::Never, true, false, &wake).unwrap();
         assert!(
             !peaked
                 .complete_all(&mut vec![(Addressee::Id(1), result("x"))], false)
@@ -1027,7 +1027,7 @@ mod tests {
         assert_eq!(peaked.storage(), (0, 0), "a burst of one gives it back once taken");
         // A wave again, then a long call made right after it: the table in use is shrunk to its recent peak.
         assert!(wave(400..600));
-        peaked.try_insert(7, None, Due::Never, true, false).unwrap();
+        peaked.try_insert(7, None, Due::Never, true, false, &wake).unwrap();
         // The first look still sees the wave's peak: kept, and to be looked at again.
         assert!(peaked.review_storage(peaked.added()));
         assert!(peaked.storage().0 >= 200);
@@ -1043,12 +1043,13 @@ mod tests {
     #[test]
     fn answers_taken_after_the_driver_stopped_looking_leave_no_storage() {
         let pending = Pending::new(8, false);
+        let wake = Signal::default();
         assert!(answered_in_one_burst(&pending, 0..4).kept_storage);
         // The driver looks while the answers are still there and no call is pending: it keeps looking.
         assert!(pending.review_storage(pending.added()));
         // A call made before the answers are taken: the table is in use with little room, and the driver
         // stops looking.
-        pending.try_insert(10, None, Due::Never, true, false).unwrap();
+        pending.try_insert(10, None, Due::Never, true, false, &wake).unwrap();
         assert!(!pending.review_storage(pending.added()));
         for id in 0..4 {
             assert!(Caller::new(id).poll(&pending).is_ready());
@@ -1061,13 +1062,14 @@ mod tests {
     #[test]
     fn a_late_answer_alone_does_not_stop_the_looks_at_kept_storage() {
         let pending = Pending::new(8, false);
+        let wake = Signal::default();
         assert!(answered_in_one_burst(&pending, 0..4).kept_storage);
         for id in 0..4 {
             assert!(Caller::new(id).poll(&pending).is_ready());
         }
         let planned = pending.added();
         // A call made and given up, whose answer then comes alone: it names no call, and changes nothing.
-        pending.try_insert(5, None, Due::Never, true, false).unwrap();
+        pending.try_insert(5, None, Due::Never, true, false, &wake).unwrap();
         assert!(pending.remove(5));
         assert!(!pending.complete(5, result("late")));
         // A call was added since the look was planned: kept, and looked at again...
@@ -1081,17 +1083,18 @@ mod tests {
     #[test]
     fn a_request_queued_after_its_answer_came_is_not_withdrawn_and_one_timed_out_or_rejected_is() {
         let pending = Pending::new(4, false);
+        let wake = Signal::default();
         let now = Instant::now();
-        pending.try_insert(1, None, Due::Never, false, false).unwrap();
+        pending.try_insert(1, None, Due::Never, false, false, &wake).unwrap();
         pending
-            .try_insert(2, None, Due::At((now, Duration::from_secs(1))), false, false)
+            .try_insert(2, None, Due::At((now, Duration::from_secs(1))), false, false, &wake)
             .unwrap();
         assert!(pending.complete(1, result("1")));
         assert!(pending.expire(now).is_empty(), "not sent: nothing to withdraw yet");
         assert_eq!(pending.set_sent(&[1, 2]), vec![2]);
         // A batch rejected as a whole before its frame went out (the rejection matched to it): its calls
         // are withdrawn once it is queued after all.
-        futures::FutureExt::now_or_never(pending.insert_all(&[5, 6], None, false, Some(2)))
+        futures::FutureExt::now_or_never(pending.insert_all(&[5, 6], None, false, Some(2), &wake))
             .unwrap()
             .unwrap();
         assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(2));
@@ -1101,12 +1104,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_call_made_beside_others_is_timed_from_the_next_look_with_one_clock_reading() {
         let pending = Pending::new(4, false);
+        let wake = Signal::default();
         let limit = Duration::from_secs(3);
         // Another call is pending: the next ones' deadlines wait for the driver's look.
-        pending.try_insert(0, None, Due::Never, true, false).unwrap();
+        pending.try_insert(0, None, Due::Never, true, false, &wake).unwrap();
         let caller = Caller::new(1);
         caller.insert(&pending, Due::After(limit), true, false).unwrap();
-        pending.try_insert(2, None, Due::After(limit), true, false).unwrap();
+        pending
+            .try_insert(2, None, Due::After(limit), true, false, &wake)
+            .unwrap();
         // Call 2 is withdrawn before the look: it gets no deadline.
         assert!(pending.remove(2));
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -1116,11 +1122,11 @@ mod tests {
             readings += 1;
             looked
         };
-        assert_eq!(pending.load(clock), (2, Some(looked + limit)));
+        assert_eq!(pending.load(clock, &wake), (2, Some(looked + limit)));
         assert_eq!(readings, 1);
         // Nothing new since: the clock is not read again.
         assert_eq!(
-            pending.load(|| panic!("the clock was read with nothing to time")),
+            pending.load(|| panic!("the clock was read with nothing to time"), &wake),
             (2, Some(looked + limit))
         );
         assert!(pending.expire(looked + limit - Duration::from_millis(1)).is_empty());
@@ -1132,12 +1138,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_answered_call_is_not_timed_later() {
         let pending = Pending::new(4, false);
+        let wake = Signal::default();
         let limit = Duration::from_secs(3);
-        pending.try_insert(0, None, Due::Never, true, false).unwrap();
-        pending.try_insert(1, None, Due::After(limit), true, false).unwrap();
+        pending.try_insert(0, None, Due::Never, true, false, &wake).unwrap();
+        pending
+            .try_insert(1, None, Due::After(limit), true, false, &wake)
+            .unwrap();
         // Answered before the driver's look: no deadline is set for it, nor does it time out.
         assert!(pending.complete(1, Answer::Invalid("x")));
-        assert_eq!(pending.load(Instant::now), (1, None));
+        assert_eq!(pending.load(Instant::now, &wake), (1, None));
         assert!(pending.expire(Instant::now() + limit).is_empty());
         assert!(matches!(Caller::new(1).answer(&pending), Answer::Invalid("x")));
     }
@@ -1146,14 +1155,17 @@ mod tests {
     async fn the_only_call_is_timed_when_made_and_wakes_the_driver_only_for_an_earlier_deadline() {
         for idle_timed in [false, true] {
             let pending = Pending::new(4, idle_timed);
+            let wake = Signal::default();
             let limit = Duration::from_secs(3);
             let driver = Caller::new(0);
             let look = |pending: &Pending| {
-                pending.poll_deadline_moved(&mut Context::from_waker(&driver.waker()), Instant::now)
+                pending.poll_deadline_moved(&mut Context::from_waker(&driver.waker()), Instant::now, &wake)
             };
             assert!(look(&pending).is_pending());
             let first = Instant::now();
-            pending.try_insert(1, None, Due::After(limit), true, false).unwrap();
+            pending
+                .try_insert(1, None, Due::After(limit), true, false, &wake)
+                .unwrap();
             // The first deadline the table holds: the driver's timer has to be set.
             assert_eq!(driver.woken(), 1);
             assert_eq!(look(&pending), Poll::Ready((1, Some(first + limit))));
@@ -1162,7 +1174,9 @@ mod tests {
             assert!(look(&pending).is_pending());
             tokio::time::advance(Duration::from_secs(1)).await;
             let second = Instant::now();
-            pending.try_insert(2, None, Due::After(limit), true, false).unwrap();
+            pending
+                .try_insert(2, None, Due::After(limit), true, false, &wake)
+                .unwrap();
             // Timed from when it was made; its deadline comes after the timer's (the first call's), so the
             // driver is not woken for it, unless it times idleness, which this call ends.
             assert_eq!(driver.woken(), 1 + usize::from(idle_timed), "idle timed: {idle_timed}");
@@ -1175,12 +1189,13 @@ mod tests {
     #[tokio::test]
     async fn a_full_table_makes_calls_wait_for_a_place() {
         let pending = Pending::new(1, false);
-        pending.try_insert(1, None, Due::Never, true, false).unwrap();
+        let wake = Signal::default();
+        pending.try_insert(1, None, Due::Never, true, false, &wake).unwrap();
         assert!(matches!(
-            pending.try_insert(2, None, Due::Never, true, false),
+            pending.try_insert(2, None, Due::Never, true, false, &wake),
             Err(Refusal::Full)
         ));
-        let waiting = pending.insert_all(&[3], None, false, None);
+        let waiting = pending.insert_all(&[3], None, false, None, &wake);
         tokio::pin!(waiting);
         assert!(futures::FutureExt::now_or_never(waiting.as_mut()).is_none());
         assert!(pending.remove(1));
@@ -1222,10 +1237,11 @@ mod tests {
     #[test]
     fn a_call_whose_request_was_not_sent_is_not_withdrawn() {
         let pending = Pending::new(4, false);
+        let wake = Signal::default();
         let now = Instant::now();
         let due = Due::At((now, Duration::from_secs(1)));
-        pending.try_insert(1, None, due, false, false).unwrap();
-        pending.try_insert(2, None, due, false, false).unwrap();
+        pending.try_insert(1, None, due, false, false, &wake).unwrap();
+        pending.try_insert(2, None, due, false, false, &wake).unwrap();
         assert!(pending.set_sent(&[2]).is_empty());
         assert_eq!(pending.expire(now), vec![2]);
         // Timed out (its answer not taken yet) or never made: to be withdrawn once sent after all.
@@ -1235,12 +1251,13 @@ mod tests {
     #[test]
     fn handlers_calls_have_a_reserve_as_large_again() {
         let pending = Pending::new(2, false);
+        let wake = Signal::default();
         for id in 0..4 {
             let reserve = id >= 2;
-            assert!(pending.try_insert(id, None, Due::Never, true, reserve).is_ok());
+            assert!(pending.try_insert(id, None, Due::Never, true, reserve, &wake).is_ok());
         }
         assert!(matches!(
-            pending.try_insert(9, None, Due::Never, true, true),
+            pending.try_insert(9, None, Due::Never, true, true, &wake),
             Err(Refusal::Full)
         ));
         assert_eq!(pending.limit(true), 4);
@@ -1249,11 +1266,12 @@ mod tests {
     #[tokio::test]
     async fn a_batch_takes_all_its_places_at_once() {
         let pending = Pending::new(4, false);
+        let wake = Signal::default();
         for id in 0..3 {
-            pending.try_insert(id, None, Due::Never, true, false).unwrap();
+            pending.try_insert(id, None, Due::Never, true, false, &wake).unwrap();
         }
-        let a = pending.insert_all(&[10, 11, 12], None, false, Some(3));
-        let b = pending.insert_all(&[20, 21, 22], None, false, Some(3));
+        let a = pending.insert_all(&[10, 11, 12], None, false, Some(3), &wake);
+        let b = pending.insert_all(&[20, 21, 22], None, false, Some(3), &wake);
         tokio::pin!(a, b);
         assert!(futures::FutureExt::now_or_never(a.as_mut()).is_none());
         assert!(futures::FutureExt::now_or_never(b.as_mut()).is_none());
@@ -1271,8 +1289,12 @@ mod tests {
     #[tokio::test]
     async fn a_batch_rejected_as_a_whole_fails_every_call_of_it() {
         let pending = Pending::new(16, false);
-        pending.insert_all(&[1, 2], None, false, Some(2)).await.unwrap();
-        pending.insert_all(&[3, 4, 5, 6], None, false, Some(4)).await.unwrap();
+        let wake = Signal::default();
+        pending.insert_all(&[1, 2], None, false, Some(2), &wake).await.unwrap();
+        pending
+            .insert_all(&[3, 4, 5, 6], None, false, Some(4), &wake)
+            .await
+            .unwrap();
         let waiting = Caller::new(3);
         assert!(waiting.poll(&pending).is_pending());
         // "at most 3 entries": the batch of two was not the one.
@@ -1293,15 +1315,25 @@ mod tests {
         // Two batches of four calls, three of each withdrawn, then one of three: the memory's bound (10
         // ids, with the reserve) is met by dropping the withdrawn calls' ids, not the oldest batch.
         let pending = Pending::new(5, false);
-        pending.insert_all(&[1, 2, 3, 4], None, false, Some(4)).await.unwrap();
+        let wake = Signal::default();
+        pending
+            .insert_all(&[1, 2, 3, 4], None, false, Some(4), &wake)
+            .await
+            .unwrap();
         for id in 1..4 {
             assert!(pending.remove(id));
         }
-        pending.insert_all(&[5, 6, 7, 8], None, false, Some(4)).await.unwrap();
+        pending
+            .insert_all(&[5, 6, 7, 8], None, false, Some(4), &wake)
+            .await
+            .unwrap();
         for id in 5..8 {
             assert!(pending.remove(id));
         }
-        pending.insert_all(&[9, 10, 11], None, false, Some(3)).await.unwrap();
+        pending
+            .insert_all(&[9, 10, 11], None, false, Some(3), &wake)
+            .await
+            .unwrap();
         // The other side rejects the oldest batch as a whole: its pending call fails, the next one's waits.
         assert_eq!(pending.reject_batch(&ErrorObject::parse_error()), Some(1));
         assert!(matches!(Caller::new(4).answer(&pending), Answer::Error(_)));
@@ -1311,9 +1343,10 @@ mod tests {
     #[test]
     fn closing_ends_every_pending_call_keeps_the_answers_that_came_and_refuses_new_calls() {
         let pending = Pending::new(2, false);
+        let wake = Signal::default();
         let (waiting, answered) = (Caller::new(1), Caller::new(2));
         answered.insert(&pending, Due::Never, true, false).unwrap();
-        pending.try_insert(3, None, Due::Never, true, false).unwrap();
+        pending.try_insert(3, None, Due::Never, true, false, &wake).unwrap();
         // A burst of several answers: the table keeps its storage while the driver looks at it...
         let mut burst = vec![
             (Addressee::Id(2), Answer::Invalid("came")),
@@ -1336,7 +1369,7 @@ mod tests {
             "the last answer taken, the storage is given back"
         );
         assert!(matches!(
-            pending.try_insert(3, None, Due::Never, true, false),
+            pending.try_insert(3, None, Due::Never, true, false, &wake),
             Err(Refusal::Closed)
         ));
     }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::sync::Notify;
 
-use super::signal::{ONLY, Signal};
+use super::signal::{FILLED, Signal};
 use crate::transport::Outbound;
 
 /// Why a frame could not be queued at once.
@@ -30,8 +30,6 @@ pub(crate) struct Closed;
 
 pub(crate) struct FrameQueue {
     state: Mutex<State>,
-    /// Wakes the writer when a frame is queued.
-    filled: Signal,
     /// Wakes the senders waiting for room once the writer has made some.
     room: Notify,
     max_frames: usize,
@@ -67,7 +65,6 @@ impl FrameQueue {
     pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
-            filled: Signal::default(),
             room: Notify::new(),
             max_frames: max_frames.max(1),
             max_bytes,
@@ -87,20 +84,26 @@ impl FrameQueue {
             && (state.bytes == 0 || state.bytes.saturating_add(bytes) <= self.max_bytes)
     }
 
-    /// Queues `frame` if there is room now. A sender that will wait for room when refused says so
-    /// (`will_wait`): from then on, others wait behind it.
-    pub(crate) fn try_push(&self, frame: Outbound, will_wait: bool) -> Result<(), Refused<Outbound>> {
-        self.push_now(frame, will_wait, true)
+    /// Queues `frame` if there is room now, raising [`FILLED`] on `wake` (the writer's task's signal) when
+    /// the queue was empty. A sender that will wait for room when refused says so (`will_wait`): from then
+    /// on, others wait behind it.
+    pub(crate) fn try_push(&self, frame: Outbound, will_wait: bool, wake: &Signal) -> Result<(), Refused<Outbound>> {
+        self.push_now(frame, will_wait, true, wake)
     }
 
     /// [`try_push`](Self::try_push) from the writer's own task (the connection's driver, which polls the
     /// writer again before it waits): the writer is not woken, since waking the running task would only
     /// make it run once more for nothing.
-    pub(crate) fn try_push_here(&self, frame: Outbound, will_wait: bool) -> Result<(), Refused<Outbound>> {
-        self.push_now(frame, will_wait, false)
+    pub(crate) fn try_push_here(
+        &self,
+        frame: Outbound,
+        will_wait: bool,
+        wake: &Signal,
+    ) -> Result<(), Refused<Outbound>> {
+        self.push_now(frame, will_wait, false, wake)
     }
 
-    fn push_now(&self, frame: Outbound, will_wait: bool, wake: bool) -> Result<(), Refused<Outbound>> {
+    fn push_now(&self, frame: Outbound, will_wait: bool, notify: bool, wake: &Signal) -> Result<(), Refused<Outbound>> {
         let bytes = Self::cost(&frame);
         let mut state = self.lock();
         if state.closed {
@@ -122,20 +125,20 @@ impl FrameQueue {
         drop(state);
         // The writer empties the queue whenever it takes from it: a queue that was not empty already has a
         // wake-up on its way.
-        if was_empty && wake {
-            self.filled.raise(ONLY);
+        if was_empty && notify {
+            wake.raise(FILLED);
         } else if was_empty {
-            self.filled.set(ONLY);
+            wake.set(FILLED);
         }
         Ok(())
     }
 
     /// Queues `frame`, waiting for room; `Err` once the connection has ended.
-    pub(crate) async fn push(&self, mut frame: Outbound) -> Result<(), Closed> {
+    pub(crate) async fn push(&self, mut frame: Outbound, wake: &Signal) -> Result<(), Closed> {
         loop {
             let mut room = pin!(self.room.notified());
             room.as_mut().enable();
-            match self.try_push(frame, true) {
+            match self.try_push(frame, true, wake) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Full(back)) => frame = back,
                 Err(Refused::Closed) => return Err(Closed),
@@ -158,12 +161,13 @@ impl FrameQueue {
     }
 
     /// Moves everything queued into `batch` (empty) when there is something, else registers `cx` to be
-    /// woken when there is; ready with `false` once the queue is closed and empty. One writer only.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Outbound>) -> Poll<bool> {
+    /// woken (through `wake`, [`FILLED`]) when there is; ready with `false` once the queue is closed and
+    /// empty. One writer only.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Outbound>, wake: &Signal) -> Poll<bool> {
         loop {
             // A frame queued into an empty queue raises `filled`, and so does closing it: not raised since
             // the last take, the queue is empty and open, and the lock is not taken.
-            ready!(self.filled.poll_wait(ONLY, cx));
+            ready!(wake.poll_wait(FILLED, cx));
             let mut state = self.lock();
             if !state.frames.is_empty() {
                 // The frames' places and bytes are freed once written (see `written`).
@@ -179,14 +183,14 @@ impl FrameQueue {
 
     /// Whether a frame may have been queued (or the queue closed) since the writer last waited: a
     /// [`poll_take`](Self::poll_take) would look. One load, nothing taken or registered.
-    pub(crate) fn may_have_frames(&self) -> bool {
-        self.filled.is_raised(ONLY)
+    pub(crate) fn may_have_frames(&self, wake: &Signal) -> bool {
+        wake.is_raised(FILLED)
     }
 
     /// [`poll_take`](Self::poll_take) as a future.
     #[cfg(test)]
-    pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>) -> bool {
-        std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
+    pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>, wake: &Signal) -> bool {
+        std::future::poll_fn(|cx| self.poll_take(cx, batch, wake)).await
     }
 
     /// Takes what is queued now, without waiting.
@@ -249,8 +253,8 @@ impl FrameQueue {
     }
 
     /// Refuses every further frame, drops those queued (the connection has ended: nobody will send them,
-    /// and handles may keep the queue alive) and wakes everyone waiting.
-    pub(crate) fn close(&self) {
+    /// and handles may keep the queue alive) and wakes everyone waiting (the writer through `wake`).
+    pub(crate) fn close(&self, wake: &Signal) {
         let dropped = {
             let mut state = self.lock();
             state.closed = true;
@@ -260,7 +264,7 @@ impl FrameQueue {
         };
         drop(dropped);
         self.room.notify_waiters();
-        self.filled.raise(ONLY);
+        wake.raise(FILLED);
     }
 
     /// Frames queued and bytes queued or being written.
@@ -289,52 +293,67 @@ mod tests {
     #[test]
     fn both_bounds_hold() {
         let queue = FrameQueue::new(2, 10);
-        assert!(queue.try_push(frame("12345"), true).is_ok());
-        assert!(queue.try_push(frame("12345"), true).is_ok());
-        assert!(matches!(queue.try_push(frame(""), true), Err(Refused::Full(_))));
+        let wake = Signal::default();
+        assert!(queue.try_push(frame("12345"), true, &wake).is_ok());
+        assert!(queue.try_push(frame("12345"), true, &wake).is_ok());
+        assert!(matches!(queue.try_push(frame(""), true, &wake), Err(Refused::Full(_))));
         assert_eq!(queue.usage(), (2, 10));
         let queue = FrameQueue::new(8, 10);
-        assert!(queue.try_push(frame("12345"), true).is_ok());
-        assert!(matches!(queue.try_push(frame("123456"), true), Err(Refused::Full(_))));
+        let wake = Signal::default();
+        assert!(queue.try_push(frame("12345"), true, &wake).is_ok());
+        assert!(matches!(
+            queue.try_push(frame("123456"), true, &wake),
+            Err(Refused::Full(_))
+        ));
     }
 
     #[tokio::test]
     async fn a_frame_that_fits_does_not_pass_one_that_waits() {
         let queue = FrameQueue::new(8, 10);
-        queue.try_push(frame("12345"), true).unwrap();
-        assert!(matches!(queue.try_push(frame("123456"), true), Err(Refused::Full(_))));
+        let wake = Signal::default();
+        queue.try_push(frame("12345"), true, &wake).unwrap();
+        assert!(matches!(
+            queue.try_push(frame("123456"), true, &wake),
+            Err(Refused::Full(_))
+        ));
         // Room for one byte, but a larger frame was refused first.
-        assert!(matches!(queue.try_push(frame("1"), true), Err(Refused::Full(_))));
+        assert!(matches!(queue.try_push(frame("1"), true, &wake), Err(Refused::Full(_))));
         let mut batch = VecDeque::new();
-        assert!(queue.take(&mut batch).await);
+        assert!(queue.take(&mut batch, &wake).await);
         batch.clear();
         queue.written(5, &mut batch, false);
-        assert!(queue.try_push(frame("123456"), true).is_ok());
+        assert!(queue.try_push(frame("123456"), true, &wake).is_ok());
     }
 
     #[test]
     fn a_sender_that_does_not_wait_holds_nobody_back() {
         let queue = FrameQueue::new(8, 10);
-        queue.try_push(frame("12345"), true).unwrap();
-        assert!(matches!(queue.try_push(frame("123456"), false), Err(Refused::Full(_))));
-        assert!(queue.try_push(frame("1"), true).is_ok());
+        let wake = Signal::default();
+        queue.try_push(frame("12345"), true, &wake).unwrap();
+        assert!(matches!(
+            queue.try_push(frame("123456"), false, &wake),
+            Err(Refused::Full(_))
+        ));
+        assert!(queue.try_push(frame("1"), true, &wake).is_ok());
     }
 
     #[test]
     fn a_frame_larger_than_the_byte_bound_goes_alone() {
         let queue = FrameQueue::new(8, 4);
-        assert!(queue.try_push(frame("much too long"), true).is_ok());
-        assert!(matches!(queue.try_push(frame("a"), true), Err(Refused::Full(_))));
+        let wake = Signal::default();
+        assert!(queue.try_push(frame("much too long"), true, &wake).is_ok());
+        assert!(matches!(queue.try_push(frame("a"), true, &wake), Err(Refused::Full(_))));
     }
 
     #[tokio::test]
     async fn bytes_come_back_when_written_and_wake_a_waiting_sender() {
         let queue = FrameQueue::new(8, 10);
-        queue.try_push(frame("1234567890"), true).unwrap();
+        let wake = Signal::default();
+        queue.try_push(frame("1234567890"), true, &wake).unwrap();
         let mut batch = VecDeque::new();
-        let waiting = queue.push(frame("abc"));
+        let waiting = queue.push(frame("abc"), &wake);
         let writer = async {
-            assert!(queue.take(&mut batch).await);
+            assert!(queue.take(&mut batch, &wake).await);
             // Taken but not written: the bytes still count.
             assert_eq!(queue.usage(), (0, 10));
             let written: usize = batch.drain(..).map(|f| FrameQueue::cost(&f)).sum();
@@ -347,8 +366,8 @@ mod tests {
 
     /// Writes what `queue` holds as one burst, as the writer does, and returns the storage left: the
     /// writer's and the queue's, in frames.
-    async fn write_burst(queue: &FrameQueue, batch: &mut VecDeque<Outbound>) -> (usize, usize) {
-        assert!(queue.take(batch).await);
+    async fn write_burst(queue: &FrameQueue, batch: &mut VecDeque<Outbound>, wake: &Signal) -> (usize, usize) {
+        assert!(queue.take(batch, wake).await);
         let written: usize = batch.drain(..).map(|f| FrameQueue::cost(&f)).sum();
         queue.written(written, batch, false);
         (batch.capacity(), queue.lock().frames.capacity())
@@ -357,24 +376,25 @@ mod tests {
     #[tokio::test]
     async fn storage_is_kept_between_bursts_and_given_back_after_a_burst_of_one() {
         let queue = FrameQueue::new(1_024, 1 << 20);
+        let wake = Signal::default();
         let mut batch = VecDeque::new();
         // Bursts of several frames: both blocks are kept (the queue's, with the next burst's frames in it).
         for _ in 0..3 {
             for _ in 0..10 {
-                queue.try_push(frame("a"), true).unwrap();
+                queue.try_push(frame("a"), true, &wake).unwrap();
             }
-            let (writer, _) = write_burst(&queue, &mut batch).await;
+            let (writer, _) = write_burst(&queue, &mut batch, &wake).await;
             assert!(writer >= 10, "the writer kept room for {writer} frames");
         }
-        queue.try_push(frame("a"), true).unwrap();
+        queue.try_push(frame("a"), true, &wake).unwrap();
         assert!(queue.lock().frames.capacity() >= 10, "the queue's block was made anew");
         // A burst of one, nothing queued after it: nothing is kept.
-        assert_eq!(write_burst(&queue, &mut batch).await, (0, 0));
+        assert_eq!(write_burst(&queue, &mut batch, &wake).await, (0, 0));
         // A burst larger than what is kept gives the writer's block back.
         for _ in 0..KEPT_FRAMES + 1 {
-            queue.try_push(frame("a"), true).unwrap();
+            queue.try_push(frame("a"), true, &wake).unwrap();
         }
-        assert_eq!(write_burst(&queue, &mut batch).await.0, 0);
+        assert_eq!(write_burst(&queue, &mut batch, &wake).await.0, 0);
         // The size `written`'s documentation gives for a slot.
         assert_eq!(std::mem::size_of::<Outbound>(), 40);
     }
@@ -382,10 +402,11 @@ mod tests {
     #[tokio::test]
     async fn closing_wakes_the_writer_and_refuses_frames() {
         let queue = FrameQueue::new(8, 10);
+        let wake = Signal::default();
         let mut batch = VecDeque::new();
-        let (taken, ()) = tokio::join!(queue.take(&mut batch), async { queue.close() });
+        let (taken, ()) = tokio::join!(queue.take(&mut batch, &wake), async { queue.close(&wake) });
         assert!(!taken);
-        assert!(matches!(queue.try_push(frame("a"), true), Err(Refused::Closed)));
-        assert!(queue.push(frame("a")).await.is_err());
+        assert!(matches!(queue.try_push(frame("a"), true, &wake), Err(Refused::Closed)));
+        assert!(queue.push(frame("a"), &wake).await.is_err());
     }
 }

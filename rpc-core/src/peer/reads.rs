@@ -2,7 +2,7 @@
 //! other wake-ups.
 //!
 //! The driver polls the transport (both its reads and its writes) with a waker of its own: the connection's
-//! [`Shared`] state, whose wake-up raises [`Shared::reads`] and wakes the task, which registers itself
+//! [`Shared`] state, whose wake-up raises [`READABLE`] on [`Shared::wake`] and wakes the task, which registers itself
 //! there on every poll before it touches the transport. Once a read has returned `Pending`, the transport
 //! has nothing more to read until it wakes a waker it was polled with, so a poll of the task woken for
 //! something else (a frame queued by a caller, a call added) writes, and does not read again for nothing.
@@ -17,8 +17,8 @@
 //! cost a little on every poll); server → client calls 7,157 → 7,019 and 5,991 → 5,962; fan-in 7,044 →
 //! 6,962 and 5,855 → 5,881; pipelined unchanged.
 //!
-//! The waker is the connection's state itself, already shared: no allocation, and 32 bytes a connection
-//! for the signal.
+//! The waker is the connection's state itself, already shared: no allocation, and one flag of the
+//! connection's signal.
 
 use std::sync::Arc;
 use std::task::Context;
@@ -26,7 +26,7 @@ use std::task::Context;
 use futures::task::{ArcWake, WakerRef, waker_ref};
 
 use super::shared::Shared;
-use super::signal::ONLY;
+use super::signal::READABLE;
 
 /// The driver's side: whether its next read may find something.
 #[derive(Debug)]
@@ -44,14 +44,14 @@ impl Reads {
     /// Registers `cx`'s waker (the task's) to be woken by the transport's wake-ups: on every poll, before
     /// the transport is polled with [`waker`](Self::waker).
     pub(super) fn register(shared: &Shared, cx: &Context<'_>) {
-        shared.reads.register(cx);
+        shared.wake.register(cx);
     }
 
     /// Whether a read may find something: no read has returned `Pending` since the last that found
     /// something, or the transport woke the connection's waker since one did (taken now).
     pub(super) fn may_read(&mut self, shared: &Shared) -> bool {
         if !self.ready {
-            self.ready = shared.reads.take(ONLY);
+            self.ready = shared.wake.take(READABLE);
         }
         self.ready
     }
@@ -60,13 +60,13 @@ impl Reads {
     /// in this poll (what came meanwhile, a write's wake-up, a stream that yields by waking itself); then
     /// the task is woken again to read at its next poll.
     pub(super) fn pending(&mut self, shared: &Shared, cx: &Context<'_>) {
-        self.ready = shared.reads.take(ONLY);
+        self.ready = shared.wake.take(READABLE);
         if self.ready {
             cx.waker().wake_by_ref();
         }
     }
 
-    /// The waker to poll the transport with: waking it raises [`Shared::reads`] and wakes the task
+    /// The waker to poll the transport with: waking it raises [`READABLE`] on [`Shared::wake`] and wakes the task
     /// registered with [`register`](Self::register).
     pub(super) fn waker(shared: &Arc<Shared>) -> WakerRef<'_> {
         waker_ref(shared)
@@ -76,7 +76,7 @@ impl Reads {
 /// The transport's waker (see [`Reads::waker`]).
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.reads.raise_and_wake(ONLY);
+        arc_self.wake.raise_and_wake(READABLE);
     }
 }
 

@@ -63,8 +63,10 @@ pub(crate) struct Shared {
     answers_waiting: AtomicUsize,
     /// Where the connection is in its life.
     pub(crate) lifecycle: Lifecycle,
-    /// Raised by the transport's wake-ups for reading (see [`Reads`](super::reads::Reads)).
-    pub(crate) reads: Signal,
+    /// The driver's wake-ups, one flag each (listed in `signal.rs`): the transport's (see
+    /// [`Reads`](super::reads::Reads)), a frame queued, calls added, a deadline moved, a handler task
+    /// ended, a close or a drain asked for. Given to the parts above when they raise or wait for them.
+    pub(crate) wake: Signal,
 }
 
 impl Shared {
@@ -81,7 +83,7 @@ impl Shared {
             stats: StatsCell::default(),
             answers_waiting: AtomicUsize::new(0),
             lifecycle: Lifecycle::default(),
-            reads: Signal::default(),
+            wake: Signal::default(),
         }
     }
 
@@ -129,13 +131,13 @@ impl Shared {
 
     /// Asks the driver to close the connection with `frame` (the first request wins).
     pub(crate) fn request_close(&self, frame: CloseFrame) {
-        self.lifecycle.request_close(frame);
+        self.lifecycle.request_close(frame, &self.wake);
     }
 
     /// Queues a frame, waiting for room (bytes and a place in the queue).
     pub(crate) async fn send(&self, frame: String) -> Result<(), CallError> {
         self.queue
-            .push(Outbound::Frame(frame))
+            .push(Outbound::Frame(frame), &self.wake)
             .await
             .map_err(|_| self.disconnected())
     }
@@ -168,13 +170,13 @@ impl Shared {
     /// Queues a frame if there is room now; gives it back otherwise. `will_wait`: when refused, the
     /// caller waits for room (and others queue behind it).
     pub(crate) fn try_send(&self, frame: String, will_wait: bool) -> Result<(), Refused<String>> {
-        text_back(self.queue.try_push(Outbound::Frame(frame), will_wait))
+        text_back(self.queue.try_push(Outbound::Frame(frame), will_wait, &self.wake))
     }
 
     /// [`try_send`](Self::try_send) from the connection's own task, while it runs (see
     /// [`FrameQueue::try_push_here`]).
     pub(crate) fn try_send_here(&self, frame: String, will_wait: bool) -> Result<(), Refused<String>> {
-        text_back(self.queue.try_push_here(Outbound::Frame(frame), will_wait))
+        text_back(self.queue.try_push_here(Outbound::Frame(frame), will_wait, &self.wake))
     }
 
     /// Marks the requests of `ids` as queued, and withdraws those whose calls timed out meanwhile.
