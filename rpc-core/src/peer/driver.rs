@@ -484,13 +484,17 @@ impl Driver {
         writer: &mut Writer,
     ) -> Poll<Wake> {
         let shared = &*self.shared;
-        if waits.lifecycle && shared.lifecycle.poll_moved(cx, &shared.wake).is_ready() {
+        // The task's waker is registered once, on the connection's signal, before any of its flags is
+        // looked at: every wait below takes its flag without registering again. The transport is polled
+        // with the connection's waker, which raises a flag of that signal too (see `Reads`).
+        shared.wake.register(cx);
+        if waits.lifecycle && shared.lifecycle.poll_moved(&shared.wake).is_ready() {
             return Poll::Ready(Wake::Lifecycle);
         }
         if waits.timer && self.timer_wait.poll(sleep, cx).is_ready() {
             return Poll::Ready(Wake::Timer);
         }
-        if waits.handlers && shared.finished.poll_wait(cx, &shared.wake).is_ready() {
+        if waits.handlers && shared.finished.poll_wait(&shared.wake).is_ready() {
             return Poll::Ready(Wake::HandlersDone);
         }
         if let Some(room) = room
@@ -498,13 +502,13 @@ impl Driver {
         {
             return Poll::Ready(Wake::Room);
         }
-        if waits.calls && shared.pending.poll_grew(cx, &shared.wake).is_ready() {
+        if waits.calls && shared.pending.poll_grew(&shared.wake).is_ready() {
             return Poll::Ready(Wake::Nothing);
         }
         if waits.deadlines
             && shared
                 .pending
-                .poll_deadline_moved(cx, Instant::now, &shared.wake)
+                .poll_deadline_moved(Instant::now, &shared.wake)
                 .is_ready()
         {
             return Poll::Ready(Wake::Nothing);
@@ -542,8 +546,6 @@ impl Driver {
     /// [`Pending::poll_deadline_moved`]: super::pending::Pending::poll_deadline_moved
     fn poll_io(&mut self, cx: &mut std::task::Context<'_>, io: &mut impl Duplex, writer: &mut Writer) -> Poll<IoEvent> {
         let shared = &*self.shared;
-        // Before the transport is polled, with the connection's waker: its wake-ups wake this task.
-        Reads::register(shared, cx);
         if !self.writer_done
             && let Poll::Ready(end) = self.poll_writer(cx, io, writer)
         {
@@ -563,8 +565,7 @@ impl Driver {
         // so that the next call wakes this task (once: calls made faster than they are looked at would
         // keep it here, so then the task wakes itself).
         for look in 0..2 {
-            let Poll::Ready((calls, earliest)) = shared.pending.poll_deadline_moved(cx, Instant::now, &shared.wake)
-            else {
+            let Poll::Ready((calls, earliest)) = shared.pending.poll_deadline_moved(Instant::now, &shared.wake) else {
                 break;
             };
             // A turn when the timer has to move for the call, or when the connection counted as idle (for

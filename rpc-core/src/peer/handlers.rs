@@ -48,9 +48,10 @@ impl Finished {
         wake.raise(FINISHED);
     }
 
-    /// Ready when a task may have ended since the keys were last taken (one waiter only).
-    pub(super) fn poll_wait(&self, cx: &mut std::task::Context<'_>, wake: &Signal) -> std::task::Poll<()> {
-        wake.poll_wait(FINISHED, cx)
+    /// Ready when a task may have ended since the keys were last taken (one waiter only, registered on
+    /// `wake` in this poll).
+    pub(super) fn poll_wait(&self, wake: &Signal) -> std::task::Poll<()> {
+        wake.poll_take(FINISHED)
     }
 
     fn take(&self) -> Vec<u64> {

@@ -119,9 +119,9 @@ impl Lifecycle {
     }
 
     /// Ready when a close or a drain may have been asked for since it was last ready (the driver's wait;
-    /// one waiter only).
-    pub(crate) fn poll_moved(&self, cx: &mut std::task::Context<'_>, wake: &Signal) -> std::task::Poll<()> {
-        wake.poll_wait(MOVED, cx)
+    /// one waiter only, registered on `wake` in this poll).
+    pub(crate) fn poll_moved(&self, wake: &Signal) -> std::task::Poll<()> {
+        wake.poll_take(MOVED)
     }
 
     /// Whether a close may have been asked for since [`poll_close_asked`](Self::poll_close_asked) was
@@ -131,9 +131,9 @@ impl Lifecycle {
     }
 
     /// Ready when a close may have been asked for since it was last ready (the writer's wait; one waiter
-    /// only).
-    pub(crate) fn poll_close_asked(&self, cx: &mut std::task::Context<'_>, wake: &Signal) -> std::task::Poll<()> {
-        wake.poll_wait(CLOSE_ASKED, cx)
+    /// only, registered on `wake` in this poll).
+    pub(crate) fn poll_close_asked(&self, wake: &Signal) -> std::task::Poll<()> {
+        wake.poll_take(CLOSE_ASKED)
     }
 }
 
@@ -150,8 +150,6 @@ fn set_once<T>(slot: &mut Option<T>, value: T) -> bool {
 mod tests {
     use std::sync::Arc;
 
-    use futures::FutureExt;
-
     use super::*;
     use crate::close::CloseCode;
 
@@ -159,34 +157,22 @@ mod tests {
     fn the_first_request_wins_and_wakes_the_driver_and_the_writer_once() {
         let life = Lifecycle::default();
         let wake = Signal::default();
-        assert!(
-            std::future::poll_fn(|cx| life.poll_moved(cx, &wake))
-                .now_or_never()
-                .is_none()
-        );
+        assert!(life.poll_moved(&wake).is_pending());
         assert!(life.request_close(CloseFrame::new(CloseCode::GOING_AWAY, "first"), &wake));
         assert!(!life.request_close(CloseFrame::new(CloseCode::NORMAL, "second"), &wake));
         assert_eq!(life.close_request().map(|f| f.code), Some(CloseCode::GOING_AWAY));
-        assert!(
-            std::future::poll_fn(|cx| life.poll_moved(cx, &wake))
-                .now_or_never()
-                .is_some()
-        );
-        let close_asked = || std::future::poll_fn(|cx| life.poll_close_asked(cx, &wake)).now_or_never();
-        assert!(close_asked().is_some());
-        assert!(close_asked().is_none(), "one request, one wake-up");
+        assert!(life.poll_moved(&wake).is_ready());
+        let close_asked = || life.poll_close_asked(&wake);
+        assert!(close_asked().is_ready());
+        assert!(close_asked().is_pending(), "one request, one wake-up");
         let drain = Drain {
             frame: CloseFrame::normal(),
             deadline: Instant::now(),
         };
         assert!(life.start_drain(drain.clone(), &wake));
         assert!(!life.start_drain(drain, &wake));
-        assert!(
-            std::future::poll_fn(|cx| life.poll_moved(cx, &wake))
-                .now_or_never()
-                .is_some()
-        );
-        assert!(close_asked().is_none(), "a drain is the driver's business");
+        assert!(life.poll_moved(&wake).is_ready());
+        assert!(close_asked().is_pending(), "a drain is the driver's business");
         assert!(matches!(life.requests(), (true, Some(_))));
     }
 

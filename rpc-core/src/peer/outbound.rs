@@ -84,8 +84,9 @@ impl Writer {
     /// measures a lack of progress (no frame taken by the transport for `write_timeout`), not the time a
     /// long burst takes. Polled again after it ended, it stays pending. `busy`: the connection is in
     /// steady use, so that a burst of one frame keeps the storage it used (see [`FrameQueue::written`]).
-    /// The transport is polled with `sink_waker` (the driver's: see `reads.rs`), the queue, the close
-    /// request and the stall timer with `cx`'s (the first two through the connection's signal).
+    /// The transport is polled with `sink_waker` (the driver's: see `reads.rs`), the stall timer with
+    /// `cx`'s; the queue and the close request are looked at through the connection's signal, on which the
+    /// caller registered `cx`'s waker in this poll (see [`Signal::register`]).
     pub(super) fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,
@@ -101,7 +102,7 @@ impl Writer {
             match self.step {
                 Step::Idle => {
                     // A close request goes first: what is queued then is sent before the close frame.
-                    if from.lifecycle.poll_close_asked(cx, from.wake).is_ready()
+                    if from.lifecycle.poll_close_asked(from.wake).is_ready()
                         && let Some(frame) = from.lifecycle.close_request()
                     {
                         self.batch.extend(from.queue.take_now());
@@ -110,7 +111,7 @@ impl Writer {
                         self.step = Step::Sending;
                         continue;
                     }
-                    match from.queue.poll_take(cx, &mut self.batch, from.wake) {
+                    match from.queue.poll_take(&mut self.batch, from.wake) {
                         Poll::Ready(true) => self.step = Step::Sending,
                         Poll::Ready(false) => self.step = Step::Parked,
                         Poll::Pending => return Poll::Pending,
@@ -233,6 +234,7 @@ where
 {
     let mut writer = Writer::new(write_timeout);
     std::future::poll_fn(|cx| {
+        from.wake.register(cx);
         let waker = cx.waker().clone();
         writer.poll_write(cx, &waker, &mut sink, from, false)
     })

@@ -595,9 +595,10 @@ impl Pending {
         self.lock().watched = watch;
     }
 
-    /// Ready when calls may have been added while watched (one waiter only).
-    pub(crate) fn poll_grew(&self, cx: &mut Context<'_>, wake: &Signal) -> Poll<()> {
-        wake.poll_wait(GREW, cx)
+    /// Ready when calls may have been added while watched (one waiter only, registered on `wake` in this
+    /// poll).
+    pub(crate) fn poll_grew(&self, wake: &Signal) -> Poll<()> {
+        wake.poll_take(GREW)
     }
 
     /// The earliest deadline of a pending call, if any.
@@ -623,16 +624,15 @@ impl Pending {
 
     /// Ready with the number of pending calls and the earliest deadline when a call brought an earlier
     /// deadline, deadlines to set (those are set then, as by [`load`](Self::load)) or the first call into an
-    /// empty table; otherwise registers `cx`'s waker (one waiter only). The driver looks here on every poll
+    /// empty table; otherwise pending (one waiter only, registered on `wake` in this poll). The driver looks here on every poll
     /// of the connection, so that a call made while it waits costs it a new turn only when its timer has to
     /// move (or its idleness ends).
     pub(crate) fn poll_deadline_moved(
         &self,
-        cx: &mut Context<'_>,
         clock: impl FnOnce() -> Instant,
         wake: &Signal,
     ) -> Poll<(usize, Option<Instant>)> {
-        ready!(wake.poll_wait(DEADLINE_MOVED, cx));
+        ready!(wake.poll_take(DEADLINE_MOVED));
         let mut table = self.lock();
         Self::stamp(&mut table, clock);
         Poll::Ready((table.pending(), table.earliest))
@@ -1158,8 +1158,10 @@ mod tests {
             let wake = Signal::default();
             let limit = Duration::from_secs(3);
             let driver = Caller::new(0);
+            // A look of the driver's poll: it registers its waker, then looks.
             let look = |pending: &Pending| {
-                pending.poll_deadline_moved(&mut Context::from_waker(&driver.waker()), Instant::now, &wake)
+                wake.register(&Context::from_waker(&driver.waker()));
+                pending.poll_deadline_moved(Instant::now, &wake)
             };
             assert!(look(&pending).is_pending());
             let first = Instant::now();

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll, ready};
+use std::task::{Poll, ready};
 
 use tokio::sync::Notify;
 
@@ -160,14 +160,14 @@ impl FrameQueue {
         room.await;
     }
 
-    /// Moves everything queued into `batch` (empty) when there is something, else registers `cx` to be
-    /// woken (through `wake`, [`FILLED`]) when there is; ready with `false` once the queue is closed and
-    /// empty. One writer only.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Outbound>, wake: &Signal) -> Poll<bool> {
+    /// Moves everything queued into `batch` (empty) when there is something, else pending, the writer to be
+    /// woken (through `wake`, [`FILLED`], on which it registered in this poll) when there is; ready with
+    /// `false` once the queue is closed and empty. One writer only.
+    pub(crate) fn poll_take(&self, batch: &mut VecDeque<Outbound>, wake: &Signal) -> Poll<bool> {
         loop {
             // A frame queued into an empty queue raises `filled`, and so does closing it: not raised since
             // the last take, the queue is empty and open, and the lock is not taken.
-            ready!(wake.poll_wait(FILLED, cx));
+            ready!(wake.poll_take(FILLED));
             let mut state = self.lock();
             if !state.frames.is_empty() {
                 // The frames' places and bytes are freed once written (see `written`).
@@ -190,7 +190,11 @@ impl FrameQueue {
     /// [`poll_take`](Self::poll_take) as a future.
     #[cfg(test)]
     pub(crate) async fn take(&self, batch: &mut VecDeque<Outbound>, wake: &Signal) -> bool {
-        std::future::poll_fn(|cx| self.poll_take(cx, batch, wake)).await
+        std::future::poll_fn(|cx| {
+            wake.register(cx);
+            self.poll_take(batch, wake)
+        })
+        .await
     }
 
     /// Takes what is queued now, without waiting.

@@ -41,12 +41,6 @@ impl Reads {
         Self { ready: true }
     }
 
-    /// Registers `cx`'s waker (the task's) to be woken by the transport's wake-ups: on every poll, before
-    /// the transport is polled with [`waker`](Self::waker).
-    pub(super) fn register(shared: &Shared, cx: &Context<'_>) {
-        shared.wake.register(cx);
-    }
-
     /// Whether a read may find something: no read has returned `Pending` since the last that found
     /// something, or the transport woke the connection's waker since one did (taken now).
     pub(super) fn may_read(&mut self, shared: &Shared) -> bool {
@@ -67,7 +61,7 @@ impl Reads {
     }
 
     /// The waker to poll the transport with: waking it raises [`READABLE`] on [`Shared::wake`] and wakes the task
-    /// registered with [`register`](Self::register).
+    /// registered on that signal (see [`Signal::register`](super::signal::Signal::register)).
     pub(super) fn waker(shared: &Arc<Shared>) -> WakerRef<'_> {
         waker_ref(shared)
     }
@@ -125,7 +119,7 @@ mod tests {
         let (task, task_waker) = task();
         let cx = Context::from_waker(&task_waker);
         let mut reads = Reads::new();
-        Reads::register(&shared, &cx);
+        shared.wake.register(&cx);
         assert!(reads.may_read(&shared), "nothing read yet: a read may find something");
         assert!(reads.may_read(&shared), "reads that find something go on");
         reads.pending(&shared, &cx);
@@ -133,12 +127,12 @@ mod tests {
         // What the transport does when data arrives after its `Pending`: wakes the waker it was polled with.
         Reads::waker(&shared).wake_by_ref();
         assert_eq!(woken(&task), 1, "the task is woken");
-        Reads::register(&shared, &cx);
+        shared.wake.register(&cx);
         assert!(reads.may_read(&shared));
         assert!(reads.may_read(&shared), "until a read returns Pending again");
         reads.pending(&shared, &cx);
         assert!(!reads.may_read(&shared), "not woken by the transport since");
-        Reads::register(&shared, &cx);
+        shared.wake.register(&cx);
         assert!(!reads.may_read(&shared), "the task's other wake-ups do not count");
         assert_eq!(woken(&task), 1);
     }
@@ -150,10 +144,10 @@ mod tests {
         let shared = shared();
         let (task, task_waker) = task();
         let cx = Context::from_waker(&task_waker);
-        Reads::register(&shared, &cx);
+        shared.wake.register(&cx);
         Reads::waker(&shared).wake_by_ref();
         assert_eq!(woken(&task), 1);
-        Reads::register(&shared, &cx);
+        shared.wake.register(&cx);
         Reads::waker(&shared).wake_by_ref();
         assert_eq!(woken(&task), 2, "woken again although the flag was raised already");
     }
@@ -166,7 +160,7 @@ mod tests {
         let mut reads = Reads::new();
         // Woken before the read returned `Pending` (what came meanwhile, a stream that yields by waking
         // itself), with the task's waker taken by an earlier wake-up of this poll.
-        Reads::register(&shared, &cx);
+        shared.wake.register(&cx);
         Reads::waker(&shared).wake_by_ref();
         Reads::waker(&shared).wake_by_ref();
         assert_eq!(woken(&task), 1);
