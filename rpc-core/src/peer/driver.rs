@@ -240,7 +240,7 @@ impl Driver {
     async fn run(&mut self, writer: &mut Writer, io: &mut impl Duplex) -> CloseReason {
         let shared = self.shared.clone();
         let config = &shared.config;
-        // A close or a drain asked for before the peer ran is seen on the first turn (the signals keep
+        // A close or a drain asked for before the peer ran is seen on the first turn (the signal keeps
         // what was raised before anyone waited).
         let mut heartbeat = Heartbeat::new(config, Instant::now());
         let mut close_deadline: Option<Instant> = None;
@@ -646,8 +646,9 @@ impl Driver {
         }
     }
 
-    /// Polls the writer: the transport with the connection's waker (see [`Reads`]), the queue and the close
-    /// request with the task's.
+    /// Polls the writer: the transport with the connection's waker (see [`Reads`]); the queue and the close
+    /// request through the connection's signal, on which [`poll_wake`](Self::poll_wake) registered the
+    /// task's waker at the start of this poll (only called from there).
     fn poll_writer(
         &self,
         cx: &mut std::task::Context<'_>,

@@ -2,9 +2,10 @@
 //!
 //! Three facts, each set once: this side asked to close (with which frame), a graceful close is under way
 //! (until when), the connection has ended (why). The driver is told of the first two by the connection's
-//! [`Signal`] (given to each call that sets them), the writer of the first, and anyone awaiting the end (handles, relays) by a `Notify`. A plain lock holds
-//! them: they change a handful of times in a connection's life, and a `watch` channel cost each connection
-//! about 440 bytes where this costs about 100 until the first of them is set.
+//! [`Signal`] (given to each call that sets them), the writer of the first, and anyone awaiting the end
+//! (handles, relays) by a `Notify`. A plain lock holds them: they change a handful of times in a
+//! connection's life, and a `watch` channel cost each connection about 440 bytes where this costs about 100
+//! until the first of them is set.
 
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};

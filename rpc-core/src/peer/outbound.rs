@@ -152,9 +152,10 @@ impl Writer {
     }
 
     /// Whether polling the writer now could do anything more than the last poll that left it waiting for
-    /// frames: it is sending or flushing, or a frame was queued or a close asked for since. (While it waits
-    /// for frames and neither came, its wake-ups are those that poll registered.) Only meaningful after a
-    /// poll, with the same waker as the next.
+    /// frames: it is sending or flushing, or a frame was queued or a close asked for since (their flags on
+    /// the connection's signal, looked at without taking them). While it waits for frames and neither came,
+    /// the task is woken by their raise, its waker being registered on the signal. Only meaningful after a
+    /// poll of the writer.
     pub(super) fn has_work(&self, from: Source<'_>) -> bool {
         match self.step {
             Step::Idle => from.queue.may_have_frames(from.wake) || from.lifecycle.close_may_be_asked(from.wake),

@@ -624,9 +624,9 @@ impl Pending {
 
     /// Ready with the number of pending calls and the earliest deadline when a call brought an earlier
     /// deadline, deadlines to set (those are set then, as by [`load`](Self::load)) or the first call into an
-    /// empty table; otherwise pending (one waiter only, registered on `wake` in this poll). The driver looks here on every poll
-    /// of the connection, so that a call made while it waits costs it a new turn only when its timer has to
-    /// move (or its idleness ends).
+    /// empty table; otherwise pending (one waiter only, registered on `wake` in this poll). The driver looks
+    /// here on every poll of the connection, so that a call made while it waits costs it a new turn only
+    /// when its timer has to move (or its idleness ends).
     pub(crate) fn poll_deadline_moved(
         &self,
         clock: impl FnOnce() -> Instant,

@@ -165,7 +165,7 @@ impl FrameQueue {
     /// `false` once the queue is closed and empty. One writer only.
     pub(crate) fn poll_take(&self, batch: &mut VecDeque<Outbound>, wake: &Signal) -> Poll<bool> {
         loop {
-            // A frame queued into an empty queue raises `filled`, and so does closing it: not raised since
+            // A frame queued into an empty queue raises `FILLED`, and so does closing it: not raised since
             // the last take, the queue is empty and open, and the lock is not taken.
             ready!(wake.poll_take(FILLED));
             let mut state = self.lock();

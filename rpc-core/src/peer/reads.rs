@@ -2,10 +2,11 @@
 //! other wake-ups.
 //!
 //! The driver polls the transport (both its reads and its writes) with a waker of its own: the connection's
-//! [`Shared`] state, whose wake-up raises [`READABLE`] on [`Shared::wake`] and wakes the task, which registers itself
-//! there on every poll before it touches the transport. Once a read has returned `Pending`, the transport
-//! has nothing more to read until it wakes a waker it was polled with, so a poll of the task woken for
-//! something else (a frame queued by a caller, a call added) writes, and does not read again for nothing.
+//! [`Shared`] state, whose wake-up raises [`READABLE`] on [`Shared::wake`] and wakes the task, which
+//! registers itself there on every poll before it touches the transport. Once a read has returned
+//! `Pending`, the transport has nothing more to read until it wakes a waker it was polled with, so a poll
+//! of the task woken for something else (a frame queued by a caller, a call added) writes, and does not
+//! read again for nothing.
 //! (Writes are polled with the same waker so that a transport keeping one waker for both directions, or
 //! whose writes wait on its reads, as TLS may, wakes it too; a write's wake-up then costs a read that may
 //! find nothing.) Such a read costs tokio-tungstenite about 400 instructions (two waker registrations,
@@ -60,8 +61,8 @@ impl Reads {
         }
     }
 
-    /// The waker to poll the transport with: waking it raises [`READABLE`] on [`Shared::wake`] and wakes the task
-    /// registered on that signal (see [`Signal::register`](super::signal::Signal::register)).
+    /// The waker to poll the transport with: waking it raises [`READABLE`] on [`Shared::wake`] and wakes the
+    /// task registered on that signal (see [`Signal::register`](super::signal::Signal::register)).
     pub(super) fn waker(shared: &Arc<Shared>) -> WakerRef<'_> {
         waker_ref(shared)
     }

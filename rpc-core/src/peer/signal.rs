@@ -47,7 +47,7 @@ pub(crate) const CLOSE_ASKED: Flag = 1 << 6;
 ///
 /// A signal holds up to eight flags, all awaited by the same task (the connection's driver): they share
 /// its one registered waker, 32 bytes for all of them instead of 32 bytes each. Only one task may wait on
-/// a signal (the last one to poll is the one woken). A raise of one flag wakes the waiter even while
+/// a signal (the last one to register is the one woken). A raise of one flag wakes the waiter even while
 /// another is set.
 #[derive(Default)]
 pub(crate) struct Signal {
@@ -60,8 +60,9 @@ impl Signal {
     pub(crate) fn raise(&self, flag: Flag) {
         // Already set: the waiter was woken then, or (set quietly by the waiter's own task, see `set`) will
         // find it set before it waits again. Another flag's wake-up may have taken the waker: the task is
-        // woken already then, and looks at every flag it waits for before it waits again.
-        if self.raised.fetch_or(flag, Ordering::AcqRel) & flag == 0 {
+        // woken already then, and looks at every flag it waits for before it waits again. Several flags
+        // raised at once wake the waiter if any of them was not set.
+        if self.raised.fetch_or(flag, Ordering::AcqRel) & flag != flag {
             self.waiter.wake();
         }
     }
@@ -90,9 +91,9 @@ impl Signal {
         self.waiter.register(cx.waker());
     }
 
-    /// Sets `flag` and wakes the waiter even if the flag was set already: for a signal standing for a
-    /// waker handed to others (see `reads.rs`), whose waiter registers on every poll and must be woken by
-    /// every wake-up, not only the first since it last took the flag.
+    /// Sets `flag` and wakes the waiter even if the flag was set already: for a flag standing for a waker
+    /// handed to others (see `reads.rs`), whose waiter registers on every poll and must be woken by every
+    /// wake-up, not only the first since it last took the flag.
     pub(crate) fn raise_and_wake(&self, flag: Flag) {
         self.raised.fetch_or(flag, Ordering::AcqRel);
         self.waiter.wake();
@@ -193,6 +194,11 @@ mod tests {
         signal.register(&Context::from_waker(&waker));
         assert!(signal.poll_take(A).is_pending());
         assert!(signal.poll_take(B).is_ready());
+        // Several flags raised at once wake it if any of them was not set.
+        signal.register(&Context::from_waker(&waker));
+        signal.set(A);
+        signal.raise(A | B);
+        assert_eq!(woken(), 3);
     }
 
     #[tokio::test]
