@@ -393,7 +393,7 @@ impl Dispatcher {
             Message::Response { id, outcome } => {
                 let answer = match outcome {
                     Ok(result) => Answer::Result(result),
-                    Err(error) => Answer::Error(error),
+                    Err(error) => Answer::Error(Box::new(error)),
                 };
                 self.answer(id, answer, out);
                 Step::Nothing

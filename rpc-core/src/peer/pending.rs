@@ -38,8 +38,8 @@ const KEPT_CALLS: usize = 64;
 pub(crate) enum Answer {
     /// The `result` member's JSON text (a slice of the received frame).
     Result(Bytes),
-    /// The `error` member.
-    Error(ErrorObject),
+    /// The `error` member (boxed: a pending call's entry is 80 bytes, not 88).
+    Error(Box<ErrorObject>),
     /// A malformed response naming this call.
     Invalid(&'static str),
     /// No answer before the call's deadline (its timeout).
@@ -736,7 +736,7 @@ impl Pending {
                 && entry.is_pending()
             {
                 count += 1;
-                callers.extend(Table::answer(answered, entry, Answer::Error(error.clone())));
+                callers.extend(Table::answer(answered, entry, Answer::Error(Box::new(error.clone()))));
             }
         }
         self.freed(table);
