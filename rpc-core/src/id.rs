@@ -4,7 +4,6 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 
 /// The id of a request this side received, kept as the exact JSON text the other side sent.
 ///
@@ -35,8 +34,9 @@ pub(crate) enum IdKind {
 }
 
 impl IdKind {
-    pub(crate) fn of(raw: &RawValue) -> Self {
-        match raw.get().as_bytes().first() {
+    /// The kind of the id whose JSON text is `text`.
+    pub(crate) fn of(text: &str) -> Self {
+        match text.as_bytes().first() {
             Some(b'"') => IdKind::String,
             Some(b'-' | b'0'..=b'9') => IdKind::Number,
             Some(b'n') => IdKind::Null,
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn kinds_are_told_from_the_first_byte() {
-        let kind = |text: &str| IdKind::of(&RawValue::from_string(text.to_owned()).unwrap());
+        let kind = IdKind::of;
         assert_eq!(kind(r#""a""#), IdKind::String);
         assert_eq!(kind("-1.5e3"), IdKind::Number);
         assert_eq!(kind("null"), IdKind::Null);
