@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -267,7 +267,7 @@ impl Dispatcher {
     }
 
     /// One received frame (a WebSocket message, a line).
-    pub(super) fn on_frame(&mut self, frame: Bytes, out: &mut impl Act) {
+    pub(super) fn on_frame(&mut self, mut frame: Bytes, out: &mut impl Act) {
         if self.broken {
             return;
         }
@@ -278,6 +278,13 @@ impl Dispatcher {
                 self.config.max_message_size
             );
             return self.close(CloseFrame::new(CloseCode::TOO_BIG, detail), out);
+        }
+        // An answer as this side's calls are answered (see `message::plain_result`): the frame, narrowed to
+        // its result, is the answer.
+        if let Some((id, result)) = message::plain_result(&frame) {
+            frame.truncate(result.end);
+            frame.advance(result.start);
+            return out.act(Action::Answer(id, Answer::Result(frame)));
         }
         // The frame's bytes are counted against the queue's bound by the first job that holds it.
         let mut bytes = frame.len();
