@@ -468,33 +468,28 @@ pub(crate) fn plain_result(frame: &[u8]) -> Option<(u64, std::ops::Range<usize>)
     // Where a part (a slice of `frame`) starts in it.
     let offset = |part: &[u8]| part.as_ptr() as usize - frame.as_ptr() as usize;
     if let Some(after) = rest.strip_prefix(br#""id":"#) {
-        let (id, after) = plain_id(after)?;
+        // A request's method comes where a result would: told apart before the id is read.
+        let (digits, after) = after.split_at(after.iter().position(|b| !b.is_ascii_digit())?);
         let (result, tail) = checked_value(after.strip_prefix(br#","result":"#)?)?;
         let start = offset(result);
-        (tail == b"}").then_some((id, start..start + result.len()))
+        (tail == b"}").then_some((plain_id(digits)?, start..start + result.len()))
     } else {
         let (result, tail) = checked_value(rest.strip_prefix(br#""result":"#)?)?;
-        let (id, tail) = plain_id(tail.strip_prefix(br#","id":"#)?)?;
+        let tail = tail.strip_prefix(br#","id":"#)?;
+        let (digits, tail) = tail.split_at(tail.iter().position(|b| !b.is_ascii_digit())?);
         let start = offset(result);
-        (tail == b"}").then_some((id, start..start + result.len()))
+        (tail == b"}").then_some((plain_id(digits)?, start..start + result.len()))
     }
 }
 
-/// The value of the plain decimal integer at the start of `text` (`0`, or digits not starting with `0`)
-/// if it fits in a `u64`, and the text after it.
-fn plain_id(text: &[u8]) -> Option<(u64, &[u8])> {
-    let len = text.iter().position(|b| !b.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, after) = text.split_at(len);
+/// The value of `digits` (ASCII digits) as a plain decimal integer (`0`, or digits not starting with `0`)
+/// if it fits in a `u64`.
+fn plain_id(digits: &[u8]) -> Option<u64> {
     match digits {
-        [] => None,
-        [b'0'] => Some((0, after)),
-        [b'0', ..] => None,
-        _ => {
-            let id = digits
-                .iter()
-                .try_fold(0_u64, |id, &d| id.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
-            Some((id, after))
-        }
+        [] | [b'0', _, ..] => None,
+        _ => digits
+            .iter()
+            .try_fold(0_u64, |id, &d| id.checked_mul(10)?.checked_add(u64::from(d - b'0'))),
     }
 }
 
@@ -1218,10 +1213,15 @@ mod tests {
                     format!(r#"{{"jsonrpc":"1.0","id":{id},"result":{value}}}"#),
                 ] {
                     let frame = Bytes::from(text.clone());
-                    let Some((id, result)) = plain_result(&frame) else { continue };
+                    let Some((id, result)) = plain_result(&frame) else {
+                        continue;
+                    };
                     plain += 1;
                     match receive(&frame, 10) {
-                        Received::Single(Message::Response { id: text_id, outcome: Ok(read) }) => {
+                        Received::Single(Message::Response {
+                            id: text_id,
+                            outcome: Ok(read),
+                        }) => {
                             assert_eq!(text_id.parse::<u64>().ok(), Some(id), "{text:?}");
                             assert_eq!(read, frame.slice(result), "{text:?}");
                         }
@@ -1232,9 +1232,15 @@ mod tests {
         }
         // Four ids are plain and fit (0, 1, 42, u64::MAX), ten values are valid JSON, two layouts.
         assert_eq!(plain, 4 * 10 * 2);
-        for bad in [&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}"[..], b"{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":2}\xff"] {
+        for bad in [
+            &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}"[..],
+            b"{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":2}\xff",
+        ] {
             assert_eq!(plain_result(bad), None, "not UTF-8");
-            assert!(matches!(receive(&Bytes::copy_from_slice(bad), 10), Received::Rejected(_)));
+            assert!(matches!(
+                receive(&Bytes::copy_from_slice(bad), 10),
+                Received::Rejected(_)
+            ));
         }
         let own = encode_result(&RawId::from_text(b"12"), &(1, "two")).unwrap();
         assert_eq!(plain_result(own.as_bytes()).map(|(id, _)| id), Some(12), "{own}");

@@ -112,6 +112,12 @@ pub(super) trait Act {
         false
     }
 
+    /// Whether this side has made calls, so that a frame is likely to be an answer (a side that never
+    /// calls is not asked to read each request as one first).
+    fn has_called(&self) -> bool {
+        true
+    }
+
     /// How many calls of this side await answers now, where that is known (`None`: the count last told by
     /// [`Dispatcher::calls_pending`] stands). Asked only when a request finds no regular place.
     fn calls_pending(&self) -> Option<usize> {
@@ -281,7 +287,9 @@ impl Dispatcher {
         }
         // An answer as this side's calls are answered (see `message::plain_result`): the frame, narrowed to
         // its result, is the answer.
-        if let Some((id, result)) = message::plain_result(&frame) {
+        if out.has_called()
+            && let Some((id, result)) = message::plain_result(&frame)
+        {
             frame.truncate(result.end);
             frame.advance(result.start);
             return out.act(Action::Answer(id, Answer::Result(frame)));
@@ -1043,6 +1051,47 @@ mod tests {
         let mut d = Lab::new(Dispatcher::new(router(), Arc::new(config)));
         d.on_frame(request(1));
         assert_eq!(drain_actions(&mut d), ["close 1009"]);
+    }
+
+    #[test]
+    fn a_plain_answer_and_the_same_answer_written_otherwise_reach_the_same_call_with_the_same_result() {
+        let result = |action: &Action| match action {
+            Action::Answer(id, Answer::Result(result)) => Some((*id, result.clone())),
+            _ => None,
+        };
+        for text in [
+            r#"{"jsonrpc":"2.0","id":7,"result":[1,{"a":"é"}]}"#,
+            r#"{"jsonrpc":"2.0","result":[1,{"a":"é"}],"id":7}"#,
+            r#"{"jsonrpc":"2.0","id":7.0,"result":[1,{"a":"é"}]}"#,
+            r#"{"jsonrpc":"2.0", "id":7,"result":[1,{"a":"é"}]}"#,
+            r#"{"result":[1,{"a":"é"}],"id":7,"jsonrpc":"2.0"}"#,
+        ] {
+            let mut d = dispatcher(1, 1);
+            d.on_frame(Bytes::from(text));
+            let answers: Vec<_> = d.out.iter().filter_map(result).collect();
+            assert_eq!(
+                answers,
+                [(7, Bytes::from_static(r#"[1,{"a":"é"}]"#.as_bytes()))],
+                "{text}"
+            );
+            assert_eq!(d.out.len(), 1, "{text}");
+        }
+        // Read as a plain answer, its result is the frame narrowed: no copy.
+        let frame = Bytes::from(r#"{"jsonrpc":"2.0","id":7,"result":"x"}"#);
+        let start = frame.as_ptr() as usize + frame.len() - 4;
+        let end = start + 3;
+        let mut d = dispatcher(1, 1);
+        d.on_frame(frame);
+        match &d.out[..] {
+            [Action::Answer(7, Answer::Result(result))] => {
+                assert_eq!(&result[..], b"\"x\"");
+                assert_eq!(
+                    (result.as_ptr() as usize, result.as_ptr() as usize + result.len()),
+                    (start, end)
+                );
+            }
+            other => panic!("{:?}", other.len()),
+        }
     }
 
     #[test]

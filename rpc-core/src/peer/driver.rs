@@ -860,6 +860,10 @@ impl Act for Executor {
         self.shared.streams.any_consumed()
     }
 
+    fn has_called(&self) -> bool {
+        self.shared.has_called()
+    }
+
     fn calls_pending(&self) -> Option<usize> {
         Some(self.shared.pending.len())
     }

@@ -103,6 +103,14 @@ impl Shared {
         }
     }
 
+    /// Whether this side has numbered a call on the connection (a relay's connections: on any of them).
+    pub(crate) fn has_called(&self) -> bool {
+        match &self.ids {
+            Ids::Own(next) => next.load(Ordering::Relaxed) > 1,
+            Ids::Shared(_) => true,
+        }
+    }
+
     /// Whether the connection has ended.
     pub(crate) fn is_closed(&self) -> bool {
         self.lifecycle.has_ended()
